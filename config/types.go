@@ -1,0 +1,196 @@
+// Package config is snomprov's one TOML file: its types, its embedded
+// defaults, strict decoding and validation with file:line:col errors.
+//
+// The layout of the file is the user-facing contract; packaging/snomprov.toml
+// shows every key with a comment. Protocol packages do not import config:
+// cmd/snomprov translates a Config into each server's own options.
+package config
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/snomprov/snomprov/phone"
+)
+
+// Config is a whole, validated configuration.
+type Config struct {
+	// Source is the file the config was read from; empty for the embedded defaults.
+	Source string `toml:"-"`
+
+	Server    Server           `toml:"server"`
+	HTTP      HTTP             `toml:"http"`
+	PnP       PnP              `toml:"pnp"`
+	DHCP      DHCP             `toml:"dhcp"`
+	Provision Provision        `toml:"provision"`
+	Status    Status           `toml:"status"`
+	Settings  Settings         `toml:"settings"` // <phone-settings> for every phone
+	Models    map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
+	Phones    []Phone          `toml:"phones"`
+	Phonebook []PhonebookEntry `toml:"phonebook"`
+}
+
+// Server is [server]: where the appliance lives on the LAN.
+type Server struct {
+	Interface string     `toml:"interface"` // default: the interface of the default route
+	Advertise netip.Addr `toml:"advertise"` // default: the interface's first IPv4
+	StateDir  string     `toml:"state_dir"` // default /var/lib/snomprov
+	LogLevel  string     `toml:"log_level"` // debug | info | warn | error; default info
+}
+
+// HTTP is [http]: the settings and firmware server.
+type HTTP struct {
+	Listen string `toml:"listen"` // default ":80" (":8080" on the embedded defaults)
+	// URL is the setting server URL handed to phones by PnP and DHCP. Empty
+	// means http://<advertise>[:port]/. It may name a file and may hold the
+	// placeholders {mac}, {phone_type} and {firmware_version}.
+	URL           string `toml:"url"`
+	FirmwareDir   string `toml:"firmware_dir"`   // served under /firmware/
+	FilesDir      string `toml:"files_dir"`      // optional files served verbatim
+	UnknownPhones string `toml:"unknown_phones"` // generic | deny | allow
+	Username      string `toml:"username"`       // Basic auth, with Password
+	Password      string `toml:"password"`
+	TLSCert       string `toml:"tls_cert"` // HTTPS when both are set
+	TLSKey        string `toml:"tls_key"`
+}
+
+// Unknown-phone policies for HTTP.
+const (
+	UnknownGeneric = "generic"
+	UnknownDeny    = "deny"
+	UnknownAllow   = "allow"
+)
+
+// PnP is [pnp]: the SIP multicast plug-and-play responder.
+type PnP struct {
+	Enabled    bool     `toml:"enabled"`    // default true
+	Interfaces []string `toml:"interfaces"` // default: [server.interface]
+	// Answer decides who gets a NOTIFY: snom (Snom OUI or vendor="snom"),
+	// configured (MACs in [[phones]]), all, or none (record only). Default
+	// snom with a config file, none on the embedded defaults.
+	Answer string `toml:"answer"`
+}
+
+// PnP answer policies.
+const (
+	AnswerSnom       = "snom"
+	AnswerConfigured = "configured"
+	AnswerAll        = "all"
+	AnswerNone       = "none"
+)
+
+// DHCP is [dhcp]: the optional DHCP server. Off unless enabled.
+type DHCP struct {
+	Enabled           bool              `toml:"enabled"`
+	Pool              string            `toml:"pool"` // "10.0.0.100-10.0.0.199"
+	Router            netip.Addr        `toml:"router"`
+	DNS               []netip.Addr      `toml:"dns"`
+	Domain            string            `toml:"domain"`
+	NTP               []netip.Addr      `toml:"ntp"`
+	TimeOffset        Duration          `toml:"time_offset"` // option 2, e.g. "1h" or "-7h"
+	LeaseTime         Duration          `toml:"lease_time"`  // default 12h
+	Serve             string            `toml:"serve"`       // all | phones
+	UpdateServer      string            `toml:"update_server"`
+	UpdateFilename    string            `toml:"update_filename"`
+	VendorOptions     bool              `toml:"vendor_options"`
+	VoiceVLAN         int               `toml:"voice_vlan"`
+	VoicePriority     int               `toml:"voice_priority"`
+	AllowOtherServers bool              `toml:"allow_other_servers"`
+	Reservations      []DHCPReservation `toml:"reservations"`
+}
+
+// DHCP serve modes.
+const (
+	ServeAll    = "all"
+	ServePhones = "phones"
+)
+
+// DHCPReservation pins an address to a MAC.
+type DHCPReservation struct {
+	MAC      phone.MAC  `toml:"mac"`
+	IP       netip.Addr `toml:"ip"`
+	Hostname string     `toml:"hostname"`
+}
+
+// Provision is [provision]: how settings files are written.
+type Provision struct {
+	// DefaultPerm is the perm flag of every setting that does not set its
+	// own: R (read-only for the user), RW (user may change, next provisioning
+	// overwrites), ! (written only while the user has not changed it). Default R.
+	DefaultPerm string `toml:"default_perm"`
+	// PinSettingServer writes setting_server = the appliance's URL into the
+	// general file, so phones stop asking the cloud redirection service
+	// first. Default true.
+	PinSettingServer bool `toml:"pin_setting_server"`
+}
+
+// Status is [status]: the status page, API and metrics.
+type Status struct {
+	AdminUser     string   `toml:"admin_user"`     // default "admin" when a password is set
+	AdminPassword string   `toml:"admin_password"` // protects the status page and API when set
+	StaleAfter    Duration `toml:"stale_after"`    // default 24h
+}
+
+// Model is [models.<type>]: what every phone of one type gets.
+type Model struct {
+	Firmware    string   `toml:"firmware"`     // a file in firmware_dir, or an absolute URL
+	FirmwareUXM string   `toml:"firmware_uxm"` // expansion-module image, same rules
+	Settings    Settings `toml:"settings"`
+	FKeys       FKeys    `toml:"fkeys"`
+}
+
+// Phone is one [[phones]] entry.
+type Phone struct {
+	MAC         phone.MAC `toml:"mac"`
+	Model       string    `toml:"model"` // optional; else taken from the request
+	Description string    `toml:"description"`
+	Settings    Settings  `toml:"settings"`
+	FKeys       FKeys     `toml:"fkeys"`
+}
+
+// PhonebookEntry is one [[phonebook]] entry, rendered in <tbook complete="true">.
+type PhonebookEntry struct {
+	Name    string `toml:"name"`
+	Number  string `toml:"number"`
+	Context string `toml:"context"` // default "active"
+	Type    string `toml:"type"`    // none | friends | colleagues | family | vip | deny; default none
+}
+
+// Settings maps a Snom setting name to its value(s).
+type Settings map[string]Setting
+
+// Setting is one phone setting. In TOML it is written as
+//
+//	name = "value"                                   plain value, default perm
+//	name = { value = "x", perm = "RW" }              with its own perm
+//	name = { 1 = "101", 2 = "102" }                  indexed (idx="1", idx="2")
+//	name = { 1 = { value = "101", perm = "RW" } }    indexed with perm
+//
+// Integers and booleans are accepted and written as text (true → on).
+type Setting struct {
+	Value   string
+	Perm    string // empty: [provision] default_perm
+	Indexed map[int]IndexedValue
+}
+
+// IndexedValue is one idx of an indexed setting.
+type IndexedValue struct {
+	Value string
+	Perm  string
+}
+
+// FKeys maps a 0-based function key index to the key.
+type FKeys map[int]FKey
+
+// FKey is one function key. In TOML either a plain string, "blf sip:102@pbx",
+// or a table { value = "...", label = "...", context = "1", perm = "RW" }.
+type FKey struct {
+	Value   string
+	Label   string
+	Context string // default "active"
+	Perm    string
+}
+
+// Duration is a time.Duration written as a string ("12h", "90s"). Bare
+// integers are rejected: TOML would otherwise read them as nanoseconds.
+type Duration struct{ time.Duration }

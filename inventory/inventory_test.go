@@ -1,0 +1,101 @@
+package inventory
+
+import (
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/snomprov/snomprov/phone"
+)
+
+func mac(t *testing.T, s string) phone.MAC {
+	t.Helper()
+	m, err := phone.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestRecordPersistReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phones.json")
+	s, err := Open(path, Options{MaxEvents: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mac(t, "000413A11FA7")
+	ip := netip.MustParseAddr("10.0.0.50")
+	for i := 0; i < 5; i++ {
+		s.Record(Observation{MAC: m, Model: "snomD785", IP: ip, Event: Event{Step: StepGeneral, OK: true, Detail: "GET /snomD785.htm 200"}})
+	}
+	s.Record(Observation{MAC: m, Firmware: "10.1.33.33", Event: Event{Step: StepPhone, OK: false, Detail: "per-MAC file 404: MAC not in config"}})
+	p, ok := s.Phone(m)
+	if !ok || p.Model != "snomD785" || p.Firmware != "10.1.33.33" || p.IP != "10.0.0.50" || len(p.Events) != 3 {
+		t.Fatalf("phone = %+v", p)
+	}
+	if st, why := p.State(time.Now(), 0); st != StateFailed || why != "phone: per-MAC file 404: MAC not in config" {
+		t.Errorf("state = %s %q", st, why)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, ok := s2.Phone(m)
+	if !ok || p2.Model != "snomD785" || len(p2.Events) != 3 || !p2.Steps[StepGeneral].OK {
+		t.Fatalf("reloaded = %+v", p2)
+	}
+}
+
+func TestBoundedPhones(t *testing.T) {
+	s, _ := Open("", Options{MaxPhones: 2})
+	base := time.Unix(1000, 0)
+	for i, m := range []string{"000413000001", "000413000002", "000413000003"} {
+		s.Record(Observation{MAC: mac(t, m), Event: Event{Time: base.Add(time.Duration(i) * time.Second), Step: StepDHCP, OK: true}})
+	}
+	if n := len(s.Phones()); n != 2 {
+		t.Fatalf("phones = %d", n)
+	}
+	if _, ok := s.Phone(mac(t, "000413000001")); ok {
+		t.Error("oldest phone should have been dropped")
+	}
+}
+
+func TestState(t *testing.T) {
+	now := time.Now()
+	ok := func(st Step) Event { return Event{Time: now, Step: st, OK: true} }
+	tests := []struct {
+		events []Event
+		want   State
+	}{
+		{nil, StateSeen},
+		{[]Event{ok(StepDHCP)}, StateLeased},
+		{[]Event{ok(StepDHCP), ok(StepPnP)}, StatePnPAnswered},
+		{[]Event{ok(StepPnP), ok(StepGeneral), ok(StepPhone)}, StateSettingsFetched},
+		{[]Event{ok(StepPhone), ok(StepFirmwareFile)}, StateFirmwareFetched},
+		{[]Event{ok(StepFirmwareFile), ok(StepFirmwareImage)}, StateUpToDate},
+		{[]Event{ok(StepGeneral), {Time: now, Step: StepPhone, OK: false, Detail: "404"}}, StateFailed},
+	}
+	for i, tt := range tests {
+		s, _ := Open("", Options{})
+		m := mac(t, "000413000001")
+		s.Record(Observation{MAC: m})
+		for _, e := range tt.events {
+			s.Record(Observation{MAC: m, Event: e})
+		}
+		p, _ := s.Phone(m)
+		if got, _ := p.State(now, 0); got != tt.want {
+			t.Errorf("%d: state = %s, want %s", i, got, tt.want)
+		}
+	}
+	s, _ := Open("", Options{})
+	m := mac(t, "000413000001")
+	s.Record(Observation{MAC: m, Event: Event{Time: now.Add(-2 * time.Hour), Step: StepDHCP, OK: true}})
+	p, _ := s.Phone(m)
+	if got, _ := p.State(now, time.Hour); got != StateStale {
+		t.Errorf("state = %s, want stale", got)
+	}
+}

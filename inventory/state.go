@@ -1,0 +1,54 @@
+package inventory
+
+import "time"
+
+// State is a phone's place on its way to a working configuration.
+type State string
+
+// States in boot order, then the two off the path.
+const (
+	StateSeen            State = "seen"
+	StateLeased          State = "leased"
+	StatePnPAnswered     State = "pnp-answered"
+	StateSettingsFetched State = "settings-fetched"
+	StateFirmwareFetched State = "firmware-fetched"
+	StateUpToDate        State = "up-to-date"
+	StateFailed          State = "failed"
+	StateStale           State = "stale"
+)
+
+var stepState = map[Step]State{
+	StepDHCP:          StateLeased,
+	StepPnP:           StatePnPAnswered,
+	StepGeneral:       StateSettingsFetched,
+	StepPhone:         StateSettingsFetched,
+	StepFirmwareFile:  StateFirmwareFetched,
+	StepFirmwareImage: StateUpToDate,
+}
+
+// State derives the phone's state: the furthest step that succeeded, unless
+// the most recent event of the boot is a failure (then failed, with that
+// event's detail as the reason), or stale when the phone has not been seen
+// for staleAfter (0 disables staleness).
+func (p Phone) State(now time.Time, staleAfter time.Duration) (State, string) {
+	if staleAfter > 0 && !p.LastSeen.IsZero() && now.Sub(p.LastSeen) > staleAfter {
+		return StateStale, "not seen since " + p.LastSeen.Format(time.RFC3339)
+	}
+	for i := len(p.Events) - 1; i >= 0; i-- {
+		e := p.Events[i]
+		if _, tracked := stepState[e.Step]; !tracked {
+			continue
+		}
+		if !e.OK {
+			return StateFailed, string(e.Step) + ": " + e.Detail
+		}
+		break
+	}
+	state := StateSeen
+	for _, st := range Steps {
+		if r, ok := p.Steps[st]; ok && r.OK {
+			state = stepState[st]
+		}
+	}
+	return state, ""
+}
