@@ -1,11 +1,12 @@
 module github.com/snomprov/snomprov
 
-go 1.26
+go 1.26.0
+
+require github.com/emiago/sipgo v1.7.3
 
 require (
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
-	github.com/emiago/sipgo v1.7.3 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.3.2 // indirect
