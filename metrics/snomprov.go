@@ -1,0 +1,162 @@
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/snomprov/snomprov/inventory"
+)
+
+// Recorder is an inventory.Recorder that counts every observation before
+// handing it on, so the protocol servers report once and know nothing about
+// metrics. It owns the registry the counters live in; register the gauges
+// on Registry() and serve it with Recorder itself (it is an http.Handler).
+type Recorder struct {
+	next inventory.Recorder
+	reg  *Registry
+
+	dhcp  *CounterVec
+	pnp   *CounterVec
+	http  *CounterVec
+	other *CounterVec
+}
+
+// NewRecorder wraps next (nil means inventory.Discard).
+func NewRecorder(next inventory.Recorder) *Recorder {
+	if next == nil {
+		next = inventory.Discard
+	}
+	reg := NewRegistry()
+	return &Recorder{
+		next: next,
+		reg:  reg,
+		dhcp: reg.Counter("snomprov_dhcp_messages_total",
+			"DHCP messages seen and sent, by message type (DISCOVER, OFFER, REQUEST, ACK, NAK, ...).", "type"),
+		pnp: reg.Counter("snomprov_pnp_total",
+			"SIP PnP events by outcome: SUBSCRIBE received, IGNORED, NOTIFY-ACKED, NOTIFY-TIMEOUT.", "outcome"),
+		http: reg.Counter("snomprov_http_requests_total",
+			"HTTP requests from phones by kind of file (general, phone, firmware-file, firmware-image, file) and status code.", "kind", "status"),
+		other: reg.Counter("snomprov_events_total",
+			"Inventory events of any other step, by step and kind.", "step", "kind"),
+	}
+}
+
+// Record counts o and passes it on. Observations without a MAC are counted
+// too: the inventory drops them, but a 404 for an unidentified phone is
+// exactly what an operator needs to see.
+func (r *Recorder) Record(o inventory.Observation) {
+	kind := o.Event.Kind
+	if kind == "" {
+		kind = "unknown"
+	}
+	switch o.Event.Step {
+	case inventory.StepDHCP:
+		r.dhcp.Inc(kind)
+	case inventory.StepPnP:
+		r.pnp.Inc(kind)
+	case inventory.StepGeneral, inventory.StepPhone, inventory.StepFirmwareFile,
+		inventory.StepFirmwareImage, inventory.StepFile:
+		r.http.Inc(string(o.Event.Step), kind)
+	default:
+		step := string(o.Event.Step)
+		if step == "" {
+			step = "none"
+		}
+		r.other.Inc(step, kind)
+	}
+	r.next.Record(o)
+}
+
+// Registry is where the counters live; register gauges on it.
+func (r *Recorder) Registry() *Registry { return r.reg }
+
+// ServeHTTP answers a Prometheus scrape.
+func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.reg.ServeHTTP(w, req) }
+
+// RegisterPool exports the DHCP pool's usage. usage is called on every
+// scrape; when DHCP is off, do not register it.
+func RegisterPool(reg *Registry, usage func() (used, total int)) {
+	reg.GaugeFunc("snomprov_dhcp_pool_used", "Addresses of the DHCP pool currently leased or offered.", nil,
+		func() []Sample {
+			used, _ := usage()
+			return []Sample{{Value: float64(used)}}
+		})
+	reg.GaugeFunc("snomprov_dhcp_pool_size", "Addresses in the DHCP pool.", nil,
+		func() []Sample {
+			_, total := usage()
+			return []Sample{{Value: float64(total)}}
+		})
+}
+
+// PhoneSource is what the phones-by-state gauge reads; *inventory.Store has it.
+type PhoneSource interface {
+	Phones() []inventory.Phone
+}
+
+// AllStates lists every state the phones gauge reports, so a state with no
+// phones shows as 0 rather than disappearing from graphs.
+var AllStates = []inventory.State{
+	inventory.StateSeen, inventory.StateLeased, inventory.StatePnPAnswered,
+	inventory.StateSettingsFetched, inventory.StateFirmwareFetched, inventory.StateUpToDate,
+	inventory.StateFailed, inventory.StateStale,
+}
+
+// RegisterPhones exports the number of phones in each state, derived at
+// scrape time. staleAfter is a func so a config reload takes effect; now may
+// be nil (time.Now).
+func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Duration, now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	reg.GaugeFunc("snomprov_phones", "Phones in the inventory by derived state.", []string{"state"},
+		func() []Sample {
+			t := now()
+			var stale time.Duration
+			if staleAfter != nil {
+				stale = staleAfter()
+			}
+			counts := make(map[inventory.State]int, len(AllStates))
+			for _, p := range src.Phones() {
+				st, _ := p.State(t, stale)
+				counts[st]++
+			}
+			out := make([]Sample, 0, len(AllStates))
+			for _, st := range AllStates {
+				out = append(out, Sample{Values: []string{string(st)}, Value: float64(counts[st])})
+			}
+			// A state added to the inventory later still shows up.
+			for st, n := range counts {
+				if !knownState(st) {
+					out = append(out, Sample{Values: []string{string(st)}, Value: float64(n)})
+				}
+			}
+			return out
+		})
+}
+
+func knownState(st inventory.State) bool {
+	for _, s := range AllStates {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}
+
+// RegisterBuildInfo exports the constant 1 labelled with the version, so
+// dashboards can show which build runs.
+func RegisterBuildInfo(reg *Registry, version string) {
+	if version == "" {
+		version = "dev"
+	}
+	reg.GaugeFunc("snomprov_build_info", "Always 1; labelled with the snomprov version and Go version.",
+		[]string{"version", "goversion"},
+		func() []Sample { return []Sample{{Values: []string{version, runtime.Version()}, Value: 1}} })
+}
+
+// RegisterStart exports the process start time, so restarts are visible.
+func RegisterStart(reg *Registry, start time.Time) {
+	reg.GaugeFunc("snomprov_start_time_seconds", "Unix time the snomprov process started.", nil,
+		func() []Sample { return []Sample{{Value: float64(start.Unix())}} })
+}
