@@ -1,0 +1,314 @@
+package pnp
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/snomprov/snomprov/phone"
+)
+
+func TestParseSubscribeTraces(t *testing.T) {
+	for _, tr := range traces {
+		t.Run(tr.name, func(t *testing.T) {
+			s, err := ParseSubscribe(tr.build("192.168.10.67"))
+			if err != nil {
+				t.Fatalf("ParseSubscribe: %v", err)
+			}
+			if got := s.MAC.String(); got != tr.mac {
+				t.Errorf("MAC = %s, want %s", got, tr.mac)
+			}
+			if got := s.Model(); got != tr.model {
+				t.Errorf("Model = %q, want %q", got, tr.model)
+			}
+			if got := s.Firmware(); got != tr.fw {
+				t.Errorf("Firmware = %q, want %q", got, tr.fw)
+			}
+			if s.Vendor != tr.vendor || s.ProfileType != tr.profile {
+				t.Errorf("vendor/profile = %q/%q, want %q/%q", s.Vendor, s.ProfileType, tr.vendor, tr.profile)
+			}
+			if s.IsSnom() != tr.snom {
+				t.Errorf("IsSnom = %v, want %v", s.IsSnom(), tr.snom)
+			}
+			if !strings.HasPrefix(s.Event, "ua-profile;") {
+				t.Errorf("Event = %q, want the whole header value", s.Event)
+			}
+		})
+	}
+}
+
+// The handler reads the same fields from sipgo's parsed request; both paths
+// must agree on every trace (sipgo turns "MAC:" into user:password, for one).
+func TestSubscribeFromRequestMatchesRawParser(t *testing.T) {
+	parser := sip.NewParser()
+	for _, tr := range traces {
+		t.Run(tr.name, func(t *testing.T) {
+			raw := tr.build("192.168.10.67")
+			want, err := ParseSubscribe(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := parser.ParseSIP(raw)
+			if err != nil {
+				t.Fatalf("sipgo cannot parse the trace: %v", err)
+			}
+			got, err := subscribeFromRequest(msg.(*sip.Request))
+			if err != nil {
+				t.Fatalf("subscribeFromRequest: %v", err)
+			}
+			if got != want {
+				t.Errorf("from sipgo request: %+v\nraw parser:        %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseSubscribeRejects(t *testing.T) {
+	desk := traces[2] // D120
+	tests := []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"OPTIONS", desk.withStartLine("OPTIONS sip:224.0.1.75 SIP/2.0").build("10.0.0.2"), ErrNotSubscribe},
+		{"NOTIFY", desk.withStartLine("NOTIFY sip:224.0.1.75 SIP/2.0").build("10.0.0.2"), ErrNotSubscribe},
+		{"lower-case method", desk.withStartLine("subscribe sip:MAC%3a000413A11FA7@x SIP/2.0").build("10.0.0.2"), ErrNotSubscribe},
+		{"response", []byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n"), ErrNotSubscribe},
+		{"presence event", desk.withHeader("Event", "presence").build("10.0.0.2"), ErrNotPnP},
+		{"ua-profile for an application", desk.withHeader("Event", `ua-profile;profile-type="application";model="440HD"`).build("10.0.0.2"), ErrNotPnP},
+		{"no Event", desk.withHeader("Event", "").build("10.0.0.2"), ErrNotPnP},
+		{"message-summary", desk.withHeader("Event", "message-summary").build("10.0.0.2"), ErrNotPnP},
+		{"MAC only in From (M700 style From is not enough)", traces[3].withStartLine("SUBSCRIBE sip:224.0.1.75 SIP/2.0").withHeader("To", "<sip:224.0.1.75>").build("10.0.0.2"), ErrNoMAC},
+		{"MAC only in From", desk.withStartLine("SUBSCRIBE sip:pnp@224.0.1.75 SIP/2.0").withHeader("To", "<sip:pnp@224.0.1.75>").build("10.0.0.2"), ErrNoMAC},
+		{"11 hex digits", desk.withStartLine("SUBSCRIBE sip:MAC%3a000413A11FA@x SIP/2.0").withHeader("To", "<sip:x@y>").build("10.0.0.2"), ErrNoMAC},
+		{"no Via", desk.withHeader("Via", "").build("10.0.0.2"), ErrMalformed},
+		{"no Call-ID", desk.withHeader("Call-ID", "").build("10.0.0.2"), ErrMalformed},
+		{"no branch and no From tag", desk.withHeader("From", "<sip:MAC%3a000413A11FA7@miko.ru>").build("10.0.0.2"), ErrMalformed},
+		{"no SIP version", []byte("SUBSCRIBE sip:MAC%3a000413A11FA7@x\r\n\r\n"), ErrMalformed},
+		{"header without colon", []byte("SUBSCRIBE sip:MAC%3a000413A11FA7@x SIP/2.0\r\nEvent ua-profile\r\n\r\n"), ErrMalformed},
+		{"empty", nil, ErrNotSubscribe},
+		{"garbage", []byte("\x00\x01\xffhello"), ErrNotSubscribe},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseSubscribe(tt.raw)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestExtractMAC(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // "" = no MAC
+	}{
+		{"sip:MAC%3a00135E874B49@intern.snom.de", "00135E874B49"},
+		{"sip:MAC%3A00135E874B49@intern.snom.de", "00135E874B49"},
+		{"sip:mac%3a00135e874b49@x", "00135E874B49"},
+		{"sip:MAC:00135E874B49@x", "00135E874B49"},
+		{"sip:MAC=00135E874B49@x", "00135E874B49"},
+		{"sip:MAC00135E874B49@x", "00135E874B49"},
+		{"sip:00135E874B49@x", "00135E874B49"},
+		{"SIP:MAC%3a00135E874B49@x", "00135E874B49"},
+		{"sips:MAC%3a00135E874B49@x", "00135E874B49"},
+		{"<sip:MAC%3a00135E874B49@224.0.1.75>;tag=1", "00135E874B49"},
+		{`"Phone" <sip:MAC%3a00135E874B49@224.0.1.75>`, "00135E874B49"},
+		{"sip:512@10.0.0.90", ""},
+		{"<sip:512@10.0.0.90>;tag=dmrud", ""},
+		{"sip:MAC%3a00135E874B4@x", ""},
+		{"sip:MAC%3a00135E874B490@x", ""},
+		{"sip:MAC%3a00135E874G49@x", ""},
+		{"sip:MAC%3a00:13:5E:87:4B:49@x", ""},
+		{"sip:00135E874B49", ""}, // no user part
+		{"tel:00135E874B49@x", ""},
+		{"sip:MAC%3@x", ""},
+		{"", ""},
+		{"<", ""},
+	}
+	for _, tt := range tests {
+		m, ok := ExtractMAC(tt.in)
+		got := ""
+		if ok {
+			got = m.String()
+		}
+		if got != tt.want {
+			t.Errorf("ExtractMAC(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseEventParams(t *testing.T) {
+	var s Subscribe
+	if !parseEvent(`UA-Profile ; Profile-Type=device ; vendor="sn;om" ; model="snomD785";version=10.1`, &s) {
+		t.Fatal("not accepted")
+	}
+	if s.ProfileType != "device" || s.Vendor != "sn;om" || s.EventModel != "snomD785" || s.Version != "10.1" {
+		t.Errorf("params = %+v", s)
+	}
+	var bare Subscribe
+	if !parseEvent("ua-profile", &bare) {
+		t.Error("bare ua-profile (no profile-type) should be accepted")
+	}
+}
+
+func TestDecide(t *testing.T) {
+	snom := Subscribe{MAC: mustMAC("000413A11FA7"), Vendor: "snom"}
+	snomOEM := Subscribe{MAC: mustMAC("000413A11FA7"), Vendor: "OEM"}
+	rtx := Subscribe{MAC: mustMAC("00087B000001"), Vendor: "OEM"}
+	vendorOnly := Subscribe{MAC: mustMAC("00135E874B49"), Vendor: "Snom"}
+	yealink := Subscribe{MAC: mustMAC("805EC0123456"), Vendor: "Yealink"}
+	configured := func(m phone.MAC) bool { return m == mustMAC("805EC0123456") }
+	tests := []struct {
+		name   string
+		s      Subscribe
+		policy string
+		want   Decision
+	}{
+		{"snom by OUI and vendor", snom, AnswerSnom, Answer},
+		{"snom by OUI, vendor OEM", snomOEM, AnswerSnom, Answer},
+		{"snom by RTX OUI", rtx, AnswerSnom, Answer},
+		{"snom by vendor only", vendorOnly, AnswerSnom, Answer},
+		{"empty policy means snom", yealink, "", RecordOnly},
+		{"yealink under snom", yealink, AnswerSnom, RecordOnly},
+		{"yealink under all", yealink, AnswerAll, Answer},
+		{"yealink configured", yealink, AnswerConfigured, Answer},
+		{"snom not configured", snom, AnswerConfigured, RecordOnly},
+		{"snom under none", snom, AnswerNone, RecordOnly},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := decide(tt.s, tt.policy, configured)
+			if got != tt.want || reason == "" {
+				t.Errorf("decide = %v (%q), want %v", got, reason, tt.want)
+			}
+		})
+	}
+	if d, _ := decide(snom, AnswerConfigured, nil); d != RecordOnly {
+		t.Error("configured with no lookup must not answer")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for _, a := range []string{"snom", "configured", "all", "none", ""} {
+		if _, err := New(Options{Answer: a}, nil, nil); err != nil {
+			t.Errorf("answer %q: %v", a, err)
+		}
+	}
+	if _, err := New(Options{Answer: "some"}, nil, nil); err == nil || !strings.Contains(err.Error(), `"snom"`) {
+		t.Errorf("bad answer not rejected clearly: %v", err)
+	}
+	if _, err := New(Options{Port: 70000}, nil, nil); err == nil {
+		t.Error("port 70000 accepted")
+	}
+}
+
+func TestReloadRejectsSocketChanges(t *testing.T) {
+	s, err := New(Options{Interfaces: []string{"eth0"}, Answer: "none"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(Options{Interfaces: []string{"eth0"}, Answer: "all"}); err != nil {
+		t.Fatalf("policy reload: %v", err)
+	}
+	if got := s.opts.Load().Answer; got != "all" {
+		t.Errorf("answer after reload = %q", got)
+	}
+	if err := s.Reload(Options{Interfaces: []string{"eth1"}, Answer: "all"}); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("interface change: %v", err)
+	}
+	if err := s.Reload(Options{Interfaces: []string{"eth0"}, Answer: "bogus"}); err == nil {
+		t.Error("bad policy accepted on reload")
+	}
+	if got := s.opts.Load().Answer; got != "all" {
+		t.Errorf("a failed reload changed the answer to %q", got)
+	}
+}
+
+func TestSeenCache(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const ttl = time.Minute
+	c := newSeenCache(ttl)
+	c.now = func() time.Time { return now }
+	calls := 0
+	newTag := func() string { calls++; return "tag" + string(rune('0'+calls)) }
+	t1, dup := c.tag("a", newTag)
+	if dup || t1 != "tag1" {
+		t.Fatalf("first = %q %v", t1, dup)
+	}
+	t2, dup := c.tag("a", newTag)
+	if !dup || t2 != "tag1" || calls != 1 {
+		t.Fatalf("repeat = %q %v (calls %d)", t2, dup, calls)
+	}
+	if _, dup := c.tag("b", newTag); dup {
+		t.Fatal("other key reported as repeat")
+	}
+	now = now.Add(ttl + 1)
+	t3, dup := c.tag("a", newTag)
+	if dup || t3 == "tag1" {
+		t.Fatalf("after ttl = %q %v; want a new answer", t3, dup)
+	}
+	if len(c.entries) != 1 {
+		t.Errorf("expired entries not swept: %d left", len(c.entries))
+	}
+}
+
+func mustMAC(s string) phone.MAC {
+	m, err := phone.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func FuzzParseSubscribe(f *testing.F) {
+	for _, tr := range traces {
+		f.Add(tr.build("192.168.10.67"))
+	}
+	f.Add([]byte("SUBSCRIBE sip:MAC%3a@x SIP/2.0\r\nEvent: ua-profile;vendor=\"\r\n\r\n"))
+	f.Add([]byte("SUBSCRIBE  SIP/2.0\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSubscribe(data)
+		if err != nil {
+			return
+		}
+		if s.MAC.IsZero() && !strings.Contains(strings.ToUpper(string(data)), "000000000000") {
+			t.Fatalf("accepted without a MAC: %q", data)
+		}
+		if m := s.Model(); m != "" && !phone.ValidModel(m) {
+			t.Fatalf("invalid model %q", m)
+		}
+		if !strings.HasPrefix(string(data), "SUBSCRIBE ") {
+			t.Fatalf("accepted a non-SUBSCRIBE: %q", data)
+		}
+		if s.ProfileType != "" && !strings.EqualFold(s.ProfileType, "device") {
+			t.Fatalf("accepted profile-type %q", s.ProfileType)
+		}
+	})
+}
+
+func FuzzExtractMAC(f *testing.F) {
+	f.Add("sip:MAC%3a00135E874B49@intern.snom.de")
+	f.Add("<sip:MAC=00304fa99948@224.0.1.75>;tag=1")
+	f.Add("sip:512@10.0.0.90")
+	f.Fuzz(func(t *testing.T, uri string) {
+		m, ok := ExtractMAC(uri)
+		if !ok {
+			if !m.IsZero() {
+				t.Fatalf("not ok but MAC set: %v", m)
+			}
+			return
+		}
+		// The digits must appear in the input, in some case.
+		if !strings.Contains(strings.ToUpper(uri), m.String()) {
+			t.Fatalf("MAC %s not in %q", m, uri)
+		}
+		if !strings.Contains(uri, "@") {
+			t.Fatalf("MAC from a URI without a user part: %q", uri)
+		}
+	})
+}

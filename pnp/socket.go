@@ -1,0 +1,269 @@
+package pnp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// Group is the SIP multicast group (sip.mcast.net) phones send PnP SUBSCRIBEs to.
+var Group = netip.MustParseAddr("224.0.1.75")
+
+// arrival is where a datagram came in: the receiving interface and the local
+// address the kernel would answer from on it (IP_PKTINFO ipi_spec_dst). For a
+// multicast SUBSCRIBE that is our address on the phone's subnet, which is
+// exactly the host the NOTIFY URL must name.
+type arrival struct {
+	ifIndex int
+	local   netip.Addr
+}
+
+// pktinfoConn is a UDP socket that remembers, per sender, where its last
+// datagram arrived. sipgo reads through ReadFrom and tags each request with
+// the sender's ip:port, which the handler uses to look the arrival up.
+type pktinfoConn struct {
+	*net.UDPConn
+	oob []byte // only the single sipgo read loop uses it
+
+	mu       sync.Mutex
+	arrivals map[netip.AddrPort]arrival
+}
+
+// maxArrivals bounds the sender table; it is cleared when full. A handler
+// that then misses its entry falls back to the interface's first address.
+const maxArrivals = 1 << 16
+
+func newPktinfoConn(c *net.UDPConn) *pktinfoConn {
+	return &pktinfoConn{UDPConn: c, oob: make([]byte, 256), arrivals: make(map[netip.AddrPort]arrival)}
+}
+
+func (c *pktinfoConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, oobn, _, src, err := c.ReadMsgUDPAddrPort(b, c.oob)
+	if err != nil {
+		return n, nil, err
+	}
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if a, ok := parsePktinfo(c.oob[:oobn]); ok {
+		c.mu.Lock()
+		if len(c.arrivals) >= maxArrivals {
+			clear(c.arrivals)
+		}
+		c.arrivals[src] = a
+		c.mu.Unlock()
+	}
+	return n, net.UDPAddrFromAddrPort(src), nil
+}
+
+func (c *pktinfoConn) arrival(src netip.AddrPort) (arrival, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.arrivals[src]
+	return a, ok
+}
+
+func parsePktinfo(oob []byte) (arrival, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return arrival{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo {
+			// struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
+			idx := int(int32(binary.NativeEndian.Uint32(m.Data[0:4])))
+			local := netip.AddrFrom4([4]byte(m.Data[4:8]))
+			return arrival{ifIndex: idx, local: local}, true
+		}
+	}
+	return arrival{}, false
+}
+
+// setsockopts turns on IP_PKTINFO and turns off IP_MULTICAST_ALL, so the
+// socket only gets the groups it joined itself (Linux otherwise delivers any
+// group some other socket on the host joined).
+func setsockopts(c *net.UDPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// joinGroup joins 224.0.1.75 on every interface.
+func joinGroup(c *net.UDPConn, ifis []net.Interface) error {
+	p := ipv4.NewPacketConn(c)
+	for i := range ifis {
+		if err := p.JoinGroup(&ifis[i], &net.UDPAddr{IP: Group.AsSlice()}); err != nil {
+			return fmt.Errorf("join %s on %s: %w", Group, ifis[i].Name, err)
+		}
+	}
+	return nil
+}
+
+// listenWildcard binds 0.0.0.0:port without SO_REUSEADDR, so a port another
+// program holds is an error rather than silently shared.
+func listenWildcard(port int) (*net.UDPConn, error) {
+	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero, Port: port})
+}
+
+// listenGroup binds the group address itself (Go's ListenUDP would rewrite it
+// to the wildcard). Such a socket receives only datagrams sent to the group,
+// so a PBX keeps unicast port 5060. SO_REUSEADDR lets it coexist with a
+// wildcard socket that also set it; a holder that did not still refuses.
+func listenGroup(port int) (*net.UDPConn, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: Group.As4()}); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("bind", err)
+	}
+	f := os.NewFile(uintptr(fd), "pnp-group")
+	defer f.Close() // FilePacketConn dups the descriptor
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// portHolder names the processes holding UDP port on any local address, as
+// "asterisk (pid 812)". It reads the socket table of the calling thread's
+// network namespace. Empty when nothing is found or /proc is not readable.
+func portHolder(port int) string {
+	inodes := udpInodes(port)
+	if len(inodes) == 0 {
+		return ""
+	}
+	var holders []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		fds, err := os.ReadDir(filepath.Join(p, "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			link, err := os.Readlink(filepath.Join(p, "fd", fd.Name()))
+			if err != nil || !strings.HasPrefix(link, "socket:[") {
+				continue
+			}
+			if inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+				comm, _ := os.ReadFile(filepath.Join(p, "comm"))
+				holders = append(holders, fmt.Sprintf("%s (pid %s)", strings.TrimSpace(string(comm)), filepath.Base(p)))
+				break
+			}
+		}
+	}
+	return strings.Join(holders, ", ")
+}
+
+// udpInodes returns the socket inodes bound to the UDP port, from
+// /proc/thread-self/net/udp (thread-self: the namespace of this thread).
+func udpInodes(port int) map[string]bool {
+	b, err := os.ReadFile("/proc/thread-self/net/udp")
+	if err != nil {
+		b, err = os.ReadFile("/proc/net/udp")
+		if err != nil {
+			return nil
+		}
+	}
+	want := fmt.Sprintf(":%04X", port)
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+		if len(f) < 10 || !strings.HasSuffix(f[1], want) {
+			continue
+		}
+		inodes[f[9]] = true
+	}
+	return inodes
+}
+
+// bindError explains a failed bind in the user's terms.
+func bindError(what string, port int, err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("pnp: cannot listen on %s: %w", what, err)
+	}
+	holder := portHolder(port)
+	if holder == "" {
+		holder = "another program"
+	}
+	return fmt.Errorf("pnp: UDP port %d is held by %s, which does not let it be shared (no SO_REUSEADDR) so PnP cannot even bind the group address %s:%d: "+
+		"stop it, make it bind only its unicast address, or set [pnp] enabled = false: %w", port, holder, Group, port, err)
+}
+
+// interfaces resolves the configured names, or picks every up, multicast
+// capable, non-loopback interface with an IPv4 address when none are named.
+func interfaces(names []string) ([]net.Interface, error) {
+	if len(names) > 0 {
+		out := make([]net.Interface, 0, len(names))
+		for _, n := range names {
+			ifi, err := net.InterfaceByName(n)
+			if err != nil {
+				return nil, fmt.Errorf("pnp: interface %q: %w (check [pnp] interfaces / [server] interface; `ip link` lists them)", n, err)
+			}
+			if ifi.Flags&net.FlagUp == 0 {
+				return nil, fmt.Errorf("pnp: interface %q is down: bring it up or choose another in [pnp] interfaces", n)
+			}
+			out = append(out, *ifi)
+		}
+		return out, nil
+	}
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("pnp: list interfaces: %w", err)
+	}
+	var out []net.Interface
+	for _, ifi := range all {
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagLoopback != 0 || ifi.Flags&net.FlagMulticast == 0 {
+			continue
+		}
+		if _, ok := firstIPv4(&ifi); ok {
+			out = append(out, ifi)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("pnp: no interface is up with an IPv4 address: name one in [pnp] interfaces")
+	}
+	return out, nil
+}
+
+func firstIPv4(ifi *net.Interface) (netip.Addr, bool) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+				return ip.Unmap(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
