@@ -107,7 +107,7 @@ type Server struct {
 	cli *sipgo.Client
 
 	// Set by Bind.
-	recv        *pktinfoConn   // gets the SUBSCRIBEs
+	recv        *pktinfoConn     // gets the SUBSCRIBEs
 	conns       []net.PacketConn // every socket sipgo serves
 	notifyLaddr sip.Addr         // pool key of the socket NOTIFYs leave from
 	notifyPort  int              // its port, for our Via and Contact
