@@ -1,0 +1,489 @@
+package dhcp
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+)
+
+// exchange is one request on its way through the handler chain.
+type exchange struct {
+	req   *dhcpv4.DHCPv4
+	peer  netip.AddrPort
+	opts  *Options
+	now   time.Time
+	mtype dhcpv4.MessageType
+
+	mac      phone.MAC
+	key      clientKey
+	clientID []byte
+	model    string
+	hostname string
+	isPhone  bool // a Snom phone: gets 66/67 forced, and is recorded in the inventory
+	reserved *Reservation
+
+	resp   *dhcpv4.DHCPv4
+	lease  Lease  // the lease an ACK commits
+	commit bool   // the reply waits until lease is durable
+	detail string // for the inventory and debug log
+}
+
+// stage is one step of the handler chain. It returns false to stop the chain;
+// a nil ex.resp at the end means no reply.
+type stage struct {
+	name string
+	run  func(s *Server, ex *exchange) bool
+}
+
+// defaultChain is the order every request goes through: check who is asking,
+// decide on an address, add options, make the lease durable.
+func defaultChain() []stage {
+	return []stage{
+		{"admit", (*Server).admit},
+		{"lease", (*Server).decide},
+		{"options", (*Server).addOptions},
+		{"durable", (*Server).makeDurable},
+	}
+}
+
+func (s *Server) handlePacket(b []byte, peer netip.AddrPort) {
+	req, err := dhcpv4.FromBytes(b)
+	if err != nil {
+		s.log.Debug("ignoring malformed datagram", "from", peer, "len", len(b), "err", err)
+		return
+	}
+	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now()}
+	for _, st := range s.chain {
+		if !st.run(s, ex) {
+			ex.resp = nil
+			break
+		}
+	}
+	if ex.resp == nil {
+		return
+	}
+	dst := replyDestination(req, ex.resp, ex.opts.Port)
+	if err := s.send(ex.resp.ToBytes(), dst); err != nil {
+		s.log.Warn("sending DHCP reply failed", "to", dst, "type", ex.resp.MessageType().String(), "err", err)
+		return
+	}
+	rt := ex.resp.MessageType()
+	s.log.Debug("dhcp reply", "type", rt.String(), "mac", ex.mac.Colon(), "to", dst, "detail", ex.detail)
+	if rt != dhcpv4.MessageTypeOffer {
+		ip := ex.lease.IP
+		s.record(ex, rt.String(), rt != dhcpv4.MessageTypeNak, ip, ex.detail)
+	}
+}
+
+// record sends an inventory event for phones (and reserved MACs); other
+// clients are not phones and would only crowd the inventory.
+func (s *Server) record(ex *exchange, kind string, ok bool, ip netip.Addr, detail string) {
+	if !ex.isPhone && ex.reserved == nil {
+		return
+	}
+	s.inv.Record(inventory.Observation{
+		MAC: ex.mac, Model: ex.model, Hostname: ex.hostname, IP: ip,
+		Event: inventory.Event{Step: inventory.StepDHCP, Kind: kind, OK: ok, Detail: detail},
+	})
+}
+
+// admit drops what we must not answer and identifies the client.
+func (s *Server) admit(ex *exchange) bool {
+	req, o := ex.req, ex.opts
+	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+		return false
+	}
+	ex.mtype = req.MessageType()
+	if ex.mtype == dhcpv4.MessageTypeNone {
+		return false // plain BOOTP is not served
+	}
+	mac, _ := phone.FromHardwareAddr(req.ClientHWAddr)
+	if mac.IsZero() {
+		return false
+	}
+	if req.TransactionID == s.scoutXID && net.HardwareAddr(mac[:]).String() == s.scoutMAC.String() {
+		return false // our own search for other servers
+	}
+	ex.mac = mac
+	ex.clientID = req.Options.Get(dhcpv4.OptionClientIdentifier)
+	ex.key = keyFor(mac, ex.clientID)
+	ex.hostname = sanitize(req.HostName())
+	if m, ok := phone.ModelFromVendorClass(req.ClassIdentifier()); ok {
+		ex.model = m
+	}
+	ex.isPhone = ex.model != "" || mac.IsSnom()
+	for i := range o.Reservations {
+		if o.Reservations[i].MAC == mac {
+			ex.reserved = &o.Reservations[i]
+		}
+	}
+	if o.Serve == ServePhones && !ex.isPhone && ex.reserved == nil {
+		s.log.Debug("ignoring a client that is not a phone (serve = phones)", "mac", mac.Colon(), "vendor_class", req.ClassIdentifier())
+		return false
+	}
+	// Is the client on our pool's network? Relayed: giaddr tells; direct:
+	// only if our own address is in the pool's subnet.
+	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() {
+		if !o.Subnet.Contains(gi) {
+			s.log.Debug("ignoring relayed request for a subnet we do not serve", "giaddr", gi)
+			return false
+		}
+	} else if !o.Subnet.Contains(o.ServerIP) {
+		return false
+	}
+	if ex.mtype == dhcpv4.MessageTypeRequest {
+		if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != o.ServerIP {
+			s.noteOtherServer(sid)
+		}
+	}
+	if ex.mtype != dhcpv4.MessageTypeDecline { // decline records its own, failed, event
+		s.record(ex, ex.mtype.String(), true, addrOf(req.ClientIPAddr), ex.mtype.String())
+	}
+	return true
+}
+
+// decide runs the lease logic for the message type and builds the reply.
+func (s *Server) decide(ex *exchange) bool {
+	switch ex.mtype {
+	case dhcpv4.MessageTypeDiscover:
+		return s.discover(ex)
+	case dhcpv4.MessageTypeRequest:
+		return s.request(ex)
+	case dhcpv4.MessageTypeDecline:
+		s.decline(ex)
+	case dhcpv4.MessageTypeRelease:
+		s.release(ex)
+	case dhcpv4.MessageTypeInform:
+		ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
+		ex.detail = "INFORM answered with options only"
+		return true
+	}
+	return false
+}
+
+const maxProbeTries = 3
+
+func (s *Server) discover(ex *exchange) bool {
+	o := ex.opts
+	requested := addrOf(ex.req.RequestedIPAddress())
+	for try := 0; try < maxProbeTries; try++ {
+		s.mu.Lock()
+		ip, fresh, ok := s.pool.candidate(ex.key, ex.mac, requested, ex.now)
+		if ok {
+			s.pool.hold(ex.key, ip, ex.now.Add(o.OfferTime))
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.poolExhausted(ex)
+			return false
+		}
+		// Only this request waits for the probe: every packet has its own goroutine.
+		if fresh && s.prober != nil && s.prober.inUse(ip, o.ConflictProbe) {
+			s.log.Warn("address answers ping but has no lease; taking it out of the pool", "ip", ip, "for", o.DeclineTime)
+			s.mu.Lock()
+			l := s.pool.quarantine(ip, s.now().Add(o.DeclineTime))
+			s.mu.Unlock()
+			_ = s.store.commit(l, false)
+			requested = netip.Addr{}
+			continue
+		}
+		ex.resp = s.reply(ex, dhcpv4.MessageTypeOffer)
+		ex.resp.YourIPAddr = ip.AsSlice()
+		ex.lease = Lease{IP: ip}
+		ex.detail = "OFFER " + ip.String()
+		return true
+	}
+	s.log.Warn("no conflict-free address found after probing; client must retry", "mac", ex.mac.Colon())
+	return false
+}
+
+func (s *Server) poolExhausted(ex *exchange) {
+	now := s.now().Unix()
+	if last := s.lastExhausted.Load(); now-last >= 10 && s.lastExhausted.CompareAndSwap(last, now) {
+		o := ex.opts
+		s.log.Warn("DHCP pool exhausted: no free address; enlarge [dhcp] pool or shorten lease_time",
+			"pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd), "client", ex.mac.Colon())
+	}
+	s.record(ex, "NAK", false, netip.Addr{}, "no free address in the pool")
+}
+
+func (s *Server) request(ex *exchange) bool {
+	req, o := ex.req, ex.opts
+	if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != o.ServerIP {
+		// SELECTING another server's offer: release ours, stay silent.
+		s.mu.Lock()
+		s.pool.dropOffer(ex.key)
+		s.mu.Unlock()
+		return false
+	}
+	ip := addrOf(req.RequestedIPAddress())
+	if !ip.IsValid() {
+		ip = addrOf(req.ClientIPAddr)
+	}
+	if !ip.IsValid() {
+		return false // neither option 50 nor ciaddr: malformed
+	}
+	if !o.Subnet.Contains(ip) {
+		return s.nak(ex, ip, "address "+ip.String()+" is not on this network")
+	}
+	s.mu.Lock()
+	reason := ""
+	switch {
+	case ex.reserved != nil && ip != ex.reserved.IP:
+		reason = "this client has the reservation " + ex.reserved.IP.String()
+	case ex.reserved != nil:
+	case !s.pool.inPool(ip) && !s.ownsActive(ex, ip):
+		reason = "address " + ip.String() + " is not in the pool"
+	case !s.pool.freeFor(ip, ex.key, ex.mac, ex.now):
+		reason = "address " + ip.String() + " belongs to another client"
+	}
+	if reason != "" {
+		s.pool.dropOffer(ex.key)
+		s.mu.Unlock()
+		return s.nak(ex, ip, reason)
+	}
+	l := s.pool.bind(ex.key, Lease{
+		IP: ip, MAC: ex.mac, ClientID: hex.EncodeToString(ex.clientID), Hostname: ex.hostname,
+		Expiry: ex.now.Add(o.LeaseTime).Truncate(time.Second), State: StateBound,
+	})
+	s.mu.Unlock()
+	ex.lease, ex.commit = l, true
+	ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
+	ex.resp.YourIPAddr = ip.AsSlice()
+	ex.detail = fmt.Sprintf("ACK %v lease %v", ip, o.LeaseTime)
+	return true
+}
+
+func (s *Server) ownsActive(ex *exchange, ip netip.Addr) bool {
+	l, ok := s.pool.byClient[ex.key]
+	return ok && l.IP == ip && l.Active(ex.now)
+}
+
+func (s *Server) nak(ex *exchange, ip netip.Addr, why string) bool {
+	r := s.reply(ex, dhcpv4.MessageTypeNak)
+	r.UpdateOption(dhcpv4.OptMessage(why))
+	if addrOf(ex.req.GatewayIPAddr).IsValid() {
+		r.SetBroadcast() // so the relay broadcasts it
+	}
+	ex.resp = r
+	ex.lease = Lease{IP: ip}
+	ex.detail = "NAK: " + why
+	return true
+}
+
+func (s *Server) decline(ex *exchange) {
+	ip := addrOf(ex.req.RequestedIPAddress())
+	o := ex.opts
+	s.mu.Lock()
+	l, ok := s.pool.byClient[ex.key]
+	if !ok || l.IP != ip {
+		if k, offered := s.pool.offered[ip]; !offered || k != ex.key {
+			s.mu.Unlock()
+			return
+		}
+	}
+	q := s.pool.quarantine(ip, ex.now.Add(o.DeclineTime))
+	s.mu.Unlock()
+	_ = s.store.commit(q, false)
+	s.log.Warn("client declined its address (another host uses it); address quarantined", "ip", ip, "mac", ex.mac.Colon(), "for", o.DeclineTime)
+	s.record(ex, "DECLINE", false, ip, "declined "+ip.String())
+}
+
+func (s *Server) release(ex *exchange) {
+	ip := addrOf(ex.req.ClientIPAddr)
+	s.mu.Lock()
+	l, ok := s.pool.byClient[ex.key]
+	if !ok || l.IP != ip || l.State != StateBound {
+		s.mu.Unlock()
+		return
+	}
+	l.State, l.Expiry = StateReleased, ex.now.Truncate(time.Second)
+	rel := *l
+	s.mu.Unlock()
+	_ = s.store.commit(rel, false)
+}
+
+// reply starts a reply with what every reply carries.
+func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
+	r, _ := dhcpv4.NewReplyFromRequest(ex.req) // cannot fail: no modifier errors
+	r.UpdateOption(dhcpv4.OptMessageType(t))
+	r.UpdateOption(dhcpv4.OptServerIdentifier(ex.opts.ServerIP.AsSlice()))
+	return r
+}
+
+// addOptions fills the configuration options into OFFER and ACK.
+func (s *Server) addOptions(ex *exchange) bool {
+	r, o := ex.resp, ex.opts
+	if r == nil || r.MessageType() == dhcpv4.MessageTypeNak {
+		return true
+	}
+	if ex.mtype != dhcpv4.MessageTypeInform {
+		r.UpdateOption(dhcpv4.OptIPAddressLeaseTime(o.LeaseTime))
+		r.UpdateOption(dhcpv4.OptRenewTimeValue(o.LeaseTime / 2))
+		r.UpdateOption(dhcpv4.OptRebindingTimeValue(o.LeaseTime * 7 / 8))
+	}
+	r.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(o.Subnet.Bits(), 32)))
+	if o.Router.IsValid() {
+		r.UpdateOption(dhcpv4.OptRouter(o.Router.AsSlice()))
+	}
+	if len(o.DNS) > 0 {
+		r.UpdateOption(dhcpv4.OptDNS(ips(o.DNS)...))
+	}
+	if o.Domain != "" {
+		r.UpdateOption(dhcpv4.OptDomainName(o.Domain))
+	}
+	if len(o.NTP) > 0 {
+		r.UpdateOption(dhcpv4.OptNTPServers(ips(o.NTP)...))
+	}
+	if o.TimeOffset != nil {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(int32(o.TimeOffset.Seconds())))
+		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionTimeOffset, b[:]))
+	}
+	if ex.reserved != nil && ex.reserved.Hostname != "" {
+		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
+	}
+	// Phones get 66/67 whether they ask or not (dnsmasq's dhcp-option-force);
+	// other clients only when they ask.
+	want := func(c dhcpv4.OptionCode) bool { return ex.isPhone || ex.req.IsOptionRequested(c) }
+	if o.UpdateServer != "" && want(dhcpv4.OptionTFTPServerName) {
+		r.UpdateOption(dhcpv4.OptTFTPServerName(o.UpdateServer))
+	}
+	if o.UpdateFilename != "" && want(dhcpv4.OptionBootfileName) {
+		r.UpdateOption(dhcpv4.OptBootFileName(o.UpdateFilename))
+	}
+	if ex.isPhone && o.VoiceVLAN > 0 {
+		r.UpdateOption(dhcpv4.OptGeneric(optVoiceVLAN, []byte(strconv.Itoa(o.VoiceVLAN))))
+		r.UpdateOption(dhcpv4.OptGeneric(optVoicePriority, []byte(strconv.Itoa(o.VoicePriority))))
+	}
+	if ex.isPhone && o.VendorOptions {
+		if v := snomVendorOptions(o); len(v) > 0 {
+			r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, v))
+		}
+	}
+	return true
+}
+
+// Snom's voice VLAN options (docs §2.2).
+const (
+	optVoiceVLAN     = dhcpv4.GenericOptionCode(132)
+	optVoicePriority = dhcpv4.GenericOptionCode(133)
+)
+
+// snomVendorOptions encodes option 43 the way Snom documents it: sub-options
+// reuse the option codes 66, 67, 132, 133, and every value is ASCII followed
+// by a NUL that the length byte counts.
+func snomVendorOptions(o *Options) []byte {
+	var b []byte
+	add := func(code byte, v string) {
+		if v == "" || len(v) > 254 {
+			return
+		}
+		b = append(b, code, byte(len(v)+1))
+		b = append(b, v...)
+		b = append(b, 0)
+	}
+	add(66, o.UpdateServer)
+	add(67, o.UpdateFilename)
+	if o.VoiceVLAN > 0 {
+		add(132, strconv.Itoa(o.VoiceVLAN))
+		add(133, strconv.Itoa(o.VoicePriority))
+	}
+	if len(b) > 255 {
+		return nil // would need RFC 3396 splitting, which phones are not known to reassemble
+	}
+	return b
+}
+
+// makeDurable holds the ACK until its lease is fsynced.
+func (s *Server) makeDurable(ex *exchange) bool {
+	if !ex.commit {
+		return true
+	}
+	if err := s.store.commit(ex.lease, true); err != nil {
+		s.record(ex, "NAK", false, ex.lease.IP, "lease not stored: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// replyDestination is RFC 2131 §4.1 reply routing, all in one place:
+//   - relayed (giaddr set): to the relay's server port; it forwards the reply
+//   - NAK without relay: broadcast, the client may have no usable address
+//   - ciaddr set (RENEWING, REBINDING, INFORM): unicast to ciaddr
+//   - otherwise (broadcast flag set, or a client with no address yet):
+//     broadcast on the interface. RFC 2131 allows unicast to yiaddr at
+//     chaddr here, but that needs a raw socket or ARP injection; every
+//     client tested accepts the broadcast.
+func replyDestination(req, resp *dhcpv4.DHCPv4, serverPort int) netip.AddrPort {
+	clientPort := uint16(serverPort + 1)
+	bcast := netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), clientPort)
+	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() {
+		return netip.AddrPortFrom(gi, uint16(serverPort))
+	}
+	if resp.MessageType() == dhcpv4.MessageTypeNak {
+		return bcast
+	}
+	if ci := addrOf(req.ClientIPAddr); ci.IsValid() {
+		return netip.AddrPortFrom(ci, clientPort)
+	}
+	return bcast
+}
+
+// addrOf converts a packet field; unspecified and broadcast become invalid.
+func addrOf(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip.To4())
+	if !ok || a.IsUnspecified() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return netip.Addr{}
+	}
+	return a
+}
+
+func ips(list []netip.Addr) []net.IP {
+	out := make([]net.IP, 0, len(list))
+	for _, a := range list {
+		out = append(out, a.AsSlice())
+	}
+	return out
+}
+
+// sanitize keeps client-supplied names printable and short for logs and files.
+func sanitize(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+func sortLeases(l []Lease) {
+	sort.Slice(l, func(i, j int) bool { return l[i].IP.Less(l[j].IP) })
+}
+
+// noteOtherServer warns once per server that a client is talking to another
+// DHCP server on our segment (passive detection while serving).
+func (s *Server) noteOtherServer(sid netip.Addr) {
+	s.foreignMu.Lock()
+	seen := s.foreign[sid]
+	s.foreign[sid] = true
+	s.foreignMu.Unlock()
+	if !seen {
+		s.log.Warn("a client is requesting from another DHCP server on this network", "server", sid)
+	}
+}

@@ -1,0 +1,272 @@
+package dhcp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/snomprov/snomprov/phone"
+)
+
+// clientKey identifies a client: option 61 when sent, else the hardware address.
+type clientKey string
+
+func keyFor(mac phone.MAC, clientID []byte) clientKey {
+	if len(clientID) > 0 {
+		return clientKey("id:" + string(clientID))
+	}
+	return clientKey("hw:" + string(mac[:]))
+}
+
+type offer struct {
+	ip      netip.Addr
+	expires time.Time
+}
+
+// pool is the allocator. It is not safe for concurrent use: the server
+// serialises every call under its mutex.
+type pool struct {
+	start, end uint32
+	leases     map[netip.Addr]*Lease  // every address ever leased, including expired ones
+	byClient   map[clientKey]*Lease   // the client's most recent lease
+	offers     map[clientKey]offer    // addresses held between OFFER and REQUEST
+	offered    map[netip.Addr]clientKey
+	reserved   map[phone.MAC]Reservation
+	reservedIP map[netip.Addr]phone.MAC
+	cursor     uint32 // next never-leased candidate
+	// noFresh is set once a full scan found no never-leased address, so
+	// later allocations go straight to reclaiming.
+	noFresh bool
+}
+
+func newPool(o Options, existing map[netip.Addr]Lease) *pool {
+	p := &pool{
+		leases:   make(map[netip.Addr]*Lease, len(existing)),
+		byClient: make(map[clientKey]*Lease, len(existing)),
+		offers:   map[clientKey]offer{},
+		offered:  map[netip.Addr]clientKey{},
+	}
+	p.setRange(o)
+	for ip, l := range existing {
+		l := l
+		p.leases[ip] = &l
+		p.index(&l)
+	}
+	return p
+}
+
+// setRange applies (new) pool bounds and reservations; leases are kept.
+func (p *pool) setRange(o Options) {
+	p.start, p.end = addrU32(o.PoolStart), addrU32(o.PoolEnd)
+	p.cursor = p.start
+	p.noFresh = false
+	p.reserved = make(map[phone.MAC]Reservation, len(o.Reservations))
+	p.reservedIP = make(map[netip.Addr]phone.MAC, len(o.Reservations))
+	for _, r := range o.Reservations {
+		p.reserved[r.MAC] = r
+		p.reservedIP[r.IP] = r.MAC
+	}
+}
+
+func (p *pool) index(l *Lease) {
+	if l.State == StateDeclined {
+		return // a declined address belongs to nobody
+	}
+	k := keyFor(l.MAC, nil)
+	if l.ClientID != "" {
+		k = clientKey("id:" + hexDecode(l.ClientID))
+	}
+	if cur, ok := p.byClient[k]; !ok || cur.Expiry.Before(l.Expiry) {
+		p.byClient[k] = l
+	}
+}
+
+func (p *pool) inPool(ip netip.Addr) bool {
+	if !ip.Is4() {
+		return false
+	}
+	n := addrU32(ip)
+	return n >= p.start && n <= p.end
+}
+
+func (p *pool) size() int { return int(p.end-p.start) + 1 }
+
+// usage counts addresses of the pool that are held (bound or quarantined) at now.
+func (p *pool) usage(now time.Time) (used, total int) {
+	total = p.size()
+	for ip, l := range p.leases {
+		if p.inPool(ip) && l.Active(now) {
+			used++
+		}
+	}
+	for ip := range p.reservedIP {
+		if l, ok := p.leases[ip]; p.inPool(ip) && !(ok && l.Active(now)) {
+			used++ // reserved addresses are never handed out dynamically
+		}
+	}
+	return used, total
+}
+
+// freeFor reports whether ip may be given to client k (with hardware address mac) at now.
+func (p *pool) freeFor(ip netip.Addr, k clientKey, mac phone.MAC, now time.Time) bool {
+	if owner, ok := p.reservedIP[ip]; ok && owner != mac {
+		return false
+	}
+	if ok, holder := p.offeredTo(ip, now); ok && holder != k {
+		return false
+	}
+	l, ok := p.leases[ip]
+	if !ok {
+		return true
+	}
+	if l.State == StateDeclined {
+		return !now.Before(l.Expiry)
+	}
+	if p.owns(l, k) {
+		return true
+	}
+	return !l.Active(now)
+}
+
+func (p *pool) owns(l *Lease, k clientKey) bool {
+	return p.byClient[k] == l
+}
+
+func (p *pool) offeredTo(ip netip.Addr, now time.Time) (bool, clientKey) {
+	k, ok := p.offered[ip]
+	if !ok {
+		return false, ""
+	}
+	if o := p.offers[k]; o.ip != ip || !now.Before(o.expires) {
+		return false, ""
+	}
+	return true, k
+}
+
+// candidate picks the address to offer client k: its reservation, the
+// address it is being offered, its previous lease, the address it asks for,
+// a never-leased address, then the longest-expired one. fresh reports that
+// the address was never leased (so it needs a conflict probe). ok is false
+// when the pool is exhausted.
+func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now time.Time) (ip netip.Addr, fresh, ok bool) {
+	if r, ok := p.reserved[mac]; ok {
+		return r.IP, false, true
+	}
+	if o, ok := p.offers[k]; ok && now.Before(o.expires) && p.freeFor(o.ip, k, mac, now) {
+		return o.ip, false, true
+	}
+	if l, ok := p.byClient[k]; ok && p.inPool(l.IP) && p.freeFor(l.IP, k, mac, now) {
+		return l.IP, false, true
+	}
+	if p.inPool(requested) && p.freeFor(requested, k, mac, now) {
+		_, leased := p.leases[requested]
+		return requested, !leased, true
+	}
+	// Never-leased addresses first: they carry no other client's affinity.
+	sawUnleased := false
+	for i := uint32(0); !p.noFresh && i < uint32(p.size()); i++ {
+		n := p.cursor
+		p.cursor++
+		if p.cursor > p.end || p.cursor < p.start {
+			p.cursor = p.start
+		}
+		ip := addrFromU32(n)
+		if _, leased := p.leases[ip]; leased {
+			continue
+		}
+		sawUnleased = true
+		if p.freeFor(ip, k, mac, now) {
+			return ip, true, true
+		}
+	}
+	if !sawUnleased {
+		p.noFresh = true
+	}
+	// Reclaim: the address that has been free the longest.
+	var best *Lease
+	for ip, l := range p.leases {
+		if !p.inPool(ip) || !p.freeFor(ip, k, mac, now) {
+			continue
+		}
+		if best == nil || l.Expiry.Before(best.Expiry) {
+			best = l
+		}
+	}
+	if best != nil {
+		return best.IP, false, true
+	}
+	return netip.Addr{}, false, false
+}
+
+func (p *pool) hold(k clientKey, ip netip.Addr, until time.Time) {
+	if o, ok := p.offers[k]; ok && p.offered[o.ip] == k {
+		delete(p.offered, o.ip)
+	}
+	p.offers[k] = offer{ip: ip, expires: until}
+	p.offered[ip] = k
+}
+
+func (p *pool) dropOffer(k clientKey) {
+	if o, ok := p.offers[k]; ok {
+		if p.offered[o.ip] == k {
+			delete(p.offered, o.ip)
+		}
+		delete(p.offers, k)
+	}
+}
+
+// expireOffers forgets offers nobody requested.
+func (p *pool) expireOffers(now time.Time) {
+	for k, o := range p.offers {
+		if !now.Before(o.expires) {
+			p.dropOffer(k)
+		}
+	}
+}
+
+// bind records l as the client's lease and returns the stored copy.
+func (p *pool) bind(k clientKey, l Lease) Lease {
+	p.dropOffer(k)
+	if old, ok := p.byClient[k]; ok && old.IP != l.IP && old.State == StateBound {
+		// The client moved: its old address is free again (keeping affinity).
+		old.State = StateReleased
+	}
+	if prev, ok := p.leases[l.IP]; ok && prev != p.byClient[k] {
+		// Another client's expired lease on this address: forget its affinity.
+		for ck, pl := range p.byClient {
+			if pl == prev {
+				delete(p.byClient, ck)
+				break
+			}
+		}
+	}
+	nl := l
+	p.leases[l.IP] = &nl
+	p.byClient[k] = &nl
+	return nl
+}
+
+// quarantine takes ip out of the pool until until (DECLINE or probe conflict).
+func (p *pool) quarantine(ip netip.Addr, until time.Time) Lease {
+	if prev, ok := p.leases[ip]; ok {
+		for ck, pl := range p.byClient {
+			if pl == prev {
+				delete(p.byClient, ck)
+				break
+			}
+		}
+	}
+	if k, ok := p.offered[ip]; ok {
+		p.dropOffer(k)
+	}
+	l := Lease{IP: ip, Expiry: until, State: StateDeclined}
+	p.leases[ip] = &l
+	return l
+}
+
+func (p *pool) all() []Lease {
+	out := make([]Lease, 0, len(p.leases))
+	for _, l := range p.leases {
+		out = append(out, *l)
+	}
+	return out
+}

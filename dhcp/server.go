@@ -1,0 +1,390 @@
+package dhcp
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/snomprov/snomprov/inventory"
+)
+
+// ErrOtherServer is returned (wrapped) by Serve when another DHCP server
+// answers on the segment and AllowOtherServers is off. The caller should treat
+// it as "DHCP disabled" and keep its other servers running.
+var ErrOtherServer = errors.New("another DHCP server is active on this network")
+
+// maxInFlight bounds the packets being handled at once; beyond it packets are
+// dropped, as the kernel would drop them from a full socket buffer.
+const maxInFlight = 4096
+
+// Server is the DHCPv4 server.
+type Server struct {
+	log *slog.Logger
+	inv inventory.Recorder
+	now func() time.Time
+
+	opts atomic.Pointer[Options]
+
+	mu    sync.Mutex // serialises allocation
+	pool  *pool
+	store *store
+
+	conn     *net.UDPConn // 0.0.0.0:67 on the interface
+	scout    *net.UDPConn // 0.0.0.0:68, for finding other servers; nil if unavailable
+	prober   *prober      // nil when conflict probing is off or not permitted
+	lockFile *os.File
+
+	chain    []stage
+	send     func(b []byte, to netip.AddrPort) error // the socket; replaced in unit tests
+	inflight chan struct{}
+	scoutXID dhcpv4.TransactionID
+	scoutMAC net.HardwareAddr
+
+	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
+	foreignMu     sync.Mutex
+	foreign       map[netip.Addr]bool // other servers we have already warned about
+	dropped       atomic.Int64
+}
+
+// New checks the options. No socket or file is opened until Bind.
+func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
+	n, err := o.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if inv == nil {
+		inv = inventory.Discard
+	}
+	s := &Server{
+		log: log.With("server", "dhcp"), inv: inv, now: time.Now,
+		inflight: make(chan struct{}, maxInFlight),
+		foreign:  map[netip.Addr]bool{},
+		scoutMAC: net.HardwareAddr{0x02, 0x73, 0x6e, 0x6f, 0x6d, 0x70}, // locally administered "snomp"
+	}
+	s.opts.Store(&n)
+	s.chain = defaultChain()
+	xid, err := dhcpv4.GenerateTransactionID()
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: %w", err)
+	}
+	s.scoutXID = xid
+	return s, nil
+}
+
+// Options returns the options in force, with defaults filled in.
+func (s *Server) Options() Options { return *s.opts.Load() }
+
+// Bind opens the DHCP socket, the conflict prober and the socket used to look
+// for other servers, then loads the leases. A port already in use fails here.
+func (s *Server) Bind(ctx context.Context) error {
+	o := s.opts.Load()
+	conn, err := listenDHCP(o.Interface, o.Port)
+	if err != nil {
+		return err
+	}
+	s.conn = conn
+	fail := func(err error) error {
+		s.closeSockets()
+		return err
+	}
+	if s.send == nil {
+		s.send = func(b []byte, to netip.AddrPort) error {
+			_, err := s.conn.WriteToUDPAddrPort(b, to)
+			return err
+		}
+	}
+	if err := s.openState(o); err != nil {
+		return fail(err)
+	}
+	if o.ConflictProbe > 0 {
+		p, err := openProber()
+		if err != nil {
+			s.log.Warn("conflict probe disabled: cannot open an ICMP socket; give the service CAP_NET_RAW or widen net.ipv4.ping_group_range", "err", err)
+		} else {
+			s.prober = p
+		}
+	}
+	if !o.AllowOtherServers && o.OtherServerWait > 0 {
+		sc, err := listenScout(o.Interface, o.Port+1)
+		if err != nil {
+			s.log.Warn("cannot look for other DHCP servers at start (client port in use); only passive detection is active", "port", o.Port+1, "err", err)
+		} else {
+			s.scout = sc
+		}
+	}
+	used, total := s.PoolUsage()
+	s.log.Info("dhcp bound", "interface", o.Interface, "port", o.Port, "pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd),
+		"leases_active", used, "pool_size", total, "conflict_probe", s.prober != nil)
+	return nil
+}
+
+// openState locks the state directory, loads the leases and starts the
+// journal writer.
+func (s *Server) openState(o *Options) error {
+	if err := s.lockState(o.StateDir); err != nil {
+		return err
+	}
+	st, leases, err := openStore(o.StateDir, s.log)
+	if err != nil {
+		return err
+	}
+	s.store = st
+	s.pool = newPool(*o, leases)
+	s.store.start(func() []Lease {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.pool.all()
+	})
+	return nil
+}
+
+// lockState makes sure only one server uses the lease files.
+func (s *Server) lockState(dir string) error {
+	if dir == "" {
+		return errors.New("dhcp: no state directory: set [server] state_dir")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("dhcp: creating state directory: %w", err)
+	}
+	f, err := os.OpenFile(dir+"/dhcp.lock", os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return fmt.Errorf("dhcp: opening lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("dhcp: another snomprov DHCP server uses the leases in %s: stop it first: %w", dir, err)
+	}
+	s.lockFile = f
+	return nil
+}
+
+func (s *Server) closeSockets() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	if s.scout != nil {
+		s.scout.Close()
+		s.scout = nil
+	}
+	if s.prober != nil {
+		s.prober.close()
+	}
+	if s.store != nil {
+		s.store.close()
+		s.store = nil
+	}
+	if s.lockFile != nil {
+		s.lockFile.Close()
+		s.lockFile = nil
+	}
+}
+
+// listenDHCP opens 0.0.0.0:port bound to iface, deliberately without
+// SO_REUSEADDR/SO_REUSEPORT so a second DHCP server on the same interface
+// fails with EADDRINUSE instead of silently sharing the port.
+func listenDHCP(iface string, port int) (*net.UDPConn, error) {
+	c, err := udpSocket(iface, port, false)
+	if errors.Is(err, unix.EADDRINUSE) {
+		where := "this host"
+		if iface != "" {
+			where = iface
+		}
+		return nil, fmt.Errorf("dhcp: UDP port %d on %s is already in use, probably by another DHCP server (dnsmasq, kea, isc-dhcp-server or a second snomprov): stop it, or set [dhcp] enabled = false: %w", port, where, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: opening UDP port %d on %q: %w", port, iface, err)
+	}
+	return c, nil
+}
+
+func listenScout(iface string, port int) (*net.UDPConn, error) {
+	return udpSocket(iface, port, true)
+}
+
+func udpSocket(iface string, port int, reuse bool) (*net.UDPConn, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1); err != nil {
+		return nil, err
+	}
+	if reuse {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return nil, err
+		}
+	}
+	// A deep receive buffer absorbs boot storms (best effort; capped by rmem_max).
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	if iface != "" {
+		if err := unix.BindToDevice(fd, iface); err != nil {
+			return nil, fmt.Errorf("binding to interface %q (does it exist?): %w", iface, err)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port}); err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("dhcp-udp-%d", port))
+	ok = true
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+// Serve looks for other DHCP servers, then answers clients until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.conn == nil {
+		return errors.New("dhcp: Serve called before Bind")
+	}
+	defer s.closeSockets()
+	stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if s.prober != nil {
+		go s.prober.run()
+	}
+	if s.scout != nil {
+		found, err := s.findOtherServers(ctx)
+		s.scout.Close()
+		s.scout = nil
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.log.Warn("looking for other DHCP servers failed; serving anyway", "err", err)
+		} else if len(found) > 0 {
+			for _, f := range found {
+				s.log.Error("another DHCP server answers on this network; DHCP stays off (set [dhcp] allow_other_servers = true for serve = \"phones\" set-ups)",
+					"server", f.server, "offered", f.offered, "option66", f.opt66, "option67", f.opt67)
+			}
+			return fmt.Errorf("dhcp: %w: %s (it hands out option 66 %q, option 67 %q); turn it off or set [dhcp] allow_other_servers = true",
+				ErrOtherServer, found[0].server, found[0].opt66, found[0].opt67)
+		}
+	}
+
+	janitor := time.NewTicker(5 * time.Second)
+	defer janitor.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-janitor.C:
+				s.mu.Lock()
+				s.pool.expireOffers(s.now())
+				s.mu.Unlock()
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // in-flight ACKs finish before the store closes
+	buf := make([]byte, 4096)
+	for {
+		n, peer, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("dhcp: socket closed unexpectedly: %w", err)
+			}
+			var errno syscall.Errno
+			if errors.As(err, &errno) && errno.Temporary() {
+				continue
+			}
+			return fmt.Errorf("dhcp: reading from socket: %w", err)
+		}
+		select {
+		case s.inflight <- struct{}{}:
+		default:
+			s.dropped.Add(1)
+			continue
+		}
+		pkt := make([]byte, n)
+		copy(pkt, buf[:n])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-s.inflight }()
+			s.handlePacket(pkt, peer)
+		}()
+	}
+}
+
+// Reload swaps in new options. Leases are kept; the pool and reservations
+// change at once. The interface, port and state directory need a restart.
+func (s *Server) Reload(o Options) error {
+	n, err := o.normalize()
+	if err != nil {
+		return err
+	}
+	cur := s.opts.Load()
+	if n.Interface != cur.Interface || n.Port != cur.Port || n.StateDir != cur.StateDir {
+		return errors.New("dhcp: changing the interface, port or state directory needs a restart of snomprov")
+	}
+	s.mu.Lock()
+	if s.pool != nil {
+		s.pool.setRange(n)
+	}
+	s.opts.Store(&n)
+	s.mu.Unlock()
+	s.log.Info("dhcp options reloaded", "pool", fmt.Sprintf("%v-%v", n.PoolStart, n.PoolEnd))
+	return nil
+}
+
+// PoolUsage reports how many pool addresses are held (bound, quarantined or
+// reserved) and the pool size.
+func (s *Server) PoolUsage() (used, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pool == nil {
+		o := s.opts.Load()
+		return 0, int(addrU32(o.PoolEnd)-addrU32(o.PoolStart)) + 1
+	}
+	return s.pool.usage(s.now())
+}
+
+// Leases returns the current lease table, sorted by address.
+func (s *Server) Leases() []Lease {
+	s.mu.Lock()
+	var out []Lease
+	if s.pool != nil {
+		out = s.pool.all()
+	}
+	s.mu.Unlock()
+	sortLeases(out)
+	return out
+}
+
+func hexDecode(s string) string {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return s
+	}
+	return string(b)
+}

@@ -1,0 +1,343 @@
+package dhcp
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/snomprov/snomprov/phone"
+)
+
+// Lease states.
+const (
+	StateBound    = "bound"    // held by its client until Expiry
+	StateReleased = "released" // given back; the client gets it again if still free
+	StateDeclined = "declined" // out of the pool until Expiry (DECLINE or a probe conflict)
+)
+
+// Lease is one address and who had it last. Expired and released leases are
+// kept so a returning client gets its previous address.
+type Lease struct {
+	IP       netip.Addr `json:"ip"`
+	MAC      phone.MAC  `json:"mac"`
+	ClientID string     `json:"client_id,omitempty"` // hex of option 61, when the client sent one
+	Hostname string     `json:"hostname,omitempty"`
+	Expiry   time.Time  `json:"expiry"`
+	State    string     `json:"state"`
+}
+
+// Active reports whether the lease still holds its address at now.
+func (l Lease) Active(now time.Time) bool {
+	return (l.State == StateBound || l.State == StateDeclined) && now.Before(l.Expiry)
+}
+
+const (
+	snapshotName = "dhcp-leases.json"
+	journalName  = "dhcp-leases.journal"
+	// compactAfter bounds the journal: past this many records the writer
+	// folds it into a fresh snapshot.
+	compactAfter = 200_000
+)
+
+// LoadLeases reads the lease snapshot and journal in stateDir without opening
+// the store, for `snomprov leases`. It is safe while a server is running.
+// The result is sorted by address.
+func LoadLeases(stateDir string) ([]Lease, error) {
+	m, _, err := loadLeaseFiles(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Lease, 0, len(m))
+	for _, l := range m {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
+	return out, nil
+}
+
+// loadLeaseFiles replays snapshot then journal. The last journal line may be
+// torn by a crash mid-write; it is skipped (its ACK never left). Returns the
+// number of journal records replayed.
+func loadLeaseFiles(dir string) (map[netip.Addr]Lease, int, error) {
+	m := map[netip.Addr]Lease{}
+	b, err := os.ReadFile(filepath.Join(dir, snapshotName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, 0, fmt.Errorf("dhcp: reading lease snapshot: %w", err)
+	default:
+		var list []Lease
+		if err := json.Unmarshal(b, &list); err != nil {
+			return nil, 0, fmt.Errorf("dhcp: lease snapshot %s is corrupt (%w): move it away to start with no leases", filepath.Join(dir, snapshotName), err)
+		}
+		for _, l := range list {
+			if l.IP.Is4() {
+				m[l.IP] = l
+			}
+		}
+	}
+	jb, err := os.ReadFile(filepath.Join(dir, journalName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("dhcp: reading lease journal: %w", err)
+	}
+	n, err := replayJournal(jb, m)
+	if err != nil {
+		return nil, 0, fmt.Errorf("dhcp: lease journal %s: %w", filepath.Join(dir, journalName), err)
+	}
+	return m, n, nil
+}
+
+// replayJournal applies newline-terminated JSON records to m. A final line
+// without its newline is a torn write and is ignored; a bad complete line is
+// an error, because that is not something a crash produces.
+func replayJournal(b []byte, m map[netip.Addr]Lease) (int, error) {
+	n, line := 0, 0
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break // torn tail
+		}
+		rec := b[:i]
+		b = b[i+1:]
+		line++
+		if len(rec) == 0 {
+			continue
+		}
+		var l Lease
+		if err := json.Unmarshal(rec, &l); err != nil || !l.IP.Is4() {
+			return n, fmt.Errorf("line %d is corrupt (%v): move the file away to drop it", line, err)
+		}
+		m[l.IP] = l
+		n++
+	}
+	return n, nil
+}
+
+// commitReq is one lease waiting to be made durable.
+type commitReq struct {
+	lease Lease
+	done  chan error // nil: fire and forget (RELEASE/DECLINE)
+}
+
+// store persists leases: an append-only journal, fsynced in groups by one
+// writer goroutine, folded into an atomically replaced snapshot at start and
+// whenever the journal grows past compactAfter records.
+type store struct {
+	dir     string
+	log     *slog.Logger
+	journal *os.File
+	records int // records in the journal file
+
+	queue    chan commitReq
+	snapshot func() []Lease // current lease table, for compaction
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	stop     chan struct{}
+}
+
+func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, error) {
+	if dir == "" {
+		return nil, nil, errors.New("dhcp: no state directory: set [server] state_dir")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, fmt.Errorf("dhcp: creating state directory: %w", err)
+	}
+	m, _, err := loadLeaseFiles(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &store{dir: dir, log: log, queue: make(chan commitReq, 8192), stop: make(chan struct{})}
+	list := make([]Lease, 0, len(m))
+	for _, l := range m {
+		list = append(list, l)
+	}
+	// Fold the old journal into a snapshot, then start an empty journal.
+	if err := s.writeSnapshot(list); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dhcp: opening lease journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("dhcp: syncing lease journal: %w", err)
+	}
+	s.journal = f
+	return s, m, nil
+}
+
+// writeSnapshot replaces the snapshot atomically: temp file, fsync, rename,
+// fsync of the directory.
+func (s *store) writeSnapshot(list []Lease) error {
+	sort.Slice(list, func(i, j int) bool { return list[i].IP.Less(list[j].IP) })
+	b, err := json.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("dhcp: encoding lease snapshot: %w", err)
+	}
+	final := filepath.Join(s.dir, snapshotName)
+	tmp, err := os.CreateTemp(s.dir, snapshotName+".tmp*")
+	if err != nil {
+		return fmt.Errorf("dhcp: writing lease snapshot: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("dhcp: writing lease snapshot: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("dhcp: syncing lease snapshot: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("dhcp: writing lease snapshot: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("dhcp: replacing lease snapshot: %w", err)
+	}
+	return syncDir(s.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("dhcp: syncing state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("dhcp: syncing state directory: %w", err)
+	}
+	return nil
+}
+
+// start runs the writer. snapshot must return the in-memory lease table.
+func (s *store) start(snapshot func() []Lease) {
+	s.snapshot = snapshot
+	s.wg.Add(1)
+	go s.writer()
+}
+
+// close stops the writer after it has written everything queued.
+func (s *store) close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	return s.journal.Close()
+}
+
+// commit queues l and, if wait, blocks until it is durable.
+func (s *store) commit(l Lease, wait bool) error {
+	req := commitReq{lease: l}
+	if wait {
+		req.done = make(chan error, 1)
+	}
+	select {
+	case s.queue <- req:
+	case <-s.stop:
+		return errors.New("dhcp: lease store is closed")
+	}
+	if !wait {
+		return nil
+	}
+	return <-req.done
+}
+
+// writer is the group commit: it takes whatever is queued, appends it in one
+// write, fsyncs once and releases every waiter.
+func (s *store) writer() {
+	defer s.wg.Done()
+	batch := make([]commitReq, 0, 1024)
+	var buf bytes.Buffer
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+		case <-s.stop:
+			// Drain what is left so no waiter hangs.
+			for {
+				select {
+				case r := <-s.queue:
+					batch = append(batch, r)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				s.flush(batch, &buf)
+			}
+			return
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-s.queue:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.flush(batch, &buf)
+		if s.records >= compactAfter {
+			s.compact()
+		}
+	}
+}
+
+func (s *store) flush(batch []commitReq, buf *bytes.Buffer) {
+	buf.Reset()
+	w := bufio.NewWriter(buf)
+	enc := json.NewEncoder(w)
+	for _, r := range batch {
+		_ = enc.Encode(r.lease) // Encode appends the newline that ends a record
+	}
+	_ = w.Flush()
+	_, err := s.journal.Write(buf.Bytes())
+	if err == nil {
+		err = s.journal.Sync()
+	}
+	if err != nil {
+		err = fmt.Errorf("dhcp: lease journal write failed (disk full or read-only?): %w", err)
+		s.log.Warn("lease not stored; no ACK sent", "err", err)
+	} else {
+		s.records += len(batch)
+	}
+	for _, r := range batch {
+		if r.done != nil {
+			r.done <- err
+		}
+	}
+}
+
+// compact writes the whole table as a snapshot and empties the journal. The
+// table already contains every journalled record (records are applied in
+// memory before they are queued), so nothing is lost in between.
+func (s *store) compact() {
+	if err := s.writeSnapshot(s.snapshot()); err != nil {
+		s.log.Warn("lease snapshot failed; journal keeps growing", "err", err)
+		return
+	}
+	if err := s.journal.Truncate(0); err != nil {
+		s.log.Warn("truncating lease journal failed", "err", err)
+		return
+	}
+	if _, err := s.journal.Seek(0, 0); err != nil {
+		s.log.Warn("rewinding lease journal failed", "err", err)
+		return
+	}
+	_ = s.journal.Sync()
+	s.records = 0
+}
