@@ -181,7 +181,9 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return addrFromU32(n)
 }
 
-func u32(a [4]byte) uint32 { return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) }
+func u32(a [4]byte) uint32 {
+	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+}
 
 func addrU32(a netip.Addr) uint32 { return u32(a.As4()) }
 

@@ -26,9 +26,9 @@ type offer struct {
 // serialises every call under its mutex.
 type pool struct {
 	start, end uint32
-	leases     map[netip.Addr]*Lease  // every address ever leased, including expired ones
-	byClient   map[clientKey]*Lease   // the client's most recent lease
-	offers     map[clientKey]offer    // addresses held between OFFER and REQUEST
+	leases     map[netip.Addr]*Lease // every address ever leased, including expired ones
+	byClient   map[clientKey]*Lease  // the client's most recent lease
+	offers     map[clientKey]offer   // addresses held between OFFER and REQUEST
 	offered    map[netip.Addr]clientKey
 	reserved   map[phone.MAC]Reservation
 	reservedIP map[netip.Addr]phone.MAC

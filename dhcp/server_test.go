@@ -278,7 +278,11 @@ func hexString(b []byte) string {
 
 func TestTimeOffsetAndNTP(t *testing.T) {
 	off := -7 * time.Hour
-	ts := newTestServer(t, func(o *Options) { o.TimeOffset = &off; o.NTP = []netip.Addr{netip.MustParseAddr("10.77.0.5")}; o.Domain = "office.lan" })
+	ts := newTestServer(t, func(o *Options) {
+		o.TimeOffset = &off
+		o.NTP = []netip.Addr{netip.MustParseAddr("10.77.0.5")}
+		o.Domain = "office.lan"
+	})
 	m := ts.lease("00:04:13:00:00:10").msg
 	if got := m.Options.Get(dhcpv4.OptionTimeOffset); !bytes.Equal(got, []byte{0xff, 0xff, 0x9d, 0x90}) {
 		t.Errorf("option 2 = %x, want ffff9d90 (docs: UTC-7h)", got)
