@@ -1,0 +1,256 @@
+package status
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static/style.css
+var styleCSS []byte
+
+var (
+	listTmpl  = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/list.html"))
+	phoneTmpl = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/phone.html"))
+)
+
+const timeLayout = "2006-01-02 15:04:05 MST"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format(timeLayout)
+}
+
+type page struct {
+	Title   string
+	Version string
+	Now     string
+}
+
+func newPage(o *Options, title string) page {
+	v := o.Version
+	if v == "" {
+		v = "dev"
+	}
+	return page{Title: title, Version: v, Now: formatTime(o.Now())}
+}
+
+type poolData struct {
+	On          bool
+	Used, Total int
+	Percent     int
+	Low, High   int // <meter> thresholds: 75% and 90% of the pool
+}
+
+type countData struct {
+	State  inventory.State
+	N      int
+	URL    string
+	Active bool
+}
+
+type rowData struct {
+	MAC, MACColon, URL            string
+	Model, Firmware, IP, Hostname string
+	State                         inventory.State
+	Reason, Hint                  string
+	LastSeen, LastSeenAbs         string
+}
+
+type listData struct {
+	page
+	HasHealth   bool
+	Health      []Component
+	Pool        *poolData
+	Total       int
+	AllURL      string
+	AllActive   bool
+	Counts      []countData
+	States      []inventory.State
+	Filter      filter
+	FilterError string
+	Rows        []rowData
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	o := h.opts.Load()
+	d := listData{page: newPage(o, "Phones"), States: States}
+	f, err := parseFilter(r)
+	if err != nil {
+		d.FilterError = err.Error()
+	}
+	d.Filter = f
+	if o.Health != nil {
+		d.HasHealth = true
+		d.Health = o.Health()
+		// Failures first: they are what the installer came for.
+		sort.SliceStable(d.Health, func(i, j int) bool { return !d.Health[i].OK && d.Health[j].OK })
+	}
+	if o.PoolUsage != nil {
+		used, total, on := o.PoolUsage()
+		p := &poolData{On: on && total > 0, Used: used, Total: total}
+		if p.On {
+			p.Percent = used * 100 / total
+			p.Low, p.High = total*3/4, total*9/10
+		}
+		d.Pool = p
+	}
+	now := o.Now()
+	counts := map[inventory.State]int{}
+	for _, p := range o.Inventory.Phones() {
+		st, reason := p.State(now, o.StaleAfter)
+		counts[st]++
+		d.Total++
+		if !f.match(p, st, reason) {
+			continue
+		}
+		d.Rows = append(d.Rows, rowData{
+			MAC: p.MAC.String(), MACColon: p.MAC.Colon(), URL: phoneURL(p.MAC),
+			Model: p.Model, Firmware: p.Firmware, IP: p.IP, Hostname: p.Hostname,
+			State: st, Reason: reason, Hint: hint(p, st),
+			LastSeen: ago(now, p.LastSeen), LastSeenAbs: formatTime(p.LastSeen),
+		})
+	}
+	d.AllURL, d.AllActive = listURL("", f.Q), f.State == ""
+	for _, st := range States {
+		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: listURL(st, f.Q), Active: f.State == st})
+	}
+	code := http.StatusOK
+	if d.FilterError != "" {
+		code = http.StatusBadRequest
+	}
+	render(w, code, listTmpl, d)
+}
+
+type stepRow struct {
+	Label, Result, Class  string
+	When, TimeAbs, Detail string
+}
+
+type eventRow struct {
+	Time, Step, Kind, Detail, IP string
+	OK                           bool
+}
+
+type phoneData struct {
+	page
+	MAC, MACColon, URL            string
+	Seen                          bool
+	Model, Firmware, IP, Hostname string
+	FirstSeen, LastSeen           string
+	LastSeenAgo                   string
+	State                         inventory.State
+	Reason, Hint                  string
+	Steps                         []stepRow
+	Events                        []eventRow
+	HasPreview                    bool
+	PreviewModel                  string
+	Preview                       []previewFile
+	PreviewError                  string
+	Mask                          string
+}
+
+func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
+	o := h.opts.Load()
+	mac, err := phone.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		http.Error(w, "400 "+err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7", http.StatusBadRequest)
+		return
+	}
+	// Links always use the canonical spelling.
+	if r.PathValue("mac") != mac.String() {
+		target := phoneURL(mac)
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+		return
+	}
+	now := o.Now()
+	d := phoneData{page: newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: Mask}
+	p, seen := o.Inventory.Phone(mac)
+	if seen {
+		d.Seen = true
+		d.Model, d.Firmware, d.IP, d.Hostname = p.Model, p.Firmware, p.IP, p.Hostname
+		d.FirstSeen, d.LastSeen, d.LastSeenAgo = formatTime(p.FirstSeen), formatTime(p.LastSeen), ago(now, p.LastSeen)
+		d.State, d.Reason = p.State(now, o.StaleAfter)
+		d.Hint = hint(p, d.State)
+		steps := append([]inventory.Step(nil), inventory.Steps...)
+		if _, ok := p.Steps[inventory.StepFile]; ok {
+			steps = append(steps, inventory.StepFile)
+		}
+		for _, st := range steps {
+			row := stepRow{Label: stepLabel(st), Result: "not yet", Class: "none", When: "never"}
+			if res, ok := p.Steps[st]; ok {
+				row.Result, row.Class = "ok", "ok"
+				if !res.OK {
+					row.Result, row.Class = "failed", "bad"
+				}
+				row.When, row.TimeAbs, row.Detail = ago(now, res.Time), formatTime(res.Time), res.Detail
+			}
+			d.Steps = append(d.Steps, row)
+		}
+		for i := len(p.Events) - 1; i >= 0; i-- {
+			e := p.Events[i]
+			d.Events = append(d.Events, eventRow{Time: formatTime(e.Time), Step: stepLabel(e.Step), Kind: e.Kind,
+				Detail: e.Detail, IP: e.IP, OK: e.OK})
+		}
+	}
+	if o.Preview != nil {
+		d.HasPreview = true
+		d.PreviewModel = strings.TrimSpace(r.URL.Query().Get("model"))
+		if d.PreviewModel == "" {
+			d.PreviewModel = p.Model
+		}
+		if len(d.PreviewModel) > 64 {
+			d.PreviewModel = d.PreviewModel[:64]
+		}
+		files, err := o.Preview(mac, d.PreviewModel)
+		if err != nil {
+			d.PreviewError = err.Error()
+		} else {
+			d.Preview = previewFiles(files)
+		}
+	}
+	code := http.StatusOK
+	if !seen {
+		code = http.StatusNotFound
+	}
+	render(w, code, phoneTmpl, d)
+}
+
+// render executes into a buffer first so a template error becomes a 500
+// instead of half a page.
+func render(w http.ResponseWriter, code int, t *template.Template, data any) {
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "base", data); err != nil {
+		http.Error(w, "500 rendering the status page failed: "+err.Error()+"; please report this", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("file") != "style.css" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "max-age=3600")
+	http.ServeContent(w, r, "style.css", time.Time{}, bytes.NewReader(styleCSS))
+}

@@ -1,0 +1,233 @@
+package status
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+)
+
+// States lists every state a filter may name, in the order the page shows
+// them: the boot path, then the two off it.
+var States = []inventory.State{
+	inventory.StateSeen, inventory.StateLeased, inventory.StatePnPAnswered,
+	inventory.StateSettingsFetched, inventory.StateFirmwareFetched, inventory.StateUpToDate,
+	inventory.StateFailed, inventory.StateStale,
+}
+
+// filter is the query of the list page and /api/phones: ?state=failed&q=D785.
+type filter struct {
+	State inventory.State
+	Q     string
+}
+
+const maxQuery = 200
+
+func parseFilter(r *http.Request) (filter, error) {
+	q := r.URL.Query()
+	f := filter{State: inventory.State(strings.TrimSpace(q.Get("state"))), Q: strings.TrimSpace(q.Get("q"))}
+	if len(f.Q) > maxQuery {
+		f.Q = f.Q[:maxQuery]
+	}
+	if f.State == "" || f.State == "all" {
+		f.State = ""
+		return f, nil
+	}
+	for _, s := range States {
+		if s == f.State {
+			return f, nil
+		}
+	}
+	names := make([]string, len(States))
+	for i, s := range States {
+		names[i] = string(s)
+	}
+	return filter{Q: f.Q}, fmt.Errorf("unknown state %q: use one of %s", f.State, strings.Join(names, ", "))
+}
+
+// match applies the filter. q matches, ignoring case, a part of the MAC in
+// any spelling (A11FA7, a1:1f:a7), the model, firmware, IP, hostname or the
+// failure reason.
+func (f filter) match(p inventory.Phone, st inventory.State, reason string) bool {
+	if f.State != "" && st != f.State {
+		return false
+	}
+	if f.Q == "" {
+		return true
+	}
+	q := strings.ToLower(f.Q)
+	if macDigits := strings.NewReplacer(":", "", "-", "", ".", "").Replace(q); macDigits != "" &&
+		strings.Contains(strings.ToLower(p.MAC.String()), macDigits) {
+		return true
+	}
+	for _, s := range []string{p.Model, p.Firmware, p.IP, p.Hostname, reason} {
+		if strings.Contains(strings.ToLower(s), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// hint says what to do about a phone in state st whose reason is given.
+// The reason says what went wrong; the hint where to look.
+func hint(p inventory.Phone, st inventory.State) string {
+	switch st {
+	case inventory.StateStale:
+		return "Not seen for a while: it may be unplugged, on another subnet, or provisioned by another server."
+	case inventory.StateFailed:
+	default:
+		return ""
+	}
+	step := failedStep(p)
+	switch step {
+	case inventory.StepDHCP:
+		return "The DHCP exchange failed: check that the pool is not exhausted and that no other DHCP server answers (snomprov doctor names them)."
+	case inventory.StepPnP:
+		return "The PnP NOTIFY was not acknowledged: the phone may have taken another responder's URL, or multicast does not reach it (same subnet, IGMP snooping)."
+	case inventory.StepGeneral, inventory.StepPhone, inventory.StepFirmwareFile:
+		return "The phone asked for a settings file snomprov could not serve: check [[phones]] and [models] and http.unknown_phones in the config; `snomprov render MAC` shows what it would get."
+	case inventory.StepFirmwareImage:
+		return "The firmware image could not be served: check that the file named in [models.<type>] firmware exists in http.firmware_dir."
+	}
+	return ""
+}
+
+// failedStep is the step of the most recent failure that made the phone
+// failed, read the same way inventory.Phone.State does.
+func failedStep(p inventory.Phone) inventory.Step {
+	for i := len(p.Events) - 1; i >= 0; i-- {
+		e := p.Events[i]
+		switch e.Step {
+		case inventory.StepDHCP, inventory.StepPnP, inventory.StepGeneral, inventory.StepPhone,
+			inventory.StepFirmwareFile, inventory.StepFirmwareImage:
+			if !e.OK {
+				return e.Step
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// ago renders a duration the way a person reads a "last seen" column.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+// stepLabels are the names a person reads for each step.
+var stepLabels = map[inventory.Step]string{
+	inventory.StepDHCP:          "DHCP lease",
+	inventory.StepPnP:           "PnP answer",
+	inventory.StepGeneral:       "General file",
+	inventory.StepPhone:         "Phone file",
+	inventory.StepFirmwareFile:  "Firmware file",
+	inventory.StepFirmwareImage: "Firmware image",
+	inventory.StepFile:          "Other files",
+}
+
+func stepLabel(s inventory.Step) string {
+	if l, ok := stepLabels[s]; ok {
+		return l
+	}
+	return string(s)
+}
+
+// Mask is what hidden secrets read as, the same as provision.Mask.
+const Mask = "********"
+
+// The preview is masked by its provider; this second pass makes sure that
+// a provider bug cannot put a SIP password on a page. It hides the text of
+// any XML element whose name has a secret-looking part (user_pass,
+// http_pass, admin_mode_password, ...) and the password in URL userinfo.
+var (
+	xmlElementRE = regexp.MustCompile(`<([A-Za-z][A-Za-z0-9_\-]*)((?:\s[^<>]*)?)>([^<]*)</([A-Za-z][A-Za-z0-9_\-]*)\s*>`)
+	userinfoRE   = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s"'<>]+):([^@\s"'<>/]+)@`)
+	secretParts  = map[string]bool{"pass": true, "passwd": true, "password": true, "pwd": true,
+		"secret": true, "pin": true, "token": true, "hash": true}
+)
+
+func secretName(name string) bool {
+	for _, part := range strings.FieldsFunc(strings.ToLower(name), func(r rune) bool { return r == '_' || r == '-' }) {
+		if secretParts[part] {
+			return true
+		}
+	}
+	return false
+}
+
+func maskSecrets(body string) string {
+	body = xmlElementRE.ReplaceAllStringFunc(body, func(m string) string {
+		sub := xmlElementRE.FindStringSubmatch(m)
+		if sub[1] != sub[4] || !secretName(sub[1]) || sub[3] == "" || sub[3] == Mask {
+			return m
+		}
+		return "<" + sub[1] + sub[2] + ">" + Mask + "</" + sub[4] + ">"
+	})
+	return userinfoRE.ReplaceAllString(body, "${1}:"+Mask+"@")
+}
+
+// maxPreview bounds one previewed file on the page.
+const maxPreview = 256 << 10
+
+type previewFile struct {
+	Path      string
+	Body      string
+	Truncated bool
+	Binary    bool
+	Size      int
+}
+
+func previewFiles(files []File) []previewFile {
+	out := make([]previewFile, 0, len(files))
+	for _, f := range files {
+		pf := previewFile{Path: f.Path, Size: len(f.Body)}
+		body := f.Body
+		if len(body) > maxPreview {
+			body, pf.Truncated = body[:maxPreview], true
+		}
+		if !utf8.Valid(body) && !pf.Truncated {
+			pf.Binary = true
+		} else {
+			pf.Body = maskSecrets(strings.ToValidUTF8(string(body), "\uFFFD"))
+		}
+		out = append(out, pf)
+	}
+	return out
+}
+
+// listURL builds the list page's URL for a filter, keeping the other part.
+func listURL(state inventory.State, q string) string {
+	v := url.Values{}
+	if state != "" {
+		v.Set("state", string(state))
+	}
+	if q != "" {
+		v.Set("q", q)
+	}
+	if len(v) == 0 {
+		return "/"
+	}
+	return "/?" + v.Encode()
+}
+
+func phoneURL(m phone.MAC) string { return "/phones/" + m.String() }
