@@ -28,6 +28,11 @@ type Config struct {
 	Models    map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
 	Phones    []Phone          `toml:"phones"`
 	Phonebook []PhonebookEntry `toml:"phonebook"`
+
+	// Filled by Parse; a Config built by hand works without them.
+	explicit   map[string]bool   // key paths the file set, e.g. "pnp.interfaces"
+	positions  keyPositions      // where each key is, for ValidateNetwork
+	phoneByMAC map[phone.MAC]int // index into Phones
 }
 
 // Server is [server]: where the appliance lives on the LAN.

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Error is one problem in a config file, located by line and column (both
+// 1-based; the column counts bytes) and named by its dotted key, e.g.
+// phones[2].mac or models.snomD785.firmware. Array-of-tables indexes are
+// 0-based. Line is 0 when the problem has no place in the file (for example
+// an unreadable file).
+type Error struct {
+	File string
+	Line int
+	Col  int
+	Key  string
+	Msg  string
+}
+
+// Error prints FILE:LINE:COL: key: message, leaving out the parts that are unknown.
+func (e *Error) Error() string {
+	var b strings.Builder
+	file := e.File
+	if file == "" {
+		file = "(config)"
+	}
+	b.WriteString(file)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Line, max(e.Col, 1))
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one config, in file order. Load, Parse and
+// ValidateNetwork return it (never an empty one) as their error.
+type Errors []*Error
+
+// Error prints one problem per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find a single *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// sorted orders problems by place in the file; problems without a place come first.
+func (es Errors) sorted() Errors {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+	})
+	return es
+}
+
+// asError returns es as an error, or nil when there is no problem (never a
+// typed nil).
+func (es Errors) asError() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es.sorted()
+}
