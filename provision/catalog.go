@@ -1,0 +1,523 @@
+// Package provision turns a Config into the exact bytes each phone receives:
+// the general file per phone type, the per-phone file and the firmware file,
+// in Snom's XML syntax (snom-provisioning.md §4).
+//
+// Everything is rendered when the config is loaded (or, for a base URL seen
+// for the first time, on the first request with it) and kept in memory, so
+// serving a file is a map lookup. A Catalog is immutable apart from that
+// cache; a reload builds a new one.
+//
+// Phone types that have no [models.X] section still get a general file: the
+// global [settings], setting_server and the phonebook, with no firmware
+// pointer. Every phone type is therefore served without listing it.
+package provision
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/phone"
+)
+
+// Kind is one of the files a phone can fetch.
+type Kind uint8
+
+// File kinds.
+const (
+	KindGeneral  Kind = iota + 1 // snom<type>.htm: global + model settings
+	KindPhone                    // snom<type>-<MAC>.htm: the phone's own settings
+	KindCombined                 // the one file of a {mac} URL: general and phone in one
+	KindFirmware                 // snom<type>-firmware.htm: <firmware-settings>
+)
+
+// Doc is one rendered file.
+type Doc struct {
+	Body []byte
+	ETag string // strong, quoted
+}
+
+// File is one file a phone receives, for the CLI and status page.
+type File struct {
+	Path string
+	Body []byte
+}
+
+// ErrNoModel means the phone type is needed but neither given nor configured.
+var ErrNoModel = errors.New("phone type unknown")
+
+// maxBases bounds the per-base-URL caches. A phone reaches the appliance by
+// a handful of addresses at most; more distinct Host headers only cost a
+// render on each miss.
+const maxBases = 8
+
+// Catalog holds every file of one configuration.
+type Catalog struct {
+	cfg         *config.Config
+	url         URLTemplate
+	defaultBase string // http.url's base, else http://advertise[:port]; may be empty
+	defaultPerm string
+	loaded      time.Time
+	phones      map[phone.MAC]*config.Phone
+
+	mu    sync.RWMutex
+	bases map[string]*baseCache
+	order []string // insertion order, for eviction
+}
+
+type docKey struct {
+	kind  Kind
+	model string // "" for a type without [models.X] (same bytes for all of them)
+	mac   phone.MAC
+}
+
+type baseCache struct {
+	mu   sync.RWMutex
+	docs map[docKey]Doc
+}
+
+// New validates what rendering needs and pre-renders every file for the
+// default base URL.
+func New(cfg *config.Config) (*Catalog, error) {
+	if cfg == nil {
+		return nil, errors.New("provision: no config")
+	}
+	tpl, err := ParseURLTemplate(cfg.HTTP.URL)
+	if err != nil {
+		return nil, fmt.Errorf("provision: %w", err)
+	}
+	c := &Catalog{
+		cfg:         cfg,
+		url:         tpl,
+		defaultPerm: cfg.Provision.DefaultPerm,
+		loaded:      time.Now().UTC().Truncate(time.Second),
+		phones:      make(map[phone.MAC]*config.Phone, len(cfg.Phones)),
+		bases:       make(map[string]*baseCache),
+	}
+	if c.defaultPerm == "" {
+		c.defaultPerm = "R"
+	}
+	if err := checkSettings("[settings]", cfg.Settings); err != nil {
+		return nil, err
+	}
+	for name, m := range cfg.Models {
+		if !phone.ValidModel(name) {
+			return nil, fmt.Errorf("provision: [models.%s]: %q is not a Snom phone type; use the vendor identifier, e.g. snomD785", name, name)
+		}
+		if err := checkSettings("[models."+name+".settings]", m.Settings); err != nil {
+			return nil, err
+		}
+	}
+	for i := range cfg.Phones {
+		p := &cfg.Phones[i]
+		if p.MAC.IsZero() {
+			return nil, fmt.Errorf("provision: [[phones]] entry %d has no mac; add mac = \"000413xxxxxx\"", i+1)
+		}
+		if _, dup := c.phones[p.MAC]; dup {
+			return nil, fmt.Errorf("provision: phone %s is listed twice in [[phones]]; merge the entries", p.MAC)
+		}
+		if err := checkSettings("[[phones]] "+p.MAC.String(), p.Settings); err != nil {
+			return nil, err
+		}
+		c.phones[p.MAC] = p
+	}
+	switch {
+	case !tpl.IsZero():
+		c.defaultBase = tpl.Base
+	case cfg.Server.Advertise.IsValid():
+		c.defaultBase = BaseFor("http", hostPort(cfg.Server.Advertise, cfg.HTTP.Listen), "")
+	}
+	if c.defaultBase != "" {
+		c.Warm(c.defaultBase)
+	}
+	return c, nil
+}
+
+func checkSettings(where string, s config.Settings) error {
+	for name := range s {
+		if !validName(name) {
+			return fmt.Errorf("provision: %s: %q is not a valid setting name; Snom names use letters, digits and _", where, name)
+		}
+	}
+	return nil
+}
+
+func hostPort(addr netip.Addr, listen string) string {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "80" || port == "0" {
+		return addr.String()
+	}
+	return net.JoinHostPort(addr.String(), port)
+}
+
+// BaseFor builds a base URL from a request: scheme, Host header and, when
+// HTTP Basic auth is on, the credentials, so the URLs written into files
+// keep working for a phone that needs them.
+func BaseFor(scheme, host, userinfo string) string {
+	if userinfo != "" {
+		return scheme + "://" + userinfo + "@" + host
+	}
+	return scheme + "://" + host
+}
+
+// URL is the parsed http.url (zero when unset).
+func (c *Catalog) URL() URLTemplate { return c.url }
+
+// DefaultBase is the base URL used when the request's does not matter
+// (http.url's, else the advertised address); empty if unknown.
+func (c *Catalog) DefaultBase() string { return c.defaultBase }
+
+// FixedBase is http.url's base when set: then every file names it,
+// whatever Host the phone used.
+func (c *Catalog) FixedBase() string {
+	if c.url.IsZero() {
+		return ""
+	}
+	return c.url.Base
+}
+
+// Loaded is when the catalog was built; it is the Last-Modified of every file.
+func (c *Catalog) Loaded() time.Time { return c.loaded }
+
+// Config returns the config the catalog was built from.
+func (c *Catalog) Config() *config.Config { return c.cfg }
+
+// HasPhone reports whether mac is in [[phones]].
+func (c *Catalog) HasPhone(mac phone.MAC) bool { _, ok := c.phones[mac]; return ok }
+
+// PhoneModel is the configured model of a phone, "" if none.
+func (c *Catalog) PhoneModel(mac phone.MAC) string {
+	if p := c.phones[mac]; p != nil {
+		return p.Model
+	}
+	return ""
+}
+
+// HasFirmware reports whether the model has a firmware image configured.
+func (c *Catalog) HasFirmware(model string) bool {
+	m, ok := c.cfg.Models[model]
+	return ok && m.Firmware != ""
+}
+
+// Warm renders every file for base now, so later requests only look up.
+func (c *Catalog) Warm(base string) {
+	bc := c.cache(base)
+	c.get(bc, base, docKey{kind: KindGeneral})
+	for name := range c.cfg.Models {
+		c.get(bc, base, docKey{kind: KindGeneral, model: name})
+		if c.HasFirmware(name) {
+			c.get(bc, base, docKey{kind: KindFirmware, model: name})
+		}
+	}
+	for mac := range c.phones {
+		c.get(bc, base, docKey{kind: KindPhone, mac: mac})
+	}
+	c.get(bc, base, docKey{kind: KindPhone})
+}
+
+// General returns the general file of a phone type.
+func (c *Catalog) General(base, model string) Doc {
+	return c.lookup(base, docKey{kind: KindGeneral, model: c.modelKey(model)})
+}
+
+// Phone returns the per-phone file; ok is false when mac is not configured.
+func (c *Catalog) Phone(base string, mac phone.MAC) (Doc, bool) {
+	if !c.HasPhone(mac) {
+		return Doc{}, false
+	}
+	return c.lookup(base, docKey{kind: KindPhone, mac: mac}), true
+}
+
+// EmptyPhone is the per-phone file of an unknown phone under
+// unknown_phones = "allow": valid, with no phone-specific settings.
+func (c *Catalog) EmptyPhone(base string) Doc {
+	return c.lookup(base, docKey{kind: KindPhone})
+}
+
+// Combined returns the single file of a {mac} URL: the general file of
+// model with the phone's own settings and keys merged in. For a phone
+// not in the config it is the general file.
+func (c *Catalog) Combined(base, model string, mac phone.MAC) Doc {
+	if !c.HasPhone(mac) {
+		return c.General(base, model)
+	}
+	return c.lookup(base, docKey{kind: KindCombined, model: c.modelKey(model), mac: mac})
+}
+
+// Firmware returns the firmware file of a type; ok is false when the type
+// has no firmware configured.
+func (c *Catalog) Firmware(base, model string) (Doc, bool) {
+	if !c.HasFirmware(model) {
+		return Doc{}, false
+	}
+	return c.lookup(base, docKey{kind: KindFirmware, model: model}), true
+}
+
+// modelKey folds every type without [models.X] into one cache entry.
+func (c *Catalog) modelKey(model string) string {
+	if _, ok := c.cfg.Models[model]; ok {
+		return model
+	}
+	return ""
+}
+
+func (c *Catalog) lookup(base string, k docKey) Doc {
+	return c.get(c.cache(base), base, k)
+}
+
+func (c *Catalog) cache(base string) *baseCache {
+	c.mu.RLock()
+	bc := c.bases[base]
+	c.mu.RUnlock()
+	if bc != nil {
+		return bc
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bc = c.bases[base]; bc != nil {
+		return bc
+	}
+	if len(c.order) >= maxBases {
+		// Evict the oldest base that is not the default one.
+		for i, b := range c.order {
+			if b != c.defaultBase {
+				delete(c.bases, b)
+				c.order = append(c.order[:i], c.order[i+1:]...)
+				break
+			}
+		}
+	}
+	bc = &baseCache{docs: make(map[docKey]Doc)}
+	c.bases[base] = bc
+	c.order = append(c.order, base)
+	return bc
+}
+
+func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
+	bc.mu.RLock()
+	d, ok := bc.docs[k]
+	bc.mu.RUnlock()
+	if ok {
+		return d
+	}
+	body := c.render(k, base, true)
+	h := fnv.New64a()
+	h.Write(body)
+	d = Doc{Body: body, ETag: `"` + strconv.FormatUint(h.Sum64(), 36) + `"`}
+	bc.mu.Lock()
+	bc.docs[k] = d
+	bc.mu.Unlock()
+	return d
+}
+
+// Render renders one file without caching, masking secrets unless
+// showSecrets. mac is ignored for general and firmware files.
+func (c *Catalog) Render(kind Kind, base, model string, mac phone.MAC, showSecrets bool) []byte {
+	if _, ok := c.cfg.Models[model]; !ok && kind != KindFirmware {
+		model = ""
+	}
+	return c.render(docKey{kind: kind, model: model, mac: mac}, base, showSecrets)
+}
+
+func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
+	if !showSecrets {
+		base = maskUserinfo(base)
+	}
+	w := &writer{b: make([]byte, 0, 1024)}
+	w.raw(xmlHeader)
+	switch k.kind {
+	case KindFirmware:
+		m := c.cfg.Models[k.model]
+		w.raw("<firmware-settings>\n")
+		w.raw("  <firmware perm=\"\">")
+		w.text(firmwareURL(base, m.Firmware))
+		w.raw("</firmware>\n")
+		if m.FirmwareUXM != "" {
+			w.raw("  <firmware_uxm perm=\"\">")
+			w.text(firmwareURL(base, m.FirmwareUXM))
+			w.raw("</firmware_uxm>\n")
+		}
+		w.raw("</firmware-settings>\n")
+		return w.b
+	case KindGeneral:
+		w.raw("<settings>\n")
+		w.phoneSettings(c.generalSettings(base, k.model), c.defaultPerm, showSecrets)
+		w.functionKeys(c.cfg.Models[k.model].FKeys, c.defaultPerm)
+		w.tbook(c.cfg.Phonebook)
+	case KindPhone:
+		w.raw("<settings>\n")
+		var s config.Settings
+		var keys config.FKeys
+		if p := c.phones[k.mac]; p != nil {
+			s, keys = p.Settings, p.FKeys
+		}
+		w.phoneSettings(s, c.defaultPerm, showSecrets)
+		w.functionKeys(keys, c.defaultPerm)
+	case KindCombined:
+		w.raw("<settings>\n")
+		p := c.phones[k.mac]
+		s := c.generalSettings(base, k.model)
+		keys := make(config.FKeys)
+		for i, f := range c.cfg.Models[k.model].FKeys {
+			keys[i] = f
+		}
+		if p != nil {
+			s = merge(s, p.Settings)
+			for i, f := range p.FKeys {
+				keys[i] = f
+			}
+		}
+		w.phoneSettings(s, c.defaultPerm, showSecrets)
+		w.functionKeys(keys, c.defaultPerm)
+		w.tbook(c.cfg.Phonebook)
+	}
+	w.raw("</settings>\n")
+	return w.b
+}
+
+// generalSettings is [settings] overlaid with [models.X.settings], plus the
+// pointers the appliance pins unless the config sets them itself.
+func (c *Catalog) generalSettings(base, model string) config.Settings {
+	s := merge(c.cfg.Settings, c.cfg.Models[model].Settings)
+	if c.cfg.Provision.PinSettingServer {
+		if _, set := s["setting_server"]; !set {
+			s["setting_server"] = config.Setting{Value: c.settingURL(base)}
+		}
+	}
+	if c.HasFirmware(model) {
+		if _, set := s["firmware_status"]; !set {
+			s["firmware_status"] = config.Setting{Value: base + "/" + model + "-firmware.htm"}
+		}
+		if _, set := s["update_policy"]; !set {
+			s["update_policy"] = config.Setting{Value: "auto_update"}
+		}
+	}
+	return s
+}
+
+// settingURL is what setting_server is pinned to: http.url verbatim (the
+// phone fills in its placeholders), else the base the phone used.
+func (c *Catalog) settingURL(base string) string {
+	if !c.url.IsZero() {
+		if strings.HasPrefix(base, c.url.Base) {
+			return c.url.Raw
+		}
+		return maskUserinfo(c.url.Raw) // masked preview
+	}
+	return base + "/"
+}
+
+// merge copies a and overlays b. Indexed settings present in both are merged
+// per idx; otherwise b's value replaces a's.
+func merge(a, b config.Settings) config.Settings {
+	out := make(config.Settings, len(a)+len(b)+3)
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if old, ok := out[k]; ok && len(old.Indexed) > 0 && len(v.Indexed) > 0 {
+			idx := make(map[int]config.IndexedValue, len(old.Indexed)+len(v.Indexed))
+			for i, iv := range old.Indexed {
+				if iv.Perm == "" {
+					iv.Perm = old.Perm
+				}
+				idx[i] = iv
+			}
+			for i, iv := range v.Indexed {
+				if iv.Perm == "" {
+					iv.Perm = v.Perm
+				}
+				idx[i] = iv
+			}
+			out[k] = config.Setting{Indexed: idx}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// firmwareURL: an absolute URL is used verbatim, a file name lives under
+// <base>/firmware/.
+func firmwareURL(base, name string) string {
+	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") {
+		return name
+	}
+	return base + "/firmware/" + (&url.URL{Path: strings.TrimPrefix(name, "/")}).EscapedPath()
+}
+
+// maskUserinfo hides the password in a URL's userinfo.
+func maskUserinfo(s string) string {
+	at := strings.IndexByte(s, '@')
+	scheme := strings.Index(s, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return s
+	}
+	if slash := strings.IndexByte(s[scheme+3:], '/'); slash >= 0 && scheme+3+slash < at {
+		return s
+	}
+	user := s[scheme+3 : at]
+	if colon := strings.IndexByte(user, ':'); colon >= 0 {
+		return s[:scheme+3] + user[:colon] + ":" + Mask + s[at:]
+	}
+	return s
+}
+
+// Files returns exactly the files the phone with this MAC receives, in the
+// order it fetches them, for `snomprov render` and the status page. model
+// may be empty when [[phones]] names it. policy is http.unknown_phones.
+func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]File, error) {
+	if model == "" {
+		model = c.PhoneModel(mac)
+	}
+	if model == "" {
+		return nil, fmt.Errorf("%w for %s: give the model (e.g. --model snomD785) or set model in its [[phones]] entry", ErrNoModel, mac)
+	}
+	if !phone.ValidModel(model) {
+		return nil, fmt.Errorf("%q is not a Snom phone type; use the vendor identifier, e.g. snomD785", model)
+	}
+	if base == "" {
+		base = c.defaultBase
+	}
+	if base == "" {
+		return nil, errors.New("no base URL: set server.advertise or http.url")
+	}
+	if !c.url.IsZero() {
+		base = c.url.Base
+	}
+	known := c.HasPhone(mac)
+	policy := c.cfg.HTTP.UnknownPhones
+	if !known && policy == config.UnknownDeny {
+		return nil, nil
+	}
+	mk := c.modelKey(model)
+	vars := Vars{MAC: mac, HasMAC: true, Model: model}
+	var files []File
+	switch {
+	case c.url.HasMAC:
+		files = append(files, File{Path: Expand(c.url.Path, vars), Body: c.Render(KindCombined, base, mk, mac, showSecrets)})
+	default:
+		gen, per := "/"+model+".htm", "/"+model+"-"+mac.String()+".htm"
+		if c.url.Path != "" {
+			gen, per = Expand(c.url.Path, vars), Expand(c.url.MACPath, vars)
+		} else if !c.url.IsZero() {
+			gen, per = c.url.Dir+model+".htm", c.url.Dir+model+"-"+mac.String()+".htm"
+		}
+		files = append(files, File{Path: gen, Body: c.Render(KindGeneral, base, mk, mac, showSecrets)})
+		if known || policy == config.UnknownAllow {
+			files = append(files, File{Path: per, Body: c.Render(KindPhone, base, mk, mac, showSecrets)})
+		}
+	}
+	if c.HasFirmware(model) {
+		files = append(files, File{Path: "/" + model + "-firmware.htm", Body: c.Render(KindFirmware, base, model, mac, showSecrets)})
+	}
+	return files, nil
+}
