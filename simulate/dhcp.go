@@ -124,10 +124,10 @@ type dhcpResult struct {
 	URL      DHCPURL
 }
 
-// snomModifiers make a DISCOVER/REQUEST look like a Snom phone's: vendor
+// SnomDHCPModifiers make a DISCOVER/REQUEST look like a Snom phone's: vendor
 // class = model, broadcast flag set (the simulator cannot receive a unicast
 // to a MAC that is not the interface's), and a request for 43/66/67.
-func snomModifiers(model string) []dhcpv4.Modifier {
+func SnomDHCPModifiers(model string) []dhcpv4.Modifier {
 	return []dhcpv4.Modifier{
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier(model)),
 		dhcpv4.WithBroadcast(true),
@@ -153,7 +153,7 @@ func runDHCP(ctx context.Context, iface string, mac phone.MAC, model string, tim
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lease, err := c.Request(ctx, snomModifiers(model)...)
+	lease, err := c.Request(ctx, SnomDHCPModifiers(model)...)
 	if err != nil {
 		var nak *nclient4.ErrNak
 		switch {
