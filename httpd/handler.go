@@ -41,9 +41,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := route(r.URL.Path, &st.tpl)
+	if rt.Kind == RouteAPIPhones && st.opts.Inventory == nil {
+		rt.Kind = RouteOther // the status handler (Extra) may serve it
+	}
 	if rt.Kind == RouteOther && rt.Reason == "" && st.opts.Extra != nil && st.filesRoot == nil {
 		// Status page and metrics carry their own access control.
-		st.opts.Extra.ServeHTTP(w, r)
+		s.serveExtra(w, r, st)
 		return
 	}
 	id := s.identify(r, st, &rt)
@@ -83,7 +86,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if rt.Reason == "" && st.opts.Extra != nil {
-			st.opts.Extra.ServeHTTP(w, r)
+			s.serveExtra(w, r, st)
 			return
 		}
 		reason := rt.Reason
@@ -91,6 +94,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			reason = "no provisioning file or configured file has this name"
 		}
 		s.notFound(w, r, id, inventory.StepFile, rt.Pattern, reason)
+	}
+}
+
+// serveExtra hands a path no phone file has to Extra, and still logs the
+// 404 a phone (or scanner) gets there.
+func (s *Server) serveExtra(w http.ResponseWriter, r *http.Request, st *state) {
+	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	st.opts.Extra.ServeHTTP(cw, r)
+	if cw.status == http.StatusNotFound {
+		if ok, dropped := s.warn.allow(); ok {
+			s.log.Warn("404", "path", safePath(r.URL.Path), "reason", "no provisioning file, files_dir file or status page has this name",
+				"ip", r.RemoteAddr, "suppressed", dropped)
+		}
 	}
 }
 
@@ -273,6 +289,9 @@ func (c *countingWriter) WriteHeader(code int) {
 	c.status = code
 	c.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(b)

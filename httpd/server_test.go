@@ -766,7 +766,13 @@ func TestBindErrors(t *testing.T) {
 func TestFilesDirAndExtra(t *testing.T) {
 	files := t.TempDir()
 	os.WriteFile(filepath.Join(files, "gui_lang_DE.xml"), []byte("<gui-languages/>"), 0o644)
-	extra := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "status page") })
+	extra := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" && r.URL.Path != "/api/phones" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "status page")
+	})
 	h := start(t, testConfig(), func(o *Options) { o.FilesDir = files; o.Extra = extra })
 	if r := get(t, nil, "GET", h.url+"/gui_lang_DE.xml?mac="+macA); r.status != 200 || r.body != "<gui-languages/>" {
 		t.Errorf("files_dir: %d %q", r.status, r.body)
@@ -776,6 +782,14 @@ func TestFilesDirAndExtra(t *testing.T) {
 	}
 	if r := get(t, nil, "GET", h.url+"/"); r.body != "status page" {
 		t.Errorf("extra: %d %q", r.status, r.body)
+	}
+	// Without an Inventory option, /api/phones belongs to Extra.
+	if r := get(t, nil, "GET", h.url+"/api/phones"); r.body != "status page" {
+		t.Errorf("/api/phones without Inventory: %d %q", r.status, r.body)
+	}
+	// Extra's 404s are logged too.
+	if r := get(t, nil, "GET", h.url+"/favicon.ico"); r.status != 404 || !strings.Contains(h.logs.String(), "path=/favicon.ico reason=") {
+		t.Errorf("Extra 404 not logged: %d\n%s", r.status, h.logs)
 	}
 	// A near miss is not handed to Extra: the phone must see a 404.
 	if r := get(t, nil, "GET", h.url+"/snomD345-12.htm"); r.status != 404 {
