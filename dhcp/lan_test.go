@@ -1,0 +1,422 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+
+	"github.com/snomprov/snomprov/internal/lantest"
+)
+
+const testURL = "http://10.77.0.1:8080/"
+
+// lanOptions are the options of a server at 10.77.0.1 on a lantest LAN.
+func lanOptions(t *testing.T) Options {
+	o := baseOptions(t.TempDir())
+	o.Interface = "eth0"
+	o.UpdateServer = testURL
+	o.ConflictProbe = 0 // default: probe on
+	return o
+}
+
+type running struct {
+	*Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// serveIn binds s inside host h's namespace and serves until the test ends.
+func serveIn(t *testing.T, h *lantest.Host, o Options, rec *recorder) *running {
+	t.Helper()
+	s, err := New(o, nil, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := h.Do(func() error { return s.Bind(ctx) }); err != nil {
+		cancel()
+		t.Fatalf("bind: %v", err)
+	}
+	r := &running{Server: s, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-r.done:
+			if err != nil && !errors.Is(err, ErrOtherServer) {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	return r
+}
+
+type recorder struct{ testServer }
+
+func newLAN(t *testing.T) (*lantest.LAN, *lantest.Host) {
+	l := lantest.New(t, "10.77.0.0/24")
+	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24", MAC: "02:77:ff:00:00:01"})
+	return l, srv
+}
+
+// hookDir copies the client hook into a fresh directory; results.txt appears there.
+func hookDir(t *testing.T) string {
+	d := t.TempDir()
+	for _, f := range []string{"hook.sh", "dhcpcd.conf", "dhclient.conf", "dhclient-no66.conf"} {
+		b, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// result finds the hook's line for client, waiting a little for daemons.
+func result(t *testing.T, dir, client string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "results.txt"))
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "DHCP-RESULT client="+client+" ") {
+				m := map[string]string{}
+				for _, f := range strings.Fields(line)[1:] {
+					k, v, _ := strings.Cut(f, "=")
+					m[k] = v
+				}
+				if m["ip"] != "" {
+					return m
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s produced no lease; hook output:\n%s", client, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func need(t *testing.T, tool string) {
+	if _, err := exec.LookPath(tool); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed", tool)
+		}
+		t.Skipf("%s is not installed", tool)
+	}
+}
+
+func run(t *testing.T, h *lantest.Host, timeout time.Duration, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := h.Run(ctx, name, args...)
+	if err != nil {
+		t.Fatalf("%s %v in %s: %v\n%s", name, args, h.Name, err, out)
+	}
+	return out
+}
+
+// TestLANRealClients: udhcpc, dhclient (with and without asking for 66/67),
+// dhcpcd and nclient4 get leases and see options 66/67.
+func TestLANRealClients(t *testing.T) {
+	for _, tool := range []string{"udhcpc", "dhclient", "dhcpcd"} {
+		need(t, tool)
+	}
+	l, srv := newLAN(t)
+	o := lanOptions(t)
+	o.UpdateFilename = "snom.htm"
+	rec := &recorder{}
+	r := serveIn(t, srv, o, rec)
+	hooks := hookDir(t)
+	hook := filepath.Join(hooks, "hook.sh")
+
+	t.Run("udhcpc", func(t *testing.T) {
+		h := l.AddHost("udhcpc", lantest.HostOptions{MAC: "00:04:13:77:00:01"})
+		run(t, h, 20*time.Second, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-O", "tftp", "-O", "bootfile", "-s", hook)
+		res := result(t, hooks, "udhcpc")
+		// busybox validates option 66 as a host name and shows a URL as "bad"
+		// (lan README pitfall 7); it did receive it. 67 is shown verbatim.
+		if !r.pool.inPool(netip.MustParseAddr(res["ip"])) || res["opt66"] != "bad" || res["opt67"] != "snom.htm" || res["server"] != "10.77.0.1" {
+			t.Errorf("udhcpc: %v", res)
+		}
+	})
+	t.Run("dhclient", func(t *testing.T) {
+		h := l.AddHost("dhclient", lantest.HostOptions{MAC: "00:04:13:77:00:02"})
+		d := t.TempDir()
+		run(t, h, 30*time.Second, "dhclient", "-4", "-1", "-cf", filepath.Join(hooks, "dhclient.conf"), "-sf", hook,
+			"-pf", filepath.Join(d, "pid"), "-lf", filepath.Join(d, "leases"), "eth0")
+		res := result(t, hooks, "dhclient")
+		if res["opt66"] != testURL || res["opt67"] != "snom.htm" || res["server"] != "10.77.0.1" {
+			t.Errorf("dhclient: %v", res)
+		}
+		// Release: the lease is marked released on disk.
+		run(t, h, 20*time.Second, "dhclient", "-4", "-r", "-cf", filepath.Join(hooks, "dhclient.conf"), "-sf", hook,
+			"-pf", filepath.Join(d, "pid"), "-lf", filepath.Join(d, "leases"), "eth0")
+		waitLease(t, o.StateDir, res["ip"], StateReleased)
+	})
+	t.Run("dhcpcd", func(t *testing.T) {
+		h := l.AddHost("dhcpcd", lantest.HostOptions{MAC: "00:04:13:77:00:03"})
+		// Private /run and /var/lib/dhcpcd inside the mount namespace that
+		// `ip netns exec` creates, so dhcpcd touches no host state.
+		run(t, h, 30*time.Second, "sh", "-c", "mount -t tmpfs none /run && mount -t tmpfs none /var/lib/dhcpcd && exec dhcpcd -f "+
+			filepath.Join(hooks, "dhcpcd.conf")+" -c "+hook+" -4 -1 -w -t 15 eth0")
+		res := result(t, hooks, "dhcpcd")
+		if res["opt66"] != testURL || res["opt67"] != "snom.htm" {
+			t.Errorf("dhcpcd: %v", res)
+		}
+	})
+	t.Run("dhclient phone not requesting 66/67", func(t *testing.T) {
+		h := l.AddHost("quiet", lantest.HostOptions{MAC: "00:04:13:77:00:04"})
+		d := t.TempDir()
+		os.Remove(filepath.Join(hooks, "results.txt"))
+		run(t, h, 30*time.Second, "dhclient", "-4", "-1", "-cf", filepath.Join(hooks, "dhclient-no66.conf"), "-sf", hook,
+			"-pf", filepath.Join(d, "pid"), "-lf", filepath.Join(d, "leases"), "eth0")
+		leases, _ := os.ReadFile(filepath.Join(d, "leases"))
+		// dhclient exports only options it requested, but records every
+		// received option in its lease file: 66/67 were sent anyway.
+		if !strings.Contains(string(leases), `tftp-server-name "`+testURL+`"`) || !strings.Contains(string(leases), `bootfile-name "snom.htm"`) {
+			t.Errorf("forced 66/67 missing from dhclient's lease:\n%s", leases)
+		}
+	})
+	t.Run("dhclient PC not requesting 66/67", func(t *testing.T) {
+		h := l.AddHost("pc", lantest.HostOptions{MAC: "02:00:00:77:00:05"})
+		d := t.TempDir()
+		run(t, h, 30*time.Second, "dhclient", "-4", "-1", "-cf", filepath.Join(hooks, "dhclient-no66.conf"), "-sf", hook,
+			"-pf", filepath.Join(d, "pid"), "-lf", filepath.Join(d, "leases"), "eth0")
+		leases, _ := os.ReadFile(filepath.Join(d, "leases"))
+		if !strings.Contains(string(leases), "fixed-address") || strings.Contains(string(leases), "tftp-server-name") {
+			t.Errorf("PC lease should have an address and no 66:\n%s", leases)
+		}
+	})
+	t.Run("nclient4", func(t *testing.T) {
+		h := l.AddHost("nclient", lantest.HostOptions{MAC: "00:04:13:77:00:06"})
+		var lease *nclient4.Lease
+		err := h.Do(func() error {
+			c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			lease, err = c.Request(ctx, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("snomD785")))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack := lease.ACK
+		if ack.TFTPServerName() != testURL || ack.BootFileNameOption() != "snom.htm" || !r.pool.inPool(addrOf(ack.YourIPAddr)) {
+			t.Errorf("nclient4 ACK: %v", ack.Summary())
+		}
+		found := false
+		for _, ob := range rec.obs {
+			if ob.Event.Kind == "ACK" && ob.Model == "snomD785" && ob.IP == addrOf(ack.YourIPAddr) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no inventory ACK with model snomD785: %+v", rec.obs)
+		}
+	})
+	if used, _ := r.PoolUsage(); used < 4 {
+		t.Errorf("pool usage %d after the clients", used)
+	}
+}
+
+func waitLease(t *testing.T, dir, ip, state string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := LoadLeases(dir)
+		if err == nil && hasState(l, netip.MustParseAddr(ip), state) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease %s never became %s: %v %v", ip, state, l, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLANConflictProbe: a host squatting on the first pool address without
+// a lease answers ping; the server skips it and quarantines it.
+func TestLANConflictProbe(t *testing.T) {
+	l, srv := newLAN(t)
+	l.AddHost("squatter", lantest.HostOptions{Addr: "10.77.0.100/24"})
+	o := lanOptions(t)
+	r := serveIn(t, srv, o, &recorder{})
+	if r.prober == nil {
+		t.Fatal("no ICMP prober in the server namespace")
+	}
+	h := l.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:10"})
+	ack := nclientLease(t, h)
+	if ip := addrOf(ack.YourIPAddr); ip == netip.MustParseAddr("10.77.0.100") || !r.pool.inPool(ip) {
+		t.Fatalf("got %v", ip)
+	}
+	waitLease(t, o.StateDir, "10.77.0.100", StateDeclined)
+}
+
+func nclientLease(t *testing.T, h *lantest.Host, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	t.Helper()
+	var lease *nclient4.Lease
+	err := h.Do(func() error {
+		c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		lease, err = c.Request(ctx, mods...)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("nclient4 in %s: %v", h.Name, err)
+	}
+	return lease.ACK
+}
+
+// TestLANPortInUse: a second server on the same interface fails at Bind
+// with a message naming the problem (no SO_REUSEPORT sharing).
+func TestLANPortInUse(t *testing.T) {
+	_, srv := newLAN(t)
+	serveIn(t, srv, lanOptions(t), &recorder{})
+	o2 := lanOptions(t)
+	s2, err := New(o2, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Do(func() error { return s2.Bind(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "already in use") || !strings.Contains(err.Error(), "eth0") {
+		t.Fatalf("second server: %v", err)
+	}
+}
+
+// TestLANPortInUseByDnsmasq: the same against dnsmasq.
+func TestLANPortInUseByDnsmasq(t *testing.T) {
+	need(t, "dnsmasq")
+	_, srv := newLAN(t)
+	d := t.TempDir()
+	p := srv.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--dhcp-range=10.77.0.100,10.77.0.200,1h",
+		"--dhcp-leasefile="+filepath.Join(d, "leases"), "--pid-file="+filepath.Join(d, "pid"), "--log-facility=-")
+	waitUDP(t, srv, 67)
+	s, _ := New(lanOptions(t), nil, nil)
+	err := srv.Do(func() error { return s.Bind(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("bind next to dnsmasq: %v\n%s", err, p.Output())
+	}
+}
+
+func waitUDP(t *testing.T, h *lantest.Host, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := h.Run(context.Background(), "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
+		if strings.TrimSpace(out) != "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on udp/%d in %s", port, h.Name)
+}
+
+// TestLANOtherServer: a dnsmasq elsewhere on the segment makes Serve return
+// ErrOtherServer naming it and its 66; allow_other_servers serves anyway.
+func TestLANOtherServer(t *testing.T) {
+	need(t, "dnsmasq")
+	l, srv := newLAN(t)
+	rogue := l.AddHost("rogue", lantest.HostOptions{Addr: "10.77.0.2/24"})
+	d := t.TempDir()
+	rogue.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping", "--dhcp-range=10.77.0.210,10.77.0.220,1h",
+		"--dhcp-option-force=66,http://rogue.example/", "--dhcp-leasefile="+filepath.Join(d, "leases"), "--pid-file="+filepath.Join(d, "pid"), "--log-facility=-")
+	waitUDP(t, rogue, 67)
+
+	o := lanOptions(t)
+	o.OtherServerWait = 0 // the default check
+	s, _ := New(o, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Do(func() error { return s.Bind(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Serve(ctx)
+	if !errors.Is(err, ErrOtherServer) || !strings.Contains(err.Error(), "10.77.0.2") || !strings.Contains(err.Error(), "http://rogue.example/") {
+		t.Fatalf("Serve = %v", err)
+	}
+	// The port is free again for the override.
+	o2 := lanOptions(t)
+	o2.AllowOtherServers = true
+	o2.Serve = ServePhones
+	rec := &recorder{}
+	serveIn(t, srv, o2, rec)
+	phone := l.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:20"})
+	nclientLease(t, phone, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("snomD785")))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.obs) == 0 || rec.obs[0].Event.Kind != "DISCOVER" || rec.obs[0].Model != "snomD785" {
+		t.Fatalf("with allow_other_servers our server did not take the phone's DISCOVER: %+v", rec.obs)
+	}
+}
+
+// TestLANGarbageAndRelay: garbage datagrams do not disturb the server; a
+// relayed request (giaddr) is answered at the relay.
+func TestLANGarbageAndRelay(t *testing.T) {
+	l, srv := newLAN(t)
+	r := serveIn(t, srv, lanOptions(t), &recorder{})
+	relay := l.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.2/24"})
+	err := relay.Do(func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 77, 0, 2), Port: 67})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		srvAddr := &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}
+		junk := [][]byte{{}, {1}, make([]byte, 300), []byte("GET / HTTP/1.0\r\n\r\n"), append([]byte{1, 1, 6, 0}, make([]byte, 1000)...)}
+		for i := 0; i < 200; i++ {
+			if _, err := c.WriteTo(junk[i%len(junk)], srvAddr); err != nil {
+				return err
+			}
+		}
+		d := discover("00:04:13:77:00:30", dhcpv4.WithGatewayIP(net.IPv4(10, 77, 0, 2)))
+		if _, err := c.WriteTo(d.ToBytes(), srvAddr); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return fmt.Errorf("no relayed OFFER: %w", err)
+			}
+			m, err := dhcpv4.FromBytes(buf[:n])
+			if err == nil && m.TransactionID == d.TransactionID && m.MessageType() == dhcpv4.MessageTypeOffer {
+				if !r.pool.inPool(addrOf(m.YourIPAddr)) {
+					return fmt.Errorf("offer %v", m.YourIPAddr)
+				}
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Still serving direct clients.
+	nclientLease(t, l.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:31"}))
+}
