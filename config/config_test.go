@@ -83,6 +83,8 @@ func TestProblems(t *testing.T) {
 		{"invalid phone model", "[[phones]]\nmac = \"000413A11FA7\"\nmodel = \"snom D785\"\n", `3:1: phones[0].model: "snom D785" is not a Snom phone type`},
 		{"bad perm", "[settings]\nlanguage = { value = \"English\", perm = \"W\" }\n", `2:33: settings.language.perm: unknown perm "W"`},
 		{"bad perm indexed", "[settings]\nuser_name = { 1 = { value = \"1\", perm = \"rw\" } }\n", `2:34: settings.user_name.1.perm: unknown perm "rw"`},
+		{"empty perm", "[settings]\nlanguage = { value = \"English\", perm = \"\" }\n", `2:33: settings.language.perm: an empty perm would mean "use default_perm"; write "RW"`},
+		{"empty default perm", "[provision]\ndefault_perm = \"\"\n", `2:1: provision.default_perm: an empty perm would mean`},
 		{"bad default perm", "[provision]\ndefault_perm = \"RO\"\n", `2:1: provision.default_perm: unknown perm "RO"`},
 		{"bad fkey perm", "[[phones]]\nmac = \"000413A11FA7\"\n[phones.fkeys]\n0 = { value = \"line\", perm = \"X\" }\n", `4:23: phones[0].fkeys.0.perm: unknown perm "X"`},
 		{"bad unknown_phones", "[http]\nunknown_phones = \"ignore\"\n", `2:1: http.unknown_phones: "ignore" is not allowed; use one of "generic", "deny", "allow"`},
@@ -556,5 +558,16 @@ func TestValidateNetwork(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEveryPermAccepted(t *testing.T) {
+	for _, p := range Perms {
+		text := "[provision]\ndefault_perm = \"" + p + "\"\n[settings]\nlanguage = { value = \"English\", perm = \"" + p + "\" }\n" +
+			"[models.snomD785.fkeys]\n0 = { value = \"line\", perm = \"" + p + "\" }\n"
+		cfg := mustParse(t, text)
+		if cfg.Provision.DefaultPerm != p || cfg.Settings["language"].Perm != p || cfg.Models["snomD785"].FKeys[0].Perm != p {
+			t.Errorf("perm %q not kept", p)
+		}
 	}
 }

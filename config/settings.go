@@ -28,16 +28,27 @@ func subErr(key []string, format string, args ...any) error {
 	return &subKeyError{key: key, msg: fmt.Sprintf(format, args...)}
 }
 
-// Perms are the perm flags a phone understands (snom-provisioning.md §4.1):
-// R, & and " " make a setting read-only for the user; RW, $ and "" let the
-// user change it until the next provisioning; ! writes it only while the
-// user has not changed it; V (firmware 10.1.79.0+) keeps it out of flash.
-var Perms = []string{"R", "RW", "!", "&", "$", "", " ", "V"}
+// Perms are the perm flags a setting or function key may carry
+// (snom-provisioning.md §4.1): R, & and " " make a setting read-only for the
+// user; RW and $ let the user change it until the next provisioning
+// overwrites it; ! writes it only while the user has not changed it; V
+// (firmware 10.1.79.0+) keeps it out of flash. The phone also reads an empty
+// perm as RW, but here an empty perm means "not set, use
+// [provision] default_perm", so it is written "RW".
+var Perms = []string{"R", "RW", "!", "&", "$", " ", "V"}
 
 // ValidPerm reports whether p is one of Perms.
 func ValidPerm(p string) bool { return slices.Contains(Perms, p) }
 
-const permHelp = `use one of "R" (read-only), "RW" (user may change until the next provisioning), "!" (written only while the user has not changed it), "&", "$", "", " " or "V"`
+const permHelp = `use one of "R" (read-only), "RW" (user may change it until the next provisioning), "!" (written only while the user has not changed it), "&", "$", " " or "V"`
+
+// permProblem explains why p is not a valid perm.
+func permProblem(p string) string {
+	if p == "" {
+		return `an empty perm would mean "use default_perm"; write "RW" for a setting the user may change`
+	}
+	return fmt.Sprintf("unknown perm %q; %s", p, permHelp)
+}
 
 // UnmarshalTOML accepts every form documented on Setting.
 func (s *Setting) UnmarshalTOML(v any) error {
@@ -107,7 +118,7 @@ func valuePerm(table map[string]any, at []string) (value, perm string, err error
 			return "", "", subErr(append(at, "perm"), "perm must be a string; %s", permHelp)
 		}
 		if !ValidPerm(p) {
-			return "", "", subErr(append(at, "perm"), "unknown perm %q; %s", p, permHelp)
+			return "", "", subErr(append(at, "perm"), "%s", permProblem(p))
 		}
 		perm = p
 	}
@@ -204,8 +215,8 @@ func (f *FKey) UnmarshalTOML(v any) error {
 		if _, ok := v["value"]; !ok {
 			return subErr(nil, `missing "value"; write { value = "blf sip:102@pbx", label = "Mary" }`)
 		}
-		if !ValidPerm(f.Perm) {
-			return subErr([]string{"perm"}, "unknown perm %q; %s", f.Perm, permHelp)
+		if _, set := v["perm"]; set && !ValidPerm(f.Perm) {
+			return subErr([]string{"perm"}, "%s", permProblem(f.Perm))
 		}
 		if f.Context == "" {
 			f.Context = "active"

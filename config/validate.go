@@ -58,7 +58,7 @@ func (c *checker) validate() {
 	}
 	c.dhcp()
 	if !ValidPerm(cfg.Provision.DefaultPerm) {
-		c.fail("provision.default_perm", "unknown perm %q; %s", cfg.Provision.DefaultPerm, permHelp)
+		c.fail("provision.default_perm", "%s", permProblem(cfg.Provision.DefaultPerm))
 	}
 	if cfg.Status.StaleAfter.Duration <= 0 {
 		c.fail("status.stale_after", `must be positive, like "24h"`)
