@@ -1,0 +1,251 @@
+package dhcp
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/snomprov/snomprov/internal/lantest"
+)
+
+// TestMain lets the test binary double as a standalone server process, so
+// the kill -9 test can SIGKILL a real process without depending on cmd/.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("SNOMPROV_DHCP_HELPER"); path != "" {
+		os.Exit(helperServe(path))
+	}
+	os.Exit(m.Run())
+}
+
+func helperServe(path string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		log.Error("reading options", "err", err)
+		return 2
+	}
+	var o Options
+	if err := json.Unmarshal(b, &o); err != nil {
+		log.Error("decoding options", "err", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
+	defer stop()
+	s, err := New(o, log, nil)
+	if err == nil {
+		err = s.Bind(ctx)
+	}
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	log.Info("ready")
+	if err := s.Serve(ctx); err != nil {
+		log.Error("serve", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// relayClient plays a DHCP relay at 10.77.0.2:67 for many simulated phones.
+type relayClient struct {
+	conn *net.UDPConn
+	srv  *net.UDPAddr
+	gi   net.IP
+
+	mu    sync.Mutex
+	acked map[string]netip.Addr // MAC -> ACKed address
+	naks  int
+}
+
+func newRelayClient(t *testing.T, h *lantest.Host) *relayClient {
+	rc := &relayClient{srv: &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}, gi: net.IPv4(10, 77, 0, 2), acked: map[string]netip.Addr{}}
+	if err := h.Do(func() error {
+		var err error
+		rc.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: rc.gi, Port: 67})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rc.conn.Close() })
+	return rc
+}
+
+// run answers OFFERs with REQUESTs and records ACKs until the socket closes.
+func (rc *relayClient) run() {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := rc.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			continue
+		}
+		switch m.MessageType() {
+		case dhcpv4.MessageTypeOffer:
+			req, _ := dhcpv4.NewRequestFromOffer(m, dhcpv4.WithGatewayIP(rc.gi))
+			rc.conn.WriteTo(req.ToBytes(), rc.srv)
+		case dhcpv4.MessageTypeAck:
+			rc.mu.Lock()
+			rc.acked[m.ClientHWAddr.String()] = addrOf(m.YourIPAddr)
+			rc.mu.Unlock()
+		case dhcpv4.MessageTypeNak:
+			rc.mu.Lock()
+			rc.naks++
+			rc.mu.Unlock()
+		}
+	}
+}
+
+func (rc *relayClient) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.acked)
+}
+
+func startHelper(t *testing.T, h *lantest.Host, optsPath string) *lantest.Process {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := h.Start("env", "SNOMPROV_DHCP_HELPER="+optsPath, exe)
+	if err := p.WaitOutput("msg=ready", 10*time.Second); err != nil {
+		t.Fatalf("helper server: %v\n%s", err, p.Output())
+	}
+	return p
+}
+
+// TestLANKill9UnderLoad: count ACKs while 3000 phones are leasing, SIGKILL
+// the server mid-storm, restart it, and check that every ACKed lease is still
+// held: on disk, and by renewing onto the same address.
+func TestLANKill9UnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	l, srv := newLAN(t)
+	relay := l.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.2/24"})
+	o := lanOptions(t)
+	o.ConflictProbe = -1 // the storm is about durability, not probing
+	// 3000 phones do not fit a /24: a /16 subnet with a 4k pool.
+	o.Subnet = netip.MustParsePrefix("10.77.0.0/16")
+	o.PoolStart, o.PoolEnd = netip.MustParseAddr("10.77.16.0"), netip.MustParseAddr("10.77.31.254")
+	optsPath := filepath.Join(t.TempDir(), "opts.json")
+	b, _ := json.Marshal(o)
+	if err := os.WriteFile(optsPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startHelper(t, srv, optsPath)
+	rc := newRelayClient(t, relay)
+	go rc.run()
+
+	const phones = 3000
+	go func() {
+		for i := 0; i < phones; i++ {
+			hw := net.HardwareAddr{0, 4, 0x13, 0x55, byte(i >> 8), byte(i)}
+			d, _ := dhcpv4.NewDiscovery(hw, dhcpv4.WithGatewayIP(rc.gi))
+			if _, err := rc.conn.WriteTo(d.ToBytes(), rc.srv); err != nil {
+				return
+			}
+			if i%50 == 49 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for rc.count() < 500 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	p.Signal(unix.SIGKILL)
+	<-p.Done()
+	time.Sleep(300 * time.Millisecond) // ACKs already on the wire still count
+	rc.mu.Lock()
+	acked := make(map[string]netip.Addr, len(rc.acked))
+	for k, v := range rc.acked {
+		acked[k] = v
+	}
+	rc.mu.Unlock()
+	if len(acked) < 500 {
+		t.Fatalf("only %d ACKs before the kill\n%s", len(acked), p.Output())
+	}
+	if len(acked) >= phones {
+		t.Fatalf("the storm finished before the kill (%d ACKs); the test proves nothing", len(acked))
+	}
+	t.Logf("%d ACKs counted before SIGKILL", len(acked))
+
+	leases, err := LoadLeases(o.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk := map[netip.Addr]Lease{}
+	for _, l := range leases {
+		onDisk[l.IP] = l
+	}
+	for hw, ip := range acked {
+		if l, ok := onDisk[ip]; !ok || l.State != StateBound || l.MAC.Colon() != hw && !macEqual(l.MAC[:], hw) {
+			t.Errorf("ACKed %s -> %v missing on disk after kill -9 (%+v)", hw, ip, l)
+		}
+	}
+
+	startHelper(t, srv, optsPath)
+	// Renew every ACKed lease: RENEWING state via the relay (ciaddr set).
+	rc.mu.Lock()
+	rc.acked = map[string]netip.Addr{}
+	rc.naks = 0
+	rc.mu.Unlock()
+	// Clients retransmit, so does this one: a burst of 500+ replies can
+	// overflow the relay socket's receive buffer.
+	for round := 0; round < 10 && rc.count() < len(acked); round++ {
+		rc.mu.Lock()
+		var todo []string
+		for hw := range acked {
+			if _, ok := rc.acked[hw]; !ok {
+				todo = append(todo, hw)
+			}
+		}
+		rc.mu.Unlock()
+		for i, hw := range todo {
+			req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mustMAC(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+				dhcpv4.WithClientIP(acked[hw].AsSlice()), dhcpv4.WithGatewayIP(rc.gi))
+			rc.conn.WriteTo(req.ToBytes(), rc.srv)
+			if i%50 == 49 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	t.Logf("after restart: %d ACKs, %d NAKs", len(rc.acked), rc.naks)
+	if rc.naks > 0 {
+		t.Errorf("%d renewals NAKed after restart", rc.naks)
+	}
+	for hw, ip := range acked {
+		if got := rc.acked[hw]; got != ip {
+			t.Errorf("%s renewed onto %v, had %v", hw, got, ip)
+		}
+	}
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func macEqual(a []byte, s string) bool { return net.HardwareAddr(a).String() == s }
