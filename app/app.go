@@ -1,0 +1,239 @@
+// Package app is the appliance: it turns one Config into the HTTP, PnP and
+// DHCP servers, runs them under one errgroup with a shared context, and
+// handles readiness, reload and shutdown. Like pixiecore's Server, it is the
+// only place that knows about all three; cmd/snomprov only parses flags.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/inventory"
+)
+
+// component is what every protocol server provides (see the server contract
+// in docs/architecture.md).
+type component interface {
+	Bind(ctx context.Context) error
+	Serve(ctx context.Context) error
+}
+
+// ShutdownTimeout bounds a graceful stop: in-flight HTTP requests finish and
+// leases and the inventory are flushed within it.
+const ShutdownTimeout = 10 * time.Second
+
+// Appliance runs snomprov.
+type Appliance struct {
+	log *slog.Logger
+	// Load re-reads the configuration on SIGHUP; nil disables reload
+	// (the embedded defaults have no file to re-read).
+	load func() (*config.Config, error)
+
+	mu      sync.Mutex // guards cfg and the servers' options during reload
+	cfg     *config.Config
+	net     network
+	inv     *inventory.Store
+	servers *servers
+}
+
+// New prepares an appliance for cfg. load is called on SIGHUP.
+func New(cfg *config.Config, load func() (*config.Config, error), log *slog.Logger) *Appliance {
+	return &Appliance{cfg: cfg, load: load, log: log}
+}
+
+// Run starts everything and blocks until ctx is cancelled (or a signal asks
+// to stop) or a server fails. A nil return means a clean, requested stop.
+func (a *Appliance) Run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	netw, err := waitForNetwork(ctx, a.cfg, a.log)
+	if err != nil {
+		return err
+	}
+	a.net = netw
+	if err := a.cfg.ValidateNetwork(netw.prefix); err != nil {
+		return &ConfigError{Err: err}
+	}
+
+	inv, err := inventory.Open(inventory.Path(a.cfg.Server.StateDir), inventory.Options{})
+	if err != nil {
+		return fmt.Errorf("opening the phone inventory in %s: %w", a.cfg.Server.StateDir, err)
+	}
+	a.inv = inv
+
+	srv, err := buildServers(a.cfg, netw, inv, a.log)
+	if err != nil {
+		return err
+	}
+	a.servers = srv
+
+	// Bind every listener before declaring readiness, so "ready" means
+	// phones can be served and a taken port fails the start, not later.
+	for _, c := range srv.components() {
+		if err := c.comp.Bind(ctx); err != nil {
+			srv.closeAll()
+			return fmt.Errorf("%s: %w", c.name, err)
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return inv.Run(gctx) })
+	for _, c := range srv.components() {
+		c := c
+		g.Go(func() error {
+			err := c.comp.Serve(gctx)
+			if err == nil && gctx.Err() == nil {
+				// sipgo's ServeUDP returns nil when its socket dies; a server
+				// that stops on its own is a failure, never a clean exit.
+				err = errors.New("stopped unexpectedly")
+			}
+			if err != nil && gctx.Err() == nil {
+				if c.optional != nil && c.optional(err) {
+					a.log.Warn(c.name+" disabled", "reason", err)
+					return nil
+				}
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		})
+	}
+	a.announce()
+	notify(a.log, daemon.SdNotifyReady)
+	a.log.Info("ready", "servers", srv.names())
+
+	g.Go(func() error { a.reloadOnHUP(gctx); return nil })
+	g.Go(func() error { watchdog(gctx, a.log); return nil })
+
+	err = waitBounded(gctx, g, a.log)
+	notify(a.log, daemon.SdNotifyStopping)
+	if err != nil {
+		return err
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// reloadOnHUP re-reads the config on SIGHUP and applies it to all servers at
+// once, or to none: an invalid file keeps the running config.
+func (a *Appliance) reloadOnHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			notify(a.log, daemon.SdNotifyReloading)
+			if err := a.Reload(); err != nil {
+				a.log.Error("reload failed; still serving the previous configuration", "err", err)
+			} else {
+				a.log.Info("configuration reloaded")
+			}
+			notify(a.log, daemon.SdNotifyReady)
+		}
+	}
+}
+
+// Reload loads the configuration again and swaps it into every server.
+func (a *Appliance) Reload() error {
+	if a.load == nil {
+		return errors.New("running on the embedded defaults: there is no file to reload (start with -config FILE)")
+	}
+	cfg, err := a.load()
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := cfg.ValidateNetwork(a.net.prefix); err != nil {
+		return err
+	}
+	if err := a.servers.reload(cfg, a.net); err != nil {
+		return err
+	}
+	a.cfg = cfg
+	return nil
+}
+
+// ConfigError marks errors caused by the configuration (exit code 2).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func notify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Debug("sd_notify failed", "state", state, "err", err)
+	}
+}
+
+// watchdog pings systemd at half the WatchdogSec interval when it asks for it.
+func watchdog(ctx context.Context, log *slog.Logger) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			notify(log, daemon.SdNotifyWatchdog)
+		}
+	}
+}
+
+// waitBounded waits for the group; once a stop was requested (or a server
+// failed) it gives the rest ShutdownTimeout to finish.
+func waitBounded(gctx context.Context, g *errgroup.Group, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-gctx.Done():
+	}
+	log.Info("stopping", "timeout", ShutdownTimeout)
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(ShutdownTimeout):
+		return fmt.Errorf("servers did not stop within %s", ShutdownTimeout)
+	}
+}
+
+// announce prints, once everything is bound, where phones and people find
+// the appliance and what each server will do, in plain words.
+func (a *Appliance) announce() {
+	cfg, n := a.cfg, a.net
+	url := cfg.SettingURL(n.advertise)
+	plain := *cfg
+	plain.HTTP.URL = ""
+	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))
+	if cfg.Source == "" {
+		a.log.Info("running on the embedded defaults (no -config FILE): DHCP off, PnP records phones but answers none")
+	}
+	if cfg.PnP.Enabled {
+		a.log.Info("PnP responder", "group", "224.0.1.75:5060", "answer", cfg.PnP.Answer)
+	}
+	if cfg.DHCP.Enabled {
+		a.log.Info("DHCP server", "interface", n.iface, "pool", cfg.DHCP.Pool, "option66", cfg.SettingURL(n.advertise))
+	} else {
+		a.log.Info("DHCP server off (enable with [dhcp] enabled = true)")
+	}
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+)
+
+func init() {
+	register("phones", "list the phones seen by DHCP, PnP and HTTP, with each one's state", cmdPhones)
+	register("phone", "show one phone's provisioning timeline", cmdPhone)
+}
+
+func loadInventory(path string) ([]inventory.Phone, time.Duration, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	list, err := inventory.Load(inventory.Path(cfg.Server.StateDir))
+	return list, cfg.Status.StaleAfter.Duration, err
+}
+
+func cmdPhones(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("phones", "[-config FILE] [--state S] [--json]", stderr)
+	path := configFlag(fs, true)
+	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{"unexpected arguments: " + strings.Join(rest, " ")}
+	}
+	list, stale, err := loadInventory(*path)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	type row struct {
+		inventory.Phone
+		State  inventory.State `json:"state"`
+		Reason string          `json:"reason,omitempty"`
+	}
+	var rows []row
+	for _, p := range list {
+		st, why := p.State(now, stale)
+		if *state != "" && string(st) != *state {
+			continue
+		}
+		rows = append(rows, row{Phone: p, State: st, Reason: why})
+	}
+	if *asJSON {
+		if rows == nil {
+			rows = []row{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(stdout, "no phones seen yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAC\tMODEL\tFIRMWARE\tIP\tSTATE\tDHCP\tPNP\tSETTINGS\tFIRMWARE FILE\tLAST SEEN\tREASON")
+	for _, r := range rows {
+		settings := stepCell(r.Steps, inventory.StepPhone)
+		if settings == "-" {
+			settings = stepCell(r.Steps, inventory.StepGeneral)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.MAC, dash(r.Model), dash(r.Firmware), dash(r.IP), r.State,
+			stepCell(r.Steps, inventory.StepDHCP), stepCell(r.Steps, inventory.StepPnP), settings,
+			stepCell(r.Steps, inventory.StepFirmwareFile), ago(now, r.LastSeen), r.Reason)
+	}
+	return tw.Flush()
+}
+
+func cmdPhone(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("phone", "[-config FILE] MAC", stderr)
+	path := configFlag(fs, true)
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usageError{"expected exactly one MAC address"}
+	}
+	m, err := phone.ParseMAC(rest[0])
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	list, stale, err := loadInventory(*path)
+	if err != nil {
+		return err
+	}
+	for _, p := range list {
+		if p.MAC != m {
+			continue
+		}
+		st, why := p.State(time.Now(), stale)
+		fmt.Fprintf(stdout, "%s  model %s  firmware %s  ip %s  hostname %s\n", p.MAC, dash(p.Model), dash(p.Firmware), dash(p.IP), dash(p.Hostname))
+		fmt.Fprintf(stdout, "state: %s", st)
+		if why != "" {
+			fmt.Fprintf(stdout, " (%s)", why)
+		}
+		fmt.Fprintln(stdout)
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nTIME\tSTEP\tRESULT\tDETAIL")
+		for _, e := range p.Events {
+			res := "ok"
+			if !e.OK {
+				res = "FAILED"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Step, res, e.Detail)
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("phone %s has not been seen (snomprov phones lists the ones that have)", m)
+}
+
+func stepCell(steps map[inventory.Step]inventory.StepResult, s inventory.Step) string {
+	r, ok := steps[s]
+	if !ok {
+		return "-"
+	}
+	if r.OK {
+		return "ok"
+	}
+	return "FAILED"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		d = 0
+	}
+	return d.String() + " ago"
+}
