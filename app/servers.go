@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 

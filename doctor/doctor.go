@@ -157,6 +157,8 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	fmt.Fprintf(w, "Checking %s (collecting DHCP and PnP answers for %s)...\n", o.Interface, o.Timeout)
 
 	ifi, ok := d.checkInterface()
+	// Before the probes: the PnP probe itself binds 5060/udp when free.
+	d.checkPorts()
 	var wg sync.WaitGroup
 	var dhcpErr, pnpErr error
 	var responders []simulate.PnPAnswer
@@ -175,7 +177,6 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 			}()
 		}
 	}
-	d.checkPorts()
 	wg.Wait()
 	for _, r := range responders {
 		rep.Responders = append(rep.Responders, Responder{PnPAnswer: r, Self: d.isLocal(r.Responder)})

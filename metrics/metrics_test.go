@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -356,4 +357,42 @@ func FuzzLabelValue(f *testing.F) {
 			t.Fatalf("value %q did not round-trip:\n%s", v, b.String())
 		}
 	})
+}
+
+// BenchmarkRecord is the cost every DHCP packet, SUBSCRIBE and HTTP request
+// pays for metrics.
+func BenchmarkRecord(b *testing.B) {
+	r := NewRecorder(nil)
+	o := inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: "200"}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r.Record(o)
+		}
+	})
+}
+
+// BenchmarkScrape5000Phones: one scrape with a full inventory.
+func BenchmarkScrape5000Phones(b *testing.B) {
+	store, err := inventory.Open("", inventory.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	for i := 0; i < 5000; i++ {
+		m := phone.MAC{0x00, 0x04, 0x13, byte(i >> 16), byte(i >> 8), byte(i)}
+		for j := 0; j < 50; j++ {
+			store.Record(inventory.Observation{MAC: m, Event: inventory.Event{Time: now, Step: inventory.Steps[j%len(inventory.Steps)], Kind: "200", OK: true}})
+		}
+	}
+	r := NewRecorder(store)
+	RegisterPhones(r.Registry(), store, func() time.Duration { return time.Hour }, nil)
+	RegisterBuildInfo(r.Registry(), "bench")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := r.Registry().WriteTo(io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

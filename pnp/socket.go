@@ -87,6 +87,8 @@ func parsePktinfo(oob []byte) (arrival, bool) {
 	return arrival{}, false
 }
 
+const receiveBuffer = 4 << 20
+
 // setsockopts turns on IP_PKTINFO and turns off IP_MULTICAST_ALL, so the
 // socket only gets the groups it joined itself (Linux otherwise delivers any
 // group some other socket on the host joined).
@@ -100,7 +102,15 @@ func setsockopts(c *net.UDPConn) error {
 		if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); serr != nil {
 			return
 		}
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
+		if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0); serr != nil {
+			return
+		}
+		// A large receive buffer absorbs boot storms (every phone after a
+		// power cut) and floods; FORCE needs CAP_NET_ADMIN, else the
+		// kernel's rmem_max caps the plain request.
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+		}
 	})
 	if err != nil {
 		return err
