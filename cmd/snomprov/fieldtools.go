@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/snomprov/snomprov/doctor"
+	"github.com/snomprov/snomprov/internal/netif"
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/resync"
+	"github.com/snomprov/snomprov/simulate"
+)
+
+func init() {
+	register("simulate", "boot simulated Snom phones on the LAN (DHCP, PnP, settings, firmware) and report each step", cmdSimulate)
+	register("doctor", "check the LAN for DHCP servers, PnP responders, ports and multicast, and recommend a mode", cmdDoctor)
+	register("resync", "ask phones to re-read their settings (SIP NOTIFY check-sync)", cmdResync)
+}
+
+// interruptible is a context that Ctrl-C ends, so a tool stops cleanly.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+}
+
+// lanInterface is the -interface flag's default: [server] interface, else
+// the interface of the default route.
+func lanInterface(flagValue, configPath string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if configPath != "" {
+		cfg, err := loadConfig(configPath)
+		if err != nil {
+			return "", err
+		}
+		if cfg.Server.Interface != "" {
+			return cfg.Server.Interface, nil
+		}
+	}
+	ifname, err := netif.DefaultRouteInterface()
+	if err != nil {
+		return "", usageError{"no -interface given and " + err.Error()}
+	}
+	return ifname, nil
+}
+
+func cmdSimulate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("simulate", "[-interface IF] [--model snomD785] [--mac M] [--count N]", stderr)
+	path := configFlag(fs, true)
+	ifname := fs.String("interface", "", "LAN `interface` to boot the phones on (default: [server] interface, else the default route's)")
+	model := fs.String("model", "snomD785", "phone `TYPE` to claim")
+	macText := fs.String("mac", "", "first phone's `MAC` (default: a random 00:04:13 address)")
+	count := fs.Int("count", 1, "`N` phones booting at once (MACs count up)")
+	fw := fs.String("firmware", "10.1.33.33", "firmware `VERSION` the phones claim")
+	timeout := fs.Duration("timeout", 5*time.Second, "per-step `timeout`")
+	noDHCP := fs.Bool("no-dhcp", false, "skip DHCP")
+	noPnP := fs.Bool("no-pnp", false, "skip the PnP SUBSCRIBE")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments: %v", rest)}
+	}
+	o := simulate.Options{Model: *model, Count: *count, Firmware: *fw, Timeout: *timeout, NoDHCP: *noDHCP, NoPnP: *noPnP}
+	if !phone.ValidModel(o.Model) {
+		return usageError{fmt.Sprintf("--model %q is not a Snom phone type (like snomD785)", o.Model)}
+	}
+	if *macText != "" {
+		if o.MAC, err = phone.ParseMAC(*macText); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if o.Count < 1 {
+		return usageError{"--count must be at least 1"}
+	}
+	if o.Interface, err = lanInterface(*ifname, *path); err != nil {
+		return err
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	_, err = simulate.Run(ctx, o, stdout)
+	return err
+}
+
+func cmdDoctor(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("doctor", "[-interface IF]", stderr)
+	path := configFlag(fs, true)
+	ifname := fs.String("interface", "", "LAN `interface` to check (default: [server] interface, else the default route's)")
+	timeout := fs.Duration("timeout", 4*time.Second, "how long to collect DHCP and PnP answers")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments: %v", rest)}
+	}
+	o := doctor.Options{Timeout: *timeout}
+	if o.Interface, err = lanInterface(*ifname, *path); err != nil {
+		return err
+	}
+	if *path != "" {
+		cfg, err := loadConfig(*path)
+		if err != nil {
+			return err
+		}
+		addr, _, _ := advertised(cfg)
+		o.SelfURL = cfg.SettingURL(addr)
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	_, err = doctor.Run(ctx, o, stdout)
+	return err
+}
+
+func cmdResync(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("resync", "[--reboot] (MAC… | --all | --state S)", stderr)
+	path := configFlag(fs, true)
+	reboot := fs.Bool("reboot", false, "reboot the phones too (check-sync;reboot=true)")
+	all := fs.Bool("all", false, "every phone in the inventory with a known address")
+	state := fs.String("state", "", "every phone in `STATE` (e.g. failed, stale)")
+	timeout := fs.Duration("timeout", resync.DefaultTimeout, "how long to wait for each phone's answer")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if (len(rest) > 0) == (*all || *state != "") || (*all && *state != "") {
+		return usageError{"name phones by MAC, or use --all, or --state S (exactly one of these)"}
+	}
+	list, stale, err := loadInventory(*path)
+	if err != nil {
+		return err
+	}
+	byMAC := make(map[phone.MAC]inventory.Phone, len(list))
+	for _, p := range list {
+		byMAC[p.MAC] = p
+	}
+	var targets []resync.Target
+	add := func(p inventory.Phone) error {
+		ip, err := netip.ParseAddr(p.IP)
+		if err != nil {
+			return fmt.Errorf("phone %s has no known address yet", p.MAC)
+		}
+		targets = append(targets, resync.Target{MAC: p.MAC, Addr: netip.AddrPortFrom(ip, resync.DefaultPort)})
+		return nil
+	}
+	for _, arg := range rest {
+		m, err := phone.ParseMAC(arg)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		p, ok := byMAC[m]
+		if !ok {
+			return fmt.Errorf("phone %s has not been seen, so its address is unknown (snomprov phones lists the known ones)", m)
+		}
+		if err := add(p); err != nil {
+			return err
+		}
+	}
+	if *all || *state != "" {
+		now := time.Now()
+		for _, p := range list {
+			if st, _ := p.State(now, stale); *state != "" && string(st) != *state {
+				continue
+			}
+			if add(p) != nil {
+				fmt.Fprintf(stderr, "skipping %s: no known address\n", p.MAC)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return errors.New("no phones selected")
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	_, err = resync.Run(ctx, resync.Options{Targets: targets, Reboot: *reboot, Timeout: *timeout}, stdout)
+	return err
+}
