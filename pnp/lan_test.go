@@ -694,7 +694,7 @@ func TestLANFloodStillAnswersPhones(t *testing.T) {
 				mac := fmt.Sprintf("000413%02X%04X", p.ip.As4()[3], i)
 				callID := fmt.Sprintf("flood-%s-%d@x", mac, i)
 				tr := traces[2].
-					withStartLine("SUBSCRIBE sip:MAC%3a" + mac + "@224.0.1.75 SIP/2.0").
+					withStartLine("SUBSCRIBE sip:MAC%3a"+mac+"@224.0.1.75 SIP/2.0").
 					withHeader("To", "<sip:MAC%3a"+mac+"@224.0.1.75>").
 					withHeader("Call-ID", callID)
 				// Like a real UA (RFC 3261 timer E), the phone resends its
