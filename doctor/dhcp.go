@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"time"
 
@@ -103,9 +102,6 @@ func discoverAll(ctx context.Context, iface, model string, wait time.Duration) (
 			return sortServers(servers), fmt.Errorf("receive OFFERs: %w", err)
 		}
 		m, err := dhcpv4.FromBytes(buf[:n])
-		if os.Getenv("DOCTOR_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "DEBUG got %d bytes from %v err=%v m=%v\n", n, from, err, m)
-		}
 		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply || m.MessageType() != dhcpv4.MessageTypeOffer {
 			continue
 		}

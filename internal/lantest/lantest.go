@@ -237,6 +237,11 @@ func (p *Process) WaitOutput(s string, timeout time.Duration) error {
 // Do runs fn on an OS thread switched into the host's namespace. Sockets
 // fn opens stay in that namespace after Do returns, so in-process test
 // clients can live on the simulated LAN.
+//
+// Only fn's own thread is in the namespace: a socket opened later, or by a
+// goroutine fn starts, lands in the host's namespace. Open every socket
+// inside fn (as the servers' Bind does) or run the code as a process with
+// Start instead.
 func (h *Host) Do(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
