@@ -1,0 +1,276 @@
+package e2e
+
+// Tests of the installer's field tools (simulate, doctor, resync) against
+// real peers on simulated LANs: sipp as a phone for resync, dnsmasq as a
+// rival DHCP server for doctor, and the snomprov binary for simulate.
+//
+// The tools run in-process code, but a goroutine's sockets follow the OS
+// thread it happens to run on, so lantest's Host.Do cannot hold a tool that
+// starts goroutines. Instead the test binary re-executes itself inside the
+// namespace (TestFieldToolHelper, selected by an environment variable),
+// runs the tool there and prints its report as JSON.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snomprov/snomprov/doctor"
+	"github.com/snomprov/snomprov/internal/lantest"
+	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/resync"
+	"github.com/snomprov/snomprov/simulate"
+)
+
+const (
+	helperEnv    = "SNOMPROV_FIELDTOOL_HELPER"
+	reportPrefix = "FIELDTOOL-REPORT: "
+	errorPrefix  = "FIELDTOOL-ERROR: "
+)
+
+// toolCall is what the parent asks the helper process to run.
+type toolCall struct {
+	Tool     string           `json:"tool"` // simulate | doctor | resync
+	Simulate simulate.Options `json:"simulate"`
+	Doctor   doctor.Options   `json:"doctor"`
+	Resync   resync.Options   `json:"resync"`
+}
+
+// TestFieldToolHelper is not a test: it is the body of the helper process.
+func TestFieldToolHelper(t *testing.T) {
+	spec := os.Getenv(helperEnv)
+	if spec == "" {
+		t.Skip("helper process for the field-tool tests; runs only when re-executed by them")
+	}
+	var c toolCall
+	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+		fmt.Printf("%sbad helper spec: %v\n", errorPrefix, err)
+		os.Exit(0)
+	}
+	ctx := context.Background()
+	var rep any
+	var err error
+	switch c.Tool {
+	case "simulate":
+		rep, err = simulate.Run(ctx, c.Simulate, os.Stdout)
+	case "doctor":
+		rep, err = doctor.Run(ctx, c.Doctor, os.Stdout)
+	case "resync":
+		rep, err = resync.Run(ctx, c.Resync, os.Stdout)
+	default:
+		err = fmt.Errorf("unknown tool %q", c.Tool)
+	}
+	b, jerr := json.Marshal(rep)
+	if jerr != nil {
+		fmt.Printf("%sencode report: %v\n", errorPrefix, jerr)
+	}
+	fmt.Printf("\n%s%s\n", reportPrefix, b)
+	if err != nil {
+		fmt.Printf("%s%s\n", errorPrefix, err)
+	}
+	os.Exit(0)
+}
+
+// runFieldTool runs one tool inside h's namespace and decodes its report
+// into rep. It returns the tool's printed text and its error text ("" if none).
+func runFieldTool(t *testing.T, h *lantest.Host, c toolCall, rep any) (text, toolErr string) {
+	t.Helper()
+	spec, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := h.Command(ctx, os.Args[0], "-test.run=^TestFieldToolHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(spec))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s helper in %s: %v\n%s", c.Tool, h.Name, err, out)
+	}
+	var found bool
+	for _, line := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(line, reportPrefix):
+			found = true
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, reportPrefix)), rep); err != nil {
+				t.Fatalf("decode %s report: %v\n%s", c.Tool, err, line)
+			}
+		case strings.HasPrefix(line, errorPrefix):
+			toolErr = strings.TrimPrefix(line, errorPrefix)
+		default:
+			text += line + "\n"
+		}
+	}
+	if !found {
+		t.Fatalf("%s helper printed no report:\n%s", c.Tool, out)
+	}
+	t.Logf("%s in %s:\n%s(error: %q)", c.Tool, h.Name, text, toolErr)
+	return text, toolErr
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// waitUDPPort waits until something in h listens on udp port.
+func waitUDPPort(t *testing.T, h *lantest.Host, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := h.Run(context.Background(), "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
+		if strings.TrimSpace(out) != "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %d/udp in %s", port, h.Name)
+}
+
+func TestResyncReachesSippPhone(t *testing.T) {
+	needTool(t, "sipp")
+	needTool(t, "ss")
+	l := lantest.New(t, "10.77.0.0/24")
+	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24"})
+	ph := l.AddHost("phone", lantest.HostOptions{Addr: "10.77.0.20/24", MAC: "00:04:13:77:00:20"})
+	scenario := filepath.Join(repoRoot(), "test", "sipp", "checksync_uas.xml")
+	mac, _ := phone.ParseMAC(ph.MAC)
+
+	for _, reboot := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reboot=%v", reboot), func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "sipp.log")
+			uas := ph.Start("sipp", "-sf", scenario, "-t", "u1", "-i", "10.77.0.20", "-p", "5060", "-m", "1",
+				"-nostdin", "-trace_logs", "-log_file", logFile, "-timeout", "30", "-timeout_error")
+			waitUDPPort(t, ph, 5060)
+
+			var rep resync.Report
+			text, toolErr := runFieldTool(t, srv, toolCall{Tool: "resync", Resync: resync.Options{
+				Targets: []resync.Target{{MAC: mac, Addr: netip.MustParseAddrPort("10.77.0.20:5060")}},
+				Reboot:  reboot,
+			}}, &rep)
+			if toolErr != "" || len(rep.Results) != 1 {
+				t.Fatalf("resync failed: %s", toolErr)
+			}
+			r := rep.Results[0]
+			if !r.OK() || r.Status != 200 || r.From != "10.77.0.20:5060" {
+				t.Errorf("result %+v", r)
+			}
+			if !strings.Contains(text, "000413770020") || !strings.Contains(text, "200 OK") {
+				t.Errorf("report does not say who answered what:\n%s", text)
+			}
+			select {
+			case <-uas.Done():
+			case <-time.After(15 * time.Second):
+				t.Fatal("sipp did not finish its one call")
+			}
+			if uas.Err() != nil {
+				t.Fatalf("sipp scenario failed (%v):\n%s", uas.Err(), uas.Output())
+			}
+			log, _ := os.ReadFile(logFile)
+			if want := fmt.Sprintf("CHECKSYNC-OK reboot=%v", reboot); !bytes.Contains(log, []byte(want)) {
+				t.Errorf("sipp log lacks %q:\n%s", want, log)
+			}
+		})
+	}
+
+	t.Run("no answer", func(t *testing.T) {
+		// The phone host exists but nothing listens on 5070.
+		var rep resync.Report
+		text, toolErr := runFieldTool(t, srv, toolCall{Tool: "resync", Resync: resync.Options{
+			Targets: []resync.Target{{MAC: mac, Addr: netip.MustParseAddrPort("10.77.0.20:5070")}},
+			Timeout: 2 * time.Second,
+		}}, &rep)
+		if toolErr == "" || len(rep.Results) != 1 {
+			t.Fatalf("want an error; got %q, %+v", toolErr, rep)
+		}
+		r := rep.Results[0]
+		if r.Answered || r.OK() || r.Sent < 3 || !strings.Contains(r.Error, "no answer") {
+			t.Errorf("result %+v (want no answer after timer-E retransmissions)", r)
+		}
+		if !strings.Contains(text, "no answer") {
+			t.Errorf("text lacks \"no answer\":\n%s", text)
+		}
+	})
+}
+
+func TestDoctorNamesRivalDnsmasq(t *testing.T) {
+	needTool(t, "dnsmasq")
+	needTool(t, "ss")
+	l := lantest.New(t, "10.77.0.0/24")
+	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24", MAC: "02:77:ff:00:00:01"})
+	cli := l.AddHost("cli", lantest.HostOptions{Addr: "10.77.0.5/24"})
+	dir := t.TempDir()
+	const rivalURL = "http://10.77.0.99/prov/"
+	dnsmasq := srv.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h",
+		"--dhcp-option-force=66,"+rivalURL,
+		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"),
+		"--user=root", "--log-dhcp", "--log-facility=-")
+	waitUDPPort(t, srv, 67)
+
+	var rep doctor.Report
+	text, toolErr := runFieldTool(t, cli, toolCall{Tool: "doctor", Doctor: doctor.Options{Interface: "eth0"}}, &rep)
+
+	var rival *doctor.DHCPServer
+	for i, s := range rep.DHCPServers {
+		if s.ServerID == netip.MustParseAddr("10.77.0.1") {
+			rival = &rep.DHCPServers[i]
+		}
+	}
+	if rival == nil {
+		t.Fatalf("doctor did not find dnsmasq at 10.77.0.1: %+v\ndnsmasq:\n%s", rep.DHCPServers, dnsmasq.Output())
+	}
+	if !rival.AnswersSnom || !rival.AnswersPC || rival.Snom.Opt66 != rivalURL || rival.Snom.URL != rivalURL || rival.Self {
+		t.Errorf("rival = %+v", *rival)
+	}
+	if !rival.Offered.IsValid() || !netip.MustParsePrefix("10.77.0.0/24").Contains(rival.Offered) {
+		t.Errorf("offered address %v", rival.Offered)
+	}
+	for _, want := range []string{"DHCP server 10.77.0.1", rivalURL, "sends phones to " + rivalURL, "Recommended mode: PnP only"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if rep.Mode != doctor.ModePnPOnly {
+		t.Errorf("mode %q, want %q (multicast works, no rival PnP)", rep.Mode, doctor.ModePnPOnly)
+	}
+	// Nothing answers at the rival URL: that is a problem, so doctor fails.
+	if !strings.Contains(toolErr, "problem") || !strings.Contains(text, "is not reachable") {
+		t.Errorf("want the unreachable URL as a problem; error %q", toolErr)
+	}
+	if !rep.Multicast || len(rep.Addresses) != 1 {
+		t.Errorf("interface check: %+v", rep)
+	}
+	// doctor must never take a lease: it sends no REQUEST.
+	if leases, _ := os.ReadFile(filepath.Join(dir, "leases")); len(bytes.TrimSpace(leases)) != 0 {
+		t.Errorf("dnsmasq handed out a lease:\n%s", leases)
+	}
+	if strings.Contains(dnsmasq.Output(), "DHCPREQUEST") {
+		t.Errorf("doctor sent a REQUEST:\n%s", dnsmasq.Output())
+	}
+
+	// On the server itself doctor cannot see dnsmasq's OFFERs (a raw frame
+	// is not looped back), but the port check names it.
+	var local doctor.Report
+	text, _ = runFieldTool(t, srv, toolCall{Tool: "doctor", Doctor: doctor.Options{Interface: "eth0", Timeout: 2 * time.Second}}, &local)
+	var p67 *doctor.PortOwner
+	for i, p := range local.Ports {
+		if p.Proto == "udp" && p.Port == 67 {
+			p67 = &local.Ports[i]
+		}
+	}
+	if p67 == nil || p67.Free || p67.Process != "dnsmasq" || p67.Self {
+		t.Errorf("port 67 owner = %+v", p67)
+	}
+	if !strings.Contains(text, "67/udp is used by dnsmasq") {
+		t.Errorf("report does not name dnsmasq on 67/udp")
+	}
+}
