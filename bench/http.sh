@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# bench/http.sh - snomprov's per-MAC settings file against nginx serving the
+# very same bytes as a static file, in the same run, on a private two-namespace
+# LAN built here.
+#
+#   srv ns (10.79.0.1): snomprov serve (:8080, 1000 phones configured)
+#                       nginx (:8081, worker_processes 1, the harness config)
+#   cli ns (10.79.0.2): wrk -t1 -c50 -d10s --latency, curl
+#
+# usage: sudo bench/http.sh [RUNS] [DURATION]          (defaults: 2 10s)
+# env:   SNOMPROV=/path/to/binary  use a built binary instead of building one
+#        PHONES=1000               phones in the generated config
+#        BENCH_OUT=file.md         also append the summary table to a file
+#
+# Safety: both namespaces are created here and connected by one veth pair made
+# with `ip -n <srv> link add ... peer ... netns <cli>`, so no interface ever
+# exists in the host namespace and nothing can leave the machine. 10.79.0.0/24
+# exists only inside the two namespaces. The EXIT trap kills our processes by
+# PID and deletes both namespaces on every exit path.
+set -euo pipefail
+
+RUNS="${1:-2}"
+DUR="${2:-10s}"
+PHONES="${PHONES:-1000}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TAG="hb$$"
+SRV="${TAG}-srv"
+CLI="${TAG}-cli"
+SRV_IP=10.79.0.1
+CLI_IP=10.79.0.2
+WORK="$(mktemp -d /tmp/snomprov-httpbench.XXXXXX)"
+PIDS=()
+
+die() { echo "http.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
+for tool in ip wrk nginx curl; do command -v "$tool" >/dev/null || die "$tool not installed (see /work/shared/lan/install.sh)"; done
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 0.5
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  for ns in "$CLI" "$SRV"; do
+    if [ -e "/run/netns/$ns" ]; then
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- the LAN: two namespaces, one veth pair created inside them -------------
+ip netns add "$SRV"
+ip netns add "$CLI"
+ip -n "$SRV" link add eth0 type veth peer name eth0 netns "$CLI"
+ip -n "$SRV" addr add "$SRV_IP/24" dev eth0
+ip -n "$CLI" addr add "$CLI_IP/24" dev eth0
+for ns in "$SRV" "$CLI"; do
+  ip -n "$ns" link set lo up
+  ip -n "$ns" link set eth0 up
+done
+
+# --- the binary and a config with $PHONES phones ----------------------------
+BIN="${SNOMPROV:-}"
+if [ -z "$BIN" ]; then
+  BIN="$WORK/snomprov"
+  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$BIN" ./cmd/snomprov)
+fi
+mkdir -p "$WORK/state" "$WORK/fw" "$WORK/www" "$WORK/nginx-tmp"
+head -c 1048576 /dev/zero >"$WORK/fw/snomD785-10.1.215.13-SIP-r.bin"
+CFG="$WORK/snomprov.toml"
+{
+  cat <<EOF
+[server]
+interface = "eth0"
+advertise = "$SRV_IP"
+state_dir = "$WORK/state"
+log_level = "info"
+
+[http]
+listen = "$SRV_IP:8080"
+firmware_dir = "$WORK/fw"
+
+[pnp]
+enabled = false
+
+[settings]
+language = "English"
+timezone = "GBR-0"
+user_host = { 1 = "pbx.example.lan" }
+
+[models.snomD785]
+firmware = "snomD785-10.1.215.13-SIP-r.bin"
+
+EOF
+  for i in $(seq 0 $((PHONES - 1))); do
+    mac=$(printf '000413%06X' "$i")
+    ext=$((1000 + i))
+    cat <<EOF
+[[phones]]
+mac = "$mac"
+model = "snomD785"
+description = "desk $ext"
+[phones.settings]
+user_name = { 1 = "$ext" }
+user_pass = { 1 = "pw-$ext-secret" }
+user_realname = { 1 = "Extension $ext" }
+display_name = { 1 = "$ext" }
+[phones.fkeys]
+0 = "line"
+1 = { value = "blf sip:$((ext + 1))@pbx.example.lan|*8", label = "Next $((ext + 1))" }
+2 = { value = "speed 100", label = "Reception" }
+
+EOF
+  done
+} >"$CFG"
+MAC=$(printf '000413%06X' $((PHONES / 2)))
+PATH_MAC="/snomD785-$MAC.htm"
+UA="Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 $MAC SXM:0 UXM:0)"
+
+# --- snomprov ----------------------------------------------------------------
+ip netns exec "$SRV" "$BIN" serve -config "$CFG" >"$WORK/snomprov.log" 2>&1 &
+SNOM_PID=$!
+PIDS+=("$SNOM_PID")
+for _ in $(seq 1 100); do
+  grep -q 'msg=ready' "$WORK/snomprov.log" && break
+  kill -0 "$SNOM_PID" 2>/dev/null || { cat "$WORK/snomprov.log"; die "snomprov exited"; }
+  sleep 0.1
+done
+grep -q 'msg=ready' "$WORK/snomprov.log" || { cat "$WORK/snomprov.log"; die "snomprov not ready after 10 s"; }
+
+# --- nginx serving the very same bytes ---------------------------------------
+ip netns exec "$CLI" curl -sf -A "$UA" -o "$WORK/www$PATH_MAC" "http://$SRV_IP:8080$PATH_MAC" || die "snomprov did not serve $PATH_MAC"
+chmod 755 "$WORK" "$WORK/www"; chmod 644 "$WORK/www$PATH_MAC"
+# The LAN harness's nginx config (/work/shared/lan/conf/nginx.conf.in), 1 worker.
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path $WORK/nginx-tmp/body;
+  proxy_temp_path $WORK/nginx-tmp/proxy;
+  fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
+  uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+  scgi_temp_path $WORK/nginx-tmp/scgi;
+  types { text/html html; application/xml htm xml; }
+  default_type application/octet-stream;
+  server {
+    listen $SRV_IP:8081 reuseport;
+    root $WORK/www;
+  }
+}
+EOF
+ip netns exec "$SRV" nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
+PIDS+=("$!")
+for _ in $(seq 1 50); do
+  ip netns exec "$CLI" curl -sf -o /dev/null "http://$SRV_IP:8081$PATH_MAC" && break
+  sleep 0.1
+done
+cmp -s "$WORK/www$PATH_MAC" <(ip netns exec "$CLI" curl -sf "http://$SRV_IP:8081$PATH_MAC") || die "nginx does not serve the same bytes"
+BYTES=$(stat -c %s "$WORK/www$PATH_MAC")
+
+# --- wrk, alternating servers -------------------------------------------------
+to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) to milliseconds
+  awk -v v="$1" 'BEGIN{ if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'
+}
+declare -A RPS P99
+echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs"
+for run in $(seq 1 "$RUNS"); do
+  for server in snomprov nginx; do
+    port=8080; [ "$server" = nginx ] && port=8081
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    out=$(ip netns exec "$CLI" wrk -t1 -c50 -d"$DUR" --latency -H "User-Agent: $UA" "http://$SRV_IP:$port$PATH_MAC")
+    rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+    p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
+    errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
+    RPS[$server.$run]=$rps; P99[$server.$run]=$p99
+    printf 'run %d %-8s %10s req/s  p99 %6s ms  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p99" "$load" "$errs"
+  done
+done
+STATUS=$(cat "/proc/$SNOM_PID/status")
+HWM=$(awk '/^VmHWM/{print $2}' <<<"$STATUS")
+RSS=$(awk '/^VmRSS/{print $2}' <<<"$STATUS")
+
+# --- summary -----------------------------------------------------------------
+summary() {
+  echo
+  echo "| run | snomprov req/s | nginx req/s | ratio | snomprov p99 | nginx p99 |"
+  echo "|---|---|---|---|---|---|"
+  for run in $(seq 1 "$RUNS"); do
+    awk -v r="$run" -v a="${RPS[snomprov.$run]}" -v b="${RPS[nginx.$run]}" -v pa="${P99[snomprov.$run]}" -v pb="${P99[nginx.$run]}" \
+      'BEGIN{ printf "| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms |\n", r, a, b, a/b, pa, pb }'
+  done
+  echo
+  echo "snomprov memory after the runs: VmHWM $((HWM / 1024)) MiB, VmRSS $((RSS / 1024)) MiB ($PHONES phones configured)"
+  echo "targets: ratio >= 0.80, p99 < 5 ms, RSS < 30 MiB"
+}
+summary
+if [ -n "${BENCH_OUT:-}" ]; then summary >>"$BENCH_OUT"; fi
+if grep -q 'level=ERROR' "$WORK/snomprov.log"; then echo "snomprov logged errors:"; grep 'level=ERROR' "$WORK/snomprov.log"; fi
