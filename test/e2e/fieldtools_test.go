@@ -274,3 +274,146 @@ func TestDoctorNamesRivalDnsmasq(t *testing.T) {
 		t.Errorf("report does not name dnsmasq on 67/udp")
 	}
 }
+
+// waitTCPPort waits until something in h listens on tcp port.
+func waitTCPPort(t *testing.T, h *lantest.Host, port int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := h.Run(context.Background(), "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
+		if strings.TrimSpace(out) != "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %d/tcp in %s", port, h.Name)
+}
+
+// TestSimulateAgainstPeers runs simulate against reference peers: dnsmasq
+// for DHCP, the harness's Python PnP responder and Python's http.server
+// with a Wazo-style file layout.
+func TestSimulateAgainstPeers(t *testing.T) {
+	needTool(t, "dnsmasq")
+	needTool(t, "python3")
+	needTool(t, "ss")
+	stub := "/work/shared/lan/pnp_responder_stub.py"
+	if _, err := os.Stat(stub); err != nil {
+		t.Skipf("PnP stub responder not found: %v", err)
+	}
+	l := lantest.New(t, "10.77.0.0/24")
+	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24", MAC: "02:77:ff:00:00:01"})
+	ph := l.AddHost("phone", lantest.HostOptions{Addr: "10.77.0.5/24", MAC: "00:04:13:77:00:05"})
+
+	const base = "http://10.77.0.1:8080/"
+	mac, _ := phone.ParseMAC("000413AA0001")
+	www := t.TempDir()
+	image := bytes.Repeat([]byte("snom firmware image "), 52429) // ~1 MB
+	files := map[string]string{
+		"snomD785.htm":                           `<?xml version="1.0" encoding="utf-8"?><setting-files><file url="` + base + `snomD785.xml"/></setting-files>`,
+		"snomD785-" + mac.String() + ".htm":      `<settings><phone-settings e="2"><user_name idx="1" perm="R">401</user_name><user_pass idx="1" perm="R">x</user_pass></phone-settings></settings>`,
+		"snomD785.xml":                           `<settings><phone-settings><firmware_status perm="R">` + base + `snomD785-firmware.xml</firmware_status><update_policy perm="R">auto_update</update_policy></phone-settings></settings>`,
+		"snomD785-firmware.xml":                  `<firmware-settings><firmware perm="">` + base + `firmware/snomD785-10.1.200.1-SIP-r.bin?mac={mac}</firmware></firmware-settings>`,
+		"firmware/snomD785-10.1.200.1-SIP-r.bin": string(image),
+	}
+	for name, body := range files {
+		p := filepath.Join(www, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	srv.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping",
+		"--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h",
+		"--dhcp-option-force=66,http://10.77.0.1:8080/dhcp/",
+		"--dhcp-leasefile="+filepath.Join(dir, "leases"), "--pid-file="+filepath.Join(dir, "pid"),
+		"--user=root", "--log-facility=-")
+	pnpStub := srv.Start("python3", "-u", stub, "--iface-ip", "10.77.0.1", "--url", base)
+	web := srv.Start("python3", "-m", "http.server", "8080", "--bind", "10.77.0.1", "--directory", www)
+	waitUDPPort(t, srv, 67)
+	waitUDPPort(t, srv, 5060)
+	waitTCPPort(t, srv, 8080)
+
+	t.Run("one phone, every step", func(t *testing.T) {
+		var rep simulate.Report
+		text, toolErr := runFieldTool(t, ph, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: mac}}, &rep)
+		if toolErr != "" || len(rep.Phones) != 1 {
+			t.Fatalf("simulate failed: %s\nstub:\n%s\nweb:\n%s", toolErr, pnpStub.Output(), web.Output())
+		}
+		p := rep.Phones[0]
+		if !netip.MustParsePrefix("10.77.0.0/24").Contains(p.LeasedIP) || p.DHCPServer != netip.MustParseAddr("10.77.0.1") || p.SourceIP != netip.MustParseAddr("10.77.0.5") {
+			t.Errorf("addresses: leased %v server %v source %v", p.LeasedIP, p.DHCPServer, p.SourceIP)
+		}
+		if p.DHCPURL != "http://10.77.0.1:8080/dhcp/" || p.PnPURL != base || p.SettingURL != base || p.URLSource != "pnp" {
+			t.Errorf("URLs: dhcp %q pnp %q used %q (%s); PnP must win", p.DHCPURL, p.PnPURL, p.SettingURL, p.URLSource)
+		}
+		if p.ImageBytes != int64(len(image)) || !strings.Contains(p.Firmware, "mac="+mac.String()) {
+			t.Errorf("image %q: %d bytes, want %d", p.Firmware, p.ImageBytes, len(image))
+		}
+		var fetched []string
+		for _, s := range p.Steps {
+			if s.Status != simulate.OK {
+				t.Errorf("step %s %s: %s", s.Name, s.Status, s.Detail)
+			}
+			if s.Name != "url" && strings.HasPrefix(s.Target, "http") {
+				fetched = append(fetched, strings.TrimPrefix(s.Target, base))
+			}
+		}
+		// The seed's order: type file, MAC file, files listed in the
+		// container, the firmware file named by firmware_status, the image.
+		want := []string{"snomD785.htm", "snomD785-" + mac.String() + ".htm", "snomD785.xml", "snomD785-firmware.xml", "firmware/snomD785-10.1.200.1-SIP-r.bin?mac=" + mac.String()}
+		if strings.Join(fetched, " ") != strings.Join(want, " ") {
+			t.Errorf("fetch order %q, want %q", fetched, want)
+		}
+		// The web server saw the Snom User-Agent? http.server logs no UA; the
+		// request lines at least must be there.
+		if !strings.Contains(web.Output(), "GET /snomD785-"+mac.String()+".htm") {
+			t.Errorf("web server log:\n%s", web.Output())
+		}
+		if !strings.Contains(text, "would be provisioned from "+base+" (pnp)") {
+			t.Errorf("summary missing")
+		}
+	})
+
+	t.Run("three phones at once", func(t *testing.T) {
+		var rep simulate.Report
+		_, toolErr := runFieldTool(t, ph, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: mac, Count: 3, NoFirmware: true}}, &rep)
+		if toolErr != "" || len(rep.Phones) != 3 {
+			t.Fatalf("simulate failed: %s", toolErr)
+		}
+		leased := map[netip.Addr]bool{}
+		for i, p := range rep.Phones {
+			if want := fmt.Sprintf("000413AA000%d", i+1); p.Phone.MAC.String() != want {
+				t.Errorf("phone %d MAC %s, want %s", i, p.Phone.MAC, want)
+			}
+			leased[p.LeasedIP] = true
+			if !p.OK() || p.URLSource != "pnp" {
+				t.Errorf("phone %s: %+v", p.Phone.MAC, p.Steps)
+			}
+		}
+		if len(leased) != 3 {
+			t.Errorf("the phones did not get three different leases: %v", leased)
+		}
+	})
+
+	t.Run("no PnP: the DHCP URL serves nothing", func(t *testing.T) {
+		var rep simulate.Report
+		text, toolErr := runFieldTool(t, ph, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: mac, NoPnP: true}}, &rep)
+		if !strings.Contains(toolErr, "would not be provisioned") || len(rep.Phones) != 1 {
+			t.Fatalf("want a failure, got %q", toolErr)
+		}
+		p := rep.Phones[0]
+		s, bad := p.FirstFailure()
+		if !bad || s.Name != "settings" || !strings.Contains(s.Detail, "no setting file was served") || !strings.Contains(s.Detail, "404") {
+			t.Errorf("first failure %+v, want settings / no setting file (404)", s)
+		}
+		if p.URLSource != "dhcp" || p.SettingURL != "http://10.77.0.1:8080/dhcp/" {
+			t.Errorf("URL %q from %q", p.SettingURL, p.URLSource)
+		}
+		if !strings.Contains(text, "FAILED") {
+			t.Errorf("text does not show the failure")
+		}
+	})
+}
