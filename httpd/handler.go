@@ -217,14 +217,14 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 	h := w.Header()
 	h["Content-Type"] = xmlContentType
 	h["Cache-Control"] = noCache
-	h["Etag"] = []string{doc.ETag}
-	h["Last-Modified"] = []string{st.cat.Loaded().Format(http.TimeFormat)}
+	h["Etag"] = doc.ETagHeader
+	h["Last-Modified"] = st.lastModified
 	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, doc.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		s.record(r, id, step, http.StatusNotModified, 0, "")
 		return
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(doc.Body))}
+	h["Content-Length"] = doc.LengthHeader
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(doc.Body)

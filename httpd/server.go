@@ -75,6 +75,17 @@ type state struct {
 	userinfo  string // "user:pass" for base URLs when Basic auth is on
 	authUser  []byte
 	authPass  []byte
+	// lastModified is the catalog's load time as a header value.
+	lastModified []string
+	// lastBase caches the base URL of the last Host seen: nearly every
+	// request names the same one.
+	lastBase atomic.Pointer[hostBase]
+}
+
+type hostBase struct {
+	host  string
+	https bool
+	base  string
 }
 
 // Server is the provisioning HTTP server.
@@ -138,7 +149,8 @@ func (s *Server) newState(o Options) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpd: %w", err)
 	}
-	st := &state{opts: o, cat: o.Catalog, tpl: tpl}
+	st := &state{opts: o, cat: o.Catalog, tpl: tpl,
+		lastModified: []string{o.Catalog.Loaded().Format(http.TimeFormat)}}
 	if o.Username != "" {
 		st.userinfo = url.UserPassword(o.Username, o.Password).String()
 		st.authUser, st.authPass = []byte(o.Username), []byte(o.Password)
@@ -299,8 +311,12 @@ func (st *state) base(r *http.Request) string {
 	if b := st.cat.FixedBase(); b != "" {
 		return b
 	}
+	https := r.TLS != nil
+	if hb := st.lastBase.Load(); hb != nil && hb.host == r.Host && hb.https == https {
+		return hb.base
+	}
 	scheme := "http"
-	if r.TLS != nil {
+	if https {
 		scheme = "https"
 	}
 	if !validHost(r.Host) {
@@ -309,7 +325,9 @@ func (st *state) base(r *http.Request) string {
 		}
 		return provision.BaseFor(scheme, "localhost", st.userinfo)
 	}
-	return provision.BaseFor(scheme, r.Host, st.userinfo)
+	b := provision.BaseFor(scheme, r.Host, st.userinfo)
+	st.lastBase.Store(&hostBase{host: r.Host, https: https, base: b})
+	return b
 }
 
 func validHost(h string) bool {

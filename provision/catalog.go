@@ -43,6 +43,10 @@ const (
 type Doc struct {
 	Body []byte
 	ETag string // strong, quoted
+	// Ready-made header values, so serving a file allocates nothing for
+	// them (net/http only reads header slices).
+	ETagHeader   []string
+	LengthHeader []string
 }
 
 // File is one file a phone receives, for the CLI and status page.
@@ -311,7 +315,8 @@ func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
 	body := c.render(k, base, true)
 	h := fnv.New64a()
 	h.Write(body)
-	d = Doc{Body: body, ETag: `"` + strconv.FormatUint(h.Sum64(), 36) + `"`}
+	etag := `"` + strconv.FormatUint(h.Sum64(), 36) + `"`
+	d = Doc{Body: body, ETag: etag, ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
 	bc.mu.Lock()
 	bc.docs[k] = d
 	bc.mu.Unlock()
