@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -61,6 +62,8 @@ func TestProblems(t *testing.T) {
 		{"unknown key in phone", "[[phones]]\nmac = \"000413A11FA7\"\nmodle = \"snomD785\"\n", `3:1: phones[0].modle: unknown key (did you mean "model"?)`},
 		{"unknown top-level key", "lsiten = 1\n", `1:1: lsiten: unknown key`},
 		{"wrong type listen", "[http]\nlisten = 80\n", `2:1: http.listen: must be a string, not the integer 80; put the value in quotes, e.g. ":80"`},
+		{"CRLF line ends", "[http]\r\nlisten = 80\r\nurl = \"x\"\r\n", `3:1: http.url: "x" is not an absolute`},
+		{"byte-order mark", "\ufefflisten = 1\n", `1:1: listen: unknown key`},
 		{"wrong type bool", "[pnp]\nenabled = \"yes\"\n", `2:1: pnp.enabled: must be true or false`},
 		{"wrong type table", "http = 1\n", `1:1: http: must be a table`},
 		{"wrong type array", "[pnp]\ninterfaces = \"eth0\"\n", `2:1: pnp.interfaces: must be an array, e.g. ["eth0"]`},
@@ -180,7 +183,7 @@ community = "public"
 		`test.toml:3:1: http.url: "ftp://x" is not an absolute http:// or https:// URL with a host; write it like "http://10.0.0.2/", or leave it empty for the default`,
 		`test.toml:8:34: phones[0].settings.user_pass.1.perm: unknown perm "Q"; ` + permHelp,
 		`test.toml:11:1: phones[1].mac: duplicate phone: MAC 000413A11FA7 is also phones[0] (line 5); merge the two entries`,
-		`test.toml:14:1: phones[2].mac: bad MAC address: "nonsense" has 'n'; write 12 hex digits like "00:04:13:A1:1F:A7" (colons, dashes, dots or none)`,
+		`test.toml:14:1: phones[2].mac: bad MAC address: "nonsense" has 'n'; write it like "00:04:13:A1:1F:A7" (colons, dashes, dots or none, any case)`,
 		`test.toml:17:1: dhcp.lease_time: a bare number is not a duration (it would mean nanoseconds); write it as a string like "12h"`,
 		`test.toml:19:1: snmp.community: unknown key (in unknown table snmp); see docs/configuration.md for every key`,
 	}
@@ -568,6 +571,32 @@ func TestEveryPermAccepted(t *testing.T) {
 		cfg := mustParse(t, text)
 		if cfg.Provision.DefaultPerm != p || cfg.Settings["language"].Perm != p || cfg.Models["snomD785"].FKeys[0].Perm != p {
 			t.Errorf("perm %q not kept", p)
+		}
+	}
+}
+
+// TestModelNotInModels: a phone's model only selects settings; it need not
+// have a [models] table.
+func TestModelNotInModels(t *testing.T) {
+	cfg := mustParse(t, "[models.snomD785]\n[[phones]]\nmac = \"000413A11FA7\"\nmodel = \"snomD345\"\n")
+	if cfg.Phones[0].Model != "snomD345" {
+		t.Fatal(cfg.Phones[0])
+	}
+}
+
+// BenchmarkParse500Phones: a big office's config, as parsed on every reload.
+func BenchmarkParse500Phones(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("[settings]\nlanguage = \"English\"\n")
+	for i := range 500 {
+		fmt.Fprintf(&sb, "[[phones]]\nmac = \"00:04:13:00:%02X:%02X\"\nmodel = \"snomD785\"\n[phones.settings]\nuser_name = { 1 = \"%d\" }\nuser_pass = { 1 = \"pw%d\" }\n[phones.fkeys]\n0 = \"line\"\n1 = { value = \"blf sip:1@pbx\", label = \"x\" }\n", i/256, i%256, 100+i, i)
+	}
+	data := []byte(sb.String())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("bench.toml", data); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -293,7 +293,7 @@ func textExample(t reflect.Type) string {
 func textError(t reflect.Type, s string, err error) string {
 	switch t {
 	case macType:
-		return fmt.Sprintf("%v; write 12 hex digits like \"00:04:13:A1:1F:A7\" (colons, dashes, dots or none)", err)
+		return fmt.Sprintf("%v; write it like \"00:04:13:A1:1F:A7\" (colons, dashes, dots or none, any case)", err)
 	case addrType:
 		return fmt.Sprintf("%q is not an IP address; write it like \"10.0.0.2\"", s)
 	}

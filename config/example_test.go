@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -135,6 +136,21 @@ func TestConfigKeysWalk(t *testing.T) {
 	for _, k := range []string{"server.interface", "dhcp.reservations[0].mac", "models.snomD785.fkeys", "phones[0].settings", "phonebook[0].type", "dhcp.lease_time"} {
 		if !strings.Contains(" "+keys+" ", " "+k+" ") {
 			t.Errorf("configKeys misses %s: %s", k, keys)
+		}
+	}
+}
+
+// TestDocsNameEveryKey: docs/configuration.md mentions every key in backticks.
+func TestDocsNameEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range configKeys(reflect.TypeFor[Config](), "") {
+		name := key[strings.LastIndexAny(key, ".]")+1:]
+		// `name`, `name, ...`, [name] or [x.name] as a table header
+		if !regexp.MustCompile("[`\\[.]" + regexp.QuoteMeta(name) + "[`\\],]").Match(doc) {
+			t.Errorf("docs/configuration.md does not name %s", key)
 		}
 	}
 }

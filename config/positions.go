@@ -81,6 +81,9 @@ func isBareKey(s string) bool {
 // On malformed input it stops early instead of failing; it never panics.
 func scanPositions(text string) keyPositions {
 	s := &posScanner{text: text, out: keyPositions{}, tables: map[string]int{}}
+	if strings.HasPrefix(text, "\ufeff") { // a byte-order mark is not a column
+		s.i, s.lineAt = 3, 3
+	}
 	s.document()
 	return s.out
 }
