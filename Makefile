@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/snomprov
 export CGO_ENABLED := 0
 
-.PHONY: build run test test-short vet fmt cross clean
+.PHONY: build run test test-short vet fmt demo clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/snomprov
@@ -26,6 +26,10 @@ test: vet build
 
 test-short:
 	$(GO) test -short ./...
+
+# The whole appliance on a private namespace LAN with simulated phones (root).
+demo: build
+	scripts/demo.sh
 
 # --- Release artefacts: make cross, make deb, make test-packaging ---------
 # Static (CGO_ENABLED=0) binaries for the three Debian architectures, and a
