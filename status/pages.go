@@ -3,6 +3,7 @@ package status
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
@@ -37,6 +38,7 @@ type page struct {
 	Title   string
 	Version string
 	Now     string
+	Refresh int // seconds; 0 = no meta refresh
 }
 
 func newPage(o *Options, title string) page {
@@ -71,17 +73,19 @@ type rowData struct {
 
 type listData struct {
 	page
-	HasHealth   bool
-	Health      []Component
-	Pool        *poolData
-	Total       int
-	AllURL      string
-	AllActive   bool
-	Counts      []countData
-	States      []inventory.State
-	Filter      filter
-	FilterError string
-	Rows        []rowData
+	HasHealth     bool
+	Health        []Component
+	Pool          *poolData
+	Total         int
+	AllURL        string
+	AllActive     bool
+	Counts        []countData
+	States        []inventory.State
+	Filter        filter
+	FilterError   string
+	Rows          []rowData
+	RefreshToggle string // the same list with auto-refresh switched
+	RefreshLabel  string
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
@@ -92,6 +96,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		d.FilterError = err.Error()
 	}
 	d.Filter = f
+	d.Refresh = f.Refresh
 	if o.Health != nil {
 		d.HasHealth = true
 		d.Health = o.Health()
@@ -123,9 +128,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 			LastSeen: ago(now, p.LastSeen), LastSeenAbs: formatTime(p.LastSeen),
 		})
 	}
-	d.AllURL, d.AllActive = listURL("", f.Q), f.State == ""
+	d.AllURL, d.AllActive = listURL("", f.Q, f.Refresh), f.State == ""
 	for _, st := range States {
-		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: listURL(st, f.Q), Active: f.State == st})
+		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: listURL(st, f.Q, f.Refresh), Active: f.State == st})
+	}
+	if f.Refresh > 0 {
+		d.RefreshToggle, d.RefreshLabel = listURL(f.State, f.Q, 0), fmt.Sprintf("stop auto-refresh (every %d s)", f.Refresh)
+	} else {
+		d.RefreshToggle, d.RefreshLabel = listURL(f.State, f.Q, defaultRefresh), fmt.Sprintf("auto-refresh every %d s", defaultRefresh)
 	}
 	code := http.StatusOK
 	if d.FilterError != "" {
@@ -180,6 +190,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 	}
 	now := o.Now()
 	d := phoneData{page: newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: Mask}
+	d.Refresh = refresh(r)
 	p, seen := o.Inventory.Phone(mac)
 	if seen {
 		d.Seen = true

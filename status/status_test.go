@@ -628,3 +628,39 @@ func BenchmarkListPage5000(b *testing.B) {
 		}
 	}
 }
+
+func TestAutoRefresh(t *testing.T) {
+	h := New(fixtureOptions(t))
+	cases := []struct {
+		target   string
+		contains []string
+		lacks    []string
+	}{
+		{"/", []string{`<a class="refresh" id="refresh" href="/?refresh=10">auto-refresh every 10 s</a>`}, []string{`http-equiv="refresh"`}},
+		{"/?state=failed&refresh=30", []string{`<meta http-equiv="refresh" content="30">`,
+			`href="/?state=failed">stop auto-refresh (every 30 s)</a>`,
+			`<input type="hidden" name="refresh" value="30">`,
+			`href="/?refresh=30&amp;state=stale">stale`}, nil},
+		{"/?refresh=1", nil, []string{`http-equiv="refresh"`}},
+		{"/?refresh=99999", nil, []string{`http-equiv="refresh"`}},
+		{"/?refresh=abc", nil, []string{`http-equiv="refresh"`}},
+		{"/phones/000413A11FA7?refresh=5", []string{`<meta http-equiv="refresh" content="5">`}, nil},
+		{"/phones/000413A11FA7", nil, []string{`http-equiv="refresh"`}},
+	}
+	for _, tc := range cases {
+		r := get(t, h, tc.target)
+		if r.code != 200 {
+			t.Errorf("%s: status %d", tc.target, r.code)
+		}
+		for _, s := range tc.contains {
+			if !strings.Contains(r.body, s) {
+				t.Errorf("%s lacks %q", tc.target, s)
+			}
+		}
+		for _, s := range tc.lacks {
+			if strings.Contains(r.body, s) {
+				t.Errorf("%s has %q", tc.target, s)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,15 +24,33 @@ var States = []inventory.State{
 
 // filter is the query of the list page and /api/phones: ?state=failed&q=D785.
 type filter struct {
-	State inventory.State
-	Q     string
+	State   inventory.State
+	Q       string
+	Refresh int // seconds between automatic reloads of the page; 0 = off
 }
+
+// refresh reads ?refresh=N: a page an installer leaves open while phones
+// boot reloads itself (a meta refresh: no JavaScript). Out-of-range values
+// turn it off rather than fail the page.
+func refresh(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("refresh"))
+	if err != nil || n < minRefresh || n > maxRefresh {
+		return 0
+	}
+	return n
+}
+
+const (
+	minRefresh     = 2
+	maxRefresh     = 3600
+	defaultRefresh = 10
+)
 
 const maxQuery = 200
 
 func parseFilter(r *http.Request) (filter, error) {
 	q := r.URL.Query()
-	f := filter{State: inventory.State(strings.TrimSpace(q.Get("state"))), Q: strings.TrimSpace(q.Get("q"))}
+	f := filter{State: inventory.State(strings.TrimSpace(q.Get("state"))), Q: strings.TrimSpace(q.Get("q")), Refresh: refresh(r)}
 	if len(f.Q) > maxQuery {
 		f.Q = f.Q[:maxQuery]
 	}
@@ -48,7 +67,7 @@ func parseFilter(r *http.Request) (filter, error) {
 	for i, s := range States {
 		names[i] = string(s)
 	}
-	return filter{Q: f.Q}, fmt.Errorf("unknown state %q: use one of %s", f.State, strings.Join(names, ", "))
+	return filter{Q: f.Q, Refresh: f.Refresh}, fmt.Errorf("unknown state %q: use one of %s", f.State, strings.Join(names, ", "))
 }
 
 // match applies the filter. q matches, ignoring case, a part of the MAC in
@@ -215,14 +234,17 @@ func previewFiles(files []File) []previewFile {
 	return out
 }
 
-// listURL builds the list page's URL for a filter, keeping the other part.
-func listURL(state inventory.State, q string) string {
+// listURL builds the list page's URL for a filter.
+func listURL(state inventory.State, q string, refresh int) string {
 	v := url.Values{}
 	if state != "" {
 		v.Set("state", string(state))
 	}
 	if q != "" {
 		v.Set("q", q)
+	}
+	if refresh > 0 {
+		v.Set("refresh", strconv.Itoa(refresh))
 	}
 	if len(v) == 0 {
 		return "/"
