@@ -181,11 +181,11 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	}
 	wg.Wait()
 	for _, r := range responders {
-		rep.Responders = append(rep.Responders, Responder{PnPAnswer: r, Self: d.isLocal(r.Responder)})
+		rep.Responders = append(rep.Responders, Responder{PnPAnswer: r, Self: d.isSelf(r.Responder)})
 	}
 	for i := range rep.DHCPServers {
 		s := &rep.DHCPServers[i]
-		s.Self = d.isLocal(s.ServerID) || d.isLocal(s.From)
+		s.Self = d.isSelf(s.ServerID) || d.isSelf(s.From)
 	}
 	if ok {
 		d.judgeDHCP(dhcpErr)
@@ -212,6 +212,12 @@ func (d *doctor) add(check string, l Level, detail, fix string) {
 }
 
 func (d *doctor) isLocal(a netip.Addr) bool { return a.IsValid() && d.local[a] }
+
+// isSelf: this host, or the appliance SelfURL names (doctor may run on
+// another machine of the LAN).
+func (d *doctor) isSelf(a netip.Addr) bool {
+	return d.isLocal(a) || (a.IsValid() && d.selfHost != "" && a.String() == d.selfHost)
+}
 
 // pointsAtSelf says whether a URL names this appliance.
 func (d *doctor) pointsAtSelf(raw string) bool {
@@ -354,7 +360,7 @@ func (d *doctor) judgeDHCP(err error) {
 			snomServers = append(snomServers, s)
 		}
 		if s.Self {
-			desc += " (this host)"
+			desc += " (this appliance)"
 		} else {
 			foreign = append(foreign, s)
 		}
@@ -426,7 +432,7 @@ func (d *doctor) judgePnP(err error, haveSource bool) {
 	for _, r := range d.rep.Responders {
 		who := r.Responder.String()
 		if r.Self {
-			who += " (this host)"
+			who += " (this appliance)"
 			selfAnswered = selfAnswered || r.URL != ""
 		}
 		switch {

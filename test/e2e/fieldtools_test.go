@@ -417,3 +417,182 @@ func TestSimulateAgainstPeers(t *testing.T) {
 		}
 	})
 }
+
+// snomprovLAN is a simulated LAN with snomprov in "srv" and a simulated
+// phone host "phone" (static 10.77.0.5, outside the DHCP pool).
+type snomprovLAN struct {
+	srv   *lantest.Host
+	phone *lantest.Host
+	fw    string // firmware_dir
+	image []byte
+}
+
+func newSnomprovLAN(t *testing.T) *snomprovLAN {
+	t.Helper()
+	needTool(t, "ss")
+	binary(t)
+	l := lantest.New(t, "10.77.0.0/24")
+	s := &snomprovLAN{
+		srv:   l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24", MAC: "02:77:ff:00:00:01"}),
+		phone: l.AddHost("phone", lantest.HostOptions{Addr: "10.77.0.5/24", MAC: "00:04:13:77:00:05"}),
+		fw:    t.TempDir(),
+		image: bytes.Repeat([]byte("snomD785 image "), 70000), // ~1 MB
+	}
+	if err := os.WriteFile(filepath.Join(s.fw, "snomD785-10.1.200.1-SIP-r.bin"), s.image, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// serve starts `snomprov serve` in srv with DHCP, PnP and HTTP and waits
+// for msg=ready. httpExtra goes into [http]; the phone 000413AA0001 is
+// configured; snomD785 has firmware, no other model does.
+func (s *snomprovLAN) serve(t *testing.T, httpExtra string) *lantest.Process {
+	t.Helper()
+	state := t.TempDir()
+	cfg := writeConfig(t, fmt.Sprintf(`[server]
+interface = "eth0"
+advertise = "10.77.0.1"
+state_dir = %q
+log_level = "debug"
+
+[http]
+listen = ":8080"
+firmware_dir = %q
+%s
+
+[pnp]
+answer = "all"
+
+[dhcp]
+enabled = true
+pool = "10.77.0.100-10.77.0.150"
+router = "10.77.0.1"
+
+[models.snomD785]
+firmware = "snomD785-10.1.200.1-SIP-r.bin"
+
+[[phones]]
+mac = "000413AA0001"
+model = "snomD785"
+[phones.settings]
+user_name = { 1 = "401" }
+`, state, s.fw, httpExtra))
+	p := s.srv.Start(binary(t), "serve", "-config", cfg)
+	if err := p.WaitOutput("msg=ready", 20*time.Second); err != nil {
+		t.Fatalf("snomprov serve did not get ready: %v\n%s", err, p.Output())
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func TestSimulateAgainstSnomprov(t *testing.T) {
+	s := newSnomprovLAN(t)
+	configured, _ := phone.ParseMAC("000413AA0001")
+	stranger, _ := phone.ParseMAC("000413AA0099")
+
+	t.Run("configured phone: every step ok", func(t *testing.T) {
+		srv := s.serve(t, "")
+		defer srv.Stop()
+		var rep simulate.Report
+		text, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured}}, &rep)
+		if toolErr != "" || len(rep.Phones) != 1 {
+			t.Fatalf("simulate failed: %s\nsnomprov:\n%s", toolErr, srv.Output())
+		}
+		p := rep.Phones[0]
+		for _, st := range p.Steps {
+			if st.Status != simulate.OK {
+				t.Errorf("step %s %s: %s", st.Name, st.Status, st.Detail)
+			}
+		}
+		if !netip.MustParsePrefix("10.77.0.0/24").Contains(p.LeasedIP) || p.DHCPServer != netip.MustParseAddr("10.77.0.1") {
+			t.Errorf("lease %v from %v", p.LeasedIP, p.DHCPServer)
+		}
+		if p.URLSource != "pnp" || !strings.HasPrefix(p.PnPURL, "http://10.77.0.1:8080") || !strings.HasPrefix(p.DHCPURL, "http://10.77.0.1:8080") {
+			t.Errorf("URLs: pnp %q dhcp %q used %s", p.PnPURL, p.DHCPURL, p.URLSource)
+		}
+		if p.ImageBytes != int64(len(s.image)) {
+			t.Errorf("image %s: %d bytes, want %d", p.Firmware, p.ImageBytes, len(s.image))
+		}
+		names := map[string]int{}
+		for _, st := range p.Steps {
+			names[st.Name]++
+		}
+		for _, n := range []string{"dhcp", "pnp", "url", "settings", "firmware-file", "firmware-image"} {
+			if names[n] == 0 {
+				t.Errorf("no %s step:\n%s", n, text)
+			}
+		}
+	})
+
+	t.Run("unknown_phones = deny, phone not configured: fails at settings", func(t *testing.T) {
+		srv := s.serve(t, `unknown_phones = "deny"`)
+		defer srv.Stop()
+		var rep simulate.Report
+		_, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: stranger}}, &rep)
+		if !strings.Contains(toolErr, "would not be provisioned") || len(rep.Phones) != 1 {
+			t.Fatalf("want a failure, got %q\nsnomprov:\n%s", toolErr, srv.Output())
+		}
+		st, bad := rep.Phones[0].FirstFailure()
+		if !bad || st.Name != "settings" || !strings.Contains(st.Detail, "no setting file was served") || !strings.Contains(st.Detail, "[[phones]]") {
+			t.Errorf("first failure %+v; want settings: no setting file was served ... [[phones]]", st)
+		}
+		for _, prev := range rep.Phones[0].Steps {
+			if prev.Name == "dhcp" || prev.Name == "pnp" || prev.Name == "url" {
+				if prev.Status != simulate.OK {
+					t.Errorf("%s should have worked: %+v", prev.Name, prev)
+				}
+			}
+		}
+	})
+
+	t.Run("model without firmware: fails at the firmware file", func(t *testing.T) {
+		srv := s.serve(t, "")
+		defer srv.Stop()
+		var rep simulate.Report
+		_, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: stranger, Model: "snomD715"}}, &rep)
+		if !strings.Contains(toolErr, "would not be provisioned") || len(rep.Phones) != 1 {
+			t.Fatalf("want a failure, got %q\nsnomprov:\n%s", toolErr, srv.Output())
+		}
+		p := rep.Phones[0]
+		st, bad := p.FirstFailure()
+		if !bad || st.Name != "firmware-file" || !strings.Contains(st.Detail, "[models.snomD715] firmware") || !strings.Contains(st.Target, "snomD715-firmware.htm") {
+			t.Errorf("first failure %+v; want firmware-file naming [models.snomD715] firmware", st)
+		}
+		settingsOK := false
+		for _, prev := range p.Steps {
+			if prev.Name == "settings" && prev.Status == simulate.OK {
+				settingsOK = true
+			}
+		}
+		if !settingsOK {
+			t.Errorf("the generic settings should have been served: %+v", p.Steps)
+		}
+	})
+}
+
+func TestDoctorAgainstSnomprov(t *testing.T) {
+	s := newSnomprovLAN(t)
+	srv := s.serve(t, "")
+	const self = "http://10.77.0.1:8080/"
+
+	var rep doctor.Report
+	text, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "doctor", Doctor: doctor.Options{Interface: "eth0", SelfURL: self}}, &rep)
+	if toolErr != "" {
+		t.Errorf("doctor found problems on a healthy LAN: %s\nsnomprov:\n%s", toolErr, srv.Output())
+	}
+	if len(rep.DHCPServers) != 1 || !rep.DHCPServers[0].Self || !rep.DHCPServers[0].AnswersSnom || !strings.HasPrefix(rep.DHCPServers[0].Snom.URL, "http://10.77.0.1:8080") {
+		t.Errorf("DHCP servers: %+v", rep.DHCPServers)
+	}
+	if len(rep.Responders) != 1 || !rep.Responders[0].Self || !strings.HasPrefix(rep.Responders[0].URL, "http://10.77.0.1:8080") {
+		t.Errorf("PnP responders: %+v", rep.Responders)
+	}
+	for _, u := range rep.URLs {
+		if !u.OK {
+			t.Errorf("URL check %+v", u)
+		}
+	}
+	if rep.Mode != doctor.ModeSnomprovDHCP || !strings.Contains(text, "Recommended mode: snomprov DHCP") {
+		t.Errorf("mode %q", rep.Mode)
+	}
+}
