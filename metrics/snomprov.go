@@ -34,7 +34,7 @@ func NewRecorder(next inventory.Recorder) *Recorder {
 		dhcp: reg.Counter("snomprov_dhcp_messages_total",
 			"DHCP messages seen and sent, by message type (DISCOVER, OFFER, REQUEST, ACK, NAK, ...).", "type"),
 		pnp: reg.Counter("snomprov_pnp_total",
-			"SIP PnP events by outcome: SUBSCRIBE received, IGNORED, NOTIFY-ACKED, NOTIFY-TIMEOUT.", "outcome"),
+			"SIP PnP events by outcome: SUBSCRIBE (answered, NOTIFY sent), IGNORED (recorded, not answered), NOTIFY-ACKED, NOTIFY-TIMEOUT, NOTIFY-REJECTED, NOTIFY-FAILED.", "outcome"),
 		http: reg.Counter("snomprov_http_requests_total",
 			"HTTP requests from phones by kind of file (general, phone, firmware-file, firmware-image, file) and status code.", "kind", "status"),
 		other: reg.Counter("snomprov_events_total",
