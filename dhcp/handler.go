@@ -25,6 +25,9 @@ type exchange struct {
 	now   time.Time
 	mtype dhcpv4.MessageType
 
+	mayBlock bool       // running on its own goroutine: may wait for a conflict probe
+	probeIP  netip.Addr // the address to probe first on that goroutine
+
 	mac      phone.MAC
 	key      clientKey
 	clientID []byte
@@ -38,6 +41,9 @@ type exchange struct {
 	commit bool   // the reply waits until lease is durable
 	detail string // for the inventory and debug log
 }
+
+// stageLease is the index of the "lease" stage in defaultChain.
+const stageLease = 1
 
 // stage is one step of the handler chain. It returns false to stop the chain;
 // a nil ex.resp at the end means no reply.
@@ -64,16 +70,24 @@ func (s *Server) handlePacket(b []byte, peer netip.AddrPort) {
 		return
 	}
 	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now()}
-	for _, st := range s.chain {
+	s.runChain(ex, 0)
+}
+
+// runChain runs the stages from index from on. A stage returning false has
+// either decided on silence or taken over sending the reply.
+func (s *Server) runChain(ex *exchange, from int) {
+	for _, st := range s.chain[from:] {
 		if !st.run(s, ex) {
-			ex.resp = nil
-			break
+			return
 		}
 	}
-	if ex.resp == nil {
-		return
+	if ex.resp != nil {
+		s.sendReply(ex)
 	}
-	dst := replyDestination(req, ex.resp, ex.opts.Port)
+}
+
+func (s *Server) sendReply(ex *exchange) {
+	dst := replyDestination(ex.req, ex.resp, ex.opts.Port)
 	if err := s.send(ex.resp.ToBytes(), dst); err != nil {
 		s.log.Warn("sending DHCP reply failed", "to", dst, "type", ex.resp.MessageType().String(), "err", err)
 		return
@@ -178,25 +192,45 @@ func (s *Server) discover(ex *exchange) bool {
 	o := ex.opts
 	requested := addrOf(ex.req.RequestedIPAddress())
 	for try := 0; try < maxProbeTries; try++ {
-		s.mu.Lock()
-		ip, fresh, ok := s.pool.candidate(ex.key, ex.mac, requested, ex.now)
-		if ok {
-			s.pool.hold(ex.key, ip, ex.now.Add(o.OfferTime))
-		}
-		s.mu.Unlock()
-		if !ok {
-			s.poolExhausted(ex)
-			return false
-		}
-		// Only this request waits for the probe: every packet has its own goroutine.
-		if fresh && s.prober != nil && s.prober.inUse(ip, o.ConflictProbe) {
-			s.log.Warn("address answers ping but has no lease; taking it out of the pool", "ip", ip, "for", o.DeclineTime)
+		var ip netip.Addr
+		fresh, busy, ok := true, false, true
+		if ex.probeIP.IsValid() { // rerun on the probe goroutine: the address is held
+			ip, ex.probeIP = ex.probeIP, netip.Addr{}
+		} else {
 			s.mu.Lock()
-			l := s.pool.quarantine(ip, s.now().Add(o.DeclineTime))
+			ip, fresh, busy, ok = s.pool.candidate(ex.key, ex.mac, requested, ex.now)
+			if ok && !busy {
+				s.pool.hold(ex.key, ip, ex.now.Add(o.OfferTime), fresh && s.prober != nil)
+			}
 			s.mu.Unlock()
-			_ = s.store.commit(l, false)
-			requested = netip.Addr{}
-			continue
+			if busy {
+				return false // a retransmission while its probe runs: that OFFER follows
+			}
+			if !ok {
+				s.poolExhausted(ex)
+				return false
+			}
+		}
+		if fresh && s.prober != nil {
+			if !ex.mayBlock {
+				// Probe on a goroutine of its own so the worker goes on with
+				// other clients; the hold keeps the address for this client.
+				ex.mayBlock, ex.probeIP = true, ip
+				go s.runChain(ex, stageLease)
+				return false
+			}
+			if s.prober.inUse(ip, o.ConflictProbe) {
+				s.log.Warn("address answers ping but has no lease; taking it out of the pool", "ip", ip, "for", o.DeclineTime)
+				s.mu.Lock()
+				l := s.pool.quarantine(ip, s.now().Add(o.DeclineTime))
+				s.mu.Unlock()
+				s.store.commit(l, nil)
+				requested = netip.Addr{}
+				continue
+			}
+			s.mu.Lock()
+			s.pool.hold(ex.key, ip, s.now().Add(o.OfferTime), false)
+			s.mu.Unlock()
 		}
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeOffer)
 		ex.resp.YourIPAddr = ip.AsSlice()
@@ -295,7 +329,7 @@ func (s *Server) decline(ex *exchange) {
 	}
 	q := s.pool.quarantine(ip, ex.now.Add(o.DeclineTime))
 	s.mu.Unlock()
-	_ = s.store.commit(q, false)
+	s.store.commit(q, nil)
 	s.log.Warn("client declined its address (another host uses it); address quarantined", "ip", ip, "mac", ex.mac.Colon(), "for", o.DeclineTime)
 	s.record(ex, "DECLINE", false, ip, "declined "+ip.String())
 }
@@ -311,7 +345,7 @@ func (s *Server) release(ex *exchange) {
 	l.State, l.Expiry = StateReleased, ex.now.Truncate(time.Second)
 	rel := *l
 	s.mu.Unlock()
-	_ = s.store.commit(rel, false)
+	s.store.commit(rel, nil)
 }
 
 // reply starts a reply with what every reply carries.
@@ -406,16 +440,20 @@ func snomVendorOptions(o *Options) []byte {
 	return b
 }
 
-// makeDurable holds the ACK until its lease is fsynced.
+// makeDurable hands the ACK to the lease writer, which sends it once the
+// lease is fsynced (group commit). A lease that cannot be stored gets no ACK.
 func (s *Server) makeDurable(ex *exchange) bool {
 	if !ex.commit {
 		return true
 	}
-	if err := s.store.commit(ex.lease, true); err != nil {
-		s.record(ex, "NAK", false, ex.lease.IP, "lease not stored: "+err.Error())
-		return false
-	}
-	return true
+	s.store.commit(ex.lease, func(err error) {
+		if err != nil {
+			s.record(ex, "NAK", false, ex.lease.IP, "lease not stored: "+err.Error())
+			return
+		}
+		s.sendReply(ex)
+	})
+	return false
 }
 
 // replyDestination is RFC 2131 §4.1 reply routing, all in one place:

@@ -20,6 +20,7 @@ func keyFor(mac phone.MAC, clientID []byte) clientKey {
 type offer struct {
 	ip      netip.Addr
 	expires time.Time
+	probing bool // a conflict probe for ip is in flight; its OFFER follows
 }
 
 // pool is the allocator. It is not safe for concurrent use: the server
@@ -145,21 +146,22 @@ func (p *pool) offeredTo(ip netip.Addr, now time.Time) (bool, clientKey) {
 // candidate picks the address to offer client k: its reservation, the
 // address it is being offered, its previous lease, the address it asks for,
 // a never-leased address, then the longest-expired one. fresh reports that
-// the address was never leased (so it needs a conflict probe). ok is false
-// when the pool is exhausted.
-func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now time.Time) (ip netip.Addr, fresh, ok bool) {
+// the address was never leased (so it needs a conflict probe); busy that a
+// probe for this client's held address is still running. ok is false when
+// the pool is exhausted.
+func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now time.Time) (ip netip.Addr, fresh, busy, ok bool) {
 	if r, ok := p.reserved[mac]; ok {
-		return r.IP, false, true
+		return r.IP, false, false, true
 	}
 	if o, ok := p.offers[k]; ok && now.Before(o.expires) && p.freeFor(o.ip, k, mac, now) {
-		return o.ip, false, true
+		return o.ip, false, o.probing, true
 	}
 	if l, ok := p.byClient[k]; ok && p.inPool(l.IP) && p.freeFor(l.IP, k, mac, now) {
-		return l.IP, false, true
+		return l.IP, false, false, true
 	}
 	if p.inPool(requested) && p.freeFor(requested, k, mac, now) {
 		_, leased := p.leases[requested]
-		return requested, !leased, true
+		return requested, !leased, false, true
 	}
 	// Never-leased addresses first: they carry no other client's affinity.
 	sawUnleased := false
@@ -175,7 +177,7 @@ func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now t
 		}
 		sawUnleased = true
 		if p.freeFor(ip, k, mac, now) {
-			return ip, true, true
+			return ip, true, false, true
 		}
 	}
 	if !sawUnleased {
@@ -192,16 +194,16 @@ func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now t
 		}
 	}
 	if best != nil {
-		return best.IP, false, true
+		return best.IP, false, false, true
 	}
-	return netip.Addr{}, false, false
+	return netip.Addr{}, false, false, false
 }
 
-func (p *pool) hold(k clientKey, ip netip.Addr, until time.Time) {
+func (p *pool) hold(k clientKey, ip netip.Addr, until time.Time, probing bool) {
 	if o, ok := p.offers[k]; ok && p.offered[o.ip] == k {
 		delete(p.offered, o.ip)
 	}
-	p.offers[k] = offer{ip: ip, expires: until}
+	p.offers[k] = offer{ip: ip, expires: until, probing: probing}
 	p.offered[ip] = k
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,7 +26,7 @@ import (
 // it as "DHCP disabled" and keep its other servers running.
 var ErrOtherServer = errors.New("another DHCP server is active on this network")
 
-// maxInFlight bounds the packets being handled at once; beyond it packets are
+// maxInFlight bounds the packets queued for the workers; beyond it packets are
 // dropped, as the kernel would drop them from a full socket buffer.
 const maxInFlight = 4096
 
@@ -48,7 +49,6 @@ type Server struct {
 
 	chain    []stage
 	send     func(b []byte, to netip.AddrPort) error // the socket; replaced in unit tests
-	inflight chan struct{}
 	scoutXID dhcpv4.TransactionID
 	scoutMAC net.HardwareAddr
 
@@ -72,7 +72,6 @@ func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 	}
 	s := &Server{
 		log: log.With("server", "dhcp"), inv: inv, now: time.Now,
-		inflight: make(chan struct{}, maxInFlight),
 		foreign:  map[netip.Addr]bool{},
 		scoutMAC: net.HardwareAddr{0x02, 0x73, 0x6e, 0x6f, 0x6d, 0x70}, // locally administered "snomp"
 	}
@@ -174,6 +173,10 @@ func (s *Server) lockState(dir string) error {
 }
 
 func (s *Server) closeSockets() {
+	if s.store != nil { // first: it sends the last ACKs
+		s.store.close()
+		s.store = nil
+	}
 	if s.conn != nil {
 		s.conn.Close()
 	}
@@ -183,10 +186,6 @@ func (s *Server) closeSockets() {
 	}
 	if s.prober != nil {
 		s.prober.close()
-	}
-	if s.store != nil {
-		s.store.close()
-		s.store = nil
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()
@@ -301,8 +300,22 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 
+	// A few workers handle packets; none of them waits for the disk (the
+	// lease writer sends ACKs) or for a probe (probes get a goroutine), so
+	// few goroutines compete for the CPU with the writer.
+	work := make(chan packet, maxInFlight)
 	var wg sync.WaitGroup
-	defer wg.Wait() // in-flight ACKs finish before the store closes
+	defer wg.Wait() // workers finish before closeSockets drains the store
+	defer close(work)
+	for i := 0; i < max(2, runtime.GOMAXPROCS(0)); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				s.handlePacket(p.b, p.peer)
+			}
+		}()
+	}
 	buf := make([]byte, 4096)
 	for {
 		n, peer, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -320,20 +333,16 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("dhcp: reading from socket: %w", err)
 		}
 		select {
-		case s.inflight <- struct{}{}:
+		case work <- packet{b: append([]byte(nil), buf[:n]...), peer: peer}:
 		default:
-			s.dropped.Add(1)
-			continue
+			s.dropped.Add(1) // as the kernel does when a socket buffer is full
 		}
-		pkt := make([]byte, n)
-		copy(pkt, buf[:n])
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-s.inflight }()
-			s.handlePacket(pkt, peer)
-		}()
 	}
+}
+
+type packet struct {
+	b    []byte
+	peer netip.AddrPort
 }
 
 // Reload swaps in new options. Leases are kept; the pool and reservations

@@ -100,6 +100,7 @@ func (ts *testServer) do(req *dhcpv4.DHCPv4) *sent {
 	ts.out = nil
 	ts.mu.Unlock()
 	ts.handlePacket(req.ToBytes(), netip.MustParseAddrPort("0.0.0.0:68"))
+	ts.store.barrier() // ACKs leave from the lease writer
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	switch len(ts.out) {
@@ -713,6 +714,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		}(o)
 	}
 	wg.Wait()
+	ts.store.barrier()
 	l, _ := LoadLeases(ts.opts.Load().StateDir)
 	if len(offers) != 100 || len(ts.out) != 100 || len(l) != 100 {
 		t.Fatalf("offers %d acks %d leases on disk %d", len(offers), len(ts.out), len(l))
@@ -736,6 +738,7 @@ func FuzzHandlePacket(f *testing.F) {
 		ts.out = nil
 		ts.mu.Unlock()
 		ts.handlePacket(b, netip.MustParseAddrPort("0.0.0.0:68"))
+		ts.store.barrier()
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
 		for _, s := range ts.out {

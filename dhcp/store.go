@@ -126,10 +126,13 @@ func replayJournal(b []byte, m map[netip.Addr]Lease) (int, error) {
 	return n, nil
 }
 
-// commitReq is one lease waiting to be made durable.
+// commitReq is one lease waiting to be made durable. after runs on the
+// writer goroutine once the lease is fsynced (err nil) or failed; it sends
+// the ACK, so no request goroutine sits blocked on the disk.
 type commitReq struct {
-	lease Lease
-	done  chan error // nil: fire and forget (RELEASE/DECLINE)
+	lease   Lease
+	after   func(error) // nil: fire and forget (RELEASE, DECLINE)
+	barrier chan struct{}
 }
 
 // store persists leases: an append-only journal, fsynced in groups by one
@@ -237,21 +240,28 @@ func (s *store) close() error {
 	return s.journal.Close()
 }
 
-// commit queues l and, if wait, blocks until it is durable.
-func (s *store) commit(l Lease, wait bool) error {
-	req := commitReq{lease: l}
-	if wait {
-		req.done = make(chan error, 1)
-	}
+var errStoreClosed = errors.New("dhcp: lease store is closed")
+
+// commit queues l; after (if not nil) runs once l is durable or failed.
+func (s *store) commit(l Lease, after func(error)) {
 	select {
-	case s.queue <- req:
+	case s.queue <- commitReq{lease: l, after: after}:
 	case <-s.stop:
-		return errors.New("dhcp: lease store is closed")
+		if after != nil {
+			after(errStoreClosed)
+		}
 	}
-	if !wait {
-		return nil
+}
+
+// barrier returns once everything queued before it is written and its
+// callbacks have run.
+func (s *store) barrier() {
+	ch := make(chan struct{})
+	select {
+	case s.queue <- commitReq{barrier: ch}:
+		<-ch
+	case <-s.stop:
 	}
-	return <-req.done
 }
 
 // writer is the group commit: it takes whatever is queued, appends it in one
@@ -301,23 +311,33 @@ func (s *store) flush(batch []commitReq, buf *bytes.Buffer) {
 	buf.Reset()
 	w := bufio.NewWriter(buf)
 	enc := json.NewEncoder(w)
+	n := 0
 	for _, r := range batch {
-		_ = enc.Encode(r.lease) // Encode appends the newline that ends a record
+		if r.barrier == nil {
+			_ = enc.Encode(r.lease) // Encode appends the newline that ends a record
+			n++
+		}
 	}
 	_ = w.Flush()
-	_, err := s.journal.Write(buf.Bytes())
-	if err == nil {
-		err = s.journal.Sync()
+	var err error
+	if n > 0 {
+		_, err = s.journal.Write(buf.Bytes())
+		if err == nil {
+			err = s.journal.Sync()
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("dhcp: lease journal write failed (disk full or read-only?): %w", err)
 		s.log.Warn("lease not stored; no ACK sent", "err", err)
 	} else {
-		s.records += len(batch)
+		s.records += n
 	}
 	for _, r := range batch {
-		if r.done != nil {
-			r.done <- err
+		switch {
+		case r.after != nil:
+			r.after(err)
+		case r.barrier != nil:
+			close(r.barrier)
 		}
 	}
 }

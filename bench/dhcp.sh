@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# bench/dhcp.sh - DHCPv4 DORA benchmark: perfdhcp (Debian kea-admin) in a client
+# namespace against snomprov's dhcp server, dnsmasq and kea-dhcp4 (memfile), in
+# the same run, with the same subnets, pools and options, one after another.
+#
+# usage: sudo bench/dhcp.sh [REPEAT]          (default 2 runs per cell)
+#   env: STORM_RATE (12000) STORM_CLIENTS (50000) RENEW_RATE (12000) PERIOD (10)
+#        SERVERS ("snomprov dnsmasq kea") WORKLOADS ("storm renew rss")
+#        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on (default
+#        off, like dnsmasq's no-ping and Kea's default, so all three do the same work)
+#
+# Workloads
+#   storm : fresh-lease storm, STORM_CLIENTS simulated clients on the relayed
+#           10.78.0.0/16 pool 10.78.1.0-10.78.255.254: nearly every exchange allocates
+#   renew : 100 clients on 10.77.0.0/24 pool .100-.200: the same clients come back
+#   rss   : 10,000 clients, then the server's RSS holding ~10,000 leases
+# perfdhcp always acts as a relay (giaddr set, unicast to port 67).
+#
+# snomprov is run from its dhcp package built as a test binary in helper mode
+# (`go test -c ./dhcp`, SNOMPROV_DHCP_HELPER=options.json): the same server code
+# `snomprov serve` runs, without depending on the CLI's config validation, which
+# has no way to describe a relay-only /16 pool.
+#
+# Network safety: everything runs in namespaces this script creates (prefix
+# sdb<pid>-): veth pairs are created directly inside them, never in the host
+# namespace; the namespaces have no uplink; 10.77/16 and 10.78/16 exist only
+# inside them. A trap deletes every namespace on any exit.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "bench/dhcp.sh: run as root (it creates network namespaces)" >&2; exit 1; }
+for t in ip perfdhcp dnsmasq kea-dhcp4 go; do
+  command -v "$t" >/dev/null || { echo "bench/dhcp.sh: $t not installed" >&2; exit 1; }
+done
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+REPEAT="${1:-2}"
+STORM_RATE="${STORM_RATE:-12000}"; STORM_CLIENTS="${STORM_CLIENTS:-50000}"
+RENEW_RATE="${RENEW_RATE:-12000}"; PERIOD="${PERIOD:-10}"
+SERVERS="${SERVERS:-snomprov dnsmasq kea}"; WORKLOADS="${WORKLOADS:-storm renew rss}"
+P="sdb$$-"; SW="${P}sw"; SRV="${P}srv"; CLI="${P}cli"
+WORK="$(mktemp -d /tmp/snomprov-dhcp-bench.XXXXXX)"
+OUT="${OUT:-$ROOT/bench/results/dhcp-raw-$(date -u +%Y%m%dT%H%M%S).csv}"
+SERVER_PID=""
+
+cleanup() {
+  set +e
+  [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null
+  for ns in "$CLI" "$SRV" "$SW"; do
+    if [ -e "/run/netns/$ns" ]; then
+      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+      ip netns del "$ns" 2>/dev/null
+    fi
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+nsx() { ip netns exec "$@"; }
+
+# --- the LAN: sw (bridge), srv 10.77.0.1/24, cli 10.77.0.11/24 + 10.78.0.2/16
+ip netns add "$SW"; ip netns add "$SRV"; ip netns add "$CLI"
+ip -n "$SW" link set lo up
+ip -n "$SW" link add br0 type bridge
+ip -n "$SW" link set br0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+ip -n "$SW" link set br0 up
+for ns in "$SRV" "$CLI"; do
+  port="p-${ns#"$P"}"
+  ip -n "$ns" link set lo up
+  nsx "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
+      net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  ip -n "$SW" link add "$port" type veth peer name eth0 netns "$ns"
+  ip -n "$SW" link set "$port" master br0 up
+  ip -n "$ns" link set eth0 up
+done
+ip -n "$SRV" addr add 10.77.0.1/24 dev eth0
+ip -n "$SRV" route add 10.78.0.0/16 dev eth0
+ip -n "$CLI" addr add 10.77.0.11/24 dev eth0
+ip -n "$CLI" addr add 10.78.0.2/16 dev eth0
+
+# --- server configs
+(cd "$ROOT" && CGO_ENABLED=0 go test -c -o "$WORK/dhcp.test" ./dhcp)
+PROBE=-1; [ "${SNOMPROV_PROBE:-0}" = 1 ] && PROBE=300000000
+snomprov_opts() { # $1 subnet $2 pool start $3 pool end
+  cat >"$WORK/snomprov-$4.json" <<JSON
+{"Interface":"eth0","ServerIP":"10.77.0.1","Subnet":"$1","PoolStart":"$2","PoolEnd":"$3",
+ "Router":"10.77.0.1","LeaseTime":3600000000000,"UpdateServer":"http://10.77.0.1:8080","UpdateFilename":"snom.htm",
+ "StateDir":"$WORK/state","ConflictProbe":$PROBE,"OtherServerWait":-1}
+JSON
+}
+snomprov_opts 10.78.0.0/16 10.78.1.0 10.78.255.254 big
+snomprov_opts 10.77.0.0/24 10.77.0.100 10.77.0.200 lan
+cat >"$WORK/dnsmasq.conf" <<CONF
+port=0
+no-resolv
+no-hosts
+interface=eth0
+bind-interfaces
+dhcp-authoritative
+no-ping
+dhcp-lease-max=70000
+dhcp-range=10.77.0.100,10.77.0.200,255.255.255.0,1h
+dhcp-range=10.78.1.0,10.78.255.254,255.255.0.0,1h
+dhcp-option=3,10.77.0.1
+dhcp-option-force=66,"http://10.77.0.1:8080"
+dhcp-option-force=67,"snom.htm"
+log-facility=-
+CONF
+cat >"$WORK/kea.json" <<JSON
+{ "Dhcp4": {
+  "interfaces-config": { "interfaces": [ "eth0" ], "dhcp-socket-type": "raw" },
+  "lease-database": { "type": "memfile", "persist": true, "lfc-interval": 0, "name": "$WORK/state/kea-leases4.csv" },
+  "multi-threading": { "enable-multi-threading": false },
+  "authoritative": true,
+  "valid-lifetime": 3600, "renew-timer": 1800, "rebind-timer": 3150,
+  "option-data": [
+    { "code": 66, "name": "tftp-server-name", "data": "http://10.77.0.1:8080", "always-send": true },
+    { "code": 67, "name": "boot-file-name", "data": "snom.htm", "always-send": true } ],
+  "subnet4": [
+    { "id": 1, "subnet": "10.77.0.0/24", "pools": [ { "pool": "10.77.0.100 - 10.77.0.200" } ],
+      "option-data": [ { "name": "routers", "data": "10.77.0.1" } ] },
+    { "id": 2, "subnet": "10.78.0.0/16", "pools": [ { "pool": "10.78.1.0 - 10.78.255.254" } ],
+      "option-data": [ { "name": "routers", "data": "10.77.0.1" } ] } ],
+  "loggers": [ { "name": "kea-dhcp4", "severity": "WARN", "output_options": [ { "output": "stdout" } ] } ] } }
+JSON
+
+start_server() { # $1 server $2 pool (big|lan)
+  rm -rf "$WORK/state"; mkdir -p "$WORK/state"
+  case "$1" in
+    snomprov) ip netns exec "$SRV" env SNOMPROV_DHCP_HELPER="$WORK/snomprov-$2.json" "$WORK/dhcp.test" >"$WORK/server.log" 2>&1 & ;;
+    dnsmasq)  ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
+    kea)      ip netns exec "$SRV" env KEA_PIDFILE_DIR="$WORK/state" KEA_LOCKFILE_DIR="$WORK/state" kea-dhcp4 -c "$WORK/kea.json" >"$WORK/server.log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    if [ -n "$(nsx "$SRV" ss -Hlun 'sport = :67' 2>/dev/null)" ] || nsx "$SRV" ss -Hlpw 2>/dev/null | grep -q "pid=$SERVER_PID"; then break; fi
+    sleep 0.1
+  done
+  sleep 0.5
+}
+stop_server() { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
+
+# p99 latency in ms of one exchange type (DISCOVER-OFFER or REQUEST-ACK) from
+# the per-packet "sent / received: T1 / T2" timestamps perfdhcp -x t prints.
+p99_ms() { # $1 log $2 section
+  awk -v sec="$2" '/^\*\*\*Timestamps for packets:/ {on=index($0, sec)>0; next}
+       /^\*\*\*/ {on=0} on && /^sent \/ received:/ {print ($6-$4)*1000}' "$1" | sort -n |
+    awk '{v[NR]=$1} END { if (NR==0) {print ""; exit} i=int(NR*0.99); if (i<1) i=1; printf "%.2f", v[i] }'
+}
+
+echo "server,workload,run,target_rate,clients,achieved_dora_s,DO_sent,DO_drops,RA_sent,RA_drops,drop_pct,avg_DO_ms,avg_RA_ms,p99_DO_ms,p99_RA_ms,rss_kb,leases,load1" | tee "$OUT"
+for wl in $WORKLOADS; do
+  case "$wl" in
+    storm) pool=big; rate=$STORM_RATE; clients=$STORM_CLIENTS; per=$PERIOD; target=(-l 10.78.0.2 10.77.0.1) ;;
+    renew) pool=lan; rate=$RENEW_RATE; clients=100; per=$PERIOD; target=(-l 10.77.0.11 10.77.0.1) ;;
+    rss)   pool=big; rate=4000; clients=10000; per=5; target=(-l 10.78.0.2 10.77.0.1) ;;
+  esac
+  runs=$REPEAT; [ "$wl" = rss ] && runs=1
+  for srv in $SERVERS; do
+    for run in $(seq 1 "$runs"); do
+      start_server "$srv" "$pool"
+      log="$WORK/perf-$srv-$wl-$run.txt"
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      nsx "$CLI" perfdhcp -4 -g single -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
+      sleep 0.5
+      rss=$(rss_kb)
+      case "$srv" in
+        snomprov) leases=$(grep -o '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | wc -l) ;;
+        dnsmasq)  leases=$(wc -l <"$WORK/state/dnsmasq.leases" 2>/dev/null || echo 0) ;;
+        kea)      leases=$(tail -n +2 "$WORK/state/kea-leases4.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l) ;;
+      esac
+      stop_server
+      p99do=$(p99_ms "$log" DISCOVER-OFFER); p99ra=$(p99_ms "$log" REQUEST-ACK)
+      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" '
+        /^Rate:/ {rate=$2}
+        /Statistics for: DISCOVER-OFFER/ {sec="DO"} /Statistics for: REQUEST-ACK/ {sec="RA"}
+        /^sent packets:/ {sent[sec]=$3} /^drops:/ {drops[sec]=$2} /^avg delay:/ {avg[sec]=$3}
+        END { tot=sent["DO"]+sent["RA"]; d=drops["DO"]+drops["RA"];
+              printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s,%s\n", srv,wl,run,r,c,rate,
+                sent["DO"],drops["DO"],sent["RA"],drops["RA"],(tot?100*d/tot:0),avg["DO"],avg["RA"],p99do,p99ra,rss,leases,load }' "$log" | tee -a "$OUT"
+      if [ "${KEEP_LOGS:-0}" = 1 ]; then cp "$log" "$ROOT/bench/results/"; fi
+    done
+  done
+done
+echo "raw results: $OUT" >&2
