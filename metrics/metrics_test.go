@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -393,6 +394,24 @@ func BenchmarkScrape5000Phones(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := r.Registry().WriteTo(io.Discard); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestFormatValue(t *testing.T) {
+	cases := []struct {
+		v    float64
+		want string
+	}{
+		{0, "0"}, {1, "1"}, {-2, "-2"}, {1795644101, "1795644101"}, {2.5, "2.5"}, {1e20, "1e+20"},
+		{math.Inf(1), "+Inf"}, {math.Inf(-1), "-Inf"}, {math.NaN(), "NaN"}, {0.001, "0.001"},
+	}
+	for _, tc := range cases {
+		if got := formatValue(tc.v); got != tc.want {
+			t.Errorf("formatValue(%v) = %q, want %q", tc.v, got, tc.want)
+		}
+		if _, err := parseValue(formatValue(tc.v)); err != nil {
+			t.Errorf("formatValue(%v) = %q does not parse: %v", tc.v, formatValue(tc.v), err)
 		}
 	}
 }

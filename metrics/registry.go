@@ -272,5 +272,9 @@ func formatValue(v float64) string {
 	case math.IsNaN(v):
 		return "NaN"
 	}
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		// Counts and Unix times read better without an exponent.
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }

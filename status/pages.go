@@ -179,15 +179,6 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 "+err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7", http.StatusBadRequest)
 		return
 	}
-	// Links always use the canonical spelling.
-	if r.PathValue("mac") != mac.String() {
-		target := phoneURL(mac)
-		if r.URL.RawQuery != "" {
-			target += "?" + r.URL.RawQuery
-		}
-		http.Redirect(w, r, target, http.StatusMovedPermanently)
-		return
-	}
 	now := o.Now()
 	d := phoneData{page: newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: Mask}
 	d.Refresh = refresh(r)

@@ -105,7 +105,7 @@ func (emptyInventory) Phone(phone.MAC) (inventory.Phone, bool) { return inventor
 // Owns reports whether path is one of the handler's routes, so a router in
 // front can send everything else to its own 404.
 func Owns(path string) bool {
-	return path == "/" || path == "/metrics" || path == "/api/phones" ||
+	return path == "/" || path == "/metrics" || path == "/api/phones" || path == "/favicon.ico" ||
 		strings.HasPrefix(path, "/api/phones/") || strings.HasPrefix(path, "/phones/") ||
 		strings.HasPrefix(path, "/static/")
 }
@@ -117,6 +117,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// told there is something behind a login.
 	if !Owns(r.URL.Path) {
 		http.NotFound(w, r)
+		return
+	}
+	if r.URL.Path == "/favicon.ico" {
+		// Browsers ask for it whatever the page says; an empty answer keeps
+		// a 404 warning per page view out of the log. It reveals nothing,
+		// so it needs no password.
+		w.Header().Set("Cache-Control", "max-age=86400")
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if o.AdminPassword != "" && !authorized(r, o.AdminUser, o.AdminPassword) {

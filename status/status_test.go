@@ -304,11 +304,18 @@ func TestPhonePageTimelineNewestFirst(t *testing.T) {
 	}
 }
 
-func TestPhonePageRedirectsToCanonicalMAC(t *testing.T) {
+func TestPhonePageAnyMACSpelling(t *testing.T) {
 	h := New(fixtureOptions(t))
-	r := get(t, h, "/phones/00:04:13:a1:1f:a7?model=snomD785")
-	if r.code != http.StatusMovedPermanently || r.hdr.Get("Location") != "/phones/000413A11FA7?model=snomD785" {
-		t.Errorf("got %d Location %q", r.code, r.hdr.Get("Location"))
+	for _, spelling := range []string{"000413A11FA7", "000413a11fa7", "00:04:13:a1:1f:a7", "00-04-13-A1-1F-A7", "0004.13a1.1fa7"} {
+		r := get(t, h, "/phones/"+spelling+"?model=snomD785")
+		if r.code != http.StatusOK || !strings.Contains(r.body, "Phone <span class=\"mac\">000413A11FA7</span>") {
+			t.Errorf("%s: status %d", spelling, r.code)
+		}
+	}
+	// List links use the colon spelling, which the phone router never
+	// takes for a file name.
+	if r := get(t, h, "/"); !strings.Contains(r.body, `<a href="/phones/00:04:13:a1:1f:a7" title="00:04:13:a1:1f:a7">000413A11FA7</a>`) {
+		t.Error("list does not link the phone page with the colon MAC")
 	}
 }
 
@@ -445,6 +452,7 @@ func TestAuth(t *testing.T) {
 		{"custom user, admin refused", "installer", "pw", "/", basic("admin", "pw"), 401},
 		{"unknown path is 404, not 401", "", "pw", "/snomD785-000413A11FA7.cfg", nil, 404},
 		{"unknown path open", "", "", "/y000000000046.cfg", nil, 404},
+		{"favicon needs no password", "", "pw", "/favicon.ico", nil, 204},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -252,4 +252,8 @@ func listURL(state inventory.State, q string, refresh int) string {
 	return "/?" + v.Encode()
 }
 
-func phoneURL(m phone.MAC) string { return "/phones/" + m.String() }
+// phoneURL links to a phone's page with the colon spelling of its MAC. On
+// the HTTP listener a last path segment of twelve bare hex digits is a phone
+// file name to the phone router, so the compact form may never reach this
+// handler; the colon form always does. Every spelling is served.
+func phoneURL(m phone.MAC) string { return "/phones/" + m.Colon() }
