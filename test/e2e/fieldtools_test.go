@@ -398,6 +398,28 @@ func TestSimulateAgainstPeers(t *testing.T) {
 		}
 	})
 
+	t.Run("interface without an address: DHCP only", func(t *testing.T) {
+		bare := l.AddHost("bare", lantest.HostOptions{MAC: "00:04:13:77:00:06"})
+		var rep simulate.Report
+		_, toolErr := runFieldTool(t, bare, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: mac}}, &rep)
+		if !strings.Contains(toolErr, "would not be provisioned") || len(rep.Phones) != 1 {
+			t.Fatalf("want a failure, got %q", toolErr)
+		}
+		p := rep.Phones[0]
+		st, bad := p.FirstFailure()
+		if !bad || st.Name != "address" || !strings.Contains(st.Detail, "has no IPv4 address") {
+			t.Errorf("first failure %+v, want address", st)
+		}
+		if p.Steps[0].Name != "dhcp" || p.Steps[0].Status != simulate.OK || !p.LeasedIP.IsValid() {
+			t.Errorf("DHCP should work without an address: %+v", p.Steps[0])
+		}
+		// simulate must not have configured the lease on the interface.
+		out, _ := bare.Run(context.Background(), "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if strings.TrimSpace(out) != "" {
+			t.Errorf("simulate changed the interface's addresses: %s", out)
+		}
+	})
+
 	t.Run("no PnP: the DHCP URL serves nothing", func(t *testing.T) {
 		var rep simulate.Report
 		text, toolErr := runFieldTool(t, ph, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: mac, NoPnP: true}}, &rep)
