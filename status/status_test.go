@@ -672,3 +672,37 @@ func TestAutoRefresh(t *testing.T) {
 		}
 	}
 }
+
+func TestHints(t *testing.T) {
+	ev := func(step inventory.Step, kind string, ok bool) inventory.Phone {
+		return inventory.Phone{MAC: macFailed, LastSeen: fixtureNow,
+			Steps:  map[inventory.Step]inventory.StepResult{step: {Time: fixtureNow, OK: ok}},
+			Events: []inventory.Event{{Time: fixtureNow, Step: inventory.StepDHCP, Kind: "ACK", OK: true}, {Time: fixtureNow, Step: step, Kind: kind, OK: ok}}}
+	}
+	cases := []struct {
+		name string
+		p    inventory.Phone
+		want string // a part of the hint; "" for none
+	}{
+		{"dhcp nak", ev(inventory.StepDHCP, "NAK", false), "pool is not exhausted"},
+		{"dhcp decline", ev(inventory.StepDHCP, "DECLINE", false), "another device already uses it"},
+		{"pnp ignored", ev(inventory.StepPnP, "IGNORED", false), "[pnp] answer"},
+		{"pnp timeout", ev(inventory.StepPnP, "NOTIFY-TIMEOUT", false), "not acknowledged"},
+		{"pnp rejected", ev(inventory.StepPnP, "NOTIFY-REJECTED", false), "refused the PnP NOTIFY"},
+		{"pnp send failed", ev(inventory.StepPnP, "NOTIFY-FAILED", false), "could not send"},
+		{"phone 404", ev(inventory.StepPhone, "404", false), "snomprov render MAC"},
+		{"general 401", ev(inventory.StepGeneral, "401", false), "HTTP credentials"},
+		{"image 404", ev(inventory.StepFirmwareImage, "404", false), "http.firmware_dir"},
+		{"ok", ev(inventory.StepPhone, "200", true), ""},
+		{"untracked failure", ev(inventory.StepFile, "404", false), ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st, _ := tc.p.State(fixtureNow, time.Hour)
+			got := hint(tc.p, st)
+			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
+				t.Errorf("state %s: hint %q, want one with %q", st, got, tc.want)
+			}
+		})
+	}
+}

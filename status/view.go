@@ -93,8 +93,8 @@ func (f filter) match(p inventory.Phone, st inventory.State, reason string) bool
 	return false
 }
 
-// hint says what to do about a phone in state st whose reason is given.
-// The reason says what went wrong; the hint where to look.
+// hint says what to do about a phone in state st. The reason says what
+// went wrong; the hint where to look.
 func hint(p inventory.Phone, st inventory.State) string {
 	switch st {
 	case inventory.StateStale:
@@ -103,13 +103,30 @@ func hint(p inventory.Phone, st inventory.State) string {
 	default:
 		return ""
 	}
-	step := failedStep(p)
-	switch step {
+	e, ok := failedEvent(p)
+	if !ok {
+		return ""
+	}
+	switch e.Step {
 	case inventory.StepDHCP:
+		if e.Kind == "DECLINE" {
+			return "The phone declined the offered address because another device already uses it: find that device or shrink [dhcp] pool."
+		}
 		return "The DHCP exchange failed: check that the pool is not exhausted and that no other DHCP server answers (snomprov doctor names them)."
 	case inventory.StepPnP:
-		return "The PnP NOTIFY was not acknowledged: the phone may have taken another responder's URL, or multicast does not reach it (same subnet, IGMP snooping)."
+		switch e.Kind {
+		case "IGNORED":
+			return "snomprov saw the PnP SUBSCRIBE and did not answer it, as [pnp] answer tells it to: set answer = \"snom\" (or \"all\"), or add the phone to [[phones]] for answer = \"configured\"."
+		case "NOTIFY-REJECTED":
+			return "The phone refused the PnP NOTIFY: it may already be provisioned from elsewhere or have PnP turned off; a factory reset starts it over."
+		case "NOTIFY-FAILED":
+			return "snomprov could not send the PnP answer: check the interface in [pnp] interfaces and the server log."
+		}
+		return "The PnP NOTIFY was not acknowledged: a firewall on the phone's path may drop it, or the phone took another responder's URL (snomprov doctor lists every responder)."
 	case inventory.StepGeneral, inventory.StepPhone, inventory.StepFirmwareFile:
+		if e.Kind == "401" {
+			return "The phone sent no or wrong HTTP credentials: phones provisioned by DHCP or PnP know none, so leave [http] username/password empty or give them in the setting URL."
+		}
 		return "The phone asked for a settings file snomprov could not serve: check [[phones]] and [models] and http.unknown_phones in the config; `snomprov render MAC` shows what it would get."
 	case inventory.StepFirmwareImage:
 		return "The firmware image could not be served: check that the file named in [models.<type>] firmware exists in http.firmware_dir."
@@ -117,21 +134,18 @@ func hint(p inventory.Phone, st inventory.State) string {
 	return ""
 }
 
-// failedStep is the step of the most recent failure that made the phone
-// failed, read the same way inventory.Phone.State does.
-func failedStep(p inventory.Phone) inventory.Step {
+// failedEvent is the most recent failure that made the phone failed, read
+// the same way inventory.Phone.State does.
+func failedEvent(p inventory.Phone) (inventory.Event, bool) {
 	for i := len(p.Events) - 1; i >= 0; i-- {
 		e := p.Events[i]
 		switch e.Step {
 		case inventory.StepDHCP, inventory.StepPnP, inventory.StepGeneral, inventory.StepPhone,
 			inventory.StepFirmwareFile, inventory.StepFirmwareImage:
-			if !e.OK {
-				return e.Step
-			}
-			return ""
+			return e, !e.OK
 		}
 	}
-	return ""
+	return inventory.Event{}, false
 }
 
 // ago renders a duration the way a person reads a "last seen" column.
