@@ -1,0 +1,304 @@
+package e2e
+
+// DHCP end to end: `snomprov serve` with [dhcp] enabled in the server
+// namespace of a simulated LAN; dhclient as a phone; the CLI's leases and
+// phones views; and kill -9 of the real process under load.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/sys/unix"
+
+	"github.com/snomprov/snomprov/dhcp"
+	"github.com/snomprov/snomprov/internal/lantest"
+)
+
+const dhcpConfigTOML = `
+[server]
+interface = "eth0"
+advertise = "10.77.0.1"
+state_dir = "%[1]s/state"
+
+[http]
+listen = ":8080"
+firmware_dir = "%[1]s/fw"
+
+[pnp]
+answer = "all"
+
+[dhcp]
+enabled = true
+pool = "%[2]s"
+router = "10.77.0.1"
+update_filename = "snom.htm"
+`
+
+type dhcpEnv struct {
+	lan   *lantest.LAN
+	srv   *lantest.Host
+	cfg   string
+	state string
+	serve *lantest.Process
+}
+
+func startDHCPEnv(t *testing.T, subnet, srvAddr, pool string) *dhcpEnv {
+	t.Helper()
+	binary(t) // build first: a build failure should not look like a LAN problem
+	e := &dhcpEnv{lan: lantest.New(t, subnet)}
+	e.srv = e.lan.AddHost("srv", lantest.HostOptions{Addr: srvAddr, MAC: "02:77:ff:00:00:01"})
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "fw"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.state = filepath.Join(dir, "state")
+	e.cfg = writeConfig(t, fmt.Sprintf(dhcpConfigTOML, dir, pool))
+	e.serve = e.start(t)
+	return e
+}
+
+func (e *dhcpEnv) start(t *testing.T) *lantest.Process {
+	t.Helper()
+	p := e.srv.Start(binary(t), "serve", "-config", e.cfg)
+	if err := p.WaitOutput("msg=ready", 20*time.Second); err != nil {
+		t.Fatalf("snomprov serve: %v\n%s", err, p.Output())
+	}
+	return p
+}
+
+func (e *dhcpEnv) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := e.srv.Run(ctx, binary(t), append(args, "-config", e.cfg)...)
+	if err != nil {
+		t.Fatalf("snomprov %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// TestDHCPDhclientLeasesPhones: a phone (Snom OUI) gets a lease with the
+// setting-server URL in option 66; `snomprov leases` and `snomprov phones`
+// show it.
+func TestDHCPDhclientLeasesPhones(t *testing.T) {
+	needTool(t, "dhclient")
+	e := startDHCPEnv(t, "10.77.0.0/24", "10.77.0.1/24", "10.77.0.100-10.77.0.199")
+	ph := e.lan.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:01"})
+	d := t.TempDir()
+	conf := filepath.Join(d, "dhclient.conf")
+	hook := filepath.Join(d, "hook.sh")
+	os.WriteFile(conf, []byte("send vendor-class-identifier \"snomD785\";\nrequest subnet-mask, routers, tftp-server-name, bootfile-name;\n"), 0o644)
+	// dhclient wipes the environment; the hook writes next to itself.
+	os.WriteFile(hook, []byte(`#!/bin/sh
+case "$reason" in BOUND|REBOOT|RENEW)
+  ip -4 addr replace "$new_ip_address/24" dev "$interface"
+  echo "ip=$new_ip_address opt66=$new_tftp_server_name opt67=$new_bootfile_name server=$new_dhcp_server_identifier" >>"$(dirname "$0")/result" ;;
+esac
+exit 0
+`), 0o755)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	if out, err := ph.Run(ctx, "dhclient", "-4", "-1", "-cf", conf, "-sf", hook, "-pf", filepath.Join(d, "pid"), "-lf", filepath.Join(d, "leases"), "eth0"); err != nil {
+		t.Fatalf("dhclient: %v\n%s\nserver:\n%s", err, out, e.serve.Output())
+	}
+	res, _ := os.ReadFile(filepath.Join(d, "result"))
+	line := strings.TrimSpace(string(res))
+	if !strings.Contains(line, "opt66=http://10.77.0.1:8080/ ") || !strings.Contains(line, "opt67=snom.htm") || !strings.Contains(line, "server=10.77.0.1") {
+		t.Fatalf("dhclient saw: %q", line)
+	}
+	ip := strings.Fields(strings.TrimPrefix(line, "ip="))[0]
+
+	leases := e.cli(t, "leases")
+	if !strings.Contains(leases, ip) || !strings.Contains(leases, "00:04:13:77:00:01") || !strings.Contains(leases, "bound") {
+		t.Errorf("snomprov leases:\n%s", leases)
+	}
+	// The inventory is flushed every 2 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := e.cli(t, "phones", "--json")
+		if strings.Contains(out, `"dhcp"`) && strings.Contains(out, "snomD785") && strings.Contains(out, ip) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snomprov phones --json never showed the DHCP step:\n%s", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// relay plays a DHCP relay agent for many simulated phones.
+type relay struct {
+	conn  *net.UDPConn
+	srv   *net.UDPAddr
+	gi    net.IP
+	mu    sync.Mutex
+	acked map[string]netip.Addr
+	naks  int
+}
+
+func (r *relay) run() {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			continue
+		}
+		switch m.MessageType() {
+		case dhcpv4.MessageTypeOffer:
+			req, _ := dhcpv4.NewRequestFromOffer(m, dhcpv4.WithGatewayIP(r.gi))
+			r.conn.WriteTo(req.ToBytes(), r.srv)
+		case dhcpv4.MessageTypeAck:
+			ip, _ := netip.AddrFromSlice(m.YourIPAddr.To4())
+			r.mu.Lock()
+			r.acked[m.ClientHWAddr.String()] = ip
+			r.mu.Unlock()
+		case dhcpv4.MessageTypeNak:
+			r.mu.Lock()
+			r.naks++
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *relay) snapshot() map[string]netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := make(map[string]netip.Addr, len(r.acked))
+	for k, v := range r.acked {
+		m[k] = v
+	}
+	return m
+}
+
+// TestDHCPKill9UnderLoad: phones lease through a relay while the real
+// process is SIGKILLed; every ACK counted before the kill is on disk after
+// it, and after a restart every client renews onto its address.
+func TestDHCPKill9UnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	e := startDHCPEnv(t, "10.77.0.0/16", "10.77.0.1/16", "10.77.16.0-10.77.31.254")
+	rh := e.lan.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.2/16"})
+	r := &relay{srv: &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}, gi: net.IPv4(10, 77, 0, 2), acked: map[string]netip.Addr{}}
+	if err := rh.Do(func() error {
+		var err error
+		r.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: r.gi, Port: 67})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer r.conn.Close()
+	go r.run()
+	time.Sleep(2500 * time.Millisecond) // the server looks for other DHCP servers for 2 s before answering
+
+	const phones = 3000
+	go func() {
+		for i := 0; i < phones; i++ {
+			d, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0, 4, 0x13, 0x66, byte(i >> 8), byte(i)}, dhcpv4.WithGatewayIP(r.gi))
+			if _, err := r.conn.WriteTo(d.ToBytes(), r.srv); err != nil {
+				return
+			}
+			if i%50 == 49 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(r.snapshot()) < 500 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	e.serve.Signal(unix.SIGKILL)
+	<-e.serve.Done()
+	time.Sleep(300 * time.Millisecond)
+	acked := r.snapshot()
+	if len(acked) < 500 || len(acked) >= phones {
+		t.Fatalf("%d ACKs before the kill: the kill must land mid-storm\n%s", len(acked), e.serve.Output())
+	}
+	t.Logf("%d ACKs counted before SIGKILL", len(acked))
+
+	leases, err := dhcp.LoadLeases(e.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[netip.Addr]string{}
+	for _, l := range leases {
+		if l.State == dhcp.StateBound {
+			held[l.IP] = l.MAC.Colon()
+		}
+	}
+	for hw, ip := range acked {
+		if !strings.EqualFold(held[ip], hw) {
+			t.Errorf("ACKed %s -> %v is not held after kill -9 (held by %q)", hw, ip, held[ip])
+		}
+	}
+
+	e.serve = e.start(t)
+	r.mu.Lock()
+	r.acked, r.naks = map[string]netip.Addr{}, 0
+	r.mu.Unlock()
+	// Clients retransmit; so does this one (the first 2 s the server only
+	// looks for other servers, and bursts can overflow socket buffers).
+	for round := 0; round < 20 && len(r.snapshot()) < len(acked); round++ {
+		got := r.snapshot()
+		i := 0
+		for hw, ip := range acked {
+			if _, ok := got[hw]; ok {
+				continue
+			}
+			m, _ := net.ParseMAC(hw)
+			req, _ := dhcpv4.New(dhcpv4.WithHwAddr(m), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+				dhcpv4.WithClientIP(ip.AsSlice()), dhcpv4.WithGatewayIP(r.gi))
+			r.conn.WriteTo(req.ToBytes(), r.srv)
+			if i++; i%50 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	renewed := r.snapshot()
+	r.mu.Lock()
+	naks := r.naks
+	r.mu.Unlock()
+	if naks > 0 {
+		t.Errorf("%d renewals NAKed after the restart", naks)
+	}
+	for hw, ip := range acked {
+		if renewed[hw] != ip {
+			t.Errorf("%s renewed onto %v, had %v", hw, renewed[hw], ip)
+		}
+	}
+}
+
+// TestDHCPSecondInstanceRefused: a second snomprov with DHCP on the same
+// interface exits with a message naming the busy DHCP port (no SO_REUSEPORT
+// sharing of port 67).
+func TestDHCPSecondInstanceRefused(t *testing.T) {
+	e := startDHCPEnv(t, "10.77.0.0/24", "10.77.0.1/24", "10.77.0.100-10.77.0.199")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "fw"), 0o755)
+	body := strings.Replace(fmt.Sprintf(dhcpConfigTOML, dir, "10.77.0.100-10.77.0.199"), `listen = ":8080"`, `listen = ":8081"`, 1)
+	body = strings.Replace(body, "[pnp]\n", "[pnp]\nenabled = false\n", 1)
+	cfg := writeConfig(t, body)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := e.srv.Run(ctx, binary(t), "serve", "-config", cfg)
+	if err == nil || !strings.Contains(out, "port 67") || !strings.Contains(out, "already in use") {
+		t.Fatalf("second instance: err=%v\n%s", err, out)
+	}
+	if strings.Contains(out, "msg=ready") {
+		t.Errorf("second instance reported ready:\n%s", out)
+	}
+}
