@@ -884,3 +884,42 @@ func TestShutdownWaitsForInflight(t *testing.T) {
 		t.Errorf("Serve: %v", err)
 	}
 }
+
+func TestConcurrentRequestsAndReloads(t *testing.T) {
+	h := start(t, testConfig(), nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, err := http.Get(h.url + "/snomD785-000413A11FA7.htm")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(r.Body)
+				r.Body.Close()
+				if r.StatusCode != 200 || !bytes.Contains(b, []byte("topsecret401")) {
+					t.Errorf("during reloads: %d %s", r.StatusCode, b)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 30; i++ {
+		cat, _ := provision.New(testConfig())
+		if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, FirmwareDir: h.fw}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+}
