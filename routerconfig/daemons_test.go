@@ -13,9 +13,9 @@ import (
 	"github.com/snomprov/snomprov/internal/lantest"
 )
 
-// These tests load the generated snippets into the real daemons on a
-// simulated LAN (internal/lantest namespaces; nothing reaches a real
-// interface) and ask them for leases with ISC dhclient, configured not to
+// These tests load the generated snippets into the real daemons (dnsmasq,
+// Kea, ISC dhcpd) on a simulated LAN (internal/lantest namespaces; nothing
+// reaches a real interface) and ask them for leases with ISC dhclient, configured not to
 // request options 66/67: a client that receives them proves the snippet
 // forces them, matches Snom phones, and leaves other clients alone.
 // (busybox udhcpc cannot be used: it replaces an option 66 that is not a
@@ -209,6 +209,48 @@ func TestKeaLoadsSnippet(t *testing.T) {
 	p := srv.Start("env", "KEA_PIDFILE_DIR="+dir, "KEA_LOCKFILE_DIR="+dir, kea, "-c", confPath)
 	if err := p.WaitOutput("DHCP4_STARTED", 20*time.Second); err != nil {
 		t.Fatalf("kea-dhcp4 did not start with the snippet: %v\n%s", err, p.Output())
+	}
+	checkClients(t, l, dir)
+	if t.Failed() {
+		t.Logf("config:\n%s", conf)
+	}
+}
+
+func TestISCDhcpdLoadsSnippet(t *testing.T) {
+	t.Parallel()
+	dhcpd := needTool(t, "dhcpd")
+	needTool(t, "dhclient")
+	l := lantest.New(t, lanSubnet)
+	srv := l.AddHost("srv", lantest.HostOptions{Addr: serverAddr})
+
+	snippet, err := Generate(ISC, Params{SettingURL: testURL, Filename: testFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	conf := snippet + `
+authoritative;
+default-lease-time 300;
+max-lease-time 300;
+subnet 10.77.0.0 netmask 255.255.255.0 {
+  range 10.77.0.100 10.77.0.150;
+}
+`
+	confPath := filepath.Join(dir, "dhcpd.conf")
+	leases := filepath.Join(dir, "dhcpd.leases")
+	for path, body := range map[string]string{confPath: conf, leases: ""} {
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, dhcpd, "-t", "-cf", confPath).CombinedOutput(); err != nil {
+		t.Fatalf("dhcpd -t rejects the snippet: %v\n%s\nconfig:\n%s", err, out, conf)
+	}
+	p := srv.Start(dhcpd, "-4", "-f", "-d", "-cf", confPath, "-lf", leases, "-pf", filepath.Join(dir, "dhcpd.pid"), "eth0")
+	if err := p.WaitOutput("Server starting service.", 20*time.Second); err != nil {
+		t.Fatalf("dhcpd did not start with the snippet: %v\n%s", err, p.Output())
 	}
 	checkClients(t, l, dir)
 	if t.Failed() {
