@@ -42,6 +42,10 @@ func (s DHCPServer) Name() string {
 	return s.From.String()
 }
 
+// pairWait is how long a server that answered one of the two DISCOVERs is
+// given to answer the other.
+const pairWait = 5 * time.Second
+
 // discoverAll broadcasts two DISCOVERs — one that looks like a Snom phone
 // (Snom OUI chaddr, option 60 = model) and one that looks like a PC
 // (locally administered chaddr, no vendor class) — and collects every OFFER
@@ -80,16 +84,29 @@ func discoverAll(ctx context.Context, iface, model string, wait time.Duration) (
 		return nil, err
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	go func() { <-ctx.Done(); _ = conn.SetReadDeadline(time.Unix(1, 0)) }()
+	// A server that answered one DISCOVER gets pairWait to answer the
+	// other: dnsmasq pings each offered address for 3 s and handles the
+	// two DISCOVERs one after the other.
+	start := time.Now()
+	deadline, hardCap := start.Add(wait), start.Add(wait+pairWait)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = conn.SetReadDeadline(time.Unix(1, 0))
+		case <-stop:
+		}
+	}()
 	// One retransmission halfway, same xid, for a lost broadcast.
 	resend := time.AfterFunc(wait/2, func() { _ = send() })
 	defer resend.Stop()
 
 	servers := map[netip.Addr]*DHCPServer{}
+	firstAnswer := map[netip.Addr]time.Time{}
 	buf := make([]byte, 1500)
-	for {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		_ = conn.SetReadDeadline(deadline)
 		n, from, err := conn.ReadFrom(buf)
 		if ctx.Err() != nil {
 			break
@@ -135,6 +152,17 @@ func discoverAll(ctx context.Context, iface, model string, wait time.Duration) (
 		} else {
 			s.AnswersPC = true
 			s.Other = simulate.ProvisioningURL(m)
+		}
+		if _, seen := firstAnswer[key]; !seen {
+			firstAnswer[key] = time.Now()
+		}
+		if s.AnswersSnom != s.AnswersPC {
+			if ext := firstAnswer[key].Add(pairWait); ext.After(deadline) {
+				deadline = ext
+				if deadline.After(hardCap) {
+					deadline = hardCap
+				}
+			}
 		}
 	}
 	return sortServers(servers), nil

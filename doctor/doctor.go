@@ -7,7 +7,8 @@
 //     CAP_NET_RAW): one that looks like a Snom phone (random 00:04:13 chaddr,
 //     option 60 = snomD785) and one that looks like a PC (random locally
 //     administered chaddr, no vendor class), each sent again once halfway
-//     through the wait. OFFERs are collected for Options.Timeout. No REQUEST
+//     through the wait. OFFERs are collected for Options.Timeout, extended
+//     by up to 5 s while a server has answered only one of the two. No REQUEST
 //     is ever sent, so no lease is taken. A DHCP server running on this
 //     same host does not see these frames (AF_PACKET output is not looped
 //     back); the port check below names it instead.

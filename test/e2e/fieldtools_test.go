@@ -216,6 +216,15 @@ func TestDoctorNamesRivalDnsmasq(t *testing.T) {
 		"--user=root", "--log-dhcp", "--log-facility=-")
 	waitUDPPort(t, srv, 67)
 
+	// dnsmasq pings each address for 3 s before offering it, one DISCOVER
+	// at a time: with a 3.5 s window the second OFFER (~6.3 s) is only
+	// caught because doctor waits for a server's answer to both DISCOVERs.
+	var short doctor.Report
+	runFieldTool(t, cli, toolCall{Tool: "doctor", Doctor: doctor.Options{Interface: "eth0", Timeout: 3500 * time.Millisecond}}, &short)
+	if len(short.DHCPServers) != 1 || !short.DHCPServers[0].AnswersSnom || !short.DHCPServers[0].AnswersPC {
+		t.Errorf("short window: %+v", short.DHCPServers)
+	}
+
 	var rep doctor.Report
 	text, toolErr := runFieldTool(t, cli, toolCall{Tool: "doctor", Doctor: doctor.Options{Interface: "eth0"}}, &rep)
 
