@@ -226,11 +226,10 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 			d.Preview = previewFiles(files)
 		}
 	}
-	code := http.StatusOK
-	if !seen {
-		code = http.StatusNotFound
-	}
-	render(w, code, phoneTmpl, d)
+	// An unseen phone's page still exists: it previews what the phone will
+	// get, which is how a config is checked before unboxing. The API says
+	// 404 for it.
+	render(w, http.StatusOK, phoneTmpl, d)
 }
 
 // render executes into a buffer first so a template error becomes a 500

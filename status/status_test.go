@@ -266,8 +266,8 @@ func TestPhonePage(t *testing.T) {
 			[]string{"s3cr3t-sip", "hunter2"}},
 		{"preview for another model", "/phones/000413A11FA7?model=snomD717", 200, []string{"/snomD717-000413A11FA7.htm"}, nil},
 		{"model unknown", "/phones/000413E00005?model=", 200, []string{`id="state">seen`, "/snomD385.htm"}, nil},
-		{"unknown phone", "/phones/000413FFFFFF", 404, []string{"has not been seen", `id="preview-error"`, "give the model"}, []string{`id="timeline"`}},
-		{"unknown phone with model", "/phones/000413FFFFFF?model=snomD785", 404, []string{"/snomD785-000413FFFFFF.htm"}, nil},
+		{"unknown phone", "/phones/000413FFFFFF", 200, []string{"has not been seen", `id="preview-error"`, "give the model"}, []string{`id="timeline"`}},
+		{"unknown phone with model", "/phones/000413FFFFFF?model=snomD785", 200, []string{"/snomD785-000413FFFFFF.htm"}, nil},
 		{"bad MAC", "/phones/nonsense", 400, []string{"bad MAC address", "000413A11FA7"}, nil},
 	}
 	for _, tc := range cases {
