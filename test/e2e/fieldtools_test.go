@@ -627,3 +627,37 @@ func TestDoctorAgainstSnomprov(t *testing.T) {
 		t.Errorf("mode %q", rep.Mode)
 	}
 }
+
+// TestDoctorNamesRivalPnP: another PnP responder on the LAN (the harness's
+// Python stub) sends phones elsewhere; doctor must name it as a problem.
+func TestDoctorNamesRivalPnP(t *testing.T) {
+	needTool(t, "python3")
+	needTool(t, "ss")
+	stub := "/work/shared/lan/pnp_responder_stub.py"
+	if _, err := os.Stat(stub); err != nil {
+		t.Skipf("PnP stub responder not found: %v", err)
+	}
+	l := lantest.New(t, "10.77.0.0/24")
+	rival := l.AddHost("pbx", lantest.HostOptions{Addr: "10.77.0.9/24"})
+	cli := l.AddHost("cli", lantest.HostOptions{Addr: "10.77.0.5/24"})
+	const rivalURL = "http://10.77.0.9:9999/pbx/"
+	rival.Start("python3", "-u", stub, "--iface-ip", "10.77.0.9", "--url", rivalURL)
+	waitUDPPort(t, rival, 5060)
+
+	var rep doctor.Report
+	text, toolErr := runFieldTool(t, cli, toolCall{Tool: "doctor", Doctor: doctor.Options{Interface: "eth0", SelfURL: "http://10.77.0.1:8080/", Timeout: 2 * time.Second}}, &rep)
+	if len(rep.Responders) != 1 || rep.Responders[0].Responder != netip.MustParseAddr("10.77.0.9") || rep.Responders[0].URL != rivalURL || rep.Responders[0].Self || !rep.Responders[0].Acked {
+		t.Fatalf("responders: %+v", rep.Responders)
+	}
+	for _, want := range []string{"another PnP responder (10.77.0.9) sends phones to " + rivalURL, "this appliance did not answer the PnP probe"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if !strings.Contains(toolErr, "problem") {
+		t.Errorf("want problems, error %q", toolErr)
+	}
+	if rep.Mode == doctor.ModePnPOnly {
+		t.Errorf("PnP only must not be recommended with a rival responder")
+	}
+}
