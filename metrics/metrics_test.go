@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -413,5 +414,35 @@ func TestFormatValue(t *testing.T) {
 		if _, err := parseValue(formatValue(tc.v)); err != nil {
 			t.Errorf("formatValue(%v) = %q does not parse: %v", tc.v, formatValue(tc.v), err)
 		}
+	}
+}
+
+// TestPromtoolAgrees cross-checks the in-test parser with the real linter
+// when it is installed (Debian's prometheus package); the parser above is
+// what CI relies on.
+func TestPromtoolAgrees(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed; the in-test parser covers the format")
+	}
+	r := NewRecorder(nil)
+	for _, k := range []string{"ACK", `we"ird\kind`, "line\nfeed", "\xff"} {
+		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepDHCP, Kind: k}})
+		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: k}})
+		r.Record(inventory.Observation{Event: inventory.Event{Step: "x", Kind: k}})
+	}
+	store, _ := inventory.Open("", inventory.Options{})
+	RegisterPhones(r.Registry(), store, nil, nil)
+	RegisterPool(r.Registry(), func() (int, int) { return 1, 2 })
+	RegisterBuildInfo(r.Registry(), `v"1`)
+	RegisterStart(r.Registry(), time.Now())
+	var b strings.Builder
+	if _, err := r.Registry().WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(b.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, b.String())
 	}
 }
