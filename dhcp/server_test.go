@@ -571,15 +571,13 @@ func TestReplyDestination(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := dhcpv4.New(tt.req...)
-			resp, _ := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(tt.reply))
-			if got := replyDestination(req, resp, 67).String(); got != tt.want {
+			if got := replyDestination(req, tt.reply, 67).String(); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
 	}
 	req, _ := dhcpv4.New()
-	resp, _ := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeOffer))
-	if got := replyDestination(req, resp, 1067).String(); got != "255.255.255.255:1068" {
+	if got := replyDestination(req, dhcpv4.MessageTypeOffer, 1067).String(); got != "255.255.255.255:1068" {
 		t.Errorf("test port: %s", got)
 	}
 }
