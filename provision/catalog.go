@@ -13,6 +13,7 @@
 package provision
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -312,7 +313,9 @@ func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
 	if ok {
 		return d
 	}
-	body := c.render(k, base, true)
+	// Exact-size copy: the render buffer's spare capacity would otherwise
+	// stay live for every cached file.
+	body := bytes.Clone(c.render(k, base, true))
 	h := fnv.New64a()
 	h.Write(body)
 	etag := `"` + strconv.FormatUint(h.Sum64(), 36) + `"`
