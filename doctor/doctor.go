@@ -206,6 +206,9 @@ type doctor struct {
 	rep      *Report
 	local    map[netip.Addr]bool
 	selfHost string
+	// dhcpUnknown: the DHCP check could not run, so "no server answered"
+	// means nothing and no mode can be recommended from it.
+	dhcpUnknown bool
 }
 
 func (d *doctor) add(check string, l Level, detail, fix string) {
@@ -341,10 +344,12 @@ func portFix(p PortOwner) string {
 
 func (d *doctor) judgeDHCP(err error) {
 	if err != nil {
-		d.add("dhcp", Warning, "DHCP check incomplete: "+err.Error(), "")
 		if len(d.rep.DHCPServers) == 0 {
+			d.dhcpUnknown = true
+			d.add("dhcp", Problem, "DHCP not checked: "+err.Error(), "run doctor as root (it needs a raw socket to send a DISCOVER without an address)")
 			return
 		}
+		d.add("dhcp", Warning, "DHCP check incomplete: "+err.Error(), "")
 	}
 	var snomServers, foreign []DHCPServer
 	for _, s := range d.rep.DHCPServers {
@@ -558,6 +563,9 @@ func (d *doctor) recommend() {
 	}
 	pnpUsable := d.rep.Multicast && len(d.rep.Addresses) > 0 && !rivalPnP
 	switch {
+	case d.dhcpUnknown:
+		d.rep.Mode = ""
+		d.rep.Recommendation = "none yet: the DHCP check did not run, so it is unknown whether another DHCP server serves this LAN. Fix that and run doctor again."
 	case routerDone != "":
 		d.rep.Mode = ModeRouter
 		d.rep.Recommendation = fmt.Sprintf("Your DHCP server %s already points phones at this appliance; nothing to change.", routerDone)
@@ -590,6 +598,10 @@ func (d *doctor) print(w io.Writer) {
 		fmt.Fprintf(w, "Verdict: %d problem(s) to fix (see above).\n", n)
 	} else {
 		fmt.Fprintln(w, "Verdict: no problems found.")
+	}
+	if d.rep.Mode == "" {
+		fmt.Fprintf(w, "Recommended mode: %s\n", d.rep.Recommendation)
+		return
 	}
 	fmt.Fprintf(w, "Recommended mode: %s. %s\n", d.rep.Mode, d.rep.Recommendation)
 }

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -107,6 +108,16 @@ func TestRecommend(t *testing.T) {
 		if rep.Mode != tt.want || rep.Recommendation == "" {
 			t.Errorf("%s: mode %q (%s), want %q", tt.name, rep.Mode, rep.Recommendation, tt.want)
 		}
+	}
+}
+
+func TestNoModeWithoutDHCPCheck(t *testing.T) {
+	rep := Report{Multicast: true, Addresses: []netip.Addr{netip.MustParseAddr("10.77.0.1")}}
+	d := &doctor{rep: &rep, local: map[netip.Addr]bool{}}
+	d.judgeDHCP(errors.New("cannot open a raw DHCP socket on eth0: operation not permitted"))
+	d.recommend()
+	if rep.Mode != "" || rep.Problems() != 1 || !strings.Contains(rep.Recommendation, "did not run") {
+		t.Errorf("mode %q, %d problems, %q", rep.Mode, rep.Problems(), rep.Recommendation)
 	}
 }
 

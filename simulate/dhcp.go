@@ -182,7 +182,7 @@ func rawSocketError(iface string, err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "operation not permitted"):
-		return fmt.Errorf("cannot open a raw DHCP socket on %s: %w; run as root or give the binary CAP_NET_RAW", iface, err)
+		return fmt.Errorf("cannot open a raw DHCP socket on %s: %w; run as root or give the binary CAP_NET_RAW, or skip DHCP with --no-dhcp", iface, err)
 	case strings.Contains(msg, "no such network interface"):
 		return fmt.Errorf("interface %q does not exist: %w; list interfaces with `ip link`", iface, err)
 	}
