@@ -59,8 +59,17 @@ type Observation struct {
 	Firmware string
 	Hostname string
 	IP       netip.Addr
-	Event    Event // Time defaults to now, IP to the observation's IP
+	// FirmwareTarget is the firmware version the settings just served point
+	// the phone at, FirmwareUnmanaged when they point it at none, empty when
+	// this observation does not say.
+	FirmwareTarget string
+	Event          Event // Time defaults to now, IP to the observation's IP
 }
+
+// FirmwareUnmanaged is the FirmwareTarget of a phone whose model has no
+// firmware configured: it keeps what it runs, and is up to date once its
+// settings are fetched.
+const FirmwareUnmanaged = "unmanaged"
 
 // StepResult is the last outcome of one step.
 type StepResult struct {
@@ -72,15 +81,17 @@ type StepResult struct {
 // Phone is everything known about one phone. Values returned by the Store are
 // copies and safe to keep.
 type Phone struct {
-	MAC       phone.MAC           `json:"mac"`
-	Model     string              `json:"model,omitempty"`
-	Firmware  string              `json:"firmware,omitempty"`
-	Hostname  string              `json:"hostname,omitempty"`
-	IP        string              `json:"ip,omitempty"`
-	FirstSeen time.Time           `json:"first_seen"`
-	LastSeen  time.Time           `json:"last_seen"`
-	Steps     map[Step]StepResult `json:"steps"`
-	Events    []Event             `json:"events"` // oldest first
+	MAC      phone.MAC `json:"mac"`
+	Model    string    `json:"model,omitempty"`
+	Firmware string    `json:"firmware,omitempty"`
+	Hostname string    `json:"hostname,omitempty"`
+	IP       string    `json:"ip,omitempty"`
+	// FirmwareTarget: see Observation.FirmwareTarget.
+	FirmwareTarget string              `json:"firmware_target,omitempty"`
+	FirstSeen      time.Time           `json:"first_seen"`
+	LastSeen       time.Time           `json:"last_seen"`
+	Steps          map[Step]StepResult `json:"steps"`
+	Events         []Event             `json:"events"` // oldest first
 }
 
 // Options bound the store.
@@ -191,6 +202,9 @@ func (s *Store) Record(o Observation) {
 	}
 	if o.Hostname != "" {
 		p.Hostname = o.Hostname
+	}
+	if o.FirmwareTarget != "" {
+		p.FirmwareTarget = o.FirmwareTarget
 	}
 	if o.IP.IsValid() {
 		p.IP = o.IP.String()

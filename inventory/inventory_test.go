@@ -99,3 +99,37 @@ func TestState(t *testing.T) {
 		t.Errorf("state = %s, want stale", got)
 	}
 }
+
+func TestStateFirmwareTarget(t *testing.T) {
+	now := time.Now()
+	m := mac(t, "000413000001")
+	settings := Observation{MAC: m, Event: Event{Time: now, Step: StepPhone, OK: true}}
+	fw404 := Observation{MAC: m, Event: Event{Time: now, Step: StepFirmwareFile, Kind: "404", OK: false, Detail: "no firmware configured"}}
+	tests := []struct {
+		name     string
+		firmware string
+		target   string
+		extra    []Observation
+		want     State
+	}{
+		{"unknown target", "10.1.33.33", "", nil, StateSettingsFetched},
+		{"runs the target", "10.1.73.4", "10.1.73.4", nil, StateUpToDate},
+		{"runs another version", "10.1.33.33", "10.1.73.4", nil, StateSettingsFetched},
+		{"unmanaged model", "10.1.33.33", FirmwareUnmanaged, nil, StateUpToDate},
+		{"unmanaged model, fallback 404s are expected", "10.1.33.33", FirmwareUnmanaged, []Observation{fw404}, StateUpToDate},
+		{"managed model, firmware file 404 fails", "10.1.33.33", "10.1.73.4", []Observation{fw404}, StateFailed},
+	}
+	for _, tt := range tests {
+		s, _ := Open("", Options{})
+		o := settings
+		o.Firmware, o.FirmwareTarget = tt.firmware, tt.target
+		s.Record(o)
+		for _, e := range tt.extra {
+			s.Record(e)
+		}
+		p, _ := s.Phone(m)
+		if got, why := p.State(now, 0); got != tt.want {
+			t.Errorf("%s: state = %s (%s), want %s", tt.name, got, why, tt.want)
+		}
+	}
+}

@@ -30,13 +30,22 @@ var stepState = map[Step]State{
 // the most recent event of the boot is a failure (then failed, with that
 // event's detail as the reason), or stale when the phone has not been seen
 // for staleAfter (0 disables staleness).
+//
+// A phone is up to date once it fetched its firmware image, or once it
+// fetched its settings and either runs the firmware they point at or its
+// model has no firmware configured. For such an unmanaged model the 404s of
+// the firmware fallback URLs the phone tries are expected, not failures.
 func (p Phone) State(now time.Time, staleAfter time.Duration) (State, string) {
 	if staleAfter > 0 && !p.LastSeen.IsZero() && now.Sub(p.LastSeen) > staleAfter {
 		return StateStale, "not seen since " + p.LastSeen.Format(time.RFC3339)
 	}
+	unmanaged := p.FirmwareTarget == FirmwareUnmanaged
 	for i := len(p.Events) - 1; i >= 0; i-- {
 		e := p.Events[i]
 		if _, tracked := stepState[e.Step]; !tracked {
+			continue
+		}
+		if unmanaged && (e.Step == StepFirmwareFile || e.Step == StepFirmwareImage) {
 			continue
 		}
 		if !e.OK {
@@ -48,6 +57,11 @@ func (p Phone) State(now time.Time, staleAfter time.Duration) (State, string) {
 	for _, st := range Steps {
 		if r, ok := p.Steps[st]; ok && r.OK {
 			state = stepState[st]
+		}
+	}
+	if state == StateSettingsFetched || state == StateFirmwareFetched {
+		if unmanaged || (p.FirmwareTarget != "" && p.Firmware == p.FirmwareTarget) {
+			state = StateUpToDate
 		}
 	}
 	return state, ""
