@@ -83,8 +83,11 @@ func route(path string, tpl *provision.URLTemplate) Route {
 		return Route{Kind: RouteReject, Reason: "path does not start with /"}
 	}
 	dir, file := path[:slash+1], path[slash+1:]
+	baseDir := dir == "/" || tpl != nil && dir == tpl.Dir
 	if len(file) < 4 || !strings.EqualFold(file[:4], "snom") {
-		if looksLikeMACFile(file) {
+		// Only in the base directory: /api/phones/<MAC> and /phones/<MAC>
+		// belong to the status page.
+		if baseDir && looksLikeMACFile(file) {
 			return Route{Reason: "the name is a bare MAC; such URLs only work with http.url holding {mac}, e.g. http://host/{mac}.xml"}
 		}
 		return Route{}
@@ -96,7 +99,6 @@ func route(path string, tpl *provision.URLTemplate) Route {
 	if ext != ".htm" {
 		return Route{Pattern: patGeneral, Reason: "Snom file names end in .htm, not " + quoteExt(ext)}
 	}
-	baseDir := dir == "/" || tpl != nil && dir == tpl.Dir
 	if model, ok := strings.CutSuffix(stem, "-firmware"); ok {
 		if !phone.ValidModel(model) {
 			return Route{Pattern: patFirmware, Reason: "phone type " + quote(model) + " is not snom followed by letters and digits"}

@@ -57,6 +57,8 @@ func TestRoute(t *testing.T) {
 		{"/snomD3!5.htm", nil, RouteOther, "", "", "", "phone type"},
 		{"/snom.htm", nil, RouteOther, "", "", "", "phone type"},
 		{"/000413A11FA7.xml", nil, RouteOther, "", "", "", "bare MAC"},
+		{"/api/phones/000413A11FA7", nil, RouteOther, "", "", "", ""},
+		{"/phones/000413A11FA7", nil, RouteOther, "", "", "", ""},
 		{"/snomfoo-firmware.htm", nil, RouteFirmwareFile, "snomfoo", "", "", ""},
 	}
 	for _, tt := range tests {

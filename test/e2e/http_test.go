@@ -336,7 +336,6 @@ func TestHTTPBaseURLSequence(t *testing.T) {
 		Model    string
 		Firmware string
 		IP       string
-		Events   []struct{ Step, Kind, Detail string }
 	}
 	resp, err := http.Get(base + "/api/phones")
 	if err != nil {
@@ -346,12 +345,24 @@ func TestHTTPBaseURLSequence(t *testing.T) {
 	resp.Body.Close()
 	found := false
 	for _, ph := range phones {
-		if ph.MAC == httpMAC && ph.Model != "" && ph.Firmware == "10.1.33.33" && ph.IP == "127.0.0.1" && len(ph.Events) > 0 {
+		if ph.MAC == httpMAC && ph.Model != "" && ph.Firmware == "10.1.33.33" && ph.IP == "127.0.0.1" {
 			found = true
 		}
 	}
 	if !found {
 		t.Errorf("/api/phones lacks %s: %+v", httpMAC, phones)
+	}
+	// One phone's record has every request with path, status and size.
+	resp, err = http.Get(base + "/api/phones/" + httpMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`GET /snomD345-000413A11FA7.htm 200 `, `GET /snomD345-000413a11fa7.htm 200 `, `"step": "phone"`, `"step": "general"`} {
+		if !strings.Contains(string(one), want) {
+			t.Errorf("/api/phones/%s lacks %s:\n%s", httpMAC, want, one)
+		}
 	}
 	if strings.Contains(p.logs.String(), httpSecret) {
 		t.Error("secret in logs")
