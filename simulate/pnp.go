@@ -95,7 +95,7 @@ func ProbePnP(ctx context.Context, p PnPProbe) ([]PnPAnswer, error) {
 			interval = min(2*interval, timerT2)
 			next = time.Now().Add(interval)
 		}
-		_ = conn.SetReadDeadline(earliest(next, answered, ctx))
+		_ = conn.SetReadDeadline(earliest(ctx, next, answered))
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if ctx.Err() != nil {
 			break
@@ -160,7 +160,7 @@ const (
 	timerT2 = 4 * time.Second
 )
 
-func earliest(next time.Time, answered bool, ctx context.Context) time.Time {
+func earliest(ctx context.Context, next time.Time, answered bool) time.Time {
 	dl, _ := ctx.Deadline()
 	if !answered && next.Before(dl) {
 		return next
