@@ -38,8 +38,10 @@ demo: build
 DIST        ?= dist
 DEB_ARCHES  ?= amd64 arm64 armhf
 # Debian versions must start with a digit: v1.2.3-4-gabc1234 becomes
-# 1.2.3+4+gabc1234; an untagged checkout becomes 0.0.0~git<hash>.
-DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -e 's/^v\([0-9]\)/\1/' -e '/^[0-9][0-9]*\./!s/^/0.0.0~git/' -e 's/-/+/g')
+# 1.2.3+4+gabc1234; an untagged checkout becomes 0.0.0~git<hash>. Expanded
+# once (:=), so a commit landing mid-build cannot give the file name and the
+# control file different versions. `make deb DEB_VERSION=...` overrides it.
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -e 's/^v\([0-9]\)/\1/' -e '/^[0-9][0-9]*\./!s/^/0.0.0~git/' -e 's/-/+/g')
 CONFFILE    ?= packaging/snomprov.toml
 NFPM        := $(GO) tool -modfile=tools/go.mod nfpm
 goenv_amd64 := GOARCH=amd64
