@@ -160,7 +160,7 @@ func runDHCP(ctx context.Context, iface string, mac phone.MAC, model string, tim
 		case errors.As(err, &nak):
 			return r, fmt.Errorf("the DHCP server %s refused the REQUEST (NAK: %q); its pool may be full or the address is reserved", serverOf(nak.Nak), nak.Nak.Message())
 		case errors.Is(err, nclient4.ErrNoResponse), errors.Is(err, context.DeadlineExceeded):
-			return r, fmt.Errorf("no DHCP server answered within %s; enable [dhcp] in snomprov or check the cabling/VLAN of %s", timeout, iface)
+			return r, fmt.Errorf("no DHCP server answered within %s; enable [dhcp] in snomprov or check the cabling/VLAN of %s. A DHCP server on this same host cannot hear simulate's DHCP: run simulate on another machine of the LAN, or skip DHCP with --no-dhcp", timeout, iface)
 		}
 		return r, fmt.Errorf("DHCP exchange failed: %w", err)
 	}

@@ -29,6 +29,11 @@
 // (redirection, pnp, dhcp, tr69): the PnP URL when a responder sent one,
 // else the DHCP one.
 //
+// On the appliance itself: a DHCP server on the same host never sees the
+// DHCP step's frames (AF_PACKET output is not looped back into the host's
+// own IP stack), so run simulate from another machine of the LAN, or use
+// NoDHCP there. PnP and HTTP work on the same host (multicast loopback).
+//
 // Source address: simulate never changes the interface's addresses. The
 // leased IP is only reported; SIP and HTTP leave from the interface's own
 // IPv4 address (its first one). An interface without an IPv4 address can

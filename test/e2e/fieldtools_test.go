@@ -556,6 +556,24 @@ func TestSimulateAgainstSnomprov(t *testing.T) {
 		}
 	})
 
+	t.Run("on the appliance itself", func(t *testing.T) {
+		srv := s.serve(t, "")
+		defer srv.Stop()
+		// DHCP from this host never reaches a DHCP server on this host
+		// (raw frames are not looped back): the report must say so.
+		var rep simulate.Report
+		_, toolErr := runFieldTool(t, s.srv, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured, Timeout: 2 * time.Second}}, &rep)
+		if st, bad := rep.Phones[0].FirstFailure(); toolErr == "" || !bad || st.Name != "dhcp" || !strings.Contains(st.Detail, "--no-dhcp") {
+			t.Errorf("want a dhcp failure that suggests --no-dhcp, got %+v (%s)", st, toolErr)
+		}
+		// Without DHCP the rest works: PnP over multicast loopback, HTTP to itself.
+		rep = simulate.Report{}
+		_, toolErr = runFieldTool(t, s.srv, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured, NoDHCP: true}}, &rep)
+		if toolErr != "" || !rep.Phones[0].OK() || rep.Phones[0].URLSource != "pnp" || rep.Phones[0].ImageBytes != int64(len(s.image)) {
+			t.Errorf("simulate on the appliance: %s %+v\nsnomprov:\n%s", toolErr, rep.Phones, srv.Output())
+		}
+	})
+
 	t.Run("unknown_phones = deny, phone not configured: fails at settings", func(t *testing.T) {
 		srv := s.serve(t, `unknown_phones = "deny"`)
 		defer srv.Stop()
