@@ -31,6 +31,9 @@ type identity struct {
 	model    string
 	firmware string
 	ip       netip.Addr
+	// target is the firmware the served settings point at (for the
+	// inventory's up-to-date state); set only for settings files.
+	target string
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -214,6 +217,14 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 			return
 		}
 	}
+	if rt.Kind != RouteFirmwareFile {
+		switch v, managed := st.cat.FirmwareTarget(id.model); {
+		case !managed:
+			id.target = inventory.FirmwareUnmanaged
+		default:
+			id.target = v
+		}
+	}
 	h := w.Header()
 	h["Content-Type"] = xmlContentType
 	h["Cache-Control"] = noCache
@@ -395,10 +406,11 @@ func (s *Server) record(r *http.Request, id identity, step inventory.Step, statu
 		b = append(b, 'B')
 	}
 	s.rec.Record(inventory.Observation{
-		MAC:      id.mac,
-		Model:    id.model,
-		Firmware: id.firmware,
-		IP:       id.ip,
+		MAC:            id.mac,
+		Model:          id.model,
+		Firmware:       id.firmware,
+		FirmwareTarget: id.target,
+		IP:             id.ip,
 		Event: inventory.Event{
 			Time:   time.Now(),
 			Step:   step,

@@ -422,6 +422,18 @@ func TestIdentity(t *testing.T) {
 			t.Errorf("%s: event %+v", tt.name, o.Event)
 		}
 	}
+	// Settings files tell the inventory which firmware they point at.
+	for _, tt := range []struct{ path, target string }{
+		{"/snomD785.htm", "10.1.215.13"},
+		{"/snomD785-000413A11FA7.htm", "10.1.215.13"},
+		{"/snomD345.htm", inventory.FirmwareUnmanaged},
+		{"/snomD785-firmware.htm", ""},
+	} {
+		get(t, nil, "GET", h.url+tt.path, "User-Agent", uaD785)
+		if got := h.rec.last(t).FirmwareTarget; got != tt.target {
+			t.Errorf("%s: FirmwareTarget = %q, want %q", tt.path, got, tt.target)
+		}
+	}
 	// User-Agent MAC and path MAC disagree: logged, path wins.
 	get(t, nil, "GET", h.url+"/snomD785-000413B22FB8.htm", "User-Agent", uaD785)
 	if !strings.Contains(h.logs.String(), "User-Agent MAC differs") || h.rec.last(t).MAC != mac(macB) {

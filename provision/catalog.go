@@ -72,6 +72,7 @@ type Catalog struct {
 	defaultPerm string
 	loaded      time.Time
 	phones      map[phone.MAC]*config.Phone
+	targets     map[string]fwTarget // per type; "" for types without [models.X]
 
 	mu    sync.RWMutex
 	bases map[string]*baseCache
@@ -134,6 +135,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 		}
 		c.phones[p.MAC] = p
 	}
+	c.computeTargets()
 	switch {
 	case !tpl.IsZero():
 		c.defaultBase = tpl.Base
@@ -210,6 +212,59 @@ func (c *Catalog) PhoneModel(mac phone.MAC) string {
 func (c *Catalog) HasFirmware(model string) bool {
 	m, ok := c.cfg.Models[model]
 	return ok && m.Firmware != ""
+}
+
+// FirmwareTarget is the firmware version the settings of a phone type
+// point it at, read from the image name (snomD785-10.1.215.13-SIP-r.bin →
+// 10.1.215.13). managed is false when the settings point at no firmware
+// (no image for the type and no firmware_status of the config's own);
+// version is empty when it cannot be told.
+func (c *Catalog) FirmwareTarget(model string) (version string, managed bool) {
+	t, ok := c.targets[model]
+	if !ok {
+		t = c.targets[""]
+	}
+	return t.version, t.managed
+}
+
+type fwTarget struct {
+	version string
+	managed bool
+}
+
+func (c *Catalog) computeTargets() {
+	c.targets = make(map[string]fwTarget, len(c.cfg.Models)+1)
+	target := func(m config.Model) fwTarget {
+		if _, own := merge(c.cfg.Settings, m.Settings)["firmware_status"]; own {
+			return fwTarget{managed: true}
+		}
+		if m.Firmware == "" {
+			return fwTarget{}
+		}
+		return fwTarget{version: versionFromName(m.Firmware), managed: true}
+	}
+	c.targets[""] = target(config.Model{})
+	for name, m := range c.cfg.Models {
+		c.targets[name] = target(m)
+	}
+}
+
+// versionFromName finds the first dotted number between - or _ in the last
+// path segment of an image name or URL.
+func versionFromName(name string) string {
+	if i := strings.IndexAny(name, "?#"); i >= 0 {
+		name = name[:i]
+	}
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	for _, tok := range strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' }) {
+		dots := strings.Count(tok, ".")
+		if dots >= 1 && strings.Trim(tok, "0123456789.") == "" && tok[0] != '.' && tok[len(tok)-1] != '.' {
+			return tok
+		}
+	}
+	return ""
 }
 
 // Warm renders every file for base now, so later requests only look up.

@@ -474,3 +474,28 @@ func TestEscapingDropsInvalidXML(t *testing.T) {
 		t.Errorf("web_note = %q", v)
 	}
 }
+
+func TestFirmwareTarget(t *testing.T) {
+	cfg := testConfig()
+	cfg.Models["snomD120"] = config.Model{Firmware: "https://downloads.snom.com/fw/10.1.73.4/bin/snomD120-10.1.73.4-SIP-r.bin?x=1"}
+	cfg.Models["snomD385"] = config.Model{Firmware: "snomD385-ramdisk-chained-update-r.bin"}
+	cfg.Models["snomD717"] = config.Model{Settings: config.Settings{"firmware_status": {Value: "http://other/fw.htm"}}}
+	c := newCatalog(t, cfg)
+	tests := []struct {
+		model, version string
+		managed        bool
+	}{
+		{"snomD785", "10.1.215.13", true},
+		{"snomD120", "10.1.73.4", true},
+		{"snomD385", "", true},
+		{"snomD345", "", false}, // in [models], no firmware
+		{"snomD717", "", true},  // points at its own firmware file
+		{"snomD999", "", false}, // not in [models]: global settings only
+	}
+	for _, tt := range tests {
+		v, m := c.FirmwareTarget(tt.model)
+		if v != tt.version || m != tt.managed {
+			t.Errorf("FirmwareTarget(%s) = %q, %v; want %q, %v", tt.model, v, m, tt.version, tt.managed)
+		}
+	}
+}
