@@ -574,6 +574,23 @@ func TestSimulateAgainstSnomprov(t *testing.T) {
 		}
 	})
 
+	t.Run("via the CLI", func(t *testing.T) {
+		srv := s.serve(t, "")
+		defer srv.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := s.phone.Run(ctx, binary(t), "simulate", "-interface", "eth0", "--mac", configured.String())
+		t.Logf("snomprov simulate (%v):\n%s", err, out)
+		if err != nil || !strings.Contains(out, "000413AA0001: would be provisioned from http://10.77.0.1:8080/ (pnp)") {
+			t.Errorf("snomprov simulate: %v\n%s", err, out)
+		}
+		out, err = s.phone.Run(ctx, binary(t), "simulate", "-interface", "eth0", "--mac", stranger.String(), "--model", "snomD715")
+		t.Logf("snomprov simulate (%v):\n%s", err, out)
+		if err == nil || !strings.Contains(out, "failed at firmware-file") {
+			t.Errorf("snomprov simulate of a model without firmware must exit non-zero: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("unknown_phones = deny, phone not configured: fails at settings", func(t *testing.T) {
 		srv := s.serve(t, `unknown_phones = "deny"`)
 		defer srv.Stop()
