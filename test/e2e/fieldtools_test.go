@@ -480,6 +480,13 @@ func newSnomprovLAN(t *testing.T) *snomprovLAN {
 // configured; snomD785 has firmware, no other model does.
 func (s *snomprovLAN) serve(t *testing.T, httpExtra string) *lantest.Process {
 	t.Helper()
+	p, _ := s.serveConfig(t, httpExtra)
+	return p
+}
+
+// serveConfig is serve that also returns the config file's path.
+func (s *snomprovLAN) serveConfig(t *testing.T, httpExtra string) (*lantest.Process, string) {
+	t.Helper()
 	state := t.TempDir()
 	cfg := writeConfig(t, fmt.Sprintf(`[server]
 interface = "eth0"
@@ -514,7 +521,7 @@ user_name = { 1 = "401" }
 		t.Fatalf("snomprov serve did not get ready: %v\n%s", err, p.Output())
 	}
 	t.Cleanup(p.Stop)
-	return p
+	return p, cfg
 }
 
 func TestSimulateAgainstSnomprov(t *testing.T) {
@@ -694,5 +701,54 @@ func TestDoctorNamesRivalPnP(t *testing.T) {
 	}
 	if rep.Mode == doctor.ModePnPOnly {
 		t.Errorf("PnP only must not be recommended with a rival responder")
+	}
+}
+
+// TestResyncCLIFromInventory: a phone fetches its settings (curl with the
+// Snom User-Agent), snomprov records its address, and `snomprov resync MAC`
+// reaches it there (sipp as the phone).
+func TestResyncCLIFromInventory(t *testing.T) {
+	needTool(t, "sipp")
+	needTool(t, "curl")
+	s := newSnomprovLAN(t)
+	srv, cfg := s.serveConfig(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mac, _ := phone.ParseMAC("000413AA0001")
+	id := simulate.Identity{MAC: mac, Model: "snomD785", Firmware: "10.1.33.33"}
+	if out, err := s.phone.Run(ctx, "curl", "-sf", "-o", "/dev/null", "-A", id.UserAgent(), "http://10.77.0.1:8080/snomD785-"+mac.String()+".htm"); err != nil {
+		t.Fatalf("curl: %v %s\n%s", err, out, srv.Output())
+	}
+	// The inventory is flushed every 2 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := s.srv.Run(ctx, binary(t), "phones", "--json", "-config", cfg)
+		if strings.Contains(out, mac.String()) && strings.Contains(out, "10.77.0.5") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the inventory never recorded %s at 10.77.0.5:\n%s", mac, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	logFile := filepath.Join(t.TempDir(), "sipp.log")
+	uas := s.phone.Start("sipp", "-sf", filepath.Join(repoRoot(), "test", "sipp", "checksync_uas.xml"), "-t", "u1",
+		"-i", "10.77.0.5", "-p", "5060", "-m", "1", "-nostdin", "-trace_logs", "-log_file", logFile, "-timeout", "30", "-timeout_error")
+	waitUDPPort(t, s.phone, 5060)
+	out, err := s.srv.Run(ctx, binary(t), "resync", "-config", cfg, "--reboot", mac.String())
+	t.Logf("snomprov resync (%v):\n%s", err, out)
+	if err != nil || !strings.Contains(out, "000413AA0001 at 10.77.0.5:5060: 200 OK") {
+		t.Errorf("snomprov resync: %v\n%s", err, out)
+	}
+	select {
+	case <-uas.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("sipp did not finish its one call")
+	}
+	if uas.Err() != nil {
+		t.Fatalf("sipp scenario failed (%v):\n%s", uas.Err(), uas.Output())
+	}
+	if log, _ := os.ReadFile(logFile); !bytes.Contains(log, []byte("CHECKSYNC-OK reboot=true")) {
+		t.Errorf("sipp log:\n%s", log)
 	}
 }
