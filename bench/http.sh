@@ -11,6 +11,7 @@
 # env:   SNOMPROV=/path/to/binary  use a built binary instead of building one
 #        PHONES=1000               phones in the generated config
 #        BENCH_OUT=file.md         also append the summary table to a file
+#        GOGC / GOMEMLIMIT         passed through to snomprov (shown in the output)
 #
 # Safety: both namespaces are created here and connected by one veth pair made
 # with `ip -n <srv> link add ... peer ... netns <cli>`, so no interface ever
@@ -174,7 +175,7 @@ to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) to milliseconds
   awk -v v="$1" 'BEGIN{ if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'
 }
 declare -A RPS P99
-echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs"
+echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs, GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-default}"
 for run in $(seq 1 "$RUNS"); do
   for server in snomprov nginx; do
     port=8080; [ "$server" = nginx ] && port=8081
