@@ -62,6 +62,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Second, "per-step `timeout`")
 	noDHCP := fs.Bool("no-dhcp", false, "skip DHCP")
 	noPnP := fs.Bool("no-pnp", false, "skip the PnP SUBSCRIBE")
+	noFirmware := fs.Bool("no-firmware", false, "stop after the settings files")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -69,7 +70,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) error {
 	if len(rest) > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments: %v", rest)}
 	}
-	o := simulate.Options{Model: *model, Count: *count, Firmware: *fw, Timeout: *timeout, NoDHCP: *noDHCP, NoPnP: *noPnP}
+	o := simulate.Options{Model: *model, Count: *count, Firmware: *fw, Timeout: *timeout, NoDHCP: *noDHCP, NoPnP: *noPnP, NoFirmware: *noFirmware}
 	if !phone.ValidModel(o.Model) {
 		return usageError{fmt.Sprintf("--model %q is not a Snom phone type (like snomD785)", o.Model)}
 	}
@@ -94,7 +95,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("doctor", "[-interface IF]", stderr)
 	path := configFlag(fs, true)
 	ifname := fs.String("interface", "", "LAN `interface` to check (default: [server] interface, else the default route's)")
-	timeout := fs.Duration("timeout", 4*time.Second, "how long to collect DHCP and PnP answers")
+	timeout := fs.Duration("timeout", doctor.DefaultTimeout, "how long to collect DHCP and PnP answers")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
