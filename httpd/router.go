@@ -77,6 +77,11 @@ func route(path string, tpl *provision.URLTemplate) Route {
 				return Route{Kind: RoutePhone, Pattern: patNamed, Model: v.Model, MAC: v.MAC, HasMAC: true, Firmware: v.Firmware}
 			}
 		}
+		for _, p := range [2]string{tpl.Path, tpl.MACPath} {
+			if p != "" && strings.Contains(p, "{") && almost(p, path) {
+				return Route{Pattern: p, Reason: "the path has the shape of http.url but a {mac}, {phone_type} or {firmware_version} value is not valid (MAC: 12 hex digits; type: snom + letters and digits; version: digits and dots)"}
+			}
+		}
 	}
 	slash := strings.LastIndexByte(path, '/')
 	if slash < 0 {
@@ -197,4 +202,16 @@ func collapseSlashes(path string) string {
 		b = append(b, path[i])
 	}
 	return string(b)
+}
+
+// almost reports whether path has pattern's text before its first and after
+// its last placeholder: the phone meant this URL but filled in a bad value.
+func almost(pattern, path string) bool {
+	first, last := strings.IndexByte(pattern, '{'), strings.LastIndexByte(pattern, '}')
+	if first < 0 || last < 0 {
+		return false
+	}
+	prefix, suffix := pattern[:first], pattern[last+1:]
+	return len(path) > len(prefix)+len(suffix) && strings.HasPrefix(path, prefix) && strings.HasSuffix(path, suffix) &&
+		strings.Count(path, "/") == strings.Count(pattern, "/")
 }

@@ -499,3 +499,14 @@ func TestFirmwareTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestFirmwareTargetGlobalFirmwareStatus(t *testing.T) {
+	cfg := testConfig()
+	cfg.Settings["firmware_status"] = config.Setting{Value: "http://fw.example/{mac}.htm"}
+	c := newCatalog(t, cfg)
+	for _, model := range []string{"snomD345", "snomD999", "snomD785"} {
+		if v, managed := c.FirmwareTarget(model); v != "" || !managed {
+			t.Errorf("%s with a global firmware_status: %q, %v; want unknown version, managed", model, v, managed)
+		}
+	}
+}
