@@ -162,8 +162,11 @@ for wl in $WORKLOADS; do
       nsx "$CLI" perfdhcp -4 -g single -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
       sleep 0.5
       rss=$(rss_kb)
+      # server-side UDP receive-buffer overflows, for the record (stderr)
+      echo "$srv $wl run $run: srv $(ip netns exec "$SRV" awk '/^Udp:/ && ++n==2 {print "udp InErrors="$4" RcvbufErrors="$6}' /proc/net/snmp)" \
+           "cli $(ip netns exec "$CLI" awk '/^Udp:/ && ++n==2 {print "udp InErrors="$4" RcvbufErrors="$6}' /proc/net/snmp)" >&2
       case "$srv" in
-        snomprov) leases=$(grep -o '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | wc -l) ;;
+        snomprov) leases=$(grep '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
         dnsmasq)  leases=$(wc -l <"$WORK/state/dnsmasq.leases" 2>/dev/null || echo 0) ;;
         kea)      leases=$(tail -n +2 "$WORK/state/kea-leases4.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l) ;;
       esac

@@ -292,11 +292,14 @@ func (s *Server) request(ex *exchange) bool {
 		s.mu.Unlock()
 		return s.nak(ex, ip, reason)
 	}
-	l := s.pool.bind(ex.key, Lease{
+	l, moved := s.pool.bind(ex.key, Lease{
 		IP: ip, MAC: ex.mac, ClientID: hex.EncodeToString(ex.clientID), Hostname: ex.hostname,
 		Expiry: ex.now.Add(o.LeaseTime).Truncate(time.Second), State: StateBound,
 	})
 	s.mu.Unlock()
+	if moved != nil {
+		s.store.commit(*moved, nil)
+	}
 	ex.lease, ex.commit = l, true
 	ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 	ex.resp.YourIPAddr = ip.AsSlice()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +44,12 @@ func helperServe(path string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
+	if prof := os.Getenv("SNOMPROV_DHCP_CPUPROFILE"); prof != "" { // for bench/dhcp.sh investigations
+		if f, err := os.Create(prof); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	s, err := New(o, log, nil)
 	if err == nil {
 		err = s.Bind(ctx)

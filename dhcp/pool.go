@@ -225,12 +225,16 @@ func (p *pool) expireOffers(now time.Time) {
 	}
 }
 
-// bind records l as the client's lease and returns the stored copy.
-func (p *pool) bind(k clientKey, l Lease) Lease {
+// bind records l as the client's lease and returns the stored copy and,
+// if the client moved to another address, its old lease now released (to be
+// journalled too, so the old address is not held after a restart).
+func (p *pool) bind(k clientKey, l Lease) (Lease, *Lease) {
 	p.dropOffer(k)
+	var moved *Lease
 	if old, ok := p.byClient[k]; ok && old.IP != l.IP && old.State == StateBound {
-		// The client moved: its old address is free again (keeping affinity).
 		old.State = StateReleased
+		c := *old
+		moved = &c
 	}
 	if prev, ok := p.leases[l.IP]; ok && prev != p.byClient[k] {
 		// Another client's expired lease on this address: forget its affinity.
@@ -244,7 +248,7 @@ func (p *pool) bind(k clientKey, l Lease) Lease {
 	nl := l
 	p.leases[l.IP] = &nl
 	p.byClient[k] = &nl
-	return nl
+	return nl, moved
 }
 
 // quarantine takes ip out of the pool until until (DECLINE or probe conflict).

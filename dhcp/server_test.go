@@ -329,6 +329,24 @@ func TestRenewRebindReleaseReturn(t *testing.T) {
 	}
 }
 
+func TestClientMovesAddress(t *testing.T) {
+	o := baseOptions(t.TempDir())
+	ts := startTestServer(t, o)
+	hw := "00:04:13:00:00:90"
+	first := ipOf(ts.lease(hw).msg)
+	// INIT-REBOOT asking for another free address: granted, the old one is freed.
+	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.77.0.190"))))
+	if r := ts.do(req); r == nil || ipOf(r.msg) != netip.MustParseAddr("10.77.0.190") {
+		t.Fatalf("move: %v", r)
+	}
+	ts.stop()
+	ts2 := startTestServer(t, o)
+	if used, _ := ts2.PoolUsage(); used != 1 {
+		t.Errorf("after restart %d addresses held, want 1 (%v should be free)", used, first)
+	}
+}
+
 func TestRestartKeepsLeases(t *testing.T) {
 	o := baseOptions(t.TempDir())
 	ts := startTestServer(t, o)
