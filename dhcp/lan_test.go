@@ -15,6 +15,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"golang.org/x/sys/unix"
 
 	"github.com/snomprov/snomprov/internal/lantest"
 )
@@ -423,4 +424,35 @@ func TestLANGarbageAndRelay(t *testing.T) {
 	}
 	// Still serving direct clients.
 	nclientLease(t, l.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:31"}))
+}
+
+// TestLANUdhcpcRenewRelease: busybox udhcpc renews (SIGUSR1, unicast with
+// ciaddr) onto the same address, then releases it (SIGUSR2).
+func TestLANUdhcpcRenewRelease(t *testing.T) {
+	need(t, "udhcpc")
+	l, srv := newLAN(t)
+	o := lanOptions(t)
+	o.UpdateFilename = "snom.htm"
+	serveIn(t, srv, o, &recorder{})
+	hooks := hookDir(t)
+	h := l.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:40"})
+	p := h.Start("udhcpc", "-i", "eth0", "-f", "-t", "5", "-T", "1", "-O", "bootfile", "-s", filepath.Join(hooks, "hook.sh"))
+	bound := result(t, hooks, "udhcpc")
+	if bound["reason"] != "bound" {
+		t.Fatalf("first event %v", bound)
+	}
+	p.Signal(unix.SIGUSR1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(hooks, "results.txt"))
+		if strings.Contains(string(b), "client=udhcpc reason=renew ip="+bound["ip"]+" ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal onto %s:\n%s\n%s", bound["ip"], b, p.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Signal(unix.SIGUSR2)
+	waitLease(t, o.StateDir, bound["ip"], StateReleased)
 }
