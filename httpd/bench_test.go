@@ -1,9 +1,12 @@
 package httpd
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/snomprov/snomprov/config"
@@ -49,4 +52,53 @@ func BenchmarkServePerMAC(b *testing.B) {
 		clear(w.h)
 		s.ServeHTTP(w, req)
 	}
+}
+
+// FuzzServeHTTP drives the whole decision flow with hostile paths, queries
+// and User-Agents: it must never panic, never answer anything but the
+// expected statuses, and never hand phone A's secret to a request that
+// does not name phone A.
+func FuzzServeHTTP(f *testing.F) {
+	cfg := testConfig()
+	cfg.HTTP.URL = "http://127.0.0.1/cfg/{phone_type}-{mac}.xml"
+	cat, err := provision.New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s, err := New(Options{Listen: ":0", URL: cfg.HTTP.URL, Catalog: cat, FirmwareDir: f.TempDir()}, nil, inventory.Discard)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("/snomD785-000413A11FA7.htm", "", uaD785)
+	f.Add("/cfg/snomD785-000413a11fa7.xml", "mac=000413B22FB8", "")
+	f.Add("/snomD785.htm", "mac=000413A11FA7", uaDECT)
+	f.Add("/firmware/../x", "", "")
+	f.Fuzz(func(t *testing.T, path, query, ua string) {
+		if !strings.HasPrefix(path, "/") {
+			path = "/" + path
+		}
+		req := &http.Request{Method: "GET", URL: &url.URL{Path: path, RawQuery: query}, Header: http.Header{}, Host: "127.0.0.1", RemoteAddr: "10.0.0.9:1000"}
+		req.Header.Set("User-Agent", ua)
+		req = req.WithContext(context.Background())
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		switch w.Code {
+		case 200, 304, 404, 405:
+		default:
+			t.Fatalf("%q?%q: status %d", path, query, w.Code)
+		}
+		if strings.Contains(w.Body.String(), "topsecret401") {
+			m, ok := fuzzPathMAC(path)
+			if !ok || m != mac(macA) {
+				t.Fatalf("phone A's secret served for %q?%q UA %q", path, query, ua)
+			}
+		}
+	})
+}
+
+// fuzzPathMAC extracts the MAC a served path names, for the fuzz oracle.
+func fuzzPathMAC(path string) (phone.MAC, bool) {
+	tpl, _ := provision.ParseURLTemplate("http://127.0.0.1/cfg/{phone_type}-{mac}.xml")
+	r := route(path, &tpl)
+	return r.MAC, r.HasMAC
 }

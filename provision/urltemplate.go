@@ -151,8 +151,10 @@ func match(pattern, path string, v *Vars) bool {
 		rest := pattern[len(ph):]
 		// Longest run of the placeholder's characters first, then shorter,
 		// so "{phone_type}-{mac}" splits at the right dash.
-		n := 0
-		for n < len(path) && placeholderChar(ph, path[n]) {
+		// Values are short (a MAC is at most 17 characters with
+		// separators), which also keeps backtracking cheap on hostile paths.
+		n, limit := 0, maxValueLen(ph)
+		for n < len(path) && n < limit && placeholderChar(ph, path[n]) {
 			n++
 		}
 		for ; n > 0; n-- {
@@ -166,6 +168,13 @@ func match(pattern, path string, v *Vars) bool {
 		return false
 	}
 	return path == ""
+}
+
+func maxValueLen(ph string) int {
+	if ph == PlaceholderMAC {
+		return len("00:04:13:a1:1f:a7")
+	}
+	return 32
 }
 
 func placeholderChar(ph string, c byte) bool {

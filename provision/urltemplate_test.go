@@ -76,6 +76,17 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// BenchmarkMatchHostile: long runs of placeholder characters must not make
+// matching slow (values are length-bounded, so backtracking stays small).
+func BenchmarkMatchHostile(b *testing.B) {
+	path := "/cfg/snom" + strings.Repeat("a", 8000) + "-" + strings.Repeat("0", 8000) + ".xml"
+	for i := 0; i < b.N; i++ {
+		if _, ok := Match("/cfg/{phone_type}-{mac}.xml", path); ok {
+			b.Fatal("matched")
+		}
+	}
+}
+
 func FuzzMatch(f *testing.F) {
 	f.Add("/cfg/{phone_type}/{mac}.xml", "/cfg/snomD785/000413A11FA7.xml")
 	f.Add("/{phone_type}-{firmware_version}/{mac}", "/snomD120-10.1.47/000413A11FA7")
