@@ -91,6 +91,17 @@ func (r *recorder) last(t *testing.T) inventory.Observation {
 	return r.obs[len(r.obs)-1]
 }
 
+// after waits until more than n observations exist and returns the last:
+// a streamed file is recorded once the body is written, which the client
+// may see first.
+func (r *recorder) after(t *testing.T, n int) inventory.Observation {
+	t.Helper()
+	for i := 0; i < 200 && r.count() <= n; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r.last(t)
+}
+
 func (r *recorder) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -329,11 +340,12 @@ func TestPlaceholderURL(t *testing.T) {
 	// {firmware_version} and a query {mac}
 	cfg.HTTP.URL = "http://127.0.0.1/p/{phone_type}-{firmware_version}.php?id={mac}"
 	h = start(t, cfg, nil)
+	n := h.rec.count()
 	r = get(t, nil, "GET", h.url+"/p/snomD785-10.1.33.33.php?id=000413A11FA7")
 	if got, _ := settingOf(t, r.body, "user_name"); r.status != 200 || got != "401" {
 		t.Errorf("query {mac}: %d user_name=%q\n%s", r.status, got, r.body)
 	}
-	if o := h.rec.last(t); o.MAC != mac(macA) || o.Firmware != "10.1.33.33" || o.Model != "snomD785" {
+	if o := h.rec.after(t, n); o.MAC != mac(macA) || o.Firmware != "10.1.33.33" || o.Model != "snomD785" {
 		t.Errorf("recorded %+v", o)
 	}
 }
@@ -409,12 +421,13 @@ func TestIdentity(t *testing.T) {
 		{"firmware file", "/snomD785-firmware.htm", uaD785, macA, "snomD785", "10.1.33.33", inventory.StepFirmwareFile},
 	}
 	for _, tt := range tests {
+		n := h.rec.count()
 		r := get(t, nil, "GET", h.url+tt.path, "User-Agent", tt.ua)
 		if r.status != 200 {
 			t.Errorf("%s: status %d", tt.name, r.status)
 			continue
 		}
-		o := h.rec.last(t)
+		o := h.rec.after(t, n)
 		if o.MAC.String() != tt.wantMAC || o.Model != tt.wantModel || o.Firmware != tt.wantFW || o.Event.Step != tt.wantStep || !o.IP.IsLoopback() {
 			t.Errorf("%s: recorded %+v", tt.name, o)
 		}
@@ -429,14 +442,16 @@ func TestIdentity(t *testing.T) {
 		{"/snomD345.htm", inventory.FirmwareUnmanaged},
 		{"/snomD785-firmware.htm", ""},
 	} {
+		n := h.rec.count()
 		get(t, nil, "GET", h.url+tt.path, "User-Agent", uaD785)
-		if got := h.rec.last(t).FirmwareTarget; got != tt.target {
+		if got := h.rec.after(t, n).FirmwareTarget; got != tt.target {
 			t.Errorf("%s: FirmwareTarget = %q, want %q", tt.path, got, tt.target)
 		}
 	}
 	// User-Agent MAC and path MAC disagree: logged, path wins.
+	n := h.rec.count()
 	get(t, nil, "GET", h.url+"/snomD785-000413B22FB8.htm", "User-Agent", uaD785)
-	if !strings.Contains(h.logs.String(), "User-Agent MAC differs") || h.rec.last(t).MAC != mac(macB) {
+	if !strings.Contains(h.logs.String(), "User-Agent MAC differs") || h.rec.after(t, n).MAC != mac(macB) {
 		t.Errorf("mismatch not logged or wrong MAC:\n%s", h.logs)
 	}
 }
@@ -491,7 +506,10 @@ func TestUnknownPhones(t *testing.T) {
 	if !strings.Contains(logs, `msg=404`) || !strings.Contains(logs, `pattern=<base>/snom<type>-<MAC>.htm`) || !strings.Contains(logs, "not in config") {
 		t.Errorf("404 not explained:\n%s", logs)
 	}
-	o := servers["generic"].rec.obs
+	rec := servers["generic"].rec
+	rec.mu.Lock()
+	o := append([]inventory.Observation(nil), rec.obs...)
+	rec.mu.Unlock()
 	found := false
 	for _, ob := range o {
 		if ob.Event.Kind == "404" && !ob.Event.OK && strings.Contains(ob.Event.Detail, "per-MAC file 404: MAC 000413000001 not in config") {
@@ -786,10 +804,11 @@ func TestFilesDirAndExtra(t *testing.T) {
 		io.WriteString(w, "status page")
 	})
 	h := start(t, testConfig(), func(o *Options) { o.FilesDir = files; o.Extra = extra })
+	n := h.rec.count()
 	if r := get(t, nil, "GET", h.url+"/gui_lang_DE.xml?mac="+macA); r.status != 200 || r.body != "<gui-languages/>" {
 		t.Errorf("files_dir: %d %q", r.status, r.body)
 	}
-	if o := h.rec.last(t); o.Event.Step != inventory.StepFile || o.MAC != mac(macA) {
+	if o := h.rec.after(t, n); o.Event.Step != inventory.StepFile || o.MAC != mac(macA) {
 		t.Errorf("files_dir event: %+v", o)
 	}
 	if r := get(t, nil, "GET", h.url+"/"); r.body != "status page" {
