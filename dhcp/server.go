@@ -26,10 +26,6 @@ import (
 // it as "DHCP disabled" and keep its other servers running.
 var ErrOtherServer = errors.New("another DHCP server is active on this network")
 
-// maxInFlight bounds the packets queued for the workers; beyond it packets are
-// dropped, as the kernel would drop them from a full socket buffer.
-const maxInFlight = 4096
-
 // Server is the DHCPv4 server.
 type Server struct {
 	log *slog.Logger
@@ -55,7 +51,6 @@ type Server struct {
 	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
 	foreignMu     sync.Mutex
 	foreign       map[netip.Addr]bool // other servers we have already warned about
-	dropped       atomic.Int64
 }
 
 // New checks the options. No socket or file is opened until Bind.
@@ -300,29 +295,31 @@ func (s *Server) Serve(ctx context.Context) error {
 				s.mu.Lock()
 				s.pool.expireOffers(s.now())
 				s.mu.Unlock()
-				if n := s.dropped.Swap(0); n > 0 {
-					s.log.Warn("DHCP requests dropped: more arrived than the server could handle", "dropped", n, "interval", "5s")
-				}
 			}
 		}
 	}()
 
-	// A few workers handle packets; none of them waits for the disk (the
-	// lease writer sends ACKs) or for a probe (probes get a goroutine), so
-	// few goroutines compete for the CPU with the writer.
-	work := make(chan packet, maxInFlight)
-	var wg sync.WaitGroup
-	defer wg.Wait() // workers finish before closeSockets drains the store
-	defer close(work)
-	for i := 0; i < max(2, runtime.GOMAXPROCS(0)); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				s.handlePacket(p.b, p.peer)
-			}
-		}()
+	// GOMAXPROCS readers share the socket and handle each packet inline:
+	// nothing on the way blocks (the lease writer sends ACKs after fsync,
+	// probes run on goroutines of their own), and no hand-off between
+	// goroutines costs a wake-up per packet. The kernel queues the rest
+	// in the socket's 4 MiB receive buffer.
+	readers := max(2, runtime.GOMAXPROCS(0))
+	errc := make(chan error, readers)
+	for i := 0; i < readers; i++ {
+		go func() { errc <- s.readLoop(ctx) }()
 	}
+	var first error
+	for i := 0; i < readers; i++ {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			s.conn.SetReadDeadline(time.Unix(1, 0)) // stop the other readers
+		}
+	}
+	return first
+}
+
+func (s *Server) readLoop(ctx context.Context) error {
 	buf := make([]byte, 4096)
 	for {
 		n, peer, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -337,19 +334,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			if errors.As(err, &errno) && errno.Temporary() {
 				continue
 			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return nil // another reader failed and stopped us
+			}
 			return fmt.Errorf("dhcp: reading from socket: %w", err)
 		}
-		select {
-		case work <- packet{b: append([]byte(nil), buf[:n]...), peer: peer}:
-		default:
-			s.dropped.Add(1) // as the kernel does when a socket buffer is full
-		}
+		// The parsed request keeps slices of its bytes and may outlive this
+		// iteration (its ACK waits for the lease writer): copy.
+		s.handlePacket(append([]byte(nil), buf[:n]...), peer)
 	}
-}
-
-type packet struct {
-	b    []byte
-	peer netip.AddrPort
 }
 
 // Reload swaps in new options. Leases are kept; the pool and reservations
