@@ -86,6 +86,7 @@ func TestDebContents(t *testing.T) {
 			listing := run(t, "dpkg-deb", "-c", deb)
 			for _, p := range []string{
 				"./usr/bin/snomprov", "." + unitPath, "." + sysusersPath, "." + conffilePath,
+				"./usr/share/doc/snomprov/README.md",
 				"./usr/share/doc/snomprov/raspberry-pi.md", "./usr/share/doc/snomprov/router-setup.md",
 			} {
 				if !strings.Contains(listing, " "+p+"\n") {

@@ -102,8 +102,10 @@ func TestDebInstallRemovePurge(t *testing.T) {
 	}
 	needRoot(t)
 	needTool(t, "chroot", "coreutils")
-	deb := debFor(t, "amd64")
+	// The root first: on a cold cache debootstrap (network-bound) then runs
+	// while TestDebContents cross-builds (CPU-bound).
 	c := newChroot(t)
+	deb := debFor(t, "amd64")
 
 	// Install.
 	out := c.install(deb)
@@ -223,7 +225,6 @@ func TestDebUserFallbacks(t *testing.T) {
 	}
 	needRoot(t)
 	needTool(t, "chroot", "coreutils")
-	deb := debFor(t, "amd64")
 	tests := []struct {
 		name string
 		hide []string // programs made unavailable in the chroot
@@ -236,6 +237,7 @@ func TestDebUserFallbacks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newChroot(t)
+			deb := debFor(t, "amd64")
 			for _, p := range tt.hide {
 				if err := os.Rename(c.path(p), c.path(p)+".hidden"); err != nil {
 					t.Fatalf("hiding %s: %v", p, err)
