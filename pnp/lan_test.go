@@ -74,7 +74,7 @@ func (r *recorder) count(kind string) int {
 	return n
 }
 
-func (r *recorder) wait(t *testing.T, mac phone.MAC, kind string, timeout time.Duration) inventory.Observation {
+func (r *recorder) wait(t testing.TB, mac phone.MAC, kind string, timeout time.Duration) inventory.Observation {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -93,7 +93,7 @@ func (r *recorder) wait(t *testing.T, mac phone.MAC, kind string, timeout time.D
 }
 
 // testLogger writes Info and above to the test log, until the test ends.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(w.stop)
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -101,7 +101,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type testWriter struct {
 	mu   sync.Mutex
-	t    *testing.T
+	t    testing.TB
 	done bool
 }
 
@@ -122,14 +122,14 @@ type lan struct {
 	n   int
 }
 
-func newLAN(t *testing.T) *lan {
+func newLAN(t testing.TB) *lan {
 	l := lantest.New(t, "10.77.0.0/24")
 	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24", MAC: "02:77:ff:00:00:01"})
 	return &lan{l: l, srv: srv}
 }
 
 // start runs a responder in srv until the test ends.
-func (n *lan) start(t *testing.T, o Options) (*Server, *recorder) {
+func (n *lan) start(t testing.TB, o Options) (*Server, *recorder) {
 	t.Helper()
 	if o.Interfaces == nil {
 		o.Interfaces = []string{"eth0"}
@@ -164,13 +164,13 @@ func (n *lan) start(t *testing.T, o Options) (*Server, *recorder) {
 
 // fakePhone is a UDP socket on port 5060 in its own namespace.
 type fakePhone struct {
-	t    *testing.T
+	t    testing.TB
 	host *lantest.Host
 	ip   netip.Addr
 	conn *net.UDPConn
 }
 
-func (n *lan) phone(t *testing.T) *fakePhone {
+func (n *lan) phone(t testing.TB) *fakePhone {
 	t.Helper()
 	n.n++
 	ip := netip.AddrFrom4([4]byte{10, 77, 0, byte(10 + n.n)})
@@ -206,7 +206,7 @@ func (n *lan) phone(t *testing.T) *fakePhone {
 // waitLink waits until h reaches addr through the bridge. A fresh veth drops
 // what is sent before the kernel's link watcher has activated it (up to a
 // second later, more on a loaded machine), which would make tests flaky.
-func waitLink(t *testing.T, h *lantest.Host, addr netip.Addr) {
+func waitLink(t testing.TB, h *lantest.Host, addr netip.Addr) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
