@@ -230,7 +230,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 	h["Cache-Control"] = noCache
 	h["Etag"] = doc.ETagHeader
 	h["Last-Modified"] = st.lastModified
-	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, doc.ETag) {
+	if notModified(r, doc.ETag, st.cat.Loaded()) {
 		w.WriteHeader(http.StatusNotModified)
 		s.record(r, id, step, http.StatusNotModified, 0, "")
 		return
@@ -241,6 +241,19 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 		w.Write(doc.Body)
 	}
 	s.record(r, id, step, http.StatusOK, len(doc.Body), "")
+}
+
+// notModified applies RFC 9110's order: If-None-Match decides when present,
+// else If-Modified-Since against the catalog's load time.
+func notModified(r *http.Request, etag string, loaded time.Time) bool {
+	if match := r.Header.Get("If-None-Match"); match != "" {
+		return etagMatch(match, etag)
+	}
+	if since := r.Header.Get("If-Modified-Since"); since != "" {
+		t, err := http.ParseTime(since)
+		return err == nil && !loaded.After(t)
+	}
+	return false
 }
 
 func etagMatch(header, etag string) bool {

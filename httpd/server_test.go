@@ -404,6 +404,15 @@ func TestFirmware(t *testing.T) {
 	if r := get(t, nil, "GET", h.url+"/snomD785.htm", "If-None-Match", gen.header.Get("ETag")); r.status != 304 {
 		t.Errorf("general file If-None-Match: %d", r.status)
 	}
+	if r := get(t, nil, "GET", h.url+"/snomD785.htm", "If-None-Match", `"other"`); r.status != 200 {
+		t.Errorf("general file, other ETag: %d", r.status)
+	}
+	if r := get(t, nil, "GET", h.url+"/snomD785.htm", "If-Modified-Since", gen.header.Get("Last-Modified")); r.status != 304 {
+		t.Errorf("general file If-Modified-Since: %d", r.status)
+	}
+	if r := get(t, nil, "GET", h.url+"/snomD785.htm", "If-Modified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"); r.status != 200 {
+		t.Errorf("general file, old If-Modified-Since: %d", r.status)
+	}
 }
 
 func TestIdentity(t *testing.T) {
