@@ -47,10 +47,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.Kind == RouteAPIPhones && st.opts.Inventory == nil {
 		rt.Kind = RouteOther // the status handler (Extra) may serve it
 	}
-	if rt.Kind == RouteOther && rt.Reason == "" && st.opts.Extra != nil && st.filesRoot == nil {
-		// Status page and metrics carry their own access control.
-		s.serveExtra(w, r, st)
-		return
+	fileName := ""
+	if rt.Kind == RouteOther {
+		if name := strings.TrimPrefix(r.URL.Path, "/"); st.filesRoot != nil && name != "" {
+			if f, err := st.filesRoot.Open(name); err == nil {
+				f.Close()
+				fileName = name
+			}
+		}
+		if fileName == "" && rt.Reason == "" && st.opts.Extra != nil {
+			// Status page and metrics carry their own access control.
+			s.serveExtra(w, r, st)
+			return
+		}
 	}
 	id := s.identify(r, st, &rt)
 	if !st.checkAuth(r) {
@@ -77,19 +86,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.serveFile(w, r, st.fwRoot, rt.Name, id, inventory.StepFirmwareImage, rt.Pattern)
 	default:
-		if st.filesRoot != nil {
-			if f, err := st.filesRoot.Open(strings.TrimPrefix(r.URL.Path, "/")); err == nil {
-				f.Close()
-				if reason := s.denied(st, id); reason != "" {
-					s.notFound(w, r, id, inventory.StepFile, "files_dir", reason)
-					return
-				}
-				s.serveFile(w, r, st.filesRoot, strings.TrimPrefix(r.URL.Path, "/"), id, inventory.StepFile, "files_dir")
+		if fileName != "" {
+			if reason := s.denied(st, id); reason != "" {
+				s.notFound(w, r, id, inventory.StepFile, "files_dir", reason)
 				return
 			}
-		}
-		if rt.Reason == "" && st.opts.Extra != nil {
-			s.serveExtra(w, r, st)
+			s.serveFile(w, r, st.filesRoot, fileName, id, inventory.StepFile, "files_dir")
 			return
 		}
 		reason := rt.Reason

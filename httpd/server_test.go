@@ -812,7 +812,16 @@ func TestFilesDirAndExtra(t *testing.T) {
 		}
 		io.WriteString(w, "status page")
 	})
-	h := start(t, testConfig(), func(o *Options) { o.FilesDir = files; o.Extra = extra })
+	h := start(t, testConfig(), func(o *Options) { o.FilesDir = files; o.Extra = extra; o.Username, o.Password = "prov", "pw" })
+	// The status page has its own access control: the phones' Basic auth
+	// does not apply to it, but it does to files_dir.
+	if r := get(t, nil, "GET", h.url+"/"); r.body != "status page" {
+		t.Errorf("extra behind phone auth: %d %q", r.status, r.body)
+	}
+	if r := get(t, nil, "GET", h.url+"/gui_lang_DE.xml"); r.status != 401 {
+		t.Errorf("files_dir without credentials: %d", r.status)
+	}
+	h.url = strings.Replace(h.url, "http://", "http://prov:pw@", 1)
 	n := h.rec.count()
 	if r := get(t, nil, "GET", h.url+"/gui_lang_DE.xml?mac="+macA); r.status != 200 || r.body != "<gui-languages/>" {
 		t.Errorf("files_dir: %d %q", r.status, r.body)
