@@ -555,6 +555,11 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 	}
 	if !c.url.IsZero() {
 		base = c.url.Base
+	} else if u := c.cfg.HTTP.Username; u != "" && !strings.Contains(base, "@") {
+		// What httpd writes for a phone that used Basic auth.
+		if scheme, host, ok := strings.Cut(base, "://"); ok {
+			base = BaseFor(scheme, host, url.UserPassword(u, c.cfg.HTTP.Password).String())
+		}
 	}
 	known := c.HasPhone(mac)
 	policy := c.cfg.HTTP.UnknownPhones

@@ -510,3 +510,22 @@ func TestFirmwareTargetGlobalFirmwareStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestFilesWithBasicAuth(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTP.Username, cfg.HTTP.Password = "prov", "pw0rd"
+	c := newCatalog(t, cfg)
+	for _, show := range []bool{false, true} {
+		files, err := c.Files(macA, "", base, show)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "http://prov:********@10.77.0.1:8080/"
+		if show {
+			want = "http://prov:pw0rd@10.77.0.1:8080/"
+		}
+		if !strings.Contains(string(files[0].Body), ">"+want+"<") {
+			t.Errorf("showSecrets=%v: setting_server not %s:\n%s", show, want, files[0].Body)
+		}
+	}
+}
