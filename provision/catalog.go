@@ -400,12 +400,16 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 	case KindFirmware:
 		m := c.cfg.Models[k.model]
 		w.raw("<firmware-settings>\n")
+		fw, uxm := firmwareURL(base, m.Firmware), firmwareURL(base, m.FirmwareUXM)
+		if !showSecrets {
+			fw, uxm = maskUserinfo(fw), maskUserinfo(uxm)
+		}
 		w.raw("  <firmware perm=\"\">")
-		w.text(firmwareURL(base, m.Firmware))
+		w.text(fw)
 		w.raw("</firmware>\n")
 		if m.FirmwareUXM != "" {
 			w.raw("  <firmware_uxm perm=\"\">")
-			w.text(firmwareURL(base, m.FirmwareUXM))
+			w.text(uxm)
 			w.raw("</firmware_uxm>\n")
 		}
 		w.raw("</firmware-settings>\n")

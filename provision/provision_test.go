@@ -355,6 +355,9 @@ func TestFirmwareFile(t *testing.T) {
 func TestMasking(t *testing.T) {
 	cfg := testConfig()
 	cfg.HTTP.URL = "http://prov:pw0rd@10.77.0.1/"
+	m := cfg.Models["snomD785"]
+	m.FirmwareUXM = "https://fw:uxmpass@downloads.example/uxm.bin"
+	cfg.Models["snomD785"] = m
 	c := newCatalog(t, cfg)
 	files, err := c.Files(macA, "", "", false)
 	if err != nil {
@@ -364,7 +367,7 @@ func TestMasking(t *testing.T) {
 	for _, f := range files {
 		all += string(f.Body)
 	}
-	if strings.Contains(all, "s3cr") || strings.Contains(all, "pw0rd") {
+	if strings.Contains(all, "s3cr") || strings.Contains(all, "pw0rd") || strings.Contains(all, "uxmpass") {
 		t.Errorf("secret in masked output:\n%s", all)
 	}
 	if !strings.Contains(all, `<user_pass idx="1" perm="R">********</user_pass>`) || !strings.Contains(all, "http://prov:********@10.77.0.1/") {
