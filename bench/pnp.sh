@@ -124,6 +124,9 @@ start_responder() { # snomprov | stub
   fi
 }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$RESP_PID/status" 2>/dev/null || echo "?"; }
+# UDP receive-buffer drops in a namespace, and the kernel's backlog drops.
+rcvbuf_errors() { ip netns exec "$1" awk '/^Udp:/{if(h){print $6}else{h=1}}' /proc/net/snmp; }
+softnet_drops() { python3 -c 'import sys; print(sum(int(l.split()[1], 16) for l in open("/proc/net/softnet_stat")))'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$RESP_PID/stat" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$RESP_PID/status" 2>/dev/null || echo "?"; }
 
@@ -135,7 +138,7 @@ sipp_run() {
   t0=$(date +%s.%N)
   ip netns exec "$CLI" sipp -sf "$SCEN" -inf "$inf" -t u1 -i "$CLI_IP" -p 5060 -nostdin \
     -r "$rate" -m "$calls" -l 20000 -timeout 120 -timeout_error -recv_timeout 5000 \
-    -trace_stat -stf "$stf" -fd 600 -trace_err -error_file "$WORK/$name.errors.log" "$@" 224.0.1.75:5060 >/dev/null 2>"$WORK/$name.err" || rc=$?
+    -buff_size 4194304 -trace_stat -stf "$stf" -fd 600 -trace_err -error_file "$WORK/$name.errors.log" "$@" 224.0.1.75:5060 >/dev/null 2>"$WORK/$name.err" || rc=$?
   t1=$(date +%s.%N)
   python3 - "$stf" "$t0" "$t1" "$rc" <<'PY'
 import csv, sys
@@ -153,20 +156,20 @@ PY
 
 echo "# bench/pnp.sh $(date -u +%FT%TZ) on $(nproc) CPUs, $(uname -r); sipp $(sipp -v 2>&1 | grep -o 'v[0-9.]*' | head -1)"
 echo
-echo "| responder | target/s | calls | ok | failed | elapsed s | completed/s | responder CPU µs/exchange | RSS KiB | load (1/5/15) |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| responder | target/s | calls | ok | failed | elapsed s | completed/s | responder CPU µs/exchange | RSS KiB | drops: phone rcvbuf / server rcvbuf / kernel backlog | load (1/5/15) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 declare -A BURST_RESULT PEAK
 for resp in snomprov stub; do
   start_responder "$resp"
   for run in $(seq "$RUNS"); do
     for rate in $RATES; do
       calls=$((rate * SECS))
-      c0=$(cpu_ticks)
+      c0=$(cpu_ticks) d0c=$(rcvbuf_errors "$CLI") d0s=$(rcvbuf_errors "$SRV") d0k=$(softnet_drops)
       read -r ok fail _retr el _rc < <(sipp_run "${resp}_r${rate}_run${run}" "$rate" "$calls" "$WORK/macs.csv" -nr)
-      c1=$(cpu_ticks)
+      c1=$(cpu_ticks) d1c=$(rcvbuf_errors "$CLI") d1s=$(rcvbuf_errors "$SRV") d1k=$(softnet_drops)
       cps=$(python3 -c "print(round($ok/$el))")
       us=$(python3 -c "print(round(($c1-$c0)*1e6/$(getconf CLK_TCK)/max($ok,1)))")
-      echo "| $resp | $rate | $calls | $ok | $fail | $el | $cps | $us | $(rss_kb) | $(cut -d' ' -f1-3 /proc/loadavg) |"
+      echo "| $resp | $rate | $calls | $ok | $fail | $el | $cps | $us | $(rss_kb) | $((d1c-d0c)) / $((d1s-d0s)) / $((d1k-d0k)) | $(cut -d' ' -f1-3 /proc/loadavg) |"
       sleep 1
     done
   done

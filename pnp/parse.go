@@ -59,81 +59,102 @@ func (s Subscribe) IsSnom() bool {
 // carries. It is deliberately strict about what makes a PnP request (method,
 // Event package, a MAC in the Request-URI or To) and lenient about everything
 // else (header order and case, compact header names, LF line ends). It also
-// insists on the headers sipgo needs to build a transaction (Via, Call-ID,
-// CSeq, and a From tag when the Via has no branch), so that nothing it accepts
-// makes sipgo answer with a stateless 400.
+// insists on what a reply needs: Via, From, To, Call-ID and CSeq, and a From
+// tag when the Via has no branch (the only way to tell retransmissions apart).
 func ParseSubscribe(data []byte) (Subscribe, error) {
-	var s Subscribe
-	line, rest := cutLine(data)
-	method, uriAndVersion, ok := strings.Cut(line, " ")
-	if !ok || method != "SUBSCRIBE" {
-		return s, ErrNotSubscribe
-	}
-	requestURI, version, ok := strings.Cut(uriAndVersion, " ")
-	if !ok || !strings.EqualFold(strings.TrimSpace(version), "SIP/2.0") {
-		return s, ErrMalformed
-	}
-	var to, from, via, callID, cseq string
-	for len(rest) > 0 {
-		line, rest = cutLine(rest)
-		if line == "" {
-			break // end of headers
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			return s, ErrMalformed
-		}
-		name = strings.TrimSpace(name)
-		value = strings.TrimSpace(value)
-		switch {
-		case strings.EqualFold(name, "Event") || name == "o":
-			if s.Event == "" {
-				s.Event = value
-			}
-		case strings.EqualFold(name, "To") || name == "t":
-			to = value
-		case strings.EqualFold(name, "From") || name == "f":
-			from = value
-		case strings.EqualFold(name, "Via") || name == "v":
-			if via == "" {
-				via = value
-			}
-		case strings.EqualFold(name, "Call-ID") || name == "i":
-			callID = value
-		case strings.EqualFold(name, "CSeq"):
-			cseq = value
-		case strings.EqualFold(name, "User-Agent"):
-			s.UserAgent = value
-		}
-	}
-	if !parseEvent(s.Event, &s) {
-		return s, ErrNotPnP
-	}
-	if via == "" || callID == "" || cseq == "" || from == "" {
-		return s, ErrMalformed
-	}
-	if _, ok := headerParam(via, "branch"); !ok {
-		if _, ok := headerParam(from, "tag"); !ok {
-			return s, ErrMalformed
-		}
-	}
-	if m, ok := ExtractMAC(requestURI); ok {
-		s.MAC = m
-	} else if m, ok := ExtractMAC(to); ok {
-		s.MAC = m
-	} else {
-		return s, ErrNoMAC
-	}
-	return s, nil
+	r, err := parseRequest(data)
+	return r.Subscribe, err
 }
 
-// cutLine returns the first line (without CR/LF) and the rest.
-func cutLine(b []byte) (string, []byte) {
+// request is a PnP SUBSCRIBE with the raw header values the replies copy.
+type request struct {
+	Subscribe
+	uri                             string
+	vias                            []string // in order; phones send one
+	from, to, callID, cseq, contact string
+	fromTag                         string
+}
+
+func parseRequest(data []byte) (request, error) {
+	var r request
+	line, rest := cutLineBytes(data)
+	method, uriAndVersion, ok := bytes.Cut(line, []byte(" "))
+	if !ok || string(method) != "SUBSCRIBE" {
+		return r, ErrNotSubscribe
+	}
+	uri, version, ok := bytes.Cut(uriAndVersion, []byte(" "))
+	if !ok || !bytes.EqualFold(bytes.TrimSpace(version), []byte("SIP/2.0")) {
+		return r, ErrMalformed
+	}
+	r.uri = string(uri)
+	var lower [24]byte
+	for len(rest) > 0 {
+		line, rest = cutLineBytes(rest)
+		if len(line) == 0 {
+			break // end of headers
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return r, ErrMalformed
+		}
+		name = bytes.TrimSpace(name)
+		if len(name) > len(lower) {
+			continue // no header we read is that long
+		}
+		for i, c := range name {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[i] = c
+		}
+		value = bytes.TrimSpace(value)
+		switch string(lower[:len(name)]) {
+		case "event", "o":
+			if r.Event == "" {
+				r.Event = string(value)
+			}
+		case "to", "t":
+			r.to = string(value)
+		case "from", "f":
+			r.from = string(value)
+		case "via", "v":
+			r.vias = append(r.vias, string(value))
+		case "call-id", "i":
+			r.callID = string(value)
+		case "cseq":
+			r.cseq = string(value)
+		case "contact", "m":
+			r.contact = string(value)
+		case "user-agent":
+			r.UserAgent = string(value)
+		}
+	}
+	if !parseEvent(r.Event, &r.Subscribe) {
+		return r, ErrNotPnP
+	}
+	if len(r.vias) == 0 || r.callID == "" || r.cseq == "" || r.from == "" || r.to == "" {
+		return r, ErrMalformed
+	}
+	r.fromTag, _ = headerParam(r.from, "tag")
+	if _, ok := headerParam(r.vias[0], "branch"); !ok && r.fromTag == "" {
+		return r, ErrMalformed
+	}
+	if m, ok := ExtractMAC(r.uri); ok {
+		r.MAC = m
+	} else if m, ok := ExtractMAC(r.to); ok {
+		r.MAC = m
+	} else {
+		return r, ErrNoMAC
+	}
+	return r, nil
+}
+
+func cutLineBytes(b []byte) ([]byte, []byte) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		return string(bytes.TrimRight(b, "\r")), nil
+		return bytes.TrimRight(b, "\r"), nil
 	}
-	return string(bytes.TrimRight(b[:i], "\r")), b[i+1:]
+	return bytes.TrimRight(b[:i], "\r"), b[i+1:]
 }
 
 // parseEvent fills the Event parameters and reports whether the value is a

@@ -1,7 +1,9 @@
 package pnp
 
 import (
+	"bytes"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -40,29 +42,116 @@ func TestParseSubscribeTraces(t *testing.T) {
 	}
 }
 
-// The handler reads the same fields from sipgo's parsed request; both paths
-// must agree on every trace (sipgo turns "MAC:" into user:password, for one).
-func TestSubscribeFromRequestMatchesRawParser(t *testing.T) {
+// The replies are built from raw header values; sipgo's parser, an
+// independent SIP implementation, must read them back as intended.
+func TestRepliesParseWithSipgo(t *testing.T) {
 	parser := sip.NewParser()
+	local := netip.MustParseAddr("10.77.0.1")
+	src := netip.MustParseAddrPort("192.168.10.67:5062")
 	for _, tr := range traces {
 		t.Run(tr.name, func(t *testing.T) {
-			raw := tr.build("192.168.10.67")
-			want, err := ParseSubscribe(raw)
+			r, err := parseRequest(tr.build("192.168.10.67"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, err := parser.ParseSIP(raw)
+			okRaw := build200(nil, &r, src, "ourtag", local, 5060)
+			msg, err := parser.ParseSIP(okRaw)
 			if err != nil {
-				t.Fatalf("sipgo cannot parse the trace: %v", err)
+				t.Fatalf("sipgo cannot parse our 200:\n%s\n%v", okRaw, err)
 			}
-			got, err := subscribeFromRequest(msg.(*sip.Request))
+			res := msg.(*sip.Response)
+			if res.StatusCode != 200 || res.CallID().Value() != r.callID || res.CSeq().Value() != r.cseq {
+				t.Errorf("200 = %d, Call-ID %q, CSeq %q", res.StatusCode, res.CallID().Value(), res.CSeq().Value())
+			}
+			if tag, _ := res.To().Params.Get("tag"); tag != "ourtag" {
+				t.Errorf("To tag = %q", tag)
+			}
+			if recv, _ := res.Via().Params.Get("received"); recv != "192.168.10.67" {
+				t.Errorf("Via received = %q in %q", recv, res.Via().Value())
+			}
+			if _, hasRport := headerParam(r.vias[0], "rport"); hasRport {
+				if rp, _ := res.Via().Params.Get("rport"); rp != "5062" {
+					t.Errorf("Via rport = %q, want the source port", rp)
+				}
+			}
+			if h := res.GetHeader("Expires"); h == nil || h.Value() != "0" {
+				t.Errorf("Expires = %v", h)
+			}
+
+			nRaw := buildNotify(nil, &r, src, "ourtag", local, 5060, "z9hG4bKabc", "http://10.77.0.1/{mac}")
+			msg, err = parser.ParseSIP(nRaw)
 			if err != nil {
-				t.Fatalf("subscribeFromRequest: %v", err)
+				t.Fatalf("sipgo cannot parse our NOTIFY:\n%s\n%v", nRaw, err)
 			}
-			if got != want {
-				t.Errorf("from sipgo request: %+v\nraw parser:        %+v", got, want)
+			n := msg.(*sip.Request)
+			if n.Method != sip.NOTIFY || string(n.Body()) != "http://10.77.0.1/{mac}" {
+				t.Errorf("NOTIFY %s body %q", n.Method, n.Body())
+			}
+			if n.Via().Host != "10.77.0.1" || n.Via().Port != 5060 {
+				t.Errorf("NOTIFY Via = %q", n.Via().Value())
+			}
+			if b, _ := n.Via().Params.Get("branch"); b != "z9hG4bKabc" {
+				t.Errorf("NOTIFY branch = %q", b)
+			}
+			if tag, _ := n.From().Params.Get("tag"); tag != "ourtag" {
+				t.Errorf("NOTIFY From tag = %q", tag)
+			}
+			if tag, _ := n.To().Params.Get("tag"); tag != r.fromTag {
+				t.Errorf("NOTIFY To tag = %q, want the phone's %q", tag, r.fromTag)
+			}
+			for name, want := range map[string]string{"Event": r.Event, "Subscription-State": "terminated;reason=timeout", "Content-Type": "application/url"} {
+				if h := n.GetHeader(name); h == nil || h.Value() != want {
+					t.Errorf("NOTIFY %s = %v, want %q", name, h, want)
+				}
 			}
 		})
+	}
+}
+
+func TestReplyDest(t *testing.T) {
+	src := netip.MustParseAddrPort("10.0.0.9:40000")
+	tests := []struct{ via, want string }{
+		{"SIP/2.0/UDP 10.0.0.9:5060;rport", "10.0.0.9:40000"},
+		{"SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKx", "10.0.0.9:5060"},
+		{"SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKx", "10.0.0.9:5070"}, // source address, Via port
+		{"SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx", "10.0.0.9:40000"},
+		{"SIP/2.0/UDP 10.0.0.9:99999", "10.0.0.9:40000"},
+		{"garbage", "10.0.0.9:40000"},
+	}
+	for _, tt := range tests {
+		if got := replyDest(tt.via, src).String(); got != tt.want {
+			t.Errorf("replyDest(%q) = %s, want %s", tt.via, got, tt.want)
+		}
+	}
+}
+
+func TestContactURI(t *testing.T) {
+	for in, want := range map[string]string{
+		"<sip:192.168.10.67:5060>":           "sip:192.168.10.67:5060",
+		"<sip:512@10.0.0.90>":                "sip:512@10.0.0.90",
+		`"Desk" <sip:a@10.0.0.9:5062>;q=0.5`: "sip:a@10.0.0.9:5062",
+		"sip:10.0.0.9:5060;expires=0":        "sip:10.0.0.9:5060",
+		"<tel:123>":                          "",
+		"<sip:broken":                        "",
+		"":                                   "",
+		"<sip:a b@c>":                        "",
+		"*":                                  "",
+	} {
+		if got := contactURI(in); got != want {
+			t.Errorf("contactURI(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseResponse(t *testing.T) {
+	res, ok := parseResponse([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc;received=1.2.3.4\r\nCSeq: 1 NOTIFY\r\n\r\n"))
+	if !ok || res.code != 200 || res.branch != "z9hG4bKabc" || res.method != "NOTIFY" || res.reason != "OK" {
+		t.Errorf("parseResponse = %+v, %v", res, ok)
+	}
+	for _, bad := range []string{"SIP/2.0 2x0 OK\r\n\r\n", "SIP/2.0 200 OK\r\nCSeq: 1 NOTIFY\r\n\r\n", "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=b\r\n\r\n", "SIP/2.0 99 X\r\n", ""} {
+		if r, ok := parseResponse([]byte(bad)); ok {
+			t.Errorf("parseResponse(%q) accepted: %+v", bad, r)
+		}
 	}
 }
 
@@ -287,6 +376,41 @@ func FuzzParseSubscribe(f *testing.F) {
 		}
 		if s.ProfileType != "" && !strings.EqualFold(s.ProfileType, "device") {
 			t.Fatalf("accepted profile-type %q", s.ProfileType)
+		}
+	})
+}
+
+// Whatever SUBSCRIBE is accepted, the replies built from it must be SIP
+// that another parser reads with the same Call-ID.
+func FuzzReplies(f *testing.F) {
+	for _, tr := range traces {
+		f.Add(tr.build("192.168.10.67"))
+	}
+	parser := sip.NewParser()
+	local := netip.MustParseAddr("10.77.0.1")
+	src := netip.MustParseAddrPort("192.168.10.67:5060")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := parseRequest(data)
+		if err != nil || strings.ContainsAny(string(data), "\x00") {
+			return
+		}
+		for _, raw := range [][]byte{
+			build200(nil, &r, src, "tag1", local, 5060),
+			buildNotify(nil, &r, src, "tag1", local, 5060, "z9hG4bKx", "http://10.77.0.1/"),
+		} {
+			msg, err := parser.ParseSIP(raw)
+			if err != nil {
+				// Values sipgo rejects came in from the phone verbatim; the
+				// phone's own stack produced them, so that is not our bug,
+				// but the start line and our own headers must be intact.
+				if !bytes.HasPrefix(raw, []byte("SIP/2.0 200 OK\r\n")) && !bytes.HasPrefix(raw, []byte("NOTIFY ")) {
+					t.Fatalf("bad start line: %q", raw)
+				}
+				return
+			}
+			if h := msg.CallID(); h == nil || h.Value() != strings.TrimSpace(r.callID) {
+				t.Fatalf("Call-ID %v, want %q in\n%s", h, r.callID, raw)
+			}
 		}
 	})
 }

@@ -104,24 +104,37 @@ type Server struct {
 
 	ua  *sipgo.UserAgent
 	srv *sipgo.Server
-	cli *sipgo.Client
 
 	// Set by Bind.
-	recv        *pktinfoConn     // gets the SUBSCRIBEs
-	conns       []net.PacketConn // every socket sipgo serves
-	notifyLaddr sip.Addr         // pool key of the socket NOTIFYs leave from
-	notifyPort  int              // its port, for our Via and Contact
-	shared      bool             // M6: group-bound, port held by someone else
-	ifaces      map[int]netip.Addr
-	fallback    netip.Addr // first interface's address, if pktinfo is missing
+	recv       *pktinfoConn     // gets the SUBSCRIBEs, sends the 200s
+	notifyConn *net.UDPConn     // sends the NOTIFYs and gets their 200s (recv's socket unless shared)
+	conns      []net.PacketConn // every socket sipgo reads
+	port       int              // recv's port
+	notifyPort int              // notifyConn's port, for our Via and Contact
+	shared     bool             // M6: group-bound, port held by someone else
+	ifaces     map[int]netip.Addr
+	fallback   netip.Addr // first interface's address, if pktinfo is missing
 
 	seen *seenCache
 
-	baseCtx    context.Context // cancelled when Serve returns: stops NOTIFYs
-	cancelBase context.CancelFunc
-	inflight   sync.WaitGroup
-	hintOnce   atomic.Bool
-	dropped    atomic.Uint64 // datagrams that were not a PnP SUBSCRIBE
+	pmu     sync.Mutex
+	pending map[string]*pendingNotify // by Via branch
+	closed  bool
+
+	hintOnce atomic.Bool
+	dropped  atomic.Uint64 // datagrams that were neither a PnP SUBSCRIBE nor a response
+}
+
+// pendingNotify is a NOTIFY waiting for the phone's 200.
+type pendingNotify struct {
+	branch   string
+	msg      []byte
+	dst      netip.AddrPort
+	obs      inventory.Observation
+	start    time.Time
+	interval time.Duration
+	deadline time.Time
+	timer    *time.Timer
 }
 
 // New validates the options and prepares the SIP stack. It opens no socket.
@@ -136,9 +149,9 @@ func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 	if inv == nil {
 		inv = inventory.Discard
 	}
-	s := &Server{log: log, inv: inv, seen: newSeenCache(2 * time.Minute)}
+	// 64*T1: as long as an RFC 3261 server transaction absorbs repeats.
+	s := &Server{log: log, inv: inv, seen: newSeenCache(64 * timerT1), pending: make(map[string]*pendingNotify)}
 	s.opts.Store(&o)
-	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 
 	// sipgo logs every unparsable datagram and stray response at Error/Info;
 	// on a shared multicast group that is noise, so its records go to Debug.
@@ -161,11 +174,9 @@ func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 	if s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(quiet)); err != nil {
 		return nil, fmt.Errorf("pnp: %w", err)
 	}
-	if s.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(quiet)); err != nil {
-		return nil, fmt.Errorf("pnp: %w", err)
-	}
-	s.srv.OnSubscribe(s.onSubscribe)
-	// The default answers 405 to every other method: stay silent instead.
+	// The read filter consumes every datagram, so nothing reaches sipgo's
+	// handlers; should one ever get through, the default would answer 405
+	// to other people's multicast: stay silent instead.
 	s.srv.OnNoRoute(func(*sip.Request, sip.ServerTransaction) {})
 	return s, nil
 }
@@ -196,7 +207,7 @@ func (s *Server) Bind(ctx context.Context) error {
 	conn, err := listenWildcard(o.Port)
 	switch {
 	case err == nil:
-		s.notifyLaddr = sip.Addr{IP: net.IPv4zero, Port: o.Port}
+		s.notifyConn = conn
 		s.notifyPort = o.Port
 	case errors.Is(err, syscall.EADDRINUSE):
 		holder := portHolder(o.Port)
@@ -209,8 +220,8 @@ func (s *Server) Bind(ctx context.Context) error {
 			return fmt.Errorf("pnp: open the unicast socket for NOTIFYs: %w", err)
 		}
 		s.shared = true
+		s.notifyConn = uni
 		s.notifyPort = uni.LocalAddr().(*net.UDPAddr).Port
-		s.notifyLaddr = sip.Addr{IP: net.IPv4zero, Port: s.notifyPort}
 		s.conns = append(s.conns, uni)
 		if holder == "" {
 			holder = "another program"
@@ -229,6 +240,7 @@ func (s *Server) Bind(ctx context.Context) error {
 		return fmt.Errorf("pnp: %w (is the interface multicast-capable with a route for 224.0.0.0/4?)", err)
 	}
 	s.recv = newPktinfoConn(conn)
+	s.port = o.Port
 	s.conns = append([]net.PacketConn{s.recv}, s.conns...)
 	return nil
 }
@@ -248,7 +260,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("pnp: Serve called before Bind")
 	}
 	defer s.ua.Close()
-	defer s.cancelBase()
 	o := s.opts.Load()
 	names := make([]string, 0, len(s.ifaces))
 	for _, a := range s.ifaces {
@@ -275,8 +286,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, c := range s.conns {
 		c.Close()
 	}
-	s.cancelBase()
-	s.inflight.Wait()
+	// NOTIFYs still waiting are dropped: the phone asks again on its next boot.
+	s.pmu.Lock()
+	s.closed = true
+	for _, p := range s.pending {
+		p.timer.Stop()
+	}
+	clear(s.pending)
+	s.pmu.Unlock()
 	return err
 }
 
@@ -299,202 +316,170 @@ func (s *Server) Reload(o Options) error {
 	return nil
 }
 
-// readFilter drops everything that is not a PnP SUBSCRIBE or a response
-// (the phones' 200 to our NOTIFYs) before sipgo parses it.
-func (s *Server) readFilter(_ sip.TransportReadProps, data []byte) ([]byte, error) {
-	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
-		return data, nil
+// readFilter is the responder: sipgo's read loop hands it every datagram
+// and it consumes all of them, so sipgo itself never parses or answers
+// anything. PnP SUBSCRIBEs are answered, responses are matched to pending
+// NOTIFYs, everything else is dropped without a word.
+func (s *Server) readFilter(props sip.TransportReadProps, data []byte) ([]byte, error) {
+	src := netip.AddrPort{}
+	if ua, ok := props.RemoteAddr.(*net.UDPAddr); ok {
+		src = ua.AddrPort()
+		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	}
-	if _, err := ParseSubscribe(data); err != nil {
+	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
+		if res, ok := parseResponse(data); ok && res.method == "NOTIFY" {
+			s.onResponse(res)
+		} else {
+			s.dropped.Add(1)
+		}
+		return nil, nil
+	}
+	r, err := parseRequest(data)
+	if err != nil {
 		s.dropped.Add(1)
 		return nil, nil
 	}
-	return data, nil
+	var arr arrival
+	var known bool
+	if la, ok := props.LocalAddr.(*net.UDPAddr); ok && la.Port == s.port {
+		arr, known = s.recv.lastArrival()
+	}
+	s.onSubscribe(&r, src, arr, known)
+	return nil, nil
 }
 
-// subscribeFromRequest reads the PnP fields from sipgo's parsed request with
-// the same rules as ParseSubscribe.
-func subscribeFromRequest(req *sip.Request) (Subscribe, error) {
-	var sub Subscribe
-	if req.Method != sip.SUBSCRIBE {
-		return sub, ErrNotSubscribe
-	}
-	ev := req.GetHeader("Event")
-	if ev == nil {
-		ev = req.GetHeader("o") // compact form
-	}
-	if ev == nil {
-		return sub, ErrNotPnP
-	}
-	sub.Event = ev.Value()
-	if !parseEvent(sub.Event, &sub) {
-		return sub, ErrNotPnP
-	}
-	if ua := req.GetHeader("User-Agent"); ua != nil {
-		sub.UserAgent = ua.Value()
-	}
-	if m, ok := ExtractMAC(req.Recipient.String()); ok {
-		sub.MAC = m
-	} else if to := req.To(); to != nil {
-		if m, ok := ExtractMAC(to.Value()); ok {
-			sub.MAC = m
-		}
-	}
-	if sub.MAC.IsZero() {
-		return sub, ErrNoMAC
-	}
-	return sub, nil
-}
-
-func (s *Server) onSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known bool) {
 	o := s.opts.Load()
-	sub, err := subscribeFromRequest(req)
-	if err != nil {
-		s.log.Debug("SUBSCRIBE ignored", "source", req.Source(), "reason", err)
-		return
-	}
-	src, err := netip.ParseAddrPort(req.Source())
-	if err != nil {
-		return
-	}
 	local := s.fallback
-	if a, ok := s.recv.arrival(src); ok {
-		if _, ours := s.ifaces[a.ifIndex]; !ours {
-			s.log.Debug("SUBSCRIBE on an interface not in [pnp] interfaces ignored", "source", src, "ifindex", a.ifIndex)
+	if known {
+		if _, ours := s.ifaces[arr.ifIndex]; !ours {
+			s.log.Debug("SUBSCRIBE on an interface not in [pnp] interfaces ignored", "source", src, "ifindex", arr.ifIndex)
 			return
 		}
-		local = a.local
+		local = arr.local
 	}
-	obs := inventory.Observation{MAC: sub.MAC, Model: sub.Model(), Firmware: sub.Firmware(), IP: src.Addr()}
-	decision, reason := decide(sub, o.Answer, o.Configured)
+	obs := inventory.Observation{MAC: r.MAC, Model: r.Model(), Firmware: r.Firmware(), IP: src.Addr()}
+	decision, reason := decide(r.Subscribe, o.Answer, o.Configured)
 	if decision == RecordOnly {
 		if o.Answer == AnswerNone {
 			s.logHint(o)
 		}
 		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "IGNORED", OK: false, Detail: "seen, not answered: " + reason}
 		s.inv.Record(obs)
-		s.log.Debug("PnP SUBSCRIBE recorded, not answered", "mac", sub.MAC, "source", src, "reason", reason)
+		s.log.Debug("PnP SUBSCRIBE recorded, not answered", "mac", r.MAC, "source", src, "reason", reason)
 		return
 	}
 
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	toTag, dup := s.seen.tag(dedupeKey(req), func() string { t, _ := res.To().Params.Get("tag"); return t })
-	res.To().Params.Add("tag", toTag)
-	res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s:%d>", local, s.notifyPort)))
-	res.AppendHeader(sip.NewHeader("Expires", "0"))
-	if err := tx.Respond(res); err != nil {
-		s.log.Warn("PnP: sending 200 OK failed", "mac", sub.MAC, "source", src, "error", err)
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "200 OK to SUBSCRIBE failed: " + err.Error()}
+	// Same Call-ID, CSeq and From tag as one already answered (a
+	// retransmission; old Snoms send no branch): the same 200 again, no
+	// second NOTIFY.
+	toTag, dup := toTagOf(r), false
+	if toTag == "" {
+		toTag, dup = s.seen.tag(r.callID+"\x00"+r.cseq+"\x00"+r.fromTag, randomToken)
+	}
+	dst := replyDest(r.vias[0], src)
+	bp := bufPool.Get().(*[]byte)
+	ok := build200((*bp)[:0], r, src, toTag, local, s.notifyPort)
+	_, err := s.recv.WriteToUDPAddrPort(ok, dst)
+	*bp = ok
+	bufPool.Put(bp)
+	if err != nil {
+		s.log.Warn("PnP: sending 200 OK failed", "mac", r.MAC, "to", dst, "error", err)
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
 		s.inv.Record(obs)
 		return
 	}
 	if dup {
-		// Same Call-ID, CSeq and From tag as one already answered: same 200, no second NOTIFY.
-		s.log.Debug("repeated PnP SUBSCRIBE answered again, no second NOTIFY", "mac", sub.MAC, "source", src)
+		s.log.Debug("repeated PnP SUBSCRIBE answered again, no second NOTIFY", "mac", r.MAC, "source", src)
 		return
 	}
 	url := o.URL(local)
-	n := s.buildNotify(req, res, sub, src, local, url)
-	s.inflight.Add(1)
-	go s.notify(n, obs, url, o.NotifyTimeout)
-}
-
-// buildNotify makes the NOTIFY that carries the URL: in the SUBSCRIBE's
-// dialog (From/To swapped, our To-tag), our own Via with a fresh branch so
-// the phone's 200 comes back to this socket, sent to where the 200 OK went.
-func (s *Server) buildNotify(req *sip.Request, res *sip.Response, sub Subscribe, src netip.AddrPort, local netip.Addr, url string) *sip.Request {
-	target := sip.Uri{Scheme: "sip", Host: src.Addr().String(), Port: int(src.Port())}
-	if c := req.Contact(); c != nil && c.Address.Host != "" {
-		target = *c.Address.Clone()
+	branch := "z9hG4bK" + randomToken()
+	now := time.Now()
+	p := &pendingNotify{
+		branch:   branch,
+		msg:      buildNotify(make([]byte, 0, 640+len(url)), r, src, toTag, local, s.notifyPort, branch, url),
+		dst:      dst,
+		obs:      obs,
+		start:    now,
+		interval: timerT1,
+		deadline: now.Add(o.NotifyTimeout),
 	}
-	n := sip.NewRequest(sip.NOTIFY, target)
-	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
-		Host: local.String(), Port: s.notifyPort, Params: sip.NewParams()}
-	via.Params.Add("branch", sip.GenerateBranch())
-	n.AppendHeader(via)
-	mf := sip.MaxForwardsHeader(70)
-	n.AppendHeader(&mf)
-	from := res.To().AsFrom()
-	to := req.From().AsTo()
-	n.AppendHeader(&from)
-	n.AppendHeader(&to)
-	cid := sip.CallIDHeader(req.CallID().Value())
-	n.AppendHeader(&cid)
-	n.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
-	n.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s:%d>", local, s.notifyPort)))
-	n.AppendHeader(sip.NewHeader("Event", sub.Event))
-	n.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=timeout"))
-	n.AppendHeader(sip.NewHeader("Content-Type", "application/url"))
-	n.SetBody([]byte(url))
-	n.SetDestination(replyAddr(req, src).String())
-	n.Laddr = s.notifyLaddr
-	return n
-}
-
-// replyAddr is where the 200 OK went (RFC 3261 18.2.2 with RFC 3581): the
-// packet's source address, and its source port when the Via asks for rport
-// or names none, else the Via port.
-func replyAddr(req *sip.Request, src netip.AddrPort) netip.AddrPort {
-	via := req.Via()
-	if via == nil || via.Port == 0 || via.Params.Has("rport") {
-		return src
-	}
-	return netip.AddrPortFrom(src.Addr(), uint16(via.Port))
-}
-
-func (s *Server) notify(n *sip.Request, obs inventory.Observation, url string, timeout time.Duration) {
-	defer s.inflight.Done()
-	ctx, cancel := context.WithTimeout(s.baseCtx, timeout)
-	defer cancel()
-	// Options given: sipgo must not add or change any header.
-	tx, err := s.cli.TransactionRequest(ctx, n, func(*sipgo.Client, *sip.Request) error { return nil })
-	if err != nil {
-		s.log.Warn("PnP: sending NOTIFY failed", "mac", obs.MAC, "to", n.Destination(), "error", err)
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "NOTIFY could not be sent: " + err.Error()}
-		s.inv.Record(obs)
-		return
-	}
-	defer tx.Terminate()
+	// Recorded before sending, so the phone's 200 can never be recorded first.
 	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: "NOTIFY sent, url=" + url}
 	s.inv.Record(obs)
-	s.log.Debug("PnP NOTIFY sent", "mac", obs.MAC, "to", n.Destination(), "url", url)
-	start := time.Now()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			if res.IsSuccess() {
-				obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-ACKED", OK: true, Detail: "NOTIFY acknowledged"}
-				s.log.Debug("PnP NOTIFY acknowledged", "mac", obs.MAC, "after", time.Since(start))
-			} else {
-				obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-REJECTED", OK: false,
-					Detail: fmt.Sprintf("phone answered the NOTIFY with %d %s", res.StatusCode, res.Reason)}
-				s.log.Warn("PnP NOTIFY rejected by the phone", "mac", obs.MAC, "status", res.StatusCode, "reason", res.Reason)
-			}
-			s.inv.Record(obs)
-			return
-		case <-tx.Done():
-			s.timedOut(obs, time.Since(start), tx.Err())
-			return
-		case <-ctx.Done():
-			if s.baseCtx.Err() != nil {
-				return // shutting down: the phone will ask again on its next boot
-			}
-			s.timedOut(obs, time.Since(start), ctx.Err())
-			return
-		}
+	s.pmu.Lock()
+	if s.closed {
+		s.pmu.Unlock()
+		return
+	}
+	s.pending[branch] = p
+	p.timer = time.AfterFunc(timerT1, func() { s.retransmit(p) })
+	s.pmu.Unlock()
+	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, dst); err != nil {
+		// Timer E retries; a persistent error ends in a timeout.
+		s.log.Debug("PnP: sending NOTIFY failed, will retry", "mac", r.MAC, "to", dst, "error", err)
+	}
+	s.log.Debug("PnP NOTIFY sent", "mac", r.MAC, "to", dst, "url", url)
+}
+
+// retransmit runs on timer E: resend, double the interval up to T2, give
+// up at the deadline.
+func (s *Server) retransmit(p *pendingNotify) {
+	s.pmu.Lock()
+	if s.closed || s.pending[p.branch] != p {
+		s.pmu.Unlock()
+		return
+	}
+	now := time.Now()
+	if !now.Before(p.deadline) {
+		delete(s.pending, p.branch)
+		s.pmu.Unlock()
+		s.timedOut(p.obs, now.Sub(p.start))
+		return
+	}
+	p.interval = min(2*p.interval, timerT2)
+	p.timer.Reset(min(p.interval, p.deadline.Sub(now)))
+	s.pmu.Unlock()
+	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, p.dst); err != nil {
+		s.log.Debug("PnP: NOTIFY retransmission failed", "mac", p.obs.MAC, "to", p.dst, "error", err)
 	}
 }
 
-func (s *Server) timedOut(obs inventory.Observation, after time.Duration, err error) {
+// onResponse matches the phone's answer to a pending NOTIFY by its branch.
+func (s *Server) onResponse(res response) {
+	if res.code < 200 {
+		return // provisional: keep retransmitting until the final answer
+	}
+	s.pmu.Lock()
+	p, ok := s.pending[res.branch]
+	if ok {
+		delete(s.pending, res.branch)
+		p.timer.Stop()
+	}
+	s.pmu.Unlock()
+	if !ok {
+		return // a repeat of an answer already taken, or not ours
+	}
+	obs := p.obs
+	if res.code < 300 {
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-ACKED", OK: true, Detail: "NOTIFY acknowledged"}
+		s.log.Debug("PnP NOTIFY acknowledged", "mac", obs.MAC, "after", time.Since(p.start))
+	} else {
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-REJECTED", OK: false,
+			Detail: fmt.Sprintf("phone answered the NOTIFY with %d %s", res.code, res.reason)}
+		s.log.Warn("PnP NOTIFY rejected by the phone", "mac", obs.MAC, "status", res.code, "reason", res.reason)
+	}
+	s.inv.Record(obs)
+}
+
+func (s *Server) timedOut(obs inventory.Observation, after time.Duration) {
 	after = after.Round(100 * time.Millisecond)
 	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-TIMEOUT", OK: false,
 		Detail: fmt.Sprintf("NOTIFY timed out: no 200 OK from the phone after %s of retransmissions", after)}
 	s.inv.Record(obs)
 	s.log.Warn("PnP NOTIFY timed out: the phone never confirmed it (firewall on the phone's path, or it stopped listening)",
-		"mac", obs.MAC, "ip", obs.IP, "after", after, "error", err)
+		"mac", obs.MAC, "ip", obs.IP, "after", after)
 }
 
 func (s *Server) logHint(o *Options) {
@@ -506,22 +491,6 @@ func (s *Server) logHint(o *Options) {
 		hint = `set answer = "snom" (or "configured"/"all") in [pnp] to answer phones`
 	}
 	s.log.Info("PnP is recording phones without answering them (answer=none)", "hint", hint)
-}
-
-// dedupeKey identifies a SUBSCRIBE for retransmission matching: Call-ID,
-// CSeq and From tag (the RFC 2543 fields, since old Snoms send no branch).
-func dedupeKey(req *sip.Request) string {
-	var cid, cseq, tag string
-	if h := req.CallID(); h != nil {
-		cid = h.Value()
-	}
-	if h := req.CSeq(); h != nil {
-		cseq = h.Value()
-	}
-	if h := req.From(); h != nil {
-		tag, _ = h.Params.Get("tag")
-	}
-	return cid + "\x00" + cseq + "\x00" + tag
 }
 
 // seenCache remembers the To-tag each SUBSCRIBE was answered with, so a

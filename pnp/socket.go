@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -28,23 +27,18 @@ type arrival struct {
 	local   netip.Addr
 }
 
-// pktinfoConn is a UDP socket that remembers, per sender, where its last
-// datagram arrived. sipgo reads through ReadFrom and tags each request with
-// the sender's ip:port, which the handler uses to look the arrival up.
+// pktinfoConn is a UDP socket that remembers where its last datagram
+// arrived. sipgo's single read loop calls ReadFrom and then, on the same
+// goroutine, the read filter, which reads lastArrival: no lock needed.
 type pktinfoConn struct {
 	*net.UDPConn
-	oob []byte // only the single sipgo read loop uses it
-
-	mu       sync.Mutex
-	arrivals map[netip.AddrPort]arrival
+	oob  []byte
+	last arrival
+	ok   bool
 }
 
-// maxArrivals bounds the sender table; it is cleared when full. A handler
-// that then misses its entry falls back to the interface's first address.
-const maxArrivals = 1 << 16
-
 func newPktinfoConn(c *net.UDPConn) *pktinfoConn {
-	return &pktinfoConn{UDPConn: c, oob: make([]byte, 256), arrivals: make(map[netip.AddrPort]arrival)}
+	return &pktinfoConn{UDPConn: c, oob: make([]byte, 256)}
 }
 
 func (c *pktinfoConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -52,24 +46,11 @@ func (c *pktinfoConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if err != nil {
 		return n, nil, err
 	}
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	if a, ok := parsePktinfo(c.oob[:oobn]); ok {
-		c.mu.Lock()
-		if len(c.arrivals) >= maxArrivals {
-			clear(c.arrivals)
-		}
-		c.arrivals[src] = a
-		c.mu.Unlock()
-	}
-	return n, net.UDPAddrFromAddrPort(src), nil
+	c.last, c.ok = parsePktinfo(c.oob[:oobn])
+	return n, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src.Addr().Unmap(), src.Port())), nil
 }
 
-func (c *pktinfoConn) arrival(src netip.AddrPort) (arrival, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	a, ok := c.arrivals[src]
-	return a, ok
-}
+func (c *pktinfoConn) lastArrival() (arrival, bool) { return c.last, c.ok }
 
 func parsePktinfo(oob []byte) (arrival, bool) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
