@@ -13,7 +13,8 @@
 #   storm : fresh-lease storm, STORM_CLIENTS simulated clients on the relayed
 #           10.78.0.0/16 pool 10.78.1.0-10.78.255.254: nearly every exchange allocates
 #   renew : 100 clients on 10.77.0.0/24 pool .100-.200: the same clients come back
-#   rss   : 10,000 clients, then the server's RSS holding ~10,000 leases
+#   rss   : 10,000 clients at RSS_RATE (1500/s) for RSS_PERIOD (15 s), then the
+#           server's RSS and how many leases it holds
 # perfdhcp always acts as a relay (giaddr set, unicast to port 67).
 #
 # snomprov is run from its dhcp package built as a test binary in helper mode
@@ -151,7 +152,7 @@ for wl in $WORKLOADS; do
   case "$wl" in
     storm) pool=big; rate=$STORM_RATE; clients=$STORM_CLIENTS; per=$PERIOD; target=(-l 10.78.0.2 10.77.0.1) ;;
     renew) pool=lan; rate=$RENEW_RATE; clients=100; per=$PERIOD; target=(-l 10.77.0.11 10.77.0.1) ;;
-    rss)   pool=big; rate=4000; clients=10000; per=5; target=(-l 10.78.0.2 10.77.0.1) ;;
+    rss)   pool=big; rate=${RSS_RATE:-1500}; clients=10000; per=${RSS_PERIOD:-15}; target=(-l 10.78.0.2 10.77.0.1) ;;
   esac
   runs=$REPEAT; [ "$wl" = rss ] && runs=1
   for srv in $SERVERS; do
@@ -159,7 +160,9 @@ for wl in $WORKLOADS; do
       start_server "$srv" "$pool"
       log="$WORK/perf-$srv-$wl-$run.txt"
       load=$(cut -d' ' -f1 /proc/loadavg)
-      nsx "$CLI" perfdhcp -4 -g single -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
+      # Snom MACs: snomprov treats the clients as phones and forces 66/67 into
+      # every reply, as dnsmasq's dhcp-option-force and Kea's always-send do.
+      nsx "$CLI" perfdhcp -4 -g single -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
       sleep 0.5
       rss=$(rss_kb)
       # server-side UDP receive-buffer overflows, for the record (stderr)

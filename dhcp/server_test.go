@@ -780,3 +780,13 @@ func FuzzReplayJournal(f *testing.F) {
 		}
 	})
 }
+
+func TestChainOrder(t *testing.T) {
+	var names []string
+	for _, st := range defaultChain() {
+		names = append(names, st.name)
+	}
+	if strings.Join(names, ",") != "admit,lease,options,durable" || names[stageLease] != "lease" {
+		t.Fatalf("chain %v, stageLease=%d", names, stageLease)
+	}
+}
