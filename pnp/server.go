@@ -4,9 +4,18 @@
 // and then sends a NOTIFY whose body is the setting server URL.
 //
 // Flow, one way: datagram → ParseSubscribe (strict about what is PnP, lenient
-// about form; everything else is dropped before sipgo sees it, so other
-// people's multicast never gets a 405 or 481) → decide (the answer policy) →
-// 200 OK + NOTIFY + inventory events.
+// about form; everything else is dropped without a word, so other people's
+// multicast never gets a 405 or 481) → decide (the answer policy) → 200 OK +
+// NOTIFY + inventory events.
+//
+// sipgo provides the listener (ServeUDP) and its read-filter hook; the filter
+// does the whole exchange. The 200 and the NOTIFY are written from the
+// SUBSCRIBE's raw header values, repeats (same Call-ID, CSeq and From tag,
+// since old Snoms send no Via branch) are answered from a cache, and the
+// phone's 200 to the NOTIFY is matched by our branch. Going through sipgo's
+// message model and transaction layer instead cost three times the CPU per
+// exchange of the minimal Python responder and lost to it under load
+// (bench/results/pnp.md); this way it wins.
 //
 // Sockets (docs/go-libraries.md §2): normally one socket bound to
 // 0.0.0.0:Port (without SO_REUSEADDR, so nothing is shared silently) that
