@@ -868,3 +868,35 @@ func TestLANBindUnknownInterface(t *testing.T) {
 		t.Errorf("Bind error = %v", err)
 	}
 }
+
+// The URL names the server's address on the phone's subnet, taken from the
+// datagram's arrival (IP_PKTINFO), not just the interface's first address.
+func TestLANURLUsesAddressOnPhonesSubnet(t *testing.T) {
+	n := newLAN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if out, err := n.srv.Run(ctx, "ip", "addr", "add", "10.88.0.1/24", "dev", "eth0"); err != nil {
+		t.Fatalf("second address: %v\n%s", err, out)
+	}
+	_, rec := n.start(t, Options{Answer: AnswerAll})
+	h := n.l.AddHost("far", lantest.HostOptions{Addr: "10.88.0.5/24", MAC: "00:04:13:88:00:05"})
+	waitLink(t, h, netip.MustParseAddr("10.88.0.1"))
+	p := &fakePhone{t: t, host: h, ip: netip.MustParseAddr("10.88.0.5")}
+	if err := h.Do(func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: p.ip.AsSlice(), Port: 5060})
+		p.conn = c
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.conn.Close()
+	tr := traces[2]
+	sub := tr.build(p.ip.String())
+	p.send(sub)
+	ok := p.mustRecv("200 OK")
+	checkOK(t, sub, ok, netip.MustParseAddr("10.88.0.1"))
+	nt := p.mustRecv("NOTIFY")
+	checkNotify(t, sub, ok, nt, netip.MustParseAddr("10.88.0.1"), 5060)
+	p.answer200(nt)
+	rec.wait(t, mustMAC(tr.mac), "NOTIFY-ACKED", 3*time.Second)
+}
