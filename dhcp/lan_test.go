@@ -227,6 +227,8 @@ func TestLANRealClients(t *testing.T) {
 			t.Errorf("nclient4 ACK: %v", ack.Summary())
 		}
 		found := false
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
 		for _, ob := range rec.obs {
 			if ob.Event.Kind == "ACK" && ob.Model == "snomD785" && ob.IP == addrOf(ack.YourIPAddr) {
 				found = true
