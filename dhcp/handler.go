@@ -38,11 +38,12 @@ type exchange struct {
 	isPhone  bool // a Snom phone: gets 66/67 forced, and is recorded in the inventory
 	reserved *Reservation
 
-	resp   *dhcpv4.DHCPv4
-	rtype  dhcpv4.MessageType // resp's message type
-	lease  Lease              // the lease an ACK commits
-	commit bool               // the reply waits until lease is durable
-	detail string             // for the inventory and debug log
+	resp      *dhcpv4.DHCPv4
+	rtype     dhcpv4.MessageType // resp's message type
+	lease     Lease              // the lease an ACK commits
+	leaseTime time.Duration      // option 51 of an ACK
+	commit    bool               // the reply waits until lease is durable
+	detail    string             // for the inventory and debug log
 }
 
 // stageLease is the index of the "lease" stage in defaultChain.
@@ -292,6 +293,21 @@ func (s *Server) request(ex *exchange) bool {
 		s.mu.Unlock()
 		return s.nak(ex, ip, reason)
 	}
+	// A client that comes back within the first quarter of its lease (a
+	// reboot, a retransmission, a chatty client) gets the rest of the lease
+	// already on disk: nothing to write, and the ACK still promises only what
+	// is durable. Kea's cache-threshold does the same.
+	if cur, ok := s.pool.byClient[ex.key]; ok && cur.IP == ip && cur.State == StateBound &&
+		cur.Hostname == ex.hostname && cur.Expiry.Sub(ex.now) > o.LeaseTime*3/4 {
+		s.pool.dropOffer(ex.key)
+		l := *cur
+		s.mu.Unlock()
+		ex.lease, ex.leaseTime = l, l.Expiry.Sub(ex.now).Truncate(time.Second)
+		ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
+		ex.resp.YourIPAddr = ip.AsSlice()
+		ex.detail = "ACK " + ip.String() + " lease " + ex.leaseTime.String() + " (unchanged)"
+		return true
+	}
 	l, moved := s.pool.bind(ex.key, Lease{
 		IP: ip, MAC: ex.mac, ClientID: hex.EncodeToString(ex.clientID), Hostname: ex.hostname,
 		Expiry: ex.now.Add(o.LeaseTime).Truncate(time.Second), State: StateBound,
@@ -300,7 +316,7 @@ func (s *Server) request(ex *exchange) bool {
 	if moved != nil {
 		s.store.commit(*moved, nil)
 	}
-	ex.lease, ex.commit = l, true
+	ex.lease, ex.commit, ex.leaseTime = l, true, o.LeaseTime
 	ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 	ex.resp.YourIPAddr = ip.AsSlice()
 	ex.detail = "ACK " + ip.String() + " lease " + o.LeaseTime.String()
@@ -386,9 +402,13 @@ func (s *Server) addOptions(ex *exchange) bool {
 		return true
 	}
 	if ex.mtype != dhcpv4.MessageTypeInform {
-		r.UpdateOption(dhcpv4.OptIPAddressLeaseTime(o.LeaseTime))
-		r.UpdateOption(dhcpv4.OptRenewTimeValue(o.LeaseTime / 2))
-		r.UpdateOption(dhcpv4.OptRebindingTimeValue(o.LeaseTime * 7 / 8))
+		lt := ex.leaseTime
+		if lt == 0 {
+			lt = o.LeaseTime // OFFER
+		}
+		r.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
+		r.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
+		r.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
 	}
 	r.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(o.Subnet.Bits(), 32)))
 	if o.Router.IsValid() {

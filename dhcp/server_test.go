@@ -329,6 +329,46 @@ func TestRenewRebindReleaseReturn(t *testing.T) {
 	}
 }
 
+func TestQuickRenewalReusesDurableLease(t *testing.T) {
+	ts := newTestServer(t, nil)
+	hw := "00:04:13:00:00:95"
+	ack := ts.lease(hw)
+	journal := func() int {
+		ts.store.barrier()
+		return ts.store.records
+	}
+	before := journal()
+	// Within the first quarter: the same lease, its remaining time, no write.
+	ts.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	renew, _ := dhcpv4.NewRenewFromAck(ack.msg)
+	r := ts.do(renew)
+	if r == nil || ipOf(r.msg) != ipOf(ack.msg) {
+		t.Fatalf("renewal: %v", r)
+	}
+	if lt := r.msg.IPAddressLeaseTime(0); lt > 10*time.Hour+time.Second || lt < 10*time.Hour-time.Minute {
+		t.Errorf("lease time %v, want the remaining ~10h", lt)
+	}
+	if d := r.msg.IPAddressLeaseTime(0)/2 - r.msg.IPAddressRenewalTime(0); d < 0 || d > time.Second {
+		t.Errorf("T1 %v for lease %v", r.msg.IPAddressRenewalTime(0), r.msg.IPAddressLeaseTime(0))
+	}
+	if after := journal(); after != before {
+		t.Errorf("quick renewal wrote %d journal records", after-before)
+	}
+	// Past the quarter: a full new lease, journalled before the ACK.
+	ts.now = func() time.Time { return time.Now().Add(4 * time.Hour) }
+	r = ts.do(renew)
+	if r == nil || r.msg.IPAddressLeaseTime(0) != 12*time.Hour {
+		t.Fatalf("late renewal: %v", r)
+	}
+	if after := journal(); after != before+1 {
+		t.Errorf("late renewal wrote %d journal records, want 1", after-before)
+	}
+	l, _ := LoadLeases(ts.opts.Load().StateDir)
+	if len(l) != 1 || l[0].Expiry.Before(time.Now().Add(15*time.Hour)) {
+		t.Errorf("on disk after the late renewal: %v", l)
+	}
+}
+
 func TestClientMovesAddress(t *testing.T) {
 	o := baseOptions(t.TempDir())
 	ts := startTestServer(t, o)
