@@ -399,9 +399,8 @@ func (s *Server) record(r *http.Request, id identity, step inventory.Step, statu
 		s.log.Debug("request", "method", r.Method, "path", safePath(r.URL.Path), "status", status, "bytes", n,
 			"mac", id.mac.String(), "model", id.model, "ip", id.ip.String())
 	}
-	if id.mac.IsZero() {
-		return // the inventory is per phone
-	}
+	// MAC-less requests are reported too: the metrics count them, the
+	// inventory (per phone) drops them.
 	kind, ok := statusText[status]
 	if !ok {
 		kind = strconv.Itoa(status)

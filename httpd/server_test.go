@@ -510,6 +510,12 @@ func TestUnknownPhones(t *testing.T) {
 	if _, ok := settingOf(t, r.body, "user_name"); ok {
 		t.Errorf("allow served settings to an unknown phone: %s", r.body)
 	}
+	// A request without any MAC still reaches the Recorder (for metrics).
+	n := servers["deny"].rec.count()
+	get(t, nil, "GET", servers["deny"].url+"/snomD345.htm", "User-Agent", uaOld)
+	if o := servers["deny"].rec.after(t, n); !o.MAC.IsZero() || o.Event.Kind != "404" || o.Event.Step != inventory.StepGeneral {
+		t.Errorf("MAC-less 404 recorded as %+v", o)
+	}
 	// Every 404 says which pattern was almost matched and why.
 	logs := servers["generic"].logs.String()
 	if !strings.Contains(logs, `msg=404`) || !strings.Contains(logs, `pattern=<base>/snom<type>-<MAC>.htm`) || !strings.Contains(logs, "not in config") {
