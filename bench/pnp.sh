@@ -159,14 +159,22 @@ echo
 echo "| responder | target/s | calls | ok | failed | elapsed s | completed/s | responder CPU µs/exchange | RSS KiB | drops: phone rcvbuf / server rcvbuf / kernel backlog | load (1/5/15) |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 declare -A BURST_RESULT PEAK
+peak() { local h; h=$(hwm_kb); [ "${PEAK[$1]:-0}" -ge "$h" ] 2>/dev/null || PEAK[$1]=$h; }
+# The boot storm first, each on a fresh responder: BURST distinct phones at
+# once; sipp's own 500 ms retransmission stands in for the phones'.
 for resp in snomprov stub; do
   start_responder "$resp"
-  # First, on a fresh responder, the boot storm: BURST distinct phones at
-  # once; sipp's own 500 ms retransmission stands in for the phones'.
   read -r ok fail retr el _rc < <(sipp_run "${resp}_burst" "$BURST" "$BURST" "$WORK/burst.csv" -rp 1)
   BURST_RESULT[$resp]="$ok ok, $fail failed, $retr SUBSCRIBE retransmissions, all done in ${el} s, RSS after $(rss_kb) KiB (load $(cut -d' ' -f1-3 /proc/loadavg))"
-  for run in $(seq "$RUNS"); do
-    for rate in $RATES; do
+  peak "$resp"
+  stop_responder
+done
+# Then the rates, the two responders alternating so that both see the same
+# machine load (other work on a shared machine comes and goes).
+for run in $(seq "$RUNS"); do
+  for rate in $RATES; do
+    for resp in snomprov stub; do
+      start_responder "$resp"
       calls=$((rate * SECS))
       c0=$(cpu_ticks) d0c=$(rcvbuf_errors "$CLI") d0s=$(rcvbuf_errors "$SRV") d0k=$(softnet_drops)
       read -r ok fail _retr el _rc < <(sipp_run "${resp}_r${rate}_run${run}" "$rate" "$calls" "$WORK/macs.csv" -nr)
@@ -174,11 +182,11 @@ for resp in snomprov stub; do
       cps=$(python3 -c "print(round($ok/$el))")
       us=$(python3 -c "print(round(($c1-$c0)*1e6/$(getconf CLK_TCK)/max($ok,1)))")
       echo "| $resp | $rate | $calls | $ok | $fail | $el | $cps | $us | $(rss_kb) | $((d1c-d0c)) / $((d1s-d0s)) / $((d1k-d0k)) | $(cut -d' ' -f1-3 /proc/loadavg) |"
+      peak "$resp"
+      stop_responder
       sleep 1
     done
   done
-  PEAK[$resp]="$(hwm_kb)"
-  stop_responder
 done
 echo
 for resp in snomprov stub; do

@@ -385,9 +385,9 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 	// Same Call-ID, CSeq and From tag as one already answered (a
 	// retransmission; old Snoms send no branch): the same 200 again, no
 	// second NOTIFY.
-	toTag, dup := toTagOf(r), false
-	if toTag == "" {
-		toTag, dup = s.seen.tag(r.callID + "\x00" + r.cseq + "\x00" + r.fromTag)
+	toTag, dup := s.seen.tag(r.callID + "\x00" + r.cseq + "\x00" + r.fromTag)
+	if t := toTagOf(r); t != "" {
+		toTag = t // a refresh inside an existing dialog keeps its tag
 	}
 	dst := replyDest(r.vias[0], src)
 	bp := bufPool.Get().(*[]byte)
