@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -73,9 +74,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return configError{fmt.Errorf("%s: %w", name, err)}
 	}
 	base := app.BaseURL(cfg, catalog, addr)
-	files := 0
+	files, anyModel := 0, 0
 	for _, p := range cfg.Phones {
 		out, err := catalog.Files(p.MAC, p.Model, base, false)
+		if errors.Is(err, provision.ErrNoModel) {
+			// The phone's type comes from its request; its own file does
+			// not depend on it, so render it for any type to check it.
+			anyModel++
+			out, err = catalog.Files(p.MAC, "snomD785", base, false)
+		}
 		if err != nil {
 			return configError{fmt.Errorf("%s: phone %s: %w", name, p.MAC, err)}
 		}
@@ -83,6 +90,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d phones, %d models, %d files rendered; setting server URL %s)\n",
 		name, len(cfg.Phones), len(cfg.Models), files, cfg.SettingURL(addr))
+	if anyModel > 0 {
+		fmt.Fprintf(stdout, "note: %d phone(s) have no model; their type is taken from each request's User-Agent or path\n", anyModel)
+	}
 	return nil
 }
 
@@ -118,6 +128,9 @@ func cmdRender(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "note: %s; URLs below use %s\n", note, cfg.SettingURL(addr))
 	}
 	files, err := catalog.Files(mac, *model, app.BaseURL(cfg, catalog, addr), *show)
+	if errors.Is(err, provision.ErrNoModel) {
+		return usageError{err.Error()}
+	}
 	if err != nil {
 		return err
 	}
