@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := runMain(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	if code, _, errOut := run(t); code != exitUsage || !strings.Contains(errOut, "Commands:") {
+		t.Errorf("no args: %d %q", code, errOut)
+	}
+	if code, _, _ := run(t, "--help"); code != exitOK {
+		t.Errorf("--help: %d", code)
+	}
+	if code, _, errOut := run(t, "bogus"); code != exitUsage || !strings.Contains(errOut, `unknown command "bogus"`) {
+		t.Errorf("bogus: %d %q", code, errOut)
+	}
+	for name := range commands {
+		code, _, errOut := run(t, name, "--help")
+		if code != exitOK || !strings.Contains(errOut, "Usage: snomprov "+name) {
+			t.Errorf("%s --help: %d %q", name, code, errOut)
+		}
+		if code, _, _ := run(t, name, "--no-such-flag"); code != exitUsage {
+			t.Errorf("%s --no-such-flag: exit %d, want %d", name, code, exitUsage)
+		}
+	}
+	if code, out, _ := run(t, "version"); code != exitOK || !strings.HasPrefix(out, "snomprov ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestCheckReportsEveryProblemWithPosition(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "bad.toml", "[server]\ninterfce = \"eth0\"\n[[phones]]\nmac = \"00:04:13:zz:1f:a7\"\n")
+	code, _, errOut := run(t, "check", "-config", p)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; %s", code, exitUsage, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^` + regexp.QuoteMeta(p) + `:2:1: server\.interfce: unknown key`),
+		regexp.MustCompile(`^` + regexp.QuoteMeta(p) + `:4:1: phones\[0\]\.mac: bad MAC address`),
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(want), errOut)
+	}
+	for i, re := range want {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %d = %q, want %s", i, lines[i], re)
+		}
+	}
+}
+
+func TestCheckAndRender(t *testing.T) {
+	dir := t.TempDir()
+	fw := filepath.Join(dir, "fw")
+	if err := os.Mkdir(fw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fw, "snomD785-10.1.73.4-SIP-r.bin", "image")
+	p := writeFile(t, dir, "ok.toml", `[server]
+advertise = "10.0.0.2"
+state_dir = "`+filepath.Join(dir, "state")+`"
+[http]
+firmware_dir = "`+fw+`"
+[models.snomD785]
+firmware = "snomD785-10.1.73.4-SIP-r.bin"
+[[phones]]
+mac = "00:04:13:A1:1F:A7"
+model = "snomD785"
+[phones.settings]
+user_name = { 1 = "101" }
+user_pass = { 1 = "s3cret" }
+`)
+	code, out, errOut := run(t, "check", "-config", p)
+	if code != exitOK || !strings.Contains(out, "ok (1 phones, 1 models") {
+		t.Fatalf("check: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = run(t, "render", "-config", p, "000413a11fa7")
+	if code != exitOK || !strings.Contains(out, "==> /snomD785-000413A11FA7.htm <==") || strings.Contains(out, "s3cret") || !strings.Contains(out, "********") {
+		t.Errorf("render (masked): %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "http://10.0.0.2/firmware/snomD785-10.1.73.4-SIP-r.bin") {
+		t.Errorf("render: no firmware URL on the advertised address:\n%s", out)
+	}
+	code, out, _ = run(t, "render", "-config", p, "--show-secrets", "00-04-13-A1-1F-A7")
+	if code != exitOK || !strings.Contains(out, ">s3cret<") {
+		t.Errorf("render --show-secrets: %d\n%s", code, out)
+	}
+	if code, _, _ := run(t, "render", "-config", p, "not-a-mac"); code != exitUsage {
+		t.Errorf("render bad MAC: exit %d", code)
+	}
+	if code, _, _ := run(t, "render", "-config", p, "--model", "D785", "000413A11FA7"); code != exitUsage {
+		t.Errorf("render bad model: exit %d", code)
+	}
+	if code, out, _ := run(t, "phones", "-config", p); code != exitOK || !strings.Contains(out, "no phones seen yet") {
+		t.Errorf("phones on an empty inventory: %d %q", code, out)
+	}
+	if code, out, _ := run(t, "phones", "-config", p, "--json"); code != exitOK || strings.TrimSpace(out) != "[]" {
+		t.Errorf("phones --json on an empty inventory: %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "phone", "-config", p, "000413A11FA7"); code != exitRuntime || !strings.Contains(errOut, "has not been seen") {
+		t.Errorf("phone unseen: %d %q", code, errOut)
+	}
+	if code, out, _ := run(t, "leases", "-config", p); code != exitOK || !strings.Contains(out, "no leases") {
+		t.Errorf("leases: %d %q", code, out)
+	}
+	if code, _, _ := run(t, "resync", "-config", p); code != exitUsage {
+		t.Errorf("resync without targets: exit %d", code)
+	}
+}
