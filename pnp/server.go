@@ -135,7 +135,13 @@ type Server struct {
 
 	hintOnce atomic.Bool
 	dropped  atomic.Uint64 // datagrams that were neither a PnP SUBSCRIBE nor a response
+	skipped  atomic.Uint64 // NOTIFY retransmissions skipped under overload
 }
+
+// maxRetransmitting is how many unanswered NOTIFYs may be retransmitted.
+// A boot storm of a thousand phones stays far below it (they answer within
+// milliseconds); a backlog above it means the other side is overloaded.
+const maxRetransmitting = 1024
 
 // pendingNotify is a NOTIFY waiting for the phone's 200.
 type pendingNotify struct {
@@ -452,7 +458,16 @@ func (s *Server) retransmit(p *pendingNotify) {
 	}
 	p.interval = min(2*p.interval, timerT2)
 	p.timer.Reset(min(p.interval, p.deadline.Sub(now)))
+	// Overload control (the problem RFC 5390 describes): with this many
+	// NOTIFYs unanswered, the phones' side is queueing, not losing, and
+	// retransmitting would double the load on it until everything fails.
+	// Skip this copy; the next timer tick tries again.
+	overloaded := len(s.pending) > maxRetransmitting
 	s.pmu.Unlock()
+	if overloaded {
+		s.skipped.Add(1)
+		return
+	}
 	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, p.dst); err != nil {
 		s.log.Debug("PnP: NOTIFY retransmission failed", "mac", p.obs.MAC, "to", p.dst, "error", err)
 	}
