@@ -299,12 +299,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 
-	// GOMAXPROCS readers share the socket and handle each packet inline:
+	// GOMAXPROCS/2 readers share the socket and handle each packet inline
+	// (allocation is serialised anyway; the other cores are left to the
+	// lease writer, the GC and, on small boxes, everything else):
 	// nothing on the way blocks (the lease writer sends ACKs after fsync,
 	// probes run on goroutines of their own), and no hand-off between
 	// goroutines costs a wake-up per packet. The kernel queues the rest
 	// in the socket's 4 MiB receive buffer.
-	readers := max(2, runtime.GOMAXPROCS(0))
+	readers := max(1, runtime.GOMAXPROCS(0)/2)
 	errc := make(chan error, readers)
 	for i := 0; i < readers; i++ {
 		go func() { errc <- s.readLoop(ctx) }()
