@@ -219,7 +219,7 @@ func (s *Server) discover(ex *exchange) bool {
 		}
 		if fresh && s.prober != nil {
 			if !ex.mayBlock {
-				// Probe on a goroutine of its own so the worker goes on with
+				// Probe on a goroutine of its own so the reader goes on with
 				// other clients; the hold keeps the address for this client.
 				ex.mayBlock, ex.probeIP = true, ip
 				go s.runChain(ex, stageLease)
