@@ -223,15 +223,21 @@ func (s *Store) Record(o Observation) {
 	s.dirty = true
 }
 
+// evictOldestLocked drops the least recently seen tenth of the phones at
+// once, so a storm of new MACs into a full store costs one scan per many
+// inserts rather than one per insert.
 func (s *Store) evictOldestLocked() {
-	var oldest *Phone
-	for _, p := range s.phones {
-		if oldest == nil || p.LastSeen.Before(oldest.LastSeen) {
-			oldest = p
-		}
+	n := len(s.phones) / 10
+	if n < 1 {
+		n = 1
 	}
-	if oldest != nil {
-		delete(s.phones, oldest.MAC)
+	all := make([]*Phone, 0, len(s.phones))
+	for _, p := range s.phones {
+		all = append(all, p)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].LastSeen.Before(all[j].LastSeen) })
+	for _, p := range all[:n] {
+		delete(s.phones, p.MAC)
 	}
 }
 

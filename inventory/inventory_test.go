@@ -133,3 +133,36 @@ func TestStateFirmwareTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestEvictionKeepsRecentPhones(t *testing.T) {
+	s, _ := Open("", Options{MaxPhones: 100})
+	base := time.Unix(1000, 0)
+	for i := 0; i < 1000; i++ {
+		var m phone.MAC
+		m[0], m[4], m[5] = 0x02, byte(i>>8), byte(i)
+		s.Record(Observation{MAC: m, Event: Event{Time: base.Add(time.Duration(i) * time.Second), Step: StepDHCP, OK: true}})
+	}
+	list := s.Phones()
+	if len(list) > 100 || len(list) < 90 {
+		t.Fatalf("phones = %d, want 90..100", len(list))
+	}
+	var newest phone.MAC
+	newest[0], newest[4], newest[5] = 0x02, byte(999>>8), byte(999&0xff)
+	if _, ok := s.Phone(newest); !ok {
+		t.Error("the most recent phone was evicted")
+	}
+	for _, p := range list {
+		if p.LastSeen.Before(base.Add(890 * time.Second)) {
+			t.Errorf("old phone %s (seen %s) kept", p.MAC, p.LastSeen)
+		}
+	}
+}
+
+func BenchmarkRecordNewPhonesFullStore(b *testing.B) {
+	s, _ := Open("", Options{MaxPhones: 5000})
+	for i := 0; i < b.N; i++ {
+		var m phone.MAC
+		m[0], m[3], m[4], m[5] = 0x02, byte(i>>16), byte(i>>8), byte(i)
+		s.Record(Observation{MAC: m, Event: Event{Step: StepDHCP, OK: true}})
+	}
+}
