@@ -297,6 +297,7 @@ func dhcpOptions(cfg *config.Config, netw network) (dhcp.Options, error) {
 		NTP:               d.NTP,
 		Domain:            d.Domain,
 		LeaseTime:         d.LeaseTime.Duration,
+		ConflictProbe:     d.ConflictProbe.Duration,
 		Serve:             d.Serve,
 		UpdateServer:      d.UpdateServer,
 		UpdateFilename:    d.UpdateFilename,
@@ -309,6 +310,9 @@ func dhcpOptions(cfg *config.Config, netw network) (dhcp.Options, error) {
 	if cfg.IsSet("dhcp.time_offset") {
 		off := d.TimeOffset.Duration
 		o.TimeOffset = &off
+	}
+	if o.ConflictProbe == 0 {
+		o.ConflictProbe = -1 // dhcp.Options: zero means its default, negative off
 	}
 	if o.UpdateServer == "" {
 		o.UpdateServer = cfg.SettingURL(netw.advertise)

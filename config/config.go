@@ -72,7 +72,7 @@ func fileDefaults(stateDir string) *Config {
 		Server:    Server{StateDir: stateDir, LogLevel: "info"},
 		HTTP:      HTTP{Listen: ":80", UnknownPhones: UnknownGeneric},
 		PnP:       PnP{Enabled: true, Answer: AnswerSnom},
-		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, Serve: ServeAll},
+		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}, Serve: ServeAll},
 		Provision: Provision{DefaultPerm: "R", PinSettingServer: true},
 		Status:    Status{StaleAfter: Duration{24 * time.Hour}},
 	}

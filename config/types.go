@@ -86,15 +86,19 @@ const (
 
 // DHCP is [dhcp]: the optional DHCP server. Off unless enabled.
 type DHCP struct {
-	Enabled           bool              `toml:"enabled"`
-	Pool              string            `toml:"pool"` // "10.0.0.100-10.0.0.199"
-	Router            netip.Addr        `toml:"router"`
-	DNS               []netip.Addr      `toml:"dns"`
-	Domain            string            `toml:"domain"`
-	NTP               []netip.Addr      `toml:"ntp"`
-	TimeOffset        Duration          `toml:"time_offset"` // option 2, e.g. "1h" or "-7h"
-	LeaseTime         Duration          `toml:"lease_time"`  // default 12h
-	Serve             string            `toml:"serve"`       // all | phones
+	Enabled    bool         `toml:"enabled"`
+	Pool       string       `toml:"pool"` // "10.0.0.100-10.0.0.199"
+	Router     netip.Addr   `toml:"router"`
+	DNS        []netip.Addr `toml:"dns"`
+	Domain     string       `toml:"domain"`
+	NTP        []netip.Addr `toml:"ntp"`
+	TimeOffset Duration     `toml:"time_offset"` // option 2, e.g. "1h" or "-7h"
+	LeaseTime  Duration     `toml:"lease_time"`  // default 12h
+	// ConflictProbe is how long to wait for an ICMP echo reply from an
+	// address that was never leased before offering it, as dnsmasq does;
+	// default 300ms, "0s" turns the check off.
+	ConflictProbe     Duration          `toml:"conflict_probe"`
+	Serve             string            `toml:"serve"` // all | phones
 	UpdateServer      string            `toml:"update_server"`
 	UpdateFilename    string            `toml:"update_filename"`
 	VendorOptions     bool              `toml:"vendor_options"`

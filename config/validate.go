@@ -173,6 +173,9 @@ func (c *checker) dhcp() {
 	if d.LeaseTime.Duration < time.Minute {
 		c.fail("dhcp.lease_time", `must be at least "1m"; the default is "12h"`)
 	}
+	if d.ConflictProbe.Duration < 0 || d.ConflictProbe.Duration > 5*time.Second {
+		c.fail("dhcp.conflict_probe", `must be between "0s" (off) and "5s"; the default is "300ms"`)
+	}
 	if d.TimeOffset.Duration < -24*time.Hour || d.TimeOffset.Duration > 24*time.Hour {
 		c.fail("dhcp.time_offset", `must be between "-24h" and "24h", e.g. "1h" for UTC+1`)
 	}
