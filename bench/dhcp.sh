@@ -6,8 +6,9 @@
 # usage: sudo bench/dhcp.sh [REPEAT]          (default 2 runs per cell)
 #   env: STORM_RATE (12000) STORM_CLIENTS (50000) RENEW_RATE (12000) PERIOD (10)
 #        SERVERS ("snomprov dnsmasq kea") WORKLOADS ("storm renew rss")
-#        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on (default
-#        off, like dnsmasq's no-ping and Kea's default, so all three do the same work)
+#        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on
+#        ([dhcp] conflict_probe; here off by default, like dnsmasq's no-ping and
+#        Kea's default, so all three do the same work)
 #
 # Workloads
 #   storm : fresh-lease storm, STORM_CLIENTS simulated clients on the relayed
@@ -17,10 +18,11 @@
 #           server's RSS and how many leases it holds
 # perfdhcp always acts as a relay (giaddr set, unicast to port 67).
 #
-# snomprov is run from its dhcp package built as a test binary in helper mode
-# (`go test -c ./dhcp`, SNOMPROV_DHCP_HELPER=options.json): the same server code
-# `snomprov serve` runs, without depending on the CLI's config validation, which
-# has no way to describe a relay-only /16 pool.
+# snomprov is the real binary, `snomprov serve -config` with DHCP on (PnP off,
+# HTTP on an unused port). Its pool must lie in its interface's subnet, so for
+# the 10.78/16 pool the server namespace's first address is 10.78.0.1/16 during
+# snomprov's runs (10.77.0.1/24 stays as its second address); the peers run
+# with the harness's addresses (10.77.0.1/24 and a route to 10.78/16).
 #
 # Network safety: everything runs in namespaces this script creates (prefix
 # sdb<pid>-): veth pairs are created directly inside them, never in the host
@@ -77,17 +79,40 @@ ip -n "$CLI" addr add 10.77.0.11/24 dev eth0
 ip -n "$CLI" addr add 10.78.0.2/16 dev eth0
 
 # --- server configs
-(cd "$ROOT" && CGO_ENABLED=0 go test -c -o "$WORK/dhcp.test" ./dhcp)
-PROBE=-1; [ "${SNOMPROV_PROBE:-0}" = 1 ] && PROBE=300000000
-snomprov_opts() { # $1 subnet $2 pool start $3 pool end
-  cat >"$WORK/snomprov-$4.json" <<JSON
-{"Interface":"eth0","ServerIP":"10.77.0.1","Subnet":"$1","PoolStart":"$2","PoolEnd":"$3",
- "Router":"10.77.0.1","LeaseTime":3600000000000,"UpdateServer":"http://10.77.0.1:8080","UpdateFilename":"snom.htm",
- "StateDir":"$WORK/state","ConflictProbe":$PROBE,"OtherServerWait":-1}
-JSON
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/snomprov" ./cmd/snomprov)
+PROBE='"0s"'; [ "${SNOMPROV_PROBE:-0}" = 1 ] && PROBE='"300ms"'
+snomprov_conf() { # $1 pool $2 router $3 name
+  cat >"$WORK/snomprov-$3.toml" <<TOML
+[server]
+interface = "eth0"
+state_dir = "$WORK/state"
+log_level = "warn"
+[http]
+listen = "127.0.0.1:18080"
+[pnp]
+enabled = false
+[dhcp]
+enabled = true
+pool = "$1"
+router = "$2"
+lease_time = "1h"
+update_server = "http://10.77.0.1:8080"
+update_filename = "snom.htm"
+conflict_probe = $PROBE
+allow_other_servers = true
+TOML
 }
-snomprov_opts 10.78.0.0/16 10.78.1.0 10.78.255.254 big
-snomprov_opts 10.77.0.0/24 10.77.0.100 10.77.0.200 lan
+snomprov_conf 10.78.1.0-10.78.255.254 10.78.0.1 big
+snomprov_conf 10.77.0.100-10.77.0.200 10.77.0.1 lan
+# srv_addrs FIRST: the server namespace's addresses, FIRST (big|lan|peers) first.
+srv_addrs() {
+  ip -n "$SRV" addr flush dev eth0
+  case "$1" in
+    big)  ip -n "$SRV" addr add 10.78.0.1/16 dev eth0; ip -n "$SRV" addr add 10.77.0.1/24 dev eth0 ;;
+    lan)  ip -n "$SRV" addr add 10.77.0.1/24 dev eth0; ip -n "$SRV" addr add 10.78.0.1/16 dev eth0 ;;
+    peers) ip -n "$SRV" addr add 10.77.0.1/24 dev eth0; ip -n "$SRV" route replace 10.78.0.0/16 dev eth0 ;;
+  esac
+}
 cat >"$WORK/dnsmasq.conf" <<CONF
 port=0
 no-resolv
@@ -125,9 +150,12 @@ JSON
 start_server() { # $1 server $2 pool (big|lan)
   rm -rf "$WORK/state"; mkdir -p "$WORK/state"
   case "$1" in
-    snomprov) ip netns exec "$SRV" env SNOMPROV_DHCP_HELPER="$WORK/snomprov-$2.json" "$WORK/dhcp.test" >"$WORK/server.log" 2>&1 & ;;
-    dnsmasq)  ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
-    kea)      ip netns exec "$SRV" env KEA_PIDFILE_DIR="$WORK/state" KEA_LOCKFILE_DIR="$WORK/state" kea-dhcp4 -c "$WORK/kea.json" >"$WORK/server.log" 2>&1 & ;;
+    snomprov) srv_addrs "$2"
+              ip netns exec "$SRV" "$WORK/snomprov" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
+    dnsmasq)  srv_addrs peers
+              ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
+    kea)      srv_addrs peers
+              ip netns exec "$SRV" env KEA_PIDFILE_DIR="$WORK/state" KEA_LOCKFILE_DIR="$WORK/state" kea-dhcp4 -c "$WORK/kea.json" >"$WORK/server.log" 2>&1 & ;;
   esac
   SERVER_PID=$!
   for _ in $(seq 100); do
