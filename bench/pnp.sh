@@ -113,7 +113,7 @@ start_responder() { # snomprov | stub
   if [ "$1" = snomprov ]; then
     ip netns exec "$SRV" "$BIN" serve -config "$WORK/snomprov.toml" 2>"$WORK/serve.log" &
     RESP_PID=$!
-    for _ in $(seq 100); do grep -q 'msg=ready' "$WORK/serve.log" && return 0; sleep 0.1; done
+    for _ in $(seq 100); do grep -qs 'msg=ready' "$WORK/serve.log" && return 0; sleep 0.1; done
     echo "snomprov did not become ready:" >&2; cat "$WORK/serve.log" >&2; exit 1
   else
     ip netns exec "$SRV" python3 -u "$STUB" --iface-ip "$SRV_IP" --quiet \
