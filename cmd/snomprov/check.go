@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strings"
 
 	"github.com/snomprov/snomprov/app"
 	"github.com/snomprov/snomprov/config"
@@ -46,12 +45,8 @@ func advertised(cfg *config.Config) (netip.Addr, netip.Prefix, string) {
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", "[-config FILE]", stderr)
 	path := configFlag(fs, true)
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageError{"unexpected arguments: " + strings.Join(rest, " ")}
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {

@@ -63,12 +63,9 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) error {
 	noDHCP := fs.Bool("no-dhcp", false, "skip DHCP")
 	noPnP := fs.Bool("no-pnp", false, "skip the PnP SUBSCRIBE")
 	noFirmware := fs.Bool("no-firmware", false, "stop after the settings files")
-	rest, err := parseInterspersed(fs, args)
+	err := parseNoArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments: %v", rest)}
 	}
 	o := simulate.Options{Model: *model, Count: *count, Firmware: *fw, Timeout: *timeout, NoDHCP: *noDHCP, NoPnP: *noPnP, NoFirmware: *noFirmware}
 	if !phone.ValidModel(o.Model) {
@@ -96,12 +93,9 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	path := configFlag(fs, true)
 	ifname := fs.String("interface", "", "LAN `interface` to check (default: [server] interface, else the default route's)")
 	timeout := fs.Duration("timeout", doctor.DefaultTimeout, "how long to collect DHCP and PnP answers")
-	rest, err := parseInterspersed(fs, args)
+	err := parseNoArgs(fs, args)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments: %v", rest)}
 	}
 	o := doctor.Options{Timeout: *timeout}
 	if o.Interface, err = lanInterface(*ifname, *path); err != nil {

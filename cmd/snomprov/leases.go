@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,12 +16,8 @@ func init() {
 func cmdLeases(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("leases", "[-config FILE]", stderr)
 	path := configFlag(fs, true)
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageError{"unexpected arguments: " + strings.Join(rest, " ")}
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {

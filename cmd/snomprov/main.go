@@ -137,10 +137,21 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs parses flags for a command that takes no positional arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError{"unexpected arguments: " + strings.Join(rest, " ")}
+	}
+	return nil
+}
+
 func init() {
 	register("version", "print the version", func(args []string, stdout, stderr io.Writer) error {
-		fs := newFlags("version", "", stderr)
-		if _, err := parseInterspersed(fs, args); err != nil {
+		if err := parseNoArgs(newFlags("version", "", stderr), args); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "snomprov %s\n", version)

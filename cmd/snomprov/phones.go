@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,12 +30,8 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 	path := configFlag(fs, true)
 	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageError{"unexpected arguments: " + strings.Join(rest, " ")}
 	}
 	list, stale, err := loadInventory(*path)
 	if err != nil {

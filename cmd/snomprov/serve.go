@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/snomprov/snomprov/app"
 	"github.com/snomprov/snomprov/config"
@@ -18,12 +17,8 @@ func init() {
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "[-config FILE]", stderr)
 	path := configFlag(fs, false)
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usageError{"unexpected arguments: " + strings.Join(rest, " ")}
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
