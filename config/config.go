@@ -97,7 +97,22 @@ func parse(name string, data []byte, stateDir string, defaults func(string) *Con
 	if err := d.errs.asError(); err != nil {
 		return nil, err
 	}
+	cfg.compact()
 	return cfg, nil
+}
+
+// compact keeps only the key positions ValidateNetwork can report (dhcp.*):
+// for a config of 1000 phones the full index is megabytes the running
+// server never reads. A new map, because Go maps do not shrink when keys
+// are deleted.
+func (c *Config) compact() {
+	pos := make(keyPositions)
+	for k, v := range c.positions {
+		if k == "dhcp" || strings.HasPrefix(k, "dhcp.") {
+			pos[k] = v
+		}
+	}
+	c.positions = pos
 }
 
 // syntaxError turns the TOML library's error into a positioned Error.
