@@ -33,6 +33,10 @@ func waitForNetwork(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 			return n, nil
 		}
 		log.Warn("waiting for the LAN interface", "err", err, "retry_in", delay)
+		// Keep systemd from timing the start out while the Pi's network
+		// comes up; READY=1 still waits for every listener.
+		notify(log, fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d\nSTATUS=waiting for the LAN interface: %s",
+			(delay+30*time.Second).Microseconds(), err))
 		select {
 		case <-ctx.Done():
 			return network{}, fmt.Errorf("stopped while waiting for the LAN interface: %w", err)
