@@ -31,8 +31,8 @@ type component interface {
 }
 
 // ShutdownTimeout bounds a graceful stop: in-flight HTTP requests finish and
-// leases and the inventory are flushed within it.
-const ShutdownTimeout = 10 * time.Second
+// leases and the inventory are flushed within it. A variable for tests.
+var ShutdownTimeout = 10 * time.Second
 
 // Appliance runs snomprov.
 type Appliance struct {
@@ -80,19 +80,40 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	a.servers = srv
 
+	err = runServers(ctx, srv.components(), a.log, func() {
+		a.announce()
+		// Parsing a large config and pre-rendering every file leave
+		// megabytes of garbage behind; hand it back to the OS once rather
+		// than carry it in RSS on a small Pi.
+		debug.FreeOSMemory()
+		notify(a.log, daemon.SdNotifyReady)
+		a.log.Info("ready", "servers", srv.names())
+	}, inv.Run, a.reloadOnHUP, func(ctx context.Context) error { watchdog(ctx, a.log); return nil })
+	notify(a.log, daemon.SdNotifyStopping)
+	if err != nil {
+		return err
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// runServers binds every component, calls ready once all are bound, then
+// serves them and the background tasks under one errgroup until ctx ends
+// or one of them fails. A bind failure releases what was bound already.
+func runServers(ctx context.Context, comps []namedComponent, log *slog.Logger, ready func(), background ...func(context.Context) error) error {
 	// Bind every listener before declaring readiness, so "ready" means
 	// phones can be served and a taken port fails the start, not later.
-	for _, c := range srv.components() {
+	for i, c := range comps {
 		if err := c.comp.Bind(ctx); err != nil {
-			srv.closeAll()
+			release(comps[:i])
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
-
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return inv.Run(gctx) })
-	for _, c := range srv.components() {
-		c := c
+	for _, task := range background {
+		g.Go(func() error { return task(gctx) })
+	}
+	for _, c := range comps {
 		g.Go(func() error {
 			err := c.comp.Serve(gctx)
 			if err == nil && gctx.Err() == nil {
@@ -102,7 +123,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 			}
 			if err != nil && gctx.Err() == nil {
 				if c.optional != nil && c.optional(err) {
-					a.log.Warn(c.name+" disabled", "reason", err)
+					log.Warn(c.name+" disabled", "reason", err)
 					return nil
 				}
 				return fmt.Errorf("%s: %w", c.name, err)
@@ -110,36 +131,30 @@ func (a *Appliance) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	a.announce()
-	// Parsing a large config and pre-rendering every file leave megabytes
-	// of garbage behind; hand it back to the OS once rather than carry it
-	// in RSS on a small Pi.
-	debug.FreeOSMemory()
-	notify(a.log, daemon.SdNotifyReady)
-	a.log.Info("ready", "servers", srv.names())
+	ready()
+	return waitBounded(gctx, g, log)
+}
 
-	g.Go(func() error { a.reloadOnHUP(gctx); return nil })
-	g.Go(func() error { watchdog(gctx, a.log); return nil })
-
-	err = waitBounded(gctx, g, a.log)
-	notify(a.log, daemon.SdNotifyStopping)
-	if err != nil {
-		return err
+// release closes the sockets of bound components: by the server contract,
+// Serve with an ended context cleans up and returns.
+func release(comps []namedComponent) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, c := range comps {
+		_ = c.comp.Serve(ctx)
 	}
-	a.log.Info("stopped")
-	return nil
 }
 
 // reloadOnHUP re-reads the config on SIGHUP and applies it to all servers at
 // once, or to none: an invalid file keeps the running config.
-func (a *Appliance) reloadOnHUP(ctx context.Context) {
+func (a *Appliance) reloadOnHUP(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-hup:
 			notify(a.log, daemon.SdNotifyReloading)
 			if err := a.Reload(); err != nil {

@@ -111,13 +111,6 @@ func (s *servers) names() []string {
 	return n
 }
 
-func (s *servers) closeAll() {
-	// Bind failures leave other sockets open; the process is about to exit,
-	// and each server closes its sockets when its Serve context ends, so
-	// there is nothing further to release here beyond logging.
-	s.log.Debug("start aborted; sockets are released at exit")
-}
-
 func (s *servers) setHealth(name string, ok bool, detail string) {
 	s.mu.Lock()
 	s.health[name] = status.Component{Name: name, OK: ok, Detail: detail}
