@@ -587,8 +587,11 @@ func TestLANSilentToEverythingElse(t *testing.T) {
 		p.sendTo(c.raw, netip.AddrPortFrom(srvAddr(), 5060))
 		p.expectSilence(300*time.Millisecond, "unicast "+c.name)
 	}
-	if len(rec.obs) != 0 {
-		t.Errorf("non-PnP traffic was recorded: %+v", rec.obs)
+	rec.mu.Lock()
+	recorded := len(rec.obs)
+	rec.mu.Unlock()
+	if recorded != 0 {
+		t.Errorf("non-PnP traffic was recorded: %d observations", recorded)
 	}
 	p.send(d.build(ip))
 	if m := p.mustRecv("200 OK after the noise"); m.start != "SIP/2.0 200 OK" {
