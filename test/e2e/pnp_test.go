@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -401,4 +402,91 @@ func TestPnPSippPhonesDuringFlood(t *testing.T) {
 		t.Errorf("NOTIFY did not come from %s:5060:\n%s", pnpServer, log)
 	}
 	t.Logf("%d noise datagrams were sent to the group during the sipp run", flooded.Load())
+}
+
+// SIGHUP switches the policy and the URL: a phone ignored under answer =
+// "none" is answered after the reload, with the new URL, and a NOTIFY that
+// was being retransmitted across the reload still completes.
+func TestPnPReloadOnSIGHUP(t *testing.T) {
+	e := startPnPEnv(t, 1, "all")
+	p := newPnPPhone(t, e.phones[0])
+	tr := pnpTraces[1] // D120
+	build := func(callID string) []byte {
+		s := strings.ReplaceAll(strings.Join(tr.lines, "\r\n"), "{ip}", p.ip) + "\r\n\r\n"
+		return []byte(strings.Replace(s, "Call-ID: 1913994428@", "Call-ID: "+callID+"@", 1))
+	}
+	// In flight across the reload: take the 200 and the NOTIFY, do not answer yet.
+	p.send(t, build("inflight"), "224.0.1.75:5060")
+	if m := p.recv(3 * time.Second); m == nil || m.start != "SIP/2.0 200 OK" {
+		t.Fatalf("no 200 before the reload: %+v", m)
+	}
+	if m := p.recv(3 * time.Second); m == nil || !strings.HasPrefix(m.start, "NOTIFY ") || m.body != pnpWantURL {
+		t.Fatalf("no NOTIFY before the reload: %+v", m)
+	}
+
+	body, err := os.ReadFile(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCfg := strings.Replace(string(body), `answer = "all"`, `answer = "none"`, 1)
+	newCfg = strings.Replace(newCfg, "[http]\n", "[http]\nurl = \"http://10.77.0.1:8080/prov/{mac}.xml\"\n", 1)
+	if err := os.WriteFile(e.cfg, []byte(newCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.serve.Signal(syscall.SIGHUP)
+	if err := e.serve.WaitOutput("configuration reloaded", 10*time.Second); err != nil {
+		t.Fatalf("reload: %v\n%s", err, e.serve.Output())
+	}
+	// The NOTIFY sent before the reload is still retransmitted after it (what
+	// arrived before the reload finished is drained first) and still carries
+	// the old URL; answering it completes that exchange.
+	for p.recv(20*time.Millisecond) != nil {
+	}
+	var late *pnpMsg
+	for late == nil {
+		m := p.recv(5 * time.Second)
+		if m == nil {
+			t.Fatal("the in-flight NOTIFY was not retransmitted after the reload")
+		}
+		if strings.HasPrefix(m.start, "NOTIFY ") && m.hdr["call-id"] == "inflight@"+p.ip {
+			late = m
+		}
+	}
+	if late.body != pnpWantURL {
+		t.Errorf("in-flight NOTIFY body changed to %q", late.body)
+	}
+	p.answer200(t, late)
+
+	p.send(t, build("after-none"), "224.0.1.75:5060")
+	if m := p.recv(1500 * time.Millisecond); m != nil {
+		t.Fatalf("answered %q under answer = \"none\"", m.start)
+	}
+
+	newCfg = strings.Replace(newCfg, `answer = "none"`, `answer = "snom"`, 1)
+	if err := os.WriteFile(e.cfg, []byte(newCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.serve.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(e.serve.Output(), "configuration reloaded") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("second reload not logged:\n%s", e.serve.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.send(t, build("after-snom"), "224.0.1.75:5060")
+	var n *pnpMsg
+	for n == nil {
+		m := p.recv(3 * time.Second)
+		if m == nil {
+			t.Fatal("no NOTIFY after switching to answer = \"snom\"")
+		}
+		if strings.HasPrefix(m.start, "NOTIFY ") && m.hdr["call-id"] == "after-snom@"+p.ip {
+			n = m
+		}
+	}
+	if n.body != "http://10.77.0.1:8080/prov/{mac}.xml" {
+		t.Errorf("URL after reload = %q", n.body)
+	}
+	p.answer200(t, n)
 }
