@@ -5,10 +5,13 @@
 package inventory
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -249,7 +252,8 @@ func (s *Store) Phones() []Phone {
 		out = append(out, p.clone())
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].MAC.String() < out[j].MAC.String() })
+	// Byte order of the MAC is the order of its canonical hex text.
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].MAC[:], out[j].MAC[:]) < 0 })
 	return out
 }
 
@@ -289,12 +293,11 @@ func (s *Store) Flush() error {
 	}
 	s.dirty = false
 	s.mu.Unlock()
-	list := s.Phones()
-	b, err := json.Marshal(snapshot{Version: 1, Phones: list})
+	snap := snapshot{Version: 1, Phones: s.Phones()}
+	// Streamed to the file: a full store is megabytes of JSON, written
+	// every few seconds under a boot storm; no need to hold it in memory.
+	err := writeAtomic(s.path, 0o640, func(w io.Writer) error { return json.NewEncoder(w).Encode(snap) })
 	if err != nil {
-		return fmt.Errorf("inventory: %w", err)
-	}
-	if err := WriteFileAtomic(s.path, b, 0o640); err != nil {
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()
@@ -322,6 +325,10 @@ func (s *Store) Run(ctx context.Context) error {
 // WriteFileAtomic replaces path with data so that a crash leaves either the
 // old or the new content, never a mix.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeAtomic(path, perm, func(w io.Writer) error { _, err := w.Write(data); return err })
+}
+
+func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
@@ -332,7 +339,12 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		f.Close()
 		return err
 	}

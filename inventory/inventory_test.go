@@ -166,3 +166,24 @@ func BenchmarkRecordNewPhonesFullStore(b *testing.B) {
 		s.Record(Observation{MAC: m, Event: Event{Step: StepDHCP, OK: true}})
 	}
 }
+
+func BenchmarkFlushFullStore(b *testing.B) {
+	s, _ := Open(filepath.Join(b.TempDir(), "phones.json"), Options{})
+	for i := 0; i < 5000; i++ {
+		var m phone.MAC
+		m[0], m[4], m[5] = 0x02, byte(i>>8), byte(i)
+		for k := 0; k < 5; k++ {
+			s.Record(Observation{MAC: m, Model: "snomD785", Event: Event{Step: StepPnP, Kind: "NOTIFY-ACKED", OK: true, Detail: "NOTIFY acknowledged"}})
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
+		if err := s.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
