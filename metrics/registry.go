@@ -140,10 +140,20 @@ func (c *CounterVec) Add(n uint64, values ...string) {
 	if len(values) != len(c.labels) {
 		panic(fmt.Sprintf("metrics: %s takes %d label values, got %d", c.fname, len(c.labels), len(values)))
 	}
-	key := strings.Join(values, "\xff")
+	// The key is built on the stack and looked up as string(bytes), which
+	// does not allocate: this runs on every request the servers handle.
+	var buf [128]byte
+	kb := buf[:0]
+	for i, v := range values {
+		if i > 0 {
+			kb = append(kb, 0xff)
+		}
+		kb = append(kb, v...)
+	}
 	c.mu.Lock()
-	s := c.series[key]
+	s := c.series[string(kb)]
 	if s == nil {
+		key := string(kb)
 		if len(c.series) >= MaxSeries {
 			values = make([]string, len(c.labels))
 			for i := range values {

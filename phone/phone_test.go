@@ -127,3 +127,10 @@ func FuzzParseMAC(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseUserAgent(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		ParseUserAgent("Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413922D24 SXM:0 UXM:0)")
+	}
+}

@@ -27,13 +27,24 @@ func ParseUserAgent(ua string) (id Identity, ok bool) {
 	if i := indexFold(ua, "snom"); i >= 0 {
 		rest := ua[i:]
 		if j := strings.Index(rest, "-SIP "); j > 4 && ValidModel("snom"+rest[4:j]) {
-			id.Model = "snom" + rest[4:j]
-			fields := strings.FieldsFunc(rest[j+5:], func(r rune) bool { return r == ' ' || r == ')' || r == ';' })
-			if len(fields) > 0 && looksLikeVersion(fields[0]) {
-				id.Firmware = fields[0]
+			id.Model = rest[:j]
+			if !strings.HasPrefix(id.Model, "snom") {
+				id.Model = "snom" + rest[4:j]
 			}
-			for _, f := range fields {
-				if m, err := parseMACToken(f); err == nil {
+			// Tokens after "-SIP ": the version first, the MAC somewhere
+			// later. Scanned in place: this runs on every HTTP request.
+			first := true
+			for tail := rest[j+5:]; tail != ""; {
+				var tok string
+				tok, tail = nextToken(tail)
+				if tok == "" {
+					continue
+				}
+				if first && looksLikeVersion(tok) {
+					id.Firmware = tok
+				}
+				first = false
+				if m, err := parseMACToken(tok); err == nil {
 					id.MAC = m
 					break
 				}
@@ -103,8 +114,13 @@ func looksLikeVersion(s string) bool {
 	return true
 }
 
-// indexFold is strings.Index ignoring ASCII case, without allocating.
+// indexFold is strings.Index ignoring ASCII case, without allocating. sub
+// must be lower case; the exact lower-case spelling, the common one, is
+// found with the fast strings.Index first.
 func indexFold(s, sub string) int {
+	if i := strings.Index(s, sub); i >= 0 {
+		return i
+	}
 	n := len(sub)
 	for i := 0; i+n <= len(s); i++ {
 		if strings.EqualFold(s[i:i+n], sub) {
@@ -125,4 +141,14 @@ func isDECTType(s string) bool {
 		}
 	}
 	return true
+}
+
+// nextToken splits off the text up to the next space, ')' or ';'.
+func nextToken(s string) (tok, rest string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ' ' || c == ')' || c == ';' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
 }
