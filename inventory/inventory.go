@@ -293,10 +293,7 @@ func (s *Store) Flush() error {
 	}
 	s.dirty = false
 	s.mu.Unlock()
-	snap := snapshot{Version: 1, Phones: s.Phones()}
-	// Streamed to the file: a full store is megabytes of JSON, written
-	// every few seconds under a boot storm; no need to hold it in memory.
-	err := writeAtomic(s.path, 0o640, func(w io.Writer) error { return json.NewEncoder(w).Encode(snap) })
+	err := writeAtomic(s.path, 0o640, s.encodeSnapshot)
 	if err != nil {
 		s.mu.Lock()
 		s.dirty = true
@@ -304,6 +301,45 @@ func (s *Store) Flush() error {
 		return fmt.Errorf("inventory: %w", err)
 	}
 	return nil
+}
+
+// encodeSnapshot streams the snapshot phone by phone, each under the lock
+// only while it is encoded: a full store is megabytes of JSON, written every
+// few seconds under a boot storm, and neither a copy of it nor a long lock
+// hold on the servers' hot path is wanted.
+func (s *Store) encodeSnapshot(w io.Writer) error {
+	s.mu.Lock()
+	macs := make([]phone.MAC, 0, len(s.phones))
+	for m := range s.phones {
+		macs = append(macs, m)
+	}
+	s.mu.Unlock()
+	sort.Slice(macs, func(i, j int) bool { return bytes.Compare(macs[i][:], macs[j][:]) < 0 })
+	if _, err := io.WriteString(w, `{"version":1,"phones":[`); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	first := true
+	for _, m := range macs {
+		s.mu.Lock()
+		p, ok := s.phones[m]
+		var err error
+		if ok {
+			if !first {
+				_, err = io.WriteString(w, ",")
+			}
+			if err == nil {
+				err = enc.Encode(p)
+			}
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		first = first && !ok
+	}
+	_, err := io.WriteString(w, "]}\n")
+	return err
 }
 
 // Run flushes the store periodically until ctx is done, then once more.
