@@ -6,6 +6,7 @@
 #
 #   sudo bench/boot.sh [N...]            (default: 100 500 1000)
 #   env: GROUPS_=10   phone namespaces the N phones are spread over
+#        CONFLICT_PROBE=300ms  [dhcp] conflict_probe of the server ("0s" off)
 #        BENCH_OUT=file.md  also append the result rows to a file
 #
 # Safety: a private LAN of namespaces built by scripts/lanlib.sh (nothing in
@@ -47,6 +48,7 @@ answer = "snom"
 enabled = true
 pool = "10.76.1.0-10.76.15.254"
 lease_time = "1h"
+conflict_probe = "${CONFLICT_PROBE:-300ms}"
 [models.snomD785]
 firmware = "snomD785-10.1.73.4-SIP-r.bin"
 CONF
