@@ -5,6 +5,7 @@ package e2e
 // the systemd contract).
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/snomprov/snomprov/internal/lantest"
 )
 
 func loopbackConfig(t *testing.T, port int) string {
@@ -55,5 +59,42 @@ func TestServeFailsWithOneLineCause(t *testing.T) {
 			t.Errorf("READY=1 sent although a listener failed to bind")
 		}
 	default:
+	}
+}
+
+// A Raspberry Pi often starts the service before its LAN interface has an
+// address: serve waits, says what for, and becomes ready once it appears.
+func TestServeWaitsForTheInterfaceAddress(t *testing.T) {
+	bin := binary(t)
+	l := lantest.New(t, "10.77.0.0/24")
+	srv := l.AddHost("srv", lantest.HostOptions{}) // no address yet
+	dir := t.TempDir()
+	conf := writeConfig(t, `[server]
+interface = "eth0"
+state_dir = "`+filepath.Join(dir, "state")+`"
+[http]
+listen = ":8080"
+firmware_dir = "`+dir+`"
+[pnp]
+answer = "snom"
+`)
+	proc := srv.Start(bin, "serve", "-config", conf)
+	if err := proc.WaitOutput("waiting for the LAN interface", 10*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, proc.Output())
+	}
+	if strings.Contains(proc.Output(), "msg=ready") {
+		t.Fatalf("ready before the interface has an address:\n%s", proc.Output())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := srv.Run(ctx, "ip", "addr", "add", "10.77.0.1/24", "dev", "eth0"); err != nil {
+		t.Fatalf("ip addr add: %v\n%s", err, out)
+	}
+	srv.RestoreRoutes()
+	if err := proc.WaitOutput("msg=ready", 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, proc.Output())
+	}
+	if !strings.Contains(proc.Output(), "setting_server_url=http://10.77.0.1:8080/") {
+		t.Errorf("the URL should name the address that appeared:\n%s", proc.Output())
 	}
 }
