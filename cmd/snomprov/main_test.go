@@ -129,3 +129,22 @@ user_pass = { 1 = "s3cret" }
 		t.Errorf("resync without targets: exit %d", code)
 	}
 }
+
+func TestRouterConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "rc.toml", "[server]\nadvertise = \"10.0.0.2\"\n[http]\nlisten = \":8080\"\n[dhcp]\nupdate_filename = \"snom.htm\"\n")
+	code, out, errOut := run(t, "router-config", "-config", p, "--for", "dnsmasq")
+	if code != exitOK || !strings.Contains(out, `dhcp-option-force=tag:snom,66,"http://10.0.0.2:8080/"`) || !strings.Contains(out, "67") {
+		t.Errorf("dnsmasq: %d %q\n%s", code, errOut, out)
+	}
+	code, out, _ = run(t, "router-config", "-config", p, "--for", "windows", "--subnet", "10.0.0.0/24")
+	if code != exitOK || !strings.Contains(out, "10.0.0.0") || !strings.Contains(out, "http://10.0.0.2:8080/") {
+		t.Errorf("windows: %d\n%s", code, out)
+	}
+	if code, _, _ := run(t, "router-config", "-config", p, "--for", "bogus"); code != exitUsage {
+		t.Errorf("bogus target: exit %d", code)
+	}
+	if code, _, _ := run(t, "router-config", "-config", p); code != exitUsage {
+		t.Errorf("no --for: exit %d", code)
+	}
+}
