@@ -140,15 +140,15 @@ func SnomDHCPModifiers(model string) []dhcpv4.Modifier {
 	}
 }
 
-// runDHCP does DISCOVER → OFFER → REQUEST → ACK for one simulated phone.
-func runDHCP(ctx context.Context, iface string, mac phone.MAC, model string, timeout time.Duration) (dhcpResult, error) {
+// runDHCP does DISCOVER → OFFER → REQUEST → ACK for one simulated phone,
+// over the run's shared socket mux.
+func runDHCP(ctx context.Context, mux *dhcpMux, iface string, mac phone.MAC, model string, timeout time.Duration) (dhcpResult, error) {
 	var r dhcpResult
-	c, err := nclient4.New(iface,
-		nclient4.WithHWAddr(net.HardwareAddr(mac[:])),
+	c, err := nclient4.NewWithConn(mux.conn(mac), net.HardwareAddr(mac[:]),
 		nclient4.WithTimeout(timeout/4),
 		nclient4.WithRetry(3))
 	if err != nil {
-		return r, rawSocketError(iface, err)
+		return r, fmt.Errorf("DHCP client for %s: %w", mac, err)
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -168,6 +168,15 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 
 	out := &printer{w: w, prefix: o.Count > 1}
 	fmt.Fprintf(w, "Simulating %d %s phone(s) with firmware %s on %s, first MAC %s\n", o.Count, o.Model, o.Firmware, o.Interface, o.MAC)
+	// One DHCP socket for all phones; if it cannot be opened, every
+	// phone's DHCP step reports why.
+	var mux *dhcpMux
+	var muxErr error
+	if !o.NoDHCP {
+		if mux, muxErr = newDHCPMux(o.Interface); mux != nil {
+			defer mux.Close()
+		}
+	}
 	rep.Phones = make([]PhoneReport, o.Count)
 	var wg sync.WaitGroup
 	for i := range o.Count {
@@ -175,7 +184,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rep.Phones[i] = runPhone(ctx, o, id, ifi, src, out)
+			rep.Phones[i] = runPhone(ctx, o, id, ifi, src, mux, muxErr, out)
 		}()
 	}
 	wg.Wait()
@@ -286,7 +295,7 @@ func (r *phoneRun) add(s Step) {
 	r.out.step(r.rep.Phone, s)
 }
 
-func runPhone(ctx context.Context, o Options, id Identity, ifi *net.Interface, src netip.Addr, out *printer) PhoneReport {
+func runPhone(ctx context.Context, o Options, id Identity, ifi *net.Interface, src netip.Addr, mux *dhcpMux, muxErr error, out *printer) PhoneReport {
 	r := &phoneRun{ctx: ctx, o: o, out: out, rep: PhoneReport{Phone: id}}
 	var dhcpURL DHCPURL
 
@@ -295,7 +304,10 @@ func runPhone(ctx context.Context, o Options, id Identity, ifi *net.Interface, s
 		r.add(Step{Name: "dhcp", Status: Skipped, Detail: "DHCP skipped (--no-dhcp)"})
 	} else {
 		start := time.Now()
-		res, err := runDHCP(ctx, o.Interface, id.MAC, id.Model, o.Timeout)
+		res, err := dhcpResult{}, muxErr
+		if err == nil {
+			res, err = runDHCP(ctx, mux, o.Interface, id.MAC, id.Model, o.Timeout)
+		}
 		s := Step{Name: "dhcp", Duration: time.Since(start)}
 		if err != nil {
 			s.Status, s.Detail = Failed, err.Error()
