@@ -329,15 +329,9 @@ func TestLANPortInUseByDnsmasq(t *testing.T) {
 
 func waitUDP(t *testing.T, h *lantest.Host, port int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := h.Run(context.Background(), "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := h.WaitListen("udp", port, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("nothing listens on udp/%d in %s", port, h.Name)
 }
 
 // TestLANOtherServer: a dnsmasq elsewhere on the segment makes Serve return

@@ -328,3 +328,21 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// WaitListen waits until something in the namespace listens on port
+// (proto "udp" or "tcp"), as `ss` reports it.
+func (h *Host) WaitListen(proto string, port int, timeout time.Duration) error {
+	flags := "-Hlun"
+	if proto == "tcp" {
+		flags = "-Hltn"
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		out, _ := h.Run(context.Background(), "ss", flags, fmt.Sprintf("sport = :%d", port))
+		if strings.TrimSpace(out) != "" {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %d/%s in %s after %s", port, proto, h.Name, timeout)
+}

@@ -121,18 +121,26 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
+// pnpStub is the LAN harness's reference PnP responder in ../shared, beside
+// the repository (CI lays a copy there).
+func pnpStub(t *testing.T) string {
+	t.Helper()
+	stub := filepath.Join(repoRoot(), "..", "shared", "lan", "pnp_responder_stub.py")
+	if _, err := os.Stat(stub); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PnP reference responder missing: %v", err)
+		}
+		t.Skipf("PnP reference responder not found: %v", err)
+	}
+	return stub
+}
+
 // waitUDPPort waits until something in h listens on udp port.
 func waitUDPPort(t *testing.T, h *lantest.Host, port int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := h.Run(context.Background(), "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := h.WaitListen("udp", port, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("nothing listens on %d/udp in %s", port, h.Name)
 }
 
 func TestResyncReachesSippPhone(t *testing.T) {
@@ -287,15 +295,9 @@ func TestDoctorNamesRivalDnsmasq(t *testing.T) {
 // waitTCPPort waits until something in h listens on tcp port.
 func waitTCPPort(t *testing.T, h *lantest.Host, port int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := h.Run(context.Background(), "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := h.WaitListen("tcp", port, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("nothing listens on %d/tcp in %s", port, h.Name)
 }
 
 // TestSimulateAgainstPeers runs simulate against reference peers: dnsmasq
@@ -305,10 +307,7 @@ func TestSimulateAgainstPeers(t *testing.T) {
 	needTool(t, "dnsmasq")
 	needTool(t, "python3")
 	needTool(t, "ss")
-	stub := "/work/shared/lan/pnp_responder_stub.py"
-	if _, err := os.Stat(stub); err != nil {
-		t.Skipf("PnP stub responder not found: %v", err)
-	}
+	stub := pnpStub(t)
 	l := lantest.New(t, "10.77.0.0/24")
 	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.77.0.1/24", MAC: "02:77:ff:00:00:01"})
 	ph := l.AddHost("phone", lantest.HostOptions{Addr: "10.77.0.5/24", MAC: "00:04:13:77:00:05"})
@@ -675,10 +674,7 @@ func TestDoctorAgainstSnomprov(t *testing.T) {
 func TestDoctorNamesRivalPnP(t *testing.T) {
 	needTool(t, "python3")
 	needTool(t, "ss")
-	stub := "/work/shared/lan/pnp_responder_stub.py"
-	if _, err := os.Stat(stub); err != nil {
-		t.Skipf("PnP stub responder not found: %v", err)
-	}
+	stub := pnpStub(t)
 	l := lantest.New(t, "10.77.0.0/24")
 	rival := l.AddHost("pbx", lantest.HostOptions{Addr: "10.77.0.9/24"})
 	cli := l.AddHost("cli", lantest.HostOptions{Addr: "10.77.0.5/24"})
