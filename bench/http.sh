@@ -34,7 +34,7 @@ PIDS=()
 
 die() { echo "http.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
-for tool in ip wrk nginx curl; do command -v "$tool" >/dev/null || die "$tool not installed (see /work/shared/lan/install.sh)"; done
+for tool in ip wrk nginx curl; do command -v "$tool" >/dev/null || die "$tool not installed (as root: bash .ci/install-deps.sh)"; done
 
 cleanup() {
   local pid
@@ -135,7 +135,7 @@ grep -q 'msg=ready' "$WORK/snomprov.log" || { cat "$WORK/snomprov.log"; die "sno
 # --- nginx serving the very same bytes ---------------------------------------
 ip netns exec "$CLI" curl -sf -A "$UA" -o "$WORK/www$PATH_MAC" "http://$SRV_IP:8080$PATH_MAC" || die "snomprov did not serve $PATH_MAC"
 chmod 755 "$WORK" "$WORK/www"; chmod 644 "$WORK/www$PATH_MAC"
-# The LAN harness's nginx config (/work/shared/lan/conf/nginx.conf.in), 1 worker.
+# The LAN harness's nginx config (../shared/lan/conf/nginx.conf.in), 1 worker.
 cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;

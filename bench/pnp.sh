@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/pnp.sh - SIP multicast PnP throughput: `snomprov serve` (answer = "all")
-# against the minimal Python responder ../shared/lan/pnp_responder_stub.py, in
+# against the minimal Python responder test/peers/pnp_responder_stub.py (a copy of
+# ../shared/lan/pnp_responder_stub.py), in
 # the same run, with sipp (test/sipp/pnp_subscribe.xml) as the phones.
 #
 # usage: sudo bench/pnp.sh                    (defaults below)
@@ -25,7 +26,7 @@ RATES="${RATES:-1000 2000 5000 8000 10000}"
 SECS="${SECS:-5}"
 BURST="${BURST:-1000}"
 RUNS="${RUNS:-1}"
-STUB="${STUB:-$ROOT/../shared/lan/pnp_responder_stub.py}"
+STUB="${STUB:-$ROOT/test/peers/pnp_responder_stub.py}"
 SCEN="$ROOT/test/sipp/pnp_subscribe.xml"
 P="pnpb$$-"
 SW="${P}sw" SRV="${P}srv" CLI="${P}cli"

@@ -121,11 +121,11 @@ func repoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// pnpStub is the LAN harness's reference PnP responder in ../shared, beside
-// the repository (CI lays a copy there).
+// pnpStub is the LAN harness's reference PnP responder, kept in
+// test/peers so the tests do not depend on where ../shared is.
 func pnpStub(t *testing.T) string {
 	t.Helper()
-	stub := filepath.Join(repoRoot(), "..", "shared", "lan", "pnp_responder_stub.py")
+	stub := filepath.Join(repoRoot(), "test", "peers", "pnp_responder_stub.py")
 	if _, err := os.Stat(stub); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("PnP reference responder missing: %v", err)
