@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,6 +70,13 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return &ConfigError{Err: err}
 	}
 
+	// The default firmware directory lives in the state directory; make it,
+	// so a first start has a place to drop images instead of a warning.
+	if rel, err := filepath.Rel(a.cfg.Server.StateDir, a.cfg.HTTP.FirmwareDir); err == nil && !strings.HasPrefix(rel, "..") {
+		if err := os.MkdirAll(a.cfg.HTTP.FirmwareDir, 0o750); err != nil {
+			a.log.Warn("cannot create the firmware directory", "dir", a.cfg.HTTP.FirmwareDir, "err", err)
+		}
+	}
 	inv, err := inventory.Open(inventory.Path(a.cfg.Server.StateDir), inventory.Options{})
 	if err != nil {
 		return fmt.Errorf("opening the phone inventory in %s: %w", a.cfg.Server.StateDir, err)
