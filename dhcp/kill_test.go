@@ -10,14 +10,13 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/snomprov/snomprov/internal/dhcptest"
 	"github.com/snomprov/snomprov/internal/lantest"
 )
 
@@ -66,64 +65,6 @@ func helperServe(path string) int {
 	return 0
 }
 
-// relayClient plays a DHCP relay at 10.77.0.2:67 for many simulated phones.
-type relayClient struct {
-	conn *net.UDPConn
-	srv  *net.UDPAddr
-	gi   net.IP
-
-	mu    sync.Mutex
-	acked map[string]netip.Addr // MAC -> ACKed address
-	naks  int
-}
-
-func newRelayClient(t *testing.T, h *lantest.Host) *relayClient {
-	rc := &relayClient{srv: &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}, gi: net.IPv4(10, 77, 0, 2), acked: map[string]netip.Addr{}}
-	if err := h.Do(func() error {
-		var err error
-		rc.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: rc.gi, Port: 67})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rc.conn.Close() })
-	return rc
-}
-
-// run answers OFFERs with REQUESTs and records ACKs until the socket closes.
-func (rc *relayClient) run() {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := rc.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		m, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			continue
-		}
-		switch m.MessageType() {
-		case dhcpv4.MessageTypeOffer:
-			req, _ := dhcpv4.NewRequestFromOffer(m, dhcpv4.WithGatewayIP(rc.gi))
-			rc.conn.WriteTo(req.ToBytes(), rc.srv)
-		case dhcpv4.MessageTypeAck:
-			rc.mu.Lock()
-			rc.acked[m.ClientHWAddr.String()] = addrOf(m.YourIPAddr)
-			rc.mu.Unlock()
-		case dhcpv4.MessageTypeNak:
-			rc.mu.Lock()
-			rc.naks++
-			rc.mu.Unlock()
-		}
-	}
-}
-
-func (rc *relayClient) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.acked)
-}
-
 func startHelper(t *testing.T, h *lantest.Host, optsPath string) *lantest.Process {
 	t.Helper()
 	exe, err := os.Executable()
@@ -157,37 +98,20 @@ func TestLANKill9UnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startHelper(t, srv, optsPath)
-	rc := newRelayClient(t, relay)
-	go rc.run()
+	rc := dhcptest.NewRelay(t, relay, netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("10.77.0.1"))
 
 	const phones = 3000
 	var stopStorm atomic.Bool
-	go func() {
-		for i := 0; i < phones && !stopStorm.Load(); i++ {
-			hw := net.HardwareAddr{0, 4, 0x13, 0x55, byte(i >> 8), byte(i)}
-			d, _ := dhcpv4.NewDiscovery(hw, dhcpv4.WithGatewayIP(rc.gi))
-			if _, err := rc.conn.WriteTo(d.ToBytes(), rc.srv); err != nil {
-				return
-			}
-			if i%50 == 49 {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-	}()
+	go rc.Storm(phones, 0x55, &stopStorm)
 	deadline := time.Now().Add(20 * time.Second)
-	for rc.count() < 500 && time.Now().Before(deadline) {
+	for len(rc.Acked()) < 500 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	p.Signal(unix.SIGKILL)
 	<-p.Done()
 	stopStorm.Store(true)
 	time.Sleep(300 * time.Millisecond) // ACKs already on the wire still count
-	rc.mu.Lock()
-	acked := make(map[string]netip.Addr, len(rc.acked))
-	for k, v := range rc.acked {
-		acked[k] = v
-	}
-	rc.mu.Unlock()
+	acked := rc.Acked()
 	if len(acked) < 500 {
 		t.Fatalf("only %d ACKs before the kill\n%s", len(acked), p.Output())
 	}
@@ -212,53 +136,18 @@ func TestLANKill9UnderLoad(t *testing.T) {
 
 	startHelper(t, srv, optsPath)
 	// Renew every ACKed lease: RENEWING state via the relay (ciaddr set).
-	rc.mu.Lock()
-	rc.acked = map[string]netip.Addr{}
-	rc.naks = 0
-	rc.mu.Unlock()
-	// Clients retransmit, so does this one: a burst of 500+ replies can
-	// overflow the relay socket's receive buffer.
-	for round := 0; round < 10; round++ {
-		rc.mu.Lock()
-		var todo []string
-		for hw := range acked {
-			if _, ok := rc.acked[hw]; !ok {
-				todo = append(todo, hw)
-			}
-		}
-		rc.mu.Unlock()
-		if len(todo) == 0 {
-			break
-		}
-		for i, hw := range todo {
-			req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mustMAC(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-				dhcpv4.WithClientIP(acked[hw].AsSlice()), dhcpv4.WithGatewayIP(rc.gi))
-			rc.conn.WriteTo(req.ToBytes(), rc.srv)
-			if i%50 == 49 {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	t.Logf("after restart: %d ACKs, %d NAKs", len(rc.acked), rc.naks)
-	if rc.naks > 0 {
-		t.Errorf("%d renewals NAKed after restart", rc.naks)
+	rc.Reset()
+	rc.Renew(acked, 10)
+	renewed, naks := rc.Acked(), rc.NAKs()
+	t.Logf("after restart: %d ACKs, %d NAKs", len(renewed), naks)
+	if naks > 0 {
+		t.Errorf("%d renewals NAKed after restart", naks)
 	}
 	for hw, ip := range acked {
-		if got := rc.acked[hw]; got != ip {
+		if got := renewed[hw]; got != ip {
 			t.Errorf("%s renewed onto %v, had %v", hw, got, ip)
 		}
 	}
-}
-
-func mustMAC(s string) net.HardwareAddr {
-	m, err := net.ParseMAC(s)
-	if err != nil {
-		panic(err)
-	}
-	return m
 }
 
 func macEqual(a []byte, s string) bool { return net.HardwareAddr(a).String() == s }

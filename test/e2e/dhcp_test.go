@@ -7,20 +7,18 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/snomprov/snomprov/dhcp"
+	"github.com/snomprov/snomprov/internal/dhcptest"
 	"github.com/snomprov/snomprov/internal/lantest"
 )
 
@@ -136,54 +134,6 @@ exit 0
 	}
 }
 
-// relay plays a DHCP relay agent for many simulated phones.
-type relay struct {
-	conn  *net.UDPConn
-	srv   *net.UDPAddr
-	gi    net.IP
-	mu    sync.Mutex
-	acked map[string]netip.Addr
-	naks  int
-}
-
-func (r *relay) run() {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := r.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		m, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			continue
-		}
-		switch m.MessageType() {
-		case dhcpv4.MessageTypeOffer:
-			req, _ := dhcpv4.NewRequestFromOffer(m, dhcpv4.WithGatewayIP(r.gi))
-			r.conn.WriteTo(req.ToBytes(), r.srv)
-		case dhcpv4.MessageTypeAck:
-			ip, _ := netip.AddrFromSlice(m.YourIPAddr.To4())
-			r.mu.Lock()
-			r.acked[m.ClientHWAddr.String()] = ip
-			r.mu.Unlock()
-		case dhcpv4.MessageTypeNak:
-			r.mu.Lock()
-			r.naks++
-			r.mu.Unlock()
-		}
-	}
-}
-
-func (r *relay) snapshot() map[string]netip.Addr {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := make(map[string]netip.Addr, len(r.acked))
-	for k, v := range r.acked {
-		m[k] = v
-	}
-	return m
-}
-
 // TestDHCPKill9UnderLoad: phones lease through a relay while the real
 // process is SIGKILLed; every ACK counted before the kill is on disk after
 // it, and after a restart every client renews onto its address.
@@ -193,40 +143,21 @@ func TestDHCPKill9UnderLoad(t *testing.T) {
 	}
 	e := startDHCPEnv(t, "10.77.0.0/16", "10.77.0.1/16", "10.77.16.0-10.77.31.254")
 	rh := e.lan.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.2/16"})
-	r := &relay{srv: &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}, gi: net.IPv4(10, 77, 0, 2), acked: map[string]netip.Addr{}}
-	if err := rh.Do(func() error {
-		var err error
-		r.conn, err = net.ListenUDP("udp4", &net.UDPAddr{IP: r.gi, Port: 67})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer r.conn.Close()
-	go r.run()
+	r := dhcptest.NewRelay(t, rh, netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("10.77.0.1"))
 	time.Sleep(2500 * time.Millisecond) // the server looks for other DHCP servers for 2 s before answering
 
 	const phones = 3000
 	var stopStorm atomic.Bool
-	go func() {
-		for i := 0; i < phones && !stopStorm.Load(); i++ {
-			d, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0, 4, 0x13, 0x66, byte(i >> 8), byte(i)}, dhcpv4.WithGatewayIP(r.gi))
-			if _, err := r.conn.WriteTo(d.ToBytes(), r.srv); err != nil {
-				return
-			}
-			if i%50 == 49 {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-	}()
+	go r.Storm(phones, 0x66, &stopStorm)
 	deadline := time.Now().Add(30 * time.Second)
-	for len(r.snapshot()) < 500 && time.Now().Before(deadline) {
+	for len(r.Acked()) < 500 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	e.serve.Signal(unix.SIGKILL)
 	<-e.serve.Done()
 	stopStorm.Store(true)
 	time.Sleep(300 * time.Millisecond)
-	acked := r.snapshot()
+	acked := r.Acked()
 	if len(acked) < 500 || len(acked) >= phones {
 		t.Fatalf("%d ACKs before the kill: the kill must land mid-storm\n%s", len(acked), e.serve.Output())
 	}
@@ -249,35 +180,11 @@ func TestDHCPKill9UnderLoad(t *testing.T) {
 	}
 
 	e.serve = e.start(t)
-	r.mu.Lock()
-	r.acked, r.naks = map[string]netip.Addr{}, 0
-	r.mu.Unlock()
+	r.Reset()
 	// Clients retransmit; so does this one (the first 2 s the server only
 	// looks for other servers, and bursts can overflow socket buffers).
-	for round := 0; round < 20; round++ {
-		got := r.snapshot()
-		i := 0
-		for hw, ip := range acked {
-			if _, ok := got[hw]; ok {
-				continue
-			}
-			m, _ := net.ParseMAC(hw)
-			req, _ := dhcpv4.New(dhcpv4.WithHwAddr(m), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-				dhcpv4.WithClientIP(ip.AsSlice()), dhcpv4.WithGatewayIP(r.gi))
-			r.conn.WriteTo(req.ToBytes(), r.srv)
-			if i++; i%50 == 0 {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}
-		if i == 0 {
-			break // every ACKed client has renewed
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	renewed := r.snapshot()
-	r.mu.Lock()
-	naks := r.naks
-	r.mu.Unlock()
+	r.Renew(acked, 20)
+	renewed, naks := r.Acked(), r.NAKs()
 	if naks > 0 {
 		t.Errorf("%d renewals NAKed after the restart", naks)
 	}
