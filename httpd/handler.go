@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -25,6 +26,28 @@ var (
 	noCache           = []string{"no-cache"}
 )
 
+// request is what the provisioning decision reads from an HTTP request.
+// net/http builds one for every request it serves (fromHTTP); the
+// keep-alive fast path (fastpath.go) builds one for the plain GETs of
+// settings files. The decision cannot tell them apart.
+type request struct {
+	method, path, rawQuery, host string
+	userAgent, authorization     string
+	ifNoneMatch, ifModifiedSince string
+	remote                       string // ip:port
+	tls                          bool
+}
+
+func fromHTTP(r *http.Request) request {
+	h := r.Header
+	return request{
+		method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, host: r.Host,
+		userAgent: h.Get("User-Agent"), authorization: h.Get("Authorization"),
+		ifNoneMatch: h.Get("If-None-Match"), ifModifiedSince: h.Get("If-Modified-Since"),
+		remote: r.RemoteAddr, tls: r.TLS != nil,
+	}
+}
+
 // identity is who the request says it comes from.
 type identity struct {
 	mac      phone.MAC
@@ -34,6 +57,8 @@ type identity struct {
 	// target is the firmware the served settings point at (for the
 	// inventory's up-to-date state); set only for settings files.
 	target string
+	// uaMAC is set when the User-Agent names another MAC than the request.
+	uaMAC phone.MAC
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -43,13 +68,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "only GET and HEAD", http.StatusMethodNotAllowed)
 		return
 	}
-	rt := route(r.URL.Path, &st.tpl)
+	req := fromHTTP(r)
+	rt := route(req.path, &st.tpl)
 	if rt.Kind == RouteAPIPhones && st.opts.Inventory == nil {
 		rt.Kind = RouteOther // the status handler (Extra) may serve it
 	}
 	fileName := ""
 	if rt.Kind == RouteOther {
-		if name := strings.TrimPrefix(r.URL.Path, "/"); st.filesRoot != nil && name != "" {
+		if name := strings.TrimPrefix(req.path, "/"); st.filesRoot != nil && name != "" {
 			if f, err := st.filesRoot.Open(name); err == nil {
 				f.Close()
 				fileName = name
@@ -61,44 +87,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id := s.identify(r, st, &rt)
-	if !st.checkAuth(r) {
+	id := identify(&req, st, &rt)
+	s.warnMismatch(&req, id)
+	if !st.checkAuth(&req) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="snomprov"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
-		s.record(r, id, stepFor(rt.Kind), http.StatusUnauthorized, 0, "wrong or missing HTTP Basic credentials")
+		s.record(&req, id, stepFor(rt.Kind), http.StatusUnauthorized, 0, "wrong or missing HTTP Basic credentials")
 		return
 	}
 	switch rt.Kind {
 	case RouteReject:
-		s.notFound(w, r, id, stepFor(rt.Kind), rt.Pattern, rt.Reason)
+		s.notFound(w, &req, id, stepFor(rt.Kind), rt.Pattern, rt.Reason)
 	case RouteAPIPhones:
 		s.servePhones(w, r, st)
 	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile:
-		s.serveSettings(w, r, st, rt, id)
+		s.serveSettings(w, &req, st, rt, id)
 	case RouteFirmwareImage:
-		if reason := s.denied(st, id); reason != "" {
-			s.notFound(w, r, id, inventory.StepFirmwareImage, rt.Pattern, reason)
+		if reason := denied(st, id); reason != "" {
+			s.notFound(w, &req, id, inventory.StepFirmwareImage, rt.Pattern, reason)
 			return
 		}
 		if st.fwRoot == nil {
-			s.notFound(w, r, id, inventory.StepFirmwareImage, rt.Pattern, st.fwErr)
+			s.notFound(w, &req, id, inventory.StepFirmwareImage, rt.Pattern, st.fwErr)
 			return
 		}
-		s.serveFile(w, r, st.fwRoot, rt.Name, id, inventory.StepFirmwareImage, rt.Pattern)
+		s.serveFile(w, r, &req, st.fwRoot, rt.Name, id, inventory.StepFirmwareImage, rt.Pattern)
 	default:
 		if fileName != "" {
-			if reason := s.denied(st, id); reason != "" {
-				s.notFound(w, r, id, inventory.StepFile, "files_dir", reason)
+			if reason := denied(st, id); reason != "" {
+				s.notFound(w, &req, id, inventory.StepFile, "files_dir", reason)
 				return
 			}
-			s.serveFile(w, r, st.filesRoot, fileName, id, inventory.StepFile, "files_dir")
+			s.serveFile(w, r, &req, st.filesRoot, fileName, id, inventory.StepFile, "files_dir")
 			return
 		}
 		reason := rt.Reason
 		if reason == "" {
 			reason = "no provisioning file or configured file has this name"
 		}
-		s.notFound(w, r, id, inventory.StepFile, rt.Pattern, reason)
+		s.notFound(w, &req, id, inventory.StepFile, rt.Pattern, reason)
 	}
 }
 
@@ -116,16 +143,16 @@ func (s *Server) serveExtra(w http.ResponseWriter, r *http.Request, st *state) {
 }
 
 // identify merges what the path, ?mac= and the User-Agent say. The path
-// wins over ?mac=, which wins over the User-Agent.
-func (s *Server) identify(r *http.Request, st *state, rt *Route) identity {
+// wins over ?mac=, which wins over the User-Agent. It has no side effects.
+func identify(req *request, st *state, rt *Route) identity {
 	var id identity
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+	if ap, err := netip.ParseAddrPort(req.remote); err == nil {
 		id.ip = ap.Addr().Unmap()
 	}
-	ua, uaOK := phone.ParseUserAgent(r.Header.Get("User-Agent"))
+	ua, uaOK := phone.ParseUserAgent(req.userAgent)
 	var queryMAC phone.MAC
-	if r.URL.RawQuery != "" {
-		q := r.URL.Query()
+	if req.rawQuery != "" {
+		q, _ := url.ParseQuery(req.rawQuery) // like net/http: keep what parses
 		if v := q.Get("mac"); v != "" {
 			if m, err := phone.ParseMAC(v); err == nil {
 				queryMAC = m
@@ -149,10 +176,7 @@ func (s *Server) identify(r *http.Request, st *state, rt *Route) identity {
 		id.mac = ua.MAC
 	}
 	if uaOK && !ua.MAC.IsZero() && !id.mac.IsZero() && ua.MAC != id.mac {
-		if ok, dropped := s.warn.allow(); ok {
-			s.log.Warn("User-Agent MAC differs from the MAC in the request; serving the request's MAC",
-				"path", r.URL.Path, "path_mac", id.mac.String(), "ua_mac", ua.MAC.String(), "ip", id.ip, "suppressed", dropped)
-		}
+		id.uaMAC = ua.MAC
 	}
 	id.model = rt.Model
 	if id.model == "" && uaOK {
@@ -170,8 +194,19 @@ func (s *Server) identify(r *http.Request, st *state, rt *Route) identity {
 	return id
 }
 
+// warnMismatch logs a User-Agent naming another MAC than the request.
+func (s *Server) warnMismatch(req *request, id identity) {
+	if id.uaMAC.IsZero() {
+		return
+	}
+	if ok, dropped := s.warn.allow(); ok {
+		s.log.Warn("User-Agent MAC differs from the MAC in the request; serving the request's MAC",
+			"path", safePath(req.path), "path_mac", id.mac.String(), "ua_mac", id.uaMAC.String(), "ip", id.ip, "suppressed", dropped)
+	}
+}
+
 // denied applies unknown_phones = deny: only configured MACs get anything.
-func (s *Server) denied(st *state, id identity) string {
+func denied(st *state, id identity) string {
 	if st.opts.UnknownPhones != UnknownDeny {
 		return ""
 	}
@@ -184,21 +219,27 @@ func (s *Server) denied(st *state, id identity) string {
 	return ""
 }
 
-func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state, rt Route, id identity) {
-	step := stepFor(rt.Kind)
-	if reason := s.denied(st, id); reason != "" {
-		s.notFound(w, r, id, step, rt.Pattern, reason)
-		return
+// answer is the decision on a settings-file request: 200 with doc, 304,
+// or 404 with a reason. Computing it has no side effects, so the fast path
+// can leave anything but a 200 or 304 to net/http.
+type answer struct {
+	status int
+	doc    provision.Doc
+	reason string
+}
+
+func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
+	if reason := denied(st, *id); reason != "" {
+		return answer{status: http.StatusNotFound, reason: reason}
 	}
-	base := st.base(r)
+	base := st.base(req)
 	var doc provision.Doc
 	switch rt.Kind {
 	case RouteGeneral:
 		doc = st.cat.General(base, id.model)
 	case RouteCombined:
 		if id.mac.IsZero() {
-			s.notFound(w, r, id, step, rt.Pattern, "http.url holds {mac} but the request carries no MAC")
-			return
+			return answer{status: http.StatusNotFound, reason: "http.url holds {mac} but the request carries no MAC"}
 		}
 		doc = st.cat.Combined(base, id.model, id.mac)
 	case RoutePhone:
@@ -206,8 +247,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 		doc, ok = st.cat.Phone(base, rt.MAC)
 		if !ok {
 			if st.opts.UnknownPhones != UnknownAllow {
-				s.notFound(w, r, id, step, rt.Pattern, "per-MAC file 404: MAC "+rt.MAC.String()+" not in config (unknown_phones = "+st.opts.UnknownPhones+")")
-				return
+				return answer{status: http.StatusNotFound, reason: "per-MAC file 404: MAC " + rt.MAC.String() + " not in config (unknown_phones = " + st.opts.UnknownPhones + ")"}
 			}
 			doc = st.cat.EmptyPhone(base)
 		}
@@ -215,8 +255,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 		var ok bool
 		doc, ok = st.cat.Firmware(base, rt.Model)
 		if !ok {
-			s.notFound(w, r, id, step, rt.Pattern, "phone type "+rt.Model+" has no firmware configured ([models."+rt.Model+"] firmware)")
-			return
+			return answer{status: http.StatusNotFound, reason: "phone type " + rt.Model + " has no firmware configured ([models." + rt.Model + "] firmware)"}
 		}
 	}
 	if rt.Kind != RouteFirmwareFile {
@@ -227,31 +266,44 @@ func (s *Server) serveSettings(w http.ResponseWriter, r *http.Request, st *state
 			id.target = v
 		}
 	}
+	if notModified(req, doc.ETag, st.cat.Loaded()) {
+		return answer{status: http.StatusNotModified, doc: doc}
+	}
+	return answer{status: http.StatusOK, doc: doc}
+}
+
+func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, rt Route, id identity) {
+	step := stepFor(rt.Kind)
+	a := settingsAnswer(st, req, rt, &id)
+	if a.status == http.StatusNotFound {
+		s.notFound(w, req, id, step, rt.Pattern, a.reason)
+		return
+	}
 	h := w.Header()
 	h["Content-Type"] = xmlContentType
 	h["Cache-Control"] = noCache
-	h["Etag"] = doc.ETagHeader
+	h["Etag"] = a.doc.ETagHeader
 	h["Last-Modified"] = st.lastModified
-	if notModified(r, doc.ETag, st.cat.Loaded()) {
+	if a.status == http.StatusNotModified {
 		w.WriteHeader(http.StatusNotModified)
-		s.record(r, id, step, http.StatusNotModified, 0, "")
+		s.record(req, id, step, http.StatusNotModified, 0, "")
 		return
 	}
-	h["Content-Length"] = doc.LengthHeader
+	h["Content-Length"] = a.doc.LengthHeader
 	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(doc.Body)
+	if req.method != http.MethodHead {
+		w.Write(a.doc.Body)
 	}
-	s.record(r, id, step, http.StatusOK, len(doc.Body), "")
+	s.record(req, id, step, http.StatusOK, len(a.doc.Body), "")
 }
 
 // notModified applies RFC 9110's order: If-None-Match decides when present,
 // else If-Modified-Since against the catalog's load time.
-func notModified(r *http.Request, etag string, loaded time.Time) bool {
-	if match := r.Header.Get("If-None-Match"); match != "" {
+func notModified(req *request, etag string, loaded time.Time) bool {
+	if match := req.ifNoneMatch; match != "" {
 		return etagMatch(match, etag)
 	}
-	if since := r.Header.Get("If-Modified-Since"); since != "" {
+	if since := req.ifModifiedSince; since != "" {
 		t, err := http.ParseTime(since)
 		return err == nil && !loaded.After(t)
 	}
@@ -271,20 +323,20 @@ func etagMatch(header, etag string) bool {
 // serveFile serves a file from an os.Root with HEAD, Range, If-None-Match
 // and If-Modified-Since (http.ServeContent). os.Root refuses names that
 // leave the directory, including through symlinks.
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root, name string, id identity, step inventory.Step, pattern string) {
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, req *request, root *os.Root, name string, id identity, step inventory.Step, pattern string) {
 	f, err := root.Open(name)
 	if err != nil {
 		reason := "no such file in " + root.Name()
 		if !errors.Is(err, fs.ErrNotExist) {
 			reason = "refused: " + trimRootErr(err)
 		}
-		s.notFound(w, r, id, step, pattern, reason)
+		s.notFound(w, req, id, step, pattern, reason)
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		s.notFound(w, r, id, step, pattern, "not a regular file (directories are not listed)")
+		s.notFound(w, req, id, step, pattern, "not a regular file (directories are not listed)")
 		return
 	}
 	h := w.Header()
@@ -294,7 +346,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, root *os.Root
 	}
 	cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
 	http.ServeContent(cw, r, fi.Name(), fi.ModTime(), f)
-	s.record(r, id, step, cw.status, int(cw.n), "")
+	s.record(req, id, step, cw.status, int(cw.n), "")
 }
 
 func trimRootErr(err error) string {
@@ -345,11 +397,11 @@ func (s *Server) servePhones(w http.ResponseWriter, r *http.Request, st *state) 
 
 // notFound answers 404 and says, at Warn (rate-limited), which pattern the
 // path almost matched and why it failed.
-func (s *Server) notFound(w http.ResponseWriter, r *http.Request, id identity, step inventory.Step, pattern, reason string) {
+func (s *Server) notFound(w http.ResponseWriter, req *request, id identity, step inventory.Step, pattern, reason string) {
 	http.Error(w, "404 not found: "+reason, http.StatusNotFound)
 	if ok, dropped := s.warn.allow(); ok {
 		attrs := []slog.Attr{
-			slog.String("path", safePath(r.URL.Path)),
+			slog.String("path", safePath(req.path)),
 			slog.String("reason", reason),
 			slog.String("ip", id.ip.String()),
 		}
@@ -364,7 +416,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request, id identity, s
 		}
 		s.log.LogAttrs(context.Background(), slog.LevelWarn, "404", attrs...)
 	}
-	s.record(r, id, step, http.StatusNotFound, 0, reason)
+	s.record(req, id, step, http.StatusNotFound, 0, reason)
 }
 
 // safePath bounds a hostile path before it reaches a log line. The query
@@ -394,9 +446,9 @@ var statusText = map[int]string{200: "200", 206: "206", 304: "304", 401: "401", 
 
 // record reports one request: "GET /snomD785-000413A11FA7.htm 200 812B",
 // or for a failure the reason.
-func (s *Server) record(r *http.Request, id identity, step inventory.Step, status, n int, reason string) {
-	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("request", "method", r.Method, "path", safePath(r.URL.Path), "status", status, "bytes", n,
+func (s *Server) record(req *request, id identity, step inventory.Step, status, n int, reason string) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("request", "method", req.method, "path", safePath(req.path), "status", status, "bytes", n,
 			"mac", id.mac.String(), "model", id.model, "ip", id.ip.String())
 	}
 	// MAC-less requests are reported too: the metrics count them, the
@@ -405,10 +457,10 @@ func (s *Server) record(r *http.Request, id identity, step inventory.Step, statu
 	if !ok {
 		kind = strconv.Itoa(status)
 	}
-	b := make([]byte, 0, 64+len(r.URL.Path)+len(reason))
-	b = append(b, r.Method...)
+	b := make([]byte, 0, 64+len(req.path)+len(reason))
+	b = append(b, req.method...)
 	b = append(b, ' ')
-	b = append(b, safePath(r.URL.Path)...)
+	b = append(b, safePath(req.path)...)
 	b = append(b, ' ')
 	b = append(b, kind...)
 	if reason != "" {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -293,11 +295,11 @@ func (s *Server) Reload(o Options) error {
 }
 
 // checkAuth compares in constant time.
-func (st *state) checkAuth(r *http.Request) bool {
+func (st *state) checkAuth(req *request) bool {
 	if st.authUser == nil {
 		return true
 	}
-	u, p, ok := r.BasicAuth()
+	u, p, ok := parseBasicAuth(req.authorization)
 	if !ok {
 		return false
 	}
@@ -306,27 +308,40 @@ func (st *state) checkAuth(r *http.Request) bool {
 	return uOK&pOK == 1
 }
 
+// parseBasicAuth is net/http's Request.BasicAuth on a header value.
+func parseBasicAuth(auth string) (user, pass string, ok bool) {
+	const prefix = "Basic "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	c, err := base64.StdEncoding.DecodeString(auth[len(prefix):])
+	if err != nil {
+		return "", "", false
+	}
+	return strings.Cut(string(c), ":")
+}
+
 // base is the URL the phone used, for the URLs written into files.
-func (st *state) base(r *http.Request) string {
+func (st *state) base(req *request) string {
 	if b := st.cat.FixedBase(); b != "" {
 		return b
 	}
-	https := r.TLS != nil
-	if hb := st.lastBase.Load(); hb != nil && hb.host == r.Host && hb.https == https {
+	https := req.tls
+	if hb := st.lastBase.Load(); hb != nil && hb.host == req.host && hb.https == https {
 		return hb.base
 	}
 	scheme := "http"
 	if https {
 		scheme = "https"
 	}
-	if !validHost(r.Host) {
+	if !validHost(req.host) {
 		if b := st.cat.DefaultBase(); b != "" {
 			return b
 		}
 		return provision.BaseFor(scheme, "localhost", st.userinfo)
 	}
-	b := provision.BaseFor(scheme, r.Host, st.userinfo)
-	st.lastBase.Store(&hostBase{host: r.Host, https: https, base: b})
+	b := provision.BaseFor(scheme, req.host, st.userinfo)
+	st.lastBase.Store(&hostBase{host: req.host, https: https, base: b})
 	return b
 }
 
