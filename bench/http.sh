@@ -7,11 +7,18 @@
 #                       nginx (:8081, worker_processes 1, the harness config)
 #   cli ns (10.79.0.2): wrk -t1 -c50 -d10s --latency, curl
 #
+# CPUs: with two or more, both servers run on CPU 0 and wrk on CPU 1
+# (taskset), because on the LAN the load comes from the phones, not from a
+# process competing for the server's CPU. With PIN=0 all three share every
+# CPU, as in the first measurements (docs/benchmarks.md shows both).
+# Pinned to one CPU, Go runs snomprov with GOMAXPROCS=1 by itself.
+#
 # usage: sudo bench/http.sh [RUNS] [DURATION]          (defaults: 2 10s)
 # env:   SNOMPROV=/path/to/binary  use a built binary instead of building one
 #        PHONES=1000               phones in the generated config
 #        BENCH_OUT=file.md         also append the summary table to a file
 #        GOGC / GOMEMLIMIT         passed through to snomprov (shown in the output)
+#        PIN=0                     do not pin servers and wrk to separate CPUs
 #
 # Safety: both namespaces are created here and connected by one veth pair made
 # with `ip -n <srv> link add ... peer ... netns <cli>`, so no interface ever
@@ -34,7 +41,7 @@ PIDS=()
 
 die() { echo "http.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces)"
-for tool in ip wrk nginx curl; do command -v "$tool" >/dev/null || die "$tool not installed (as root: bash .ci/install-deps.sh)"; done
+for tool in ip wrk nginx curl taskset; do command -v "$tool" >/dev/null || die "$tool not installed (as root: bash .ci/install-deps.sh)"; done
 
 cleanup() {
   local pid
@@ -62,6 +69,12 @@ for ns in "$SRV" "$CLI"; do
   ip -n "$ns" link set lo up
   ip -n "$ns" link set eth0 up
 done
+
+# --- CPU pinning ---------------------------------------------------------------
+SRV_CPU=(); CLI_CPU=(); PINNED="shared CPUs"
+if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  SRV_CPU=(taskset -c 0); CLI_CPU=(taskset -c 1); PINNED="servers on CPU 0, wrk on CPU 1"
+fi
 
 # --- the binary and a config with $PHONES phones ----------------------------
 BIN="${SNOMPROV:-}"
@@ -122,7 +135,7 @@ PATH_MAC="/snomD785-$MAC.htm"
 UA="Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 $MAC SXM:0 UXM:0)"
 
 # --- snomprov ----------------------------------------------------------------
-ip netns exec "$SRV" "$BIN" serve -config "$CFG" >"$WORK/snomprov.log" 2>&1 &
+ip netns exec "$SRV" "${SRV_CPU[@]}" "$BIN" serve -config "$CFG" >"$WORK/snomprov.log" 2>&1 &
 SNOM_PID=$!
 PIDS+=("$SNOM_PID")
 for _ in $(seq 1 100); do
@@ -161,7 +174,7 @@ http {
   }
 }
 EOF
-ip netns exec "$SRV" nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
+ip netns exec "$SRV" "${SRV_CPU[@]}" nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
 PIDS+=("$!")
 for _ in $(seq 1 50); do
   ip netns exec "$CLI" curl -sf -o /dev/null "http://$SRV_IP:8081$PATH_MAC" && break
@@ -175,12 +188,12 @@ to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) to milliseconds
   awk -v v="$1" 'BEGIN{ if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'
 }
 declare -A RPS P99
-echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs, GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-default}"
+echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs ($PINNED), GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-default}"
 for run in $(seq 1 "$RUNS"); do
   for server in snomprov nginx; do
     port=8080; [ "$server" = nginx ] && port=8081
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    out=$(ip netns exec "$CLI" wrk -t1 -c50 -d"$DUR" --latency -H "User-Agent: $UA" "http://$SRV_IP:$port$PATH_MAC")
+    out=$(ip netns exec "$CLI" "${CLI_CPU[@]}" wrk -t1 -c50 -d"$DUR" --latency -H "User-Agent: $UA" "http://$SRV_IP:$port$PATH_MAC")
     rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
     p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")

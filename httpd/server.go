@@ -100,6 +100,14 @@ type Server struct {
 
 	ln  net.Listener
 	srv *http.Server
+
+	// The keep-alive fast path (fastpath.go), for plain HTTP.
+	fast       fastConns
+	handoffLn  *handoffListener
+	date       dateCache
+	fastServed atomic.Int64 // requests the fast path answered, for tests
+	// netHTTPOnly serves every connection with net/http (tests compare).
+	netHTTPOnly bool
 }
 
 // New checks the options and opens the served directories. Sockets are
@@ -245,27 +253,53 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Serve answers requests until ctx is done, then lets in-flight requests
-// finish for up to 5 s.
+// finish for up to 5 s. Plain-HTTP connections start on the fast path
+// (fastpath.go); HTTPS is net/http's alone.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.srv == nil {
 		return errors.New("httpd: Serve called before Bind")
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	fast := !s.state.Load().tlsOn() && !s.netHTTPOnly
+	errc := make(chan error, 2)
+	running := 1
+	if fast {
+		s.handoffLn = newHandoffListener(s.ln.Addr())
+		go func() { errc <- s.srv.Serve(s.handoffLn) }()
+		go func() { errc <- s.acceptFast(s.ln) }()
+		running = 2
+	} else {
+		go func() { errc <- s.srv.Serve(s.ln) }()
+	}
+	var failed error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("httpd: %w", err)
+		running--
+		failed = fmt.Errorf("httpd: %w", err)
 	case <-ctx.Done():
 	}
+	// Stop accepting, then let what runs finish.
+	s.fast.shutdown()
+	if fast {
+		s.ln.Close()
+	}
+	deadline := time.NewTimer(shutdownTimeout)
+	defer deadline.Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil {
 		s.log.Warn("requests still running after the shutdown grace period; closing them", "err", err)
 		s.srv.Close()
 	}
-	<-errc
+	if !s.fast.wait(deadline.C) {
+		s.log.Warn("responses still being written after the shutdown grace period; closing them")
+		s.fast.closeAll()
+		s.fast.wait(nil)
+	}
+	for ; running > 0; running-- {
+		<-errc
+	}
 	s.state.Load().closeRoots()
-	return nil
+	return failed
 }
 
 // Reload swaps options and catalog. Requests already running finish on

@@ -155,12 +155,20 @@ func start(t *testing.T, cfg *config.Config, mutate func(*Options)) *harness {
 	if mutate != nil {
 		mutate(&o)
 	}
-	h := &harness{rec: &recorder{}, logs: &syncBuffer{}, fw: fw}
+	return serve(t, o, false)
+}
+
+// serve runs a server with options o; netHTTPOnly turns the fast path off.
+func serve(t *testing.T, o Options, netHTTPOnly bool) *harness {
+	t.Helper()
+	h := &harness{rec: &recorder{}, logs: &syncBuffer{}, fw: o.FirmwareDir}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var err error
 	h.srv, err = New(o, log, h.rec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.srv.netHTTPOnly = netHTTPOnly
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := h.srv.Bind(ctx); err != nil {
 		t.Fatal(err)
