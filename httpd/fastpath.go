@@ -147,8 +147,12 @@ func (s *Server) serveFast(fc *fastConn) {
 	br := bufio.NewReaderSize(c, fastReadBuffer)
 	remote := c.RemoteAddr().String()
 	var out []byte // responses not yet written (pipelined requests)
+	// As net/http: a new connection has readHeaderTimeout for its first
+	// head; between requests it may idle for idleTimeout.
+	wait := readHeaderTimeout
 	for {
-		c.SetReadDeadline(time.Now().Add(idleTimeout))
+		c.SetReadDeadline(time.Now().Add(wait))
+		wait = idleTimeout
 		fc.idle.Store(true)
 		if s.fast.closing.Load() {
 			c.Close()

@@ -1,6 +1,7 @@
 package httpd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -628,22 +629,49 @@ func rawGet(t *testing.T, addr, path string) (int, string) {
 
 func TestTimeouts(t *testing.T) {
 	h := start(t, testConfig(), nil)
-	// A client that never finishes its headers is cut off.
-	c, err := net.Dial("tcp", h.srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	// A client that never finishes its headers, or never sends any, is cut
+	// off after the header timeout; one that idles between requests is not.
+	for _, tt := range []struct{ name, send string }{
+		{"partial head", "GET /snomD345.htm HTTP/1.1\r\nHost: x\r\n"},
+		{"nothing", ""},
+		{"partial head after a request", "GET /snomD345.htm HTTP/1.1\r\nHost: x\r\n\r\nGET /snomD345.htm HTTP/1.1\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := net.Dial("tcp", h.srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tt.send)
+			c.SetReadDeadline(time.Now().Add(readHeaderTimeout + 5*time.Second))
+			start := time.Now()
+			if _, err = io.ReadAll(c); err != nil {
+				t.Fatalf("connection not closed by the server: %v", err)
+			}
+			if d := time.Since(start); d < readHeaderTimeout-time.Second {
+				t.Errorf("closed after %v, before the header timeout", d)
+			}
+		})
 	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /snomD345.htm HTTP/1.1\r\nHost: x\r\n")
-	c.SetReadDeadline(time.Now().Add(readHeaderTimeout + 5*time.Second))
-	start := time.Now()
-	_, err = io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("connection not closed by the server: %v", err)
-	}
-	if d := time.Since(start); d < readHeaderTimeout-time.Second {
-		t.Errorf("closed after %v, before the header timeout", d)
-	}
+	t.Run("idle between requests", func(t *testing.T) {
+		t.Parallel()
+		c, err := net.Dial("tcp", h.srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; i < 2; i++ {
+			io.WriteString(c, "GET /snomD345.htm HTTP/1.1\r\nHost: x\r\n\r\n")
+			r, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("request %d after %v idle: %v", i, time.Duration(i)*(readHeaderTimeout+time.Second), err)
+			}
+			io.ReadAll(r.Body)
+			time.Sleep(readHeaderTimeout + time.Second)
+		}
+	})
 }
 
 func TestBasicAuth(t *testing.T) {
