@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,6 +93,21 @@ func FuzzServeHTTP(f *testing.F) {
 			if !ok || m != mac(macA) {
 				t.Fatalf("phone A's secret served for %q?%q UA %q", path, query, ua)
 			}
+		}
+		// The fast path answers the same request the same way, or not at all.
+		fr := request{method: "GET", path: path, rawQuery: query, host: "127.0.0.1", userAgent: ua, remote: "10.0.0.9:1000"}
+		out, ok := s.answerFast(&fr, false, nil)
+		if !ok {
+			if w.Code == 200 || w.Code == 304 {
+				if rt := route(path, &s.state.Load().tpl); rt.Kind != RouteOther && rt.Kind != RouteFirmwareImage && rt.Kind != RouteAPIPhones {
+					t.Fatalf("%q?%q: net/http answers %d, the fast path declines", path, query, w.Code)
+				}
+			}
+			return
+		}
+		head, body, _ := strings.Cut(string(out), "\r\n\r\n")
+		if want := "HTTP/1.1 " + strconv.Itoa(w.Code) + " "; !strings.HasPrefix(head, want) || body != w.Body.String() {
+			t.Fatalf("%q?%q: fast path %q, net/http %d %q", path, query, head, w.Code, w.Body.String())
 		}
 	})
 }

@@ -91,6 +91,7 @@ func TestFastPathSameBytes(t *testing.T) {
 		{"unknown MAC: 404", "GET /snomD785-0004130000FF.htm HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 0},
 		{"model without firmware: 404", "GET /snomD345-firmware.htm HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 0},
 		{"firmware image", "GET /firmware/snomD785-10.1.215.13-SIP-r.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 0},
+		{"settings, then an image, pipelined", "GET /snomD345.htm HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /firmware/snomD785-10.1.215.13-SIP-r.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 1},
 		{"firmware image range", "GET /firmware/snomD785-10.1.215.13-SIP-r.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=10-19\r\n\r\n", 0},
 		{"POST", "POST /snomD345.htm HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc", 0},
 		{"GET with a body", "GET /snomD345.htm HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n\r\nabc", 0},
