@@ -24,9 +24,8 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-// BenchmarkServePerMAC is the hot path: route, identity, lookup, headers,
-// one inventory record, with 1000 phones configured.
-func BenchmarkServePerMAC(b *testing.B) {
+// benchServer has 1000 phones configured and a real inventory store.
+func benchServer(b *testing.B) *Server {
 	cfg := testConfig()
 	for i := 0; i < 1000; i++ {
 		m, _ := phone.ParseMAC(fmt.Sprintf("000413%06X", i))
@@ -43,6 +42,13 @@ func BenchmarkServePerMAC(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+// BenchmarkServePerMAC is the hot path under net/http: route, identity,
+// lookup, headers, one inventory record, with 1000 phones configured.
+func BenchmarkServePerMAC(b *testing.B) {
+	s := benchServer(b)
 	req := httptest.NewRequest("GET", "http://127.0.0.1/snomD785-0004130001F4.htm", nil)
 	req.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 0004130001F4 SXM:0 UXM:0)")
 	req.RemoteAddr = "10.77.0.11:40000"
@@ -52,6 +58,28 @@ func BenchmarkServePerMAC(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		clear(w.h)
 		s.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkAnswerFast is the same request on the fast path: parse the
+// head, decide, append the answer, record.
+func BenchmarkAnswerFast(b *testing.B) {
+	s := benchServer(b)
+	head := "GET /snomD785-0004130001F4.htm HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 0004130001F4 SXM:0 UXM:0)\r\nAccept: */*\r\n\r\n"
+	raw := []byte(head)
+	var out []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var req request
+		if _, ok := parseHead(string(raw), &req); !ok {
+			b.Fatal("head refused")
+		}
+		req.remote = "10.77.0.11:40000"
+		var ok bool
+		if out, ok = s.answerFast(&req, false, out[:0]); !ok {
+			b.Fatal("not answered")
+		}
 	}
 }
 

@@ -217,8 +217,13 @@ func (s *Store) Record(o Observation) {
 	}
 	if o.Event.Step != "" {
 		p.Steps[o.Event.Step] = StepResult{Time: o.Event.Time, OK: o.Event.OK, Detail: o.Event.Detail}
-		if len(p.Events) >= s.opts.MaxEvents {
+		// The slice may hold up to twice MaxEvents and is cut back to the
+		// newest MaxEvents-1 when full: one copy per MaxEvents records
+		// instead of one per record. Readers see the newest MaxEvents
+		// (view).
+		if len(p.Events) >= 2*s.opts.MaxEvents {
 			n := copy(p.Events, p.Events[len(p.Events)-s.opts.MaxEvents+1:])
+			clear(p.Events[n:])
 			p.Events = p.Events[:n]
 		}
 		p.Events = append(p.Events, o.Event)
@@ -249,7 +254,7 @@ func (s *Store) Phones() []Phone {
 	s.mu.Lock()
 	out := make([]Phone, 0, len(s.phones))
 	for _, p := range s.phones {
-		out = append(out, p.clone())
+		out = append(out, p.clone(s.opts.MaxEvents))
 	}
 	s.mu.Unlock()
 	// Byte order of the MAC is the order of its canonical hex text.
@@ -265,16 +270,25 @@ func (s *Store) Phone(m phone.MAC) (Phone, bool) {
 	if !ok {
 		return Phone{}, false
 	}
-	return p.clone(), true
+	return p.clone(s.opts.MaxEvents), true
 }
 
-func (p *Phone) clone() Phone {
-	c := *p
+func (p *Phone) clone(maxEvents int) Phone {
+	c := p.view(maxEvents)
 	c.Steps = make(map[Step]StepResult, len(p.Steps))
 	for k, v := range p.Steps {
 		c.Steps[k] = v
 	}
-	c.Events = append([]Event(nil), p.Events...)
+	c.Events = append([]Event(nil), c.Events...)
+	return c
+}
+
+// view is p with only the newest maxEvents events; it shares p's memory.
+func (p *Phone) view(maxEvents int) Phone {
+	c := *p
+	if n := len(c.Events); n > maxEvents {
+		c.Events = c.Events[n-maxEvents:]
+	}
 	return c
 }
 
@@ -329,7 +343,8 @@ func (s *Store) encodeSnapshot(w io.Writer) error {
 				_, err = io.WriteString(w, ",")
 			}
 			if err == nil {
-				err = enc.Encode(p)
+				v := p.view(s.opts.MaxEvents)
+				err = enc.Encode(&v)
 			}
 		}
 		s.mu.Unlock()

@@ -1,8 +1,12 @@
 package inventory
 
 import (
+	"encoding/json"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -184,6 +188,54 @@ func BenchmarkFlushFullStore(b *testing.B) {
 		s.mu.Unlock()
 		if err := s.Flush(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestEventsKeepNewest: readers and the snapshot see exactly the newest
+// MaxEvents events, oldest first, however many were recorded.
+func TestEventsKeepNewest(t *testing.T) {
+	m := mac(t, "000413A11FA7")
+	for n := 1; n <= 20; n++ {
+		path := filepath.Join(t.TempDir(), "phones.json")
+		s, err := Open(path, Options{MaxEvents: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			s.Record(Observation{MAC: m, Event: Event{Step: StepGeneral, OK: true, Detail: strconv.Itoa(i)}})
+		}
+		var want []string
+		for i := max(0, n-3); i < n; i++ {
+			want = append(want, strconv.Itoa(i))
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var snap snapshot
+		if err := json.Unmarshal(b, &snap); err != nil || len(snap.Phones) != 1 || len(snap.Phones[0].Events) != len(want) {
+			t.Errorf("%d recorded: the snapshot file holds %s", n, b)
+		}
+		s2, err := Open(path, Options{MaxEvents: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, st := range map[string]*Store{"live": s, "reloaded": s2} {
+			p, _ := st.Phone(m)
+			var got []string
+			for _, e := range p.Events {
+				got = append(got, e.Detail)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%d recorded, %s: events %v, want %v", n, name, got, want)
+			}
+			if all := st.Phones(); len(all) != 1 || len(all[0].Events) != len(want) {
+				t.Errorf("%d recorded, %s: Phones() has %d events", n, name, len(all[0].Events))
+			}
 		}
 	}
 }
