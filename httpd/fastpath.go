@@ -303,21 +303,18 @@ func parseHead(head string, req *request) (closeConn, ok bool) {
 			return false, false
 		}
 	}
-	var seen uint8
-	const (
-		seenHost = 1 << iota
-		seenUA
-		seenAuth
-		seenINM
-		seenIMS
-	)
-	once := func(bit uint8) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
+	// The fields the decision reads; each may appear once.
+	fields := [...]struct {
+		name string
+		dst  *string
+	}{
+		{"Host", &req.host},
+		{"User-Agent", &req.userAgent},
+		{"Authorization", &req.authorization},
+		{"If-None-Match", &req.ifNoneMatch},
+		{"If-Modified-Since", &req.ifModifiedSince},
 	}
+	var seen [len(fields)]bool
 	for rest != "\r\n" {
 		line, rest, found = strings.Cut(rest, "\r\n")
 		if !found {
@@ -332,39 +329,25 @@ func parseHead(head string, req *request) (closeConn, ok bool) {
 			return false, false
 		}
 		switch {
-		case strings.EqualFold(name, "Host"):
-			if !once(seenHost) || !validHost(value) {
-				return false, false
-			}
-			req.host = value
-		case strings.EqualFold(name, "User-Agent"):
-			if !once(seenUA) {
-				return false, false
-			}
-			req.userAgent = value
-		case strings.EqualFold(name, "Authorization"):
-			if !once(seenAuth) {
-				return false, false
-			}
-			req.authorization = value
-		case strings.EqualFold(name, "If-None-Match"):
-			if !once(seenINM) {
-				return false, false
-			}
-			req.ifNoneMatch = value
-		case strings.EqualFold(name, "If-Modified-Since"):
-			if !once(seenIMS) {
-				return false, false
-			}
-			req.ifModifiedSince = value
 		case strings.EqualFold(name, "Connection"):
 			closeConn = closeConn || hasCloseToken(value)
+			continue
 		case strings.EqualFold(name, "Content-Length"), strings.EqualFold(name, "Transfer-Encoding"),
 			strings.EqualFold(name, "Expect"), strings.EqualFold(name, "Upgrade"):
 			return false, false
 		}
+		for i := range fields {
+			if strings.EqualFold(name, fields[i].name) {
+				if seen[i] {
+					return false, false
+				}
+				seen[i] = true
+				*fields[i].dst = value
+				break
+			}
+		}
 	}
-	if seen&seenHost == 0 {
+	if !seen[0] || !validHost(req.host) {
 		return false, false
 	}
 	return closeConn, true

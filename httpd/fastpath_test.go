@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,18 +21,7 @@ import (
 // fast path, one with net/http alone.
 func startPair(t *testing.T, cfg *config.Config, mutate func(*Options)) (fast, slow *harness) {
 	t.Helper()
-	cat, err := provision.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fw := t.TempDir()
-	if err := os.WriteFile(filepath.Join(fw, "snomD785-10.1.215.13-SIP-r.bin"), firmwareImage, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	o := Options{Listen: "127.0.0.1:0", URL: cfg.HTTP.URL, FirmwareDir: fw, UnknownPhones: cfg.HTTP.UnknownPhones, Catalog: cat}
-	if mutate != nil {
-		mutate(&o)
-	}
+	o := testOptions(t, cfg, mutate)
 	return serve(t, o, false), serve(t, o, true)
 }
 

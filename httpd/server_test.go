@@ -138,6 +138,12 @@ type harness struct {
 // start runs a real server on 127.0.0.1:0 and stops it at cleanup.
 func start(t *testing.T, cfg *config.Config, mutate func(*Options)) *harness {
 	t.Helper()
+	return serve(t, testOptions(t, cfg, mutate), false)
+}
+
+// testOptions renders cfg and makes a firmware_dir holding one image.
+func testOptions(t *testing.T, cfg *config.Config, mutate func(*Options)) Options {
+	t.Helper()
 	cat, err := provision.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +162,7 @@ func start(t *testing.T, cfg *config.Config, mutate func(*Options)) *harness {
 	if mutate != nil {
 		mutate(&o)
 	}
-	return serve(t, o, false)
+	return o
 }
 
 // serve runs a server with options o; netHTTPOnly turns the fast path off.
