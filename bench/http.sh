@@ -19,6 +19,7 @@
 #        BENCH_OUT=file.md         also append the summary table to a file
 #        GOGC / GOMEMLIMIT         passed through to snomprov (shown in the output)
 #        PIN=0                     do not pin servers and wrk to separate CPUs
+#        SNOMPROV_LOG=file         keep snomprov's log (e.g. with GODEBUG=gctrace=1)
 #
 # Safety: both namespaces are created here and connected by one veth pair made
 # with `ip -n <srv> link add ... peer ... netns <cli>`, so no interface ever
@@ -54,6 +55,7 @@ cleanup() {
       ip netns del "$ns" 2>/dev/null || true
     fi
   done
+  if [ -n "${SNOMPROV_LOG:-}" ] && [ -f "$WORK/snomprov.log" ]; then cp "$WORK/snomprov.log" "$SNOMPROV_LOG"; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -196,9 +198,11 @@ for run in $(seq 1 "$RUNS"); do
     out=$(ip netns exec "$CLI" "${CLI_CPU[@]}" wrk -t1 -c50 -d"$DUR" --latency -H "User-Agent: $UA" "http://$SRV_IP:$port$PATH_MAC")
     rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
     p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
+    p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
+    p90=$(to_ms "$(awk '$1=="90%"{print $2}' <<<"$out")")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
     RPS[$server.$run]=$rps; P99[$server.$run]=$p99
-    printf 'run %d %-8s %10s req/s  p99 %6s ms  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p99" "$load" "$errs"
+    printf 'run %d %-8s %10s req/s  p50 %6s  p90 %6s  p99 %6s ms  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p50" "$p90" "$p99" "$load" "$errs"
   done
 done
 STATUS=$(cat "/proc/$SNOM_PID/status")

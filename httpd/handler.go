@@ -457,19 +457,22 @@ func (s *Server) record(req *request, id identity, step inventory.Step, status, 
 	if !ok {
 		kind = strconv.Itoa(status)
 	}
-	b := make([]byte, 0, 64+len(req.path)+len(reason))
-	b = append(b, req.method...)
-	b = append(b, ' ')
-	b = append(b, safePath(req.path)...)
-	b = append(b, ' ')
-	b = append(b, kind...)
+	// One allocation: the Builder's bytes become the string.
+	var b strings.Builder
+	b.Grow(32 + len(req.path) + len(reason))
+	b.WriteString(req.method)
+	b.WriteByte(' ')
+	b.WriteString(safePath(req.path))
+	b.WriteByte(' ')
+	b.WriteString(kind)
 	if reason != "" {
-		b = append(b, ": "...)
-		b = append(b, reason...)
+		b.WriteString(": ")
+		b.WriteString(reason)
 	} else {
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(n), 10)
-		b = append(b, 'B')
+		var num [20]byte
+		b.WriteByte(' ')
+		b.Write(strconv.AppendInt(num[:0], int64(n), 10))
+		b.WriteByte('B')
 	}
 	s.rec.Record(inventory.Observation{
 		MAC:            id.mac,
@@ -482,7 +485,7 @@ func (s *Server) record(req *request, id identity, step inventory.Step, status, 
 			Step:   step,
 			Kind:   kind,
 			OK:     status < 400,
-			Detail: string(b),
+			Detail: b.String(),
 		},
 	})
 }

@@ -95,6 +95,8 @@ type Phone struct {
 	LastSeen       time.Time           `json:"last_seen"`
 	Steps          map[Step]StepResult `json:"steps"`
 	Events         []Event             `json:"events"` // oldest first
+
+	ip netip.Addr // IP parsed, so a repeat does not format it again
 }
 
 // Options bound the store.
@@ -184,9 +186,6 @@ func (s *Store) Record(o Observation) {
 	if o.Event.Time.IsZero() {
 		o.Event.Time = now
 	}
-	if o.Event.IP == "" && o.IP.IsValid() {
-		o.Event.IP = o.IP.String()
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.phones[o.MAC]
@@ -210,7 +209,12 @@ func (s *Store) Record(o Observation) {
 		p.FirmwareTarget = o.FirmwareTarget
 	}
 	if o.IP.IsValid() {
-		p.IP = o.IP.String()
+		if o.IP != p.ip || p.IP == "" {
+			p.ip, p.IP = o.IP, o.IP.String()
+		}
+		if o.Event.IP == "" {
+			o.Event.IP = p.IP
+		}
 	}
 	if o.Event.Time.After(p.LastSeen) {
 		p.LastSeen = o.Event.Time

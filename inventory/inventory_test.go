@@ -239,3 +239,22 @@ func TestEventsKeepNewest(t *testing.T) {
 		}
 	}
 }
+
+// TestIPFollowsPhone: each event keeps the address it came from, and the
+// phone shows the latest.
+func TestIPFollowsPhone(t *testing.T) {
+	s, _ := Open("", Options{})
+	m := mac(t, "000413A11FA7")
+	for _, ip := range []string{"10.0.0.5", "10.0.0.5", "10.0.0.6", "::ffff:10.0.0.7"} {
+		s.Record(Observation{MAC: m, IP: netip.MustParseAddr(ip), Event: Event{Step: StepGeneral, OK: true}})
+	}
+	s.Record(Observation{MAC: m, Event: Event{Step: StepPnP, OK: true, IP: "10.0.0.9"}})
+	p, _ := s.Phone(m)
+	var got []string
+	for _, e := range p.Events {
+		got = append(got, e.IP)
+	}
+	if want := []string{"10.0.0.5", "10.0.0.5", "10.0.0.6", "::ffff:10.0.0.7", "10.0.0.9"}; !slices.Equal(got, want) || p.IP != "::ffff:10.0.0.7" {
+		t.Errorf("phone IP %q, event IPs %v; want ::ffff:10.0.0.7 and %v", p.IP, got, want)
+	}
+}
