@@ -1,6 +1,7 @@
 // Package packaging tests the snomprov .debs: their contents for every
-// architecture, and a full install → reinstall → remove → purge cycle of the
-// amd64 package in a scratch Debian bookworm root made with debootstrap.
+// architecture, a full install → reinstall → remove → purge cycle of the
+// amd64 package in a scratch Debian bookworm root made with debootstrap,
+// and the installed service in that root booted with systemd (nspawn).
 package packaging
 
 import (
