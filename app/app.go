@@ -48,6 +48,9 @@ type Appliance struct {
 	net     network
 	inv     *inventory.Store
 	servers *servers
+	// reloadErr is the last refused reload, shown in the systemd status
+	// line until a reload succeeds.
+	reloadErr string
 }
 
 // New prepares an appliance for cfg. load is called on SIGHUP.
@@ -88,6 +91,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return err
 	}
 	a.servers = srv
+	srv.healthChanged = func() { notify(a.log, "STATUS="+a.statusLine(time.Now())) }
 
 	err = runServers(ctx, srv.components(), a.log, func() {
 		a.announce()
@@ -95,9 +99,12 @@ func (a *Appliance) Run(ctx context.Context) error {
 		// megabytes of garbage behind; hand it back to the OS once rather
 		// than carry it in RSS on a small Pi.
 		debug.FreeOSMemory()
-		notify(a.log, daemon.SdNotifyReady)
-		a.log.Info("ready", "servers", srv.names())
-	}, inv.Run, a.reloadOnHUP, func(ctx context.Context) error { watchdog(ctx, a.log); return nil })
+		names := srv.names()
+		notify(a.log, daemon.SdNotifyReady+"\nSTATUS="+a.statusLine(time.Now()))
+		a.log.Info("ready", "servers", names)
+	}, inv.Run, a.reloadOnHUP,
+		func(ctx context.Context) error { watchdog(ctx, a.log); return nil },
+		func(ctx context.Context) error { a.statusUpdates(ctx); return nil })
 	notify(a.log, daemon.SdNotifyStopping)
 	if err != nil {
 		return err
@@ -166,12 +173,19 @@ func (a *Appliance) reloadOnHUP(ctx context.Context) error {
 			return nil
 		case <-hup:
 			notify(a.log, daemon.SdNotifyReloading)
-			if err := a.Reload(); err != nil {
+			err := a.Reload()
+			if err != nil {
 				a.log.Error("reload failed; still serving the previous configuration", "err", err)
 			} else {
 				a.log.Info("configuration reloaded")
 			}
-			notify(a.log, daemon.SdNotifyReady)
+			a.mu.Lock()
+			a.reloadErr = ""
+			if err != nil {
+				a.reloadErr = oneLine(err.Error(), 200)
+			}
+			a.mu.Unlock()
+			notify(a.log, daemon.SdNotifyReady+"\nSTATUS="+a.statusLine(time.Now()))
 		}
 	}
 }

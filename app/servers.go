@@ -40,6 +40,8 @@ type servers struct {
 	cfg     *config.Config
 	catalog *provision.Catalog
 	health  map[string]status.Component
+	// healthChanged is called (outside mu) when a server turns unhealthy.
+	healthChanged func()
 }
 
 type namedComponent struct {
@@ -114,7 +116,11 @@ func (s *servers) names() []string {
 func (s *servers) setHealth(name string, ok bool, detail string) {
 	s.mu.Lock()
 	s.health[name] = status.Component{Name: name, OK: ok, Detail: detail}
+	changed := s.healthChanged
 	s.mu.Unlock()
+	if !ok && changed != nil {
+		changed()
+	}
 }
 
 func (s *servers) healthList() []status.Component {

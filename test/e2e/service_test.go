@@ -58,26 +58,46 @@ func listenNotify(t *testing.T) *notifySocket {
 	return n
 }
 
-// expect waits for want, skipping WATCHDOG=1 pings, and fails on any other
-// message first.
-func (n *notifySocket) expect(t *testing.T, want string, p *lantest.Process) {
+// next returns the next message other than a WATCHDOG=1 ping, failing
+// after 15 s.
+func (n *notifySocket) next(t *testing.T, waitingFor string, p *lantest.Process) string {
 	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
 		select {
 		case got, ok := <-n.msgs:
 			if !ok {
-				t.Fatalf("notify socket closed while waiting for %s", want)
-			}
-			if got == want {
-				return
+				t.Fatalf("notify socket closed while waiting for %s", waitingFor)
 			}
 			if got != "WATCHDOG=1" {
-				t.Fatalf("sd_notify: got %q while waiting for %q\n%s", got, want, p.Output())
+				return got
 			}
 		case <-deadline:
-			t.Fatalf("no %s from snomprov within 15 s\n%s", want, p.Output())
+			t.Fatalf("no %s from snomprov within 15 s\n%s", waitingFor, p.Output())
 		}
+	}
+}
+
+// expect waits for want, skipping STATUS= lines, and fails on any other
+// message first.
+func (n *notifySocket) expect(t *testing.T, want string, p *lantest.Process) {
+	t.Helper()
+	for {
+		got := n.next(t, want, p)
+		if got == want {
+			return
+		}
+		if !strings.HasPrefix(got, "STATUS=") {
+			t.Fatalf("sd_notify: got %q while waiting for %q\n%s", got, want, p.Output())
+		}
+	}
+}
+
+// expectStatus checks that the next message is a STATUS= line holding want.
+func (n *notifySocket) expectStatus(t *testing.T, want string, p *lantest.Process) {
+	t.Helper()
+	if got := n.next(t, "STATUS=", p); !strings.HasPrefix(got, "STATUS=") || !strings.Contains(got, want) {
+		t.Fatalf("sd_notify: got %q, want STATUS= holding %q\n%s", got, want, p.Output())
 	}
 }
 
@@ -89,6 +109,9 @@ func (n *notifySocket) watchdogPings(t *testing.T, d time.Duration) int {
 	for {
 		select {
 		case got := <-n.msgs:
+			if strings.HasPrefix(got, "STATUS=") {
+				continue
+			}
 			if got != "WATCHDOG=1" {
 				t.Fatalf("sd_notify: unexpected %q while idle", got)
 			}
@@ -121,6 +144,8 @@ answer = "all"
 	// short (the unit's 30 s means a ping every 15 s).
 	p := srv.Start("env", "NOTIFY_SOCKET="+n.path, "WATCHDOG_USEC=1000000", bin, "serve", "-config", cfg)
 	n.expect(t, "READY=1", p)
+	// What `systemctl status` shows on its Status: line.
+	n.expectStatus(t, "http :8080, pnp answer=all, dhcp off; 0 phones", p)
 	if !strings.Contains(p.Output(), "msg=ready") {
 		// READY=1 must not come before the listeners are bound, which is
 		// what the "ready" log line states.
@@ -136,6 +161,7 @@ answer = "all"
 	p.Signal(unix.SIGHUP)
 	n.expect(t, "RELOADING=1", p)
 	n.expect(t, "READY=1", p)
+	n.expectStatus(t, "STATUS=http :8080", p)
 
 	// A broken file: the old config keeps serving, and systemd still gets
 	// READY=1 so the unit does not hang in "reloading".
@@ -145,6 +171,7 @@ answer = "all"
 	p.Signal(unix.SIGHUP)
 	n.expect(t, "RELOADING=1", p)
 	n.expect(t, "READY=1", p)
+	n.expectStatus(t, "STATUS=RELOAD FAILED, previous config still in use: "+cfg+":", p)
 	select {
 	case <-p.Done():
 		t.Fatalf("snomprov exited after reloading an invalid config: %v\n%s", p.Err(), p.Output())

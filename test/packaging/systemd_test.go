@@ -56,8 +56,12 @@ printf '\n[[phones]]\nmac = "00:04:13:ZZ"\n' >>/etc/snomprov/snomprov.toml
 systemctl reload snomprov
 sleep 1
 if [ "$(systemctl is-active snomprov)" = active ] && [ "$(show MainPID)" = "$pid" ] && get /snomD785.htm | grep -q '<settings>'; then echo "OK bad reload kept serving"; else fail "after a bad reload: $(systemctl is-active snomprov)"; fi
+case "$(show StatusText)" in "RELOAD FAILED, previous config still in use: /etc/snomprov/snomprov.toml:"*) echo "OK bad reload in status" ;; *) fail "status after a bad reload: $(show StatusText)" ;; esac
 if journalctl -u snomprov -o cat | grep -Eq 'reload failed.*/etc/snomprov/snomprov.toml:[0-9]+:[0-9]+: phones\[0\]\.mac'; then echo "OK bad reload named"; else fail "no FILE:LINE:COL for the bad config in the journal"; fi
 cp /root/good.toml /etc/snomprov/snomprov.toml
+systemctl reload snomprov
+sleep 1
+case "$(show StatusText)" in "http :80, pnp answer=snom, dhcp off; "*) echo "OK good reload clears status" ;; *) fail "status after a good reload: $(show StatusText)" ;; esac
 
 kill -9 "$pid"
 sleep 3
@@ -133,7 +137,8 @@ func TestServiceUnderSystemd(t *testing.T) {
 	}
 	out := string(b)
 	t.Logf("checks inside the container:\n%s", out)
-	for _, want := range []string{"OK active", "user snomprov", "OK http", "OK watchdog", "OK reload", "OK same process", "OK bad reload kept serving", "OK bad reload named", "OK restarted", "OK stopped", "--- done"} {
+	for _, want := range []string{"OK active", "user snomprov", "OK http", "OK watchdog", "OK reload", "OK same process", "OK bad reload kept serving", "OK bad reload in status", "OK bad reload named", "OK good reload clears status",
+		"StatusText http :80, pnp answer=snom, dhcp off; 0 phones", "OK restarted", "OK stopped", "--- done"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q", want)
 		}

@@ -1,0 +1,110 @@
+package app
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/snomprov/snomprov/inventory"
+)
+
+// statusInterval is how often the systemd status line is refreshed. A
+// variable for tests.
+var statusInterval = 30 * time.Second
+
+// statusOrder lists phone states in the order the status line names them:
+// done first, trouble last.
+var statusOrder = []inventory.State{
+	inventory.StateUpToDate, inventory.StateFirmwareFetched, inventory.StateSettingsFetched,
+	inventory.StatePnPAnswered, inventory.StateLeased, inventory.StateSeen,
+	inventory.StateFailed, inventory.StateStale,
+}
+
+// statusLine is the one line `systemctl status snomprov` shows: what runs,
+// where the phones are, and a reload that was refused, e.g.
+//
+//	http :80, pnp answer=snom, dhcp off; 12 phones: 10 up-to-date, 2 failed
+func (a *Appliance) statusLine(now time.Time) string {
+	a.mu.Lock()
+	cfg, reloadErr := a.cfg, a.reloadErr
+	a.mu.Unlock()
+	var b strings.Builder
+	if reloadErr != "" {
+		b.WriteString("RELOAD FAILED, previous config still in use: ")
+		b.WriteString(reloadErr)
+		b.WriteString("; ")
+	}
+	b.WriteString("http ")
+	b.WriteString(cfg.HTTP.Listen)
+	if cfg.PnP.Enabled {
+		b.WriteString(", pnp answer=")
+		b.WriteString(cfg.PnP.Answer)
+	} else {
+		b.WriteString(", pnp off")
+	}
+	dhcp := "off"
+	if cfg.DHCP.Enabled {
+		dhcp = cfg.DHCP.Pool
+		for _, c := range a.servers.healthList() {
+			if c.Name == "dhcp" && !c.OK {
+				dhcp = "DISABLED: " + oneLine(c.Detail, 120)
+			}
+		}
+	}
+	b.WriteString(", dhcp ")
+	b.WriteString(dhcp)
+
+	counts := map[inventory.State]int{}
+	total := 0
+	for _, p := range a.inv.Phones() {
+		st, _ := p.State(now, cfg.Status.StaleAfter.Duration)
+		counts[st]++
+		total++
+	}
+	b.WriteString("; ")
+	b.WriteString(strconv.Itoa(total))
+	b.WriteString(" phones")
+	sep := ": "
+	for _, st := range statusOrder {
+		if n := counts[st]; n > 0 {
+			b.WriteString(sep)
+			b.WriteString(strconv.Itoa(n))
+			b.WriteByte(' ')
+			b.WriteString(string(st))
+			sep = ", "
+		}
+	}
+	return b.String()
+}
+
+// oneLine keeps the first line of s, at most max bytes, saying how much
+// was left out.
+func oneLine(s string, max int) string {
+	first, rest, more := strings.Cut(strings.TrimSpace(s), "\n")
+	if len(first) > max {
+		first = first[:max] + "…"
+	}
+	if more {
+		first += " (+" + strconv.Itoa(strings.Count(rest, "\n")+1) + " more)"
+	}
+	return first
+}
+
+// statusUpdates refreshes the status line while running under systemd.
+func (a *Appliance) statusUpdates(ctx context.Context) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	t := time.NewTicker(statusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			notify(a.log, "STATUS="+a.statusLine(now))
+		}
+	}
+}
