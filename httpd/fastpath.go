@@ -25,6 +25,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,14 @@ func (s *Server) serveFast(fc *fastConn) {
 	c := fc.c
 	br := bufio.NewReaderSize(c, fastReadBuffer)
 	remote := c.RemoteAddr().String()
+	// As net/http: a bug met by one request costs its connection, not the
+	// appliance.
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic while serving a connection; closed it", "ip", remote, "panic", v, "stack", string(debug.Stack()))
+			c.Close()
+		}
+	}()
 	var out []byte // responses not yet written (pipelined requests)
 	// As net/http: a new connection has readHeaderTimeout for its first
 	// head; between requests it may idle for idleTimeout.

@@ -6,14 +6,17 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/provision"
 )
 
@@ -368,4 +371,40 @@ func FuzzParseHead(f *testing.F) {
 
 func contextWithCancel() (context.Context, context.CancelFunc) {
 	return context.WithCancel(context.Background())
+}
+
+// panickyRecorder panics on its first Record, like a bug would.
+type panickyRecorder struct{ calls atomic.Int32 }
+
+func (p *panickyRecorder) Record(inventory.Observation) {
+	if p.calls.Add(1) == 1 {
+		panic("boom")
+	}
+}
+
+// TestFastPathPanicCostsOnlyTheConnection: a panic while answering closes
+// that connection and is logged; the server keeps serving.
+func TestFastPathPanicCostsOnlyTheConnection(t *testing.T) {
+	cat, _ := provision.New(testConfig())
+	logs := &syncBuffer{}
+	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat}, slog.New(slog.NewTextHandler(logs, nil)), &panickyRecorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := contextWithCancel()
+	defer cancel()
+	if err := s.Bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ctx)
+	const req = "GET /snomD345.htm HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+	if got := exchange(t, s.Addr().String(), req); got != "" {
+		t.Errorf("the panicking request got %q, want the connection closed", trimFor(got))
+	}
+	if got := exchange(t, s.Addr().String(), req); !strings.HasPrefix(got, "HTTP/1.1 200 OK") {
+		t.Errorf("the next request got %q", trimFor(got))
+	}
+	if !strings.Contains(logs.String(), "panic while serving a connection") || !strings.Contains(logs.String(), "boom") {
+		t.Errorf("panic not logged:\n%s", logs.String())
+	}
 }
