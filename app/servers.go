@@ -14,6 +14,7 @@ import (
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/dhcp"
 	"github.com/snomprov/snomprov/httpd"
+	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
@@ -31,6 +32,8 @@ type servers struct {
 	inv     *inventory.Store
 	metrics *metrics.Recorder
 	started time.Time
+	// neighbors is the LAN interface's ARP table, for http.verify_mac.
+	neighbors *netif.Neighbors
 
 	http *httpd.Server
 	pnp  *pnp.Server  // nil when [pnp] enabled = false
@@ -54,7 +57,8 @@ type namedComponent struct {
 }
 
 func buildServers(cfg *config.Config, netw network, inv *inventory.Store, log *slog.Logger) (*servers, error) {
-	s := &servers{log: log, inv: inv, started: time.Now(), health: map[string]status.Component{}}
+	s := &servers{log: log, inv: inv, started: time.Now(), health: map[string]status.Component{},
+		neighbors: netif.NewNeighbors(netw.iface)}
 	s.metrics = metrics.NewRecorder(inv)
 	reg := s.metrics.Registry()
 	metrics.RegisterBuildInfo(reg, Version)
@@ -255,8 +259,18 @@ func (s *servers) httpOptions(cfg *config.Config, netw network) (httpd.Options, 
 		Password:      cfg.HTTP.Password,
 		TLSCert:       cfg.HTTP.TLSCert,
 		TLSKey:        cfg.HTTP.TLSKey,
-		Catalog:       catalog,
-		Extra:         http.Handler(page),
+		VerifyMAC:     cfg.HTTP.VerifyMAC,
+		LANMAC: func(ip netip.Addr) (phone.MAC, bool) {
+			// Only the interface's own subnet is in its ARP table; a
+			// routed phone is not checked.
+			if !netw.prefix.Contains(ip) {
+				return phone.MAC{}, false
+			}
+			m, ok := s.neighbors.Lookup(ip)
+			return phone.MAC(m), ok
+		},
+		Catalog: catalog,
+		Extra:   http.Handler(page),
 	}, catalog, nil
 }
 

@@ -70,7 +70,7 @@ func Default() *Config {
 func fileDefaults(stateDir string) *Config {
 	return &Config{
 		Server:    Server{StateDir: stateDir, LogLevel: "info"},
-		HTTP:      HTTP{Listen: ":80", UnknownPhones: UnknownGeneric},
+		HTTP:      HTTP{Listen: ":80", UnknownPhones: UnknownGeneric, VerifyMAC: VerifyLog},
 		PnP:       PnP{Enabled: true, Answer: AnswerSnom},
 		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}, Serve: ServeAll},
 		Provision: Provision{DefaultPerm: "R", PinSettingServer: true},

@@ -57,7 +57,17 @@ type HTTP struct {
 	Password      string `toml:"password"`
 	TLSCert       string `toml:"tls_cert"` // HTTPS when both are set
 	TLSKey        string `toml:"tls_key"`
+	// VerifyMAC compares the LAN MAC of a device asking for a configured
+	// phone's own file with that phone's MAC: off | log | enforce.
+	VerifyMAC string `toml:"verify_mac"`
 }
+
+// http.verify_mac values.
+const (
+	VerifyOff     = "off"
+	VerifyLog     = "log"
+	VerifyEnforce = "enforce"
+)
 
 // Unknown-phone policies for HTTP.
 const (

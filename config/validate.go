@@ -117,6 +117,7 @@ func (c *checker) http() {
 		c.placeholders("http.url", h.URL)
 	}
 	c.enum("http.unknown_phones", h.UnknownPhones, UnknownGeneric, UnknownDeny, UnknownAllow)
+	c.enum("http.verify_mac", h.VerifyMAC, VerifyOff, VerifyLog, VerifyEnforce)
 	if h.Username != "" && h.Password == "" {
 		c.fail("http.username", "username is set but password is not; set both to protect the settings with Basic auth")
 	}

@@ -414,6 +414,7 @@ func (s *Server) answerFast(req *request, closeConn bool, out []byte) ([]byte, b
 		return out, false
 	}
 	s.warnMismatch(req, id)
+	s.warnLANMAC(req, id)
 	// The fields and their order are net/http's for the same answer:
 	// handler fields sorted, then Date, then Connection.
 	if a.status == 200 {

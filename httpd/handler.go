@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/snomprov/snomprov/inventory"
@@ -59,6 +60,9 @@ type identity struct {
 	target string
 	// uaMAC is set when the User-Agent names another MAC than the request.
 	uaMAC phone.MAC
+	// lanMAC is set when the requester's MAC on the LAN is not the MAC of
+	// the configured phone whose file it asks for (http.verify_mac).
+	lanMAC phone.MAC
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -241,6 +245,11 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 		if id.mac.IsZero() {
 			return answer{status: http.StatusNotFound, reason: "http.url holds {mac} but the request carries no MAC"}
 		}
+		if st.cat.HasPhone(id.mac) {
+			if reason := checkLANMAC(st, id, id.mac); reason != "" {
+				return answer{status: http.StatusNotFound, reason: reason}
+			}
+		}
 		doc = st.cat.Combined(base, id.model, id.mac)
 	case RoutePhone:
 		var ok bool
@@ -250,6 +259,8 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 				return answer{status: http.StatusNotFound, reason: "per-MAC file 404: MAC " + rt.MAC.String() + " not in config (unknown_phones = " + st.opts.UnknownPhones + ")"}
 			}
 			doc = st.cat.EmptyPhone(base)
+		} else if reason := checkLANMAC(st, id, rt.MAC); reason != "" {
+			return answer{status: http.StatusNotFound, reason: reason}
 		}
 	case RouteFirmwareFile:
 		var ok bool
@@ -272,6 +283,60 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 	return answer{status: http.StatusOK, doc: doc}
 }
 
+// checkLANMAC applies http.verify_mac to a request for the configured
+// phone want's own file: it notes in id a requester whose MAC on the LAN
+// is another, and with enforce returns why the file is refused.
+func checkLANMAC(st *state, id *identity, want phone.MAC) string {
+	if st.opts.VerifyMAC == VerifyOff || st.opts.LANMAC == nil || !id.ip.IsValid() {
+		return ""
+	}
+	got, ok := st.opts.LANMAC(id.ip)
+	if !ok || got == want {
+		return ""
+	}
+	id.lanMAC = got
+	if st.opts.VerifyMAC != VerifyEnforce {
+		return ""
+	}
+	return "http.verify_mac = enforce: " + id.ip.String() + " has MAC " + got.String() + " on the LAN, not " + want.String() + "; a phone's own file goes only to that phone"
+}
+
+// warnLANMAC logs, once per device and phone, a phone's file served to a
+// device with another MAC (http.verify_mac = log).
+func (s *Server) warnLANMAC(req *request, id identity) {
+	if id.lanMAC.IsZero() || !s.lanWarned.first(id.lanMAC, id.mac, time.Now()) {
+		return
+	}
+	s.log.Warn("a phone's own file, with its SIP credentials, was fetched by a device with another MAC on the LAN (http.verify_mac = enforce refuses this)",
+		"path", safePath(req.path), "phone_mac", id.mac.String(), "device_mac", id.lanMAC.String(), "ip", id.ip)
+}
+
+// dedupe remembers (device, phone) pairs for a while so a repeated
+// warning is logged once.
+type dedupe struct {
+	mu   sync.Mutex
+	seen map[[2]phone.MAC]time.Time
+}
+
+const (
+	dedupeFor  = 10 * time.Minute
+	dedupeKeep = 4096 // pairs remembered at most; then it starts over
+)
+
+func (d *dedupe) first(a, b phone.MAC, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := [2]phone.MAC{a, b}
+	if t, ok := d.seen[key]; ok && now.Sub(t) < dedupeFor {
+		return false
+	}
+	if d.seen == nil || len(d.seen) >= dedupeKeep {
+		d.seen = make(map[[2]phone.MAC]time.Time)
+	}
+	d.seen[key] = now
+	return true
+}
+
 func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, rt Route, id identity) {
 	step := stepFor(rt.Kind)
 	a := settingsAnswer(st, req, rt, &id)
@@ -286,6 +351,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	h["Last-Modified"] = st.lastModified
 	if a.status == http.StatusNotModified {
 		w.WriteHeader(http.StatusNotModified)
+		s.warnLANMAC(req, id)
 		s.record(req, id, step, http.StatusNotModified, 0, "")
 		return
 	}
@@ -294,6 +360,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	if req.method != http.MethodHead {
 		w.Write(a.doc.Body)
 	}
+	s.warnLANMAC(req, id)
 	s.record(req, id, step, http.StatusOK, len(a.doc.Body), "")
 }
 

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
 )
 
@@ -34,6 +36,13 @@ const (
 	UnknownGeneric = "generic"
 	UnknownDeny    = "deny"
 	UnknownAllow   = "allow"
+)
+
+// http.verify_mac values.
+const (
+	VerifyOff     = "off"
+	VerifyLog     = "log"
+	VerifyEnforce = "enforce"
 )
 
 // Options configure the server. cmd/snomprov fills them from [http].
@@ -47,8 +56,13 @@ type Options struct {
 	Password      string
 	TLSCert       string // HTTPS when both are set
 	TLSKey        string
-	Catalog       *provision.Catalog
-	Inventory     interface{ Phones() []inventory.Phone } // GET /api/phones; nil = 404
+	// VerifyMAC (off | log | enforce; default off) compares LANMAC(the
+	// requester's IP) with the MAC of a configured phone whose own file it
+	// asks for. LANMAC answers false when it cannot tell (not on the LAN).
+	VerifyMAC string
+	LANMAC    func(netip.Addr) (phone.MAC, bool)
+	Catalog   *provision.Catalog
+	Inventory interface{ Phones() []inventory.Phone } // GET /api/phones; nil = 404
 	// Extra serves paths the router does not claim (status page, /metrics);
 	// nil = 404.
 	Extra http.Handler
@@ -97,6 +111,8 @@ type Server struct {
 	state atomic.Pointer[state]
 	cert  atomic.Pointer[tls.Certificate]
 	warn  rateLimiter
+	// lanWarned dedupes verify_mac warnings: one per device and phone.
+	lanWarned dedupe
 
 	ln  net.Listener
 	srv *http.Server
@@ -148,6 +164,13 @@ func (s *Server) newState(o Options) (*state, error) {
 	case UnknownGeneric, UnknownDeny, UnknownAllow:
 	default:
 		return nil, fmt.Errorf("httpd: http.unknown_phones = %q; use generic, deny or allow", o.UnknownPhones)
+	}
+	switch o.VerifyMAC {
+	case "":
+		o.VerifyMAC = VerifyOff
+	case VerifyOff, VerifyLog, VerifyEnforce:
+	default:
+		return nil, fmt.Errorf("httpd: http.verify_mac = %q; use off, log or enforce", o.VerifyMAC)
 	}
 	if (o.Username == "") != (o.Password == "") {
 		return nil, errors.New("httpd: http.username and http.password must be set together (or both left empty)")

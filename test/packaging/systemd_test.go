@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -57,7 +58,7 @@ systemctl reload snomprov
 sleep 1
 if [ "$(systemctl is-active snomprov)" = active ] && [ "$(show MainPID)" = "$pid" ] && get /snomD785.htm | grep -q '<settings>'; then echo "OK bad reload kept serving"; else fail "after a bad reload: $(systemctl is-active snomprov)"; fi
 case "$(show StatusText)" in "RELOAD FAILED, previous config still in use: /etc/snomprov/snomprov.toml:"*) echo "OK bad reload in status" ;; *) fail "status after a bad reload: $(show StatusText)" ;; esac
-if journalctl -u snomprov -o cat | grep -Eq 'reload failed.*/etc/snomprov/snomprov.toml:[0-9]+:[0-9]+: phones\[0\]\.mac'; then echo "OK bad reload named"; else fail "no FILE:LINE:COL for the bad config in the journal"; fi
+if journalctl -u snomprov -o cat | grep -Eq 'reload failed.*/etc/snomprov/snomprov.toml:[0-9]+:[0-9]+: phones\[1\]\.mac'; then echo "OK bad reload named"; else fail "no FILE:LINE:COL for the bad config in the journal"; fi
 cp /root/good.toml /etc/snomprov/snomprov.toml
 systemctl reload snomprov
 sleep 1
@@ -104,7 +105,7 @@ func TestServiceUnderSystemd(t *testing.T) {
 	nspawn := needTool(t, "systemd-nspawn", "systemd-container")
 	l := lantest.New(t, "10.78.0.0/24")
 	srv := l.AddHost("srv", lantest.HostOptions{Addr: "10.78.0.1/24"})
-	l.AddHost("gw", lantest.HostOptions{Addr: "10.78.0.254/24"})
+	gw := l.AddHost("gw", lantest.HostOptions{Addr: "10.78.0.254/24", MAC: "02:00:00:00:00:fe"})
 	// The shipped config takes the interface of the default route.
 	if out, err := srv.Run(context.Background(), "ip", "route", "add", "default", "via", "10.78.0.254"); err != nil {
 		t.Fatalf("default route: %v\n%s", err, out)
@@ -119,6 +120,14 @@ func TestServiceUnderSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.must("systemctl", "enable", "snomprov-check.service")
+	// One configured phone, and verify_mac = enforce: the sandboxed service
+	// must be able to read the ARP table to refuse the gateway its file.
+	conf := readChroot(t, c, conffilePath)
+	conf = strings.Replace(conf, `#: verify_mac = "log"`, `verify_mac = "enforce"`, 1)
+	conf += "\n[[phones]]\nmac = \"000413A11FA7\"\n[phones.settings]\nuser_pass = { 1 = \"nspawn-secret\" }\n"
+	if err := os.WriteFile(c.path(conffilePath), []byte(conf), 0o640); err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -127,13 +136,27 @@ func TestServiceUnderSystemd(t *testing.T) {
 	cmd := exec.CommandContext(ctx, nspawn, "--quiet", "--directory="+c.root, "--register=no", "--keep-unit",
 		"--network-namespace-path=/run/netns/"+srv.NS, "--boot")
 	cmd.Env = append(os.Environ(), "SYSTEMD_NSPAWN_TMPFS_TMP=0")
-	console, err := cmd.CombinedOutput()
+	var console bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &console, &console
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// While the checks wait for the watchdog, another host on the LAN asks
+	// for the phone's file.
+	gwCode := ""
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if b, _ := os.ReadFile(c.path("/snomprov-check.out")); bytes.Contains(b, []byte("OK http")) {
+			gwCode, _ = gw.Run(ctx, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://10.78.0.1/snomD785-000413A11FA7.htm")
+			break
+		}
+	}
+	err := cmd.Wait()
 	if ctx.Err() != nil {
-		t.Fatalf("the container did not power off within 3 minutes; console:\n%s", tail(string(console), 4000))
+		t.Fatalf("the container did not power off within 3 minutes; console:\n%s", tail(console.String(), 4000))
 	}
 	b, rerr := os.ReadFile(c.path("/snomprov-check.out"))
 	if rerr != nil {
-		t.Fatalf("no check output (nspawn: %v); console:\n%s", err, tail(string(console), 4000))
+		t.Fatalf("no check output (nspawn: %v); console:\n%s", err, tail(console.String(), 4000))
 	}
 	out := string(b)
 	t.Logf("checks inside the container:\n%s", out)
@@ -142,6 +165,9 @@ func TestServiceUnderSystemd(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q", want)
 		}
+	}
+	if gwCode != "404" || !strings.Contains(out, "http.verify_mac = enforce: 10.78.0.254 has MAC 0200000000FE on the LAN, not 000413A11FA7") {
+		t.Errorf("the gateway asking for the phone's file got %q; the journal must show the ARP check refusing it", gwCode)
 	}
 	// CAP_NET_BIND_SERVICE (10) and CAP_NET_RAW (13), nothing else.
 	for _, want := range []string{"CapEff:\t0000000000002400", "CapAmb:\t0000000000002400", "CapBnd:\t0000000000002400"} {
