@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -158,18 +159,11 @@ func (s *Server) newState(o Options) (*state, error) {
 	if o.Listen == "" {
 		return nil, errors.New("httpd: http.listen is empty; set it to an address like \":80\"")
 	}
-	switch o.UnknownPhones {
-	case "":
-		o.UnknownPhones = UnknownGeneric
-	case UnknownGeneric, UnknownDeny, UnknownAllow:
-	default:
+	var ok bool
+	if o.UnknownPhones, ok = enum(o.UnknownPhones, UnknownGeneric, UnknownDeny, UnknownAllow); !ok {
 		return nil, fmt.Errorf("httpd: http.unknown_phones = %q; use generic, deny or allow", o.UnknownPhones)
 	}
-	switch o.VerifyMAC {
-	case "":
-		o.VerifyMAC = VerifyOff
-	case VerifyOff, VerifyLog, VerifyEnforce:
-	default:
+	if o.VerifyMAC, ok = enum(o.VerifyMAC, VerifyOff, VerifyLog, VerifyEnforce); !ok {
 		return nil, fmt.Errorf("httpd: http.verify_mac = %q; use off, log or enforce", o.VerifyMAC)
 	}
 	if (o.Username == "") != (o.Password == "") {
@@ -208,6 +202,15 @@ func (s *Server) newState(o Options) (*state, error) {
 		}
 	}
 	return st, nil
+}
+
+// enum returns v, or the first allowed value (the default) when v is
+// empty; ok reports whether v is allowed.
+func enum(v string, allowed ...string) (string, bool) {
+	if v == "" {
+		return allowed[0], true
+	}
+	return v, slices.Contains(allowed, v)
 }
 
 func openRoot(dir string) (*os.Root, error) {

@@ -620,17 +620,10 @@ func TestHostileInput(t *testing.T) {
 // rawGet sends a request line verbatim.
 func rawGet(t *testing.T, addr, path string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
-	b, _ := io.ReadAll(c)
+	b := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	var status int
-	fmt.Sscanf(string(b), "HTTP/1.1 %d", &status)
-	return status, string(b)
+	fmt.Sscanf(b, "HTTP/1.1 %d", &status)
+	return status, b
 }
 
 func TestTimeouts(t *testing.T) {
