@@ -307,8 +307,10 @@ func (s *Server) warnLANMAC(req *request, id identity) {
 	if id.lanMAC.IsZero() || !s.lanWarned.first(id.lanMAC, id.mac, time.Now()) {
 		return
 	}
-	s.log.Warn("a phone's own file, with its SIP credentials, was fetched by a device with another MAC on the LAN (http.verify_mac = enforce refuses this)",
-		"path", safePath(req.path), "phone_mac", id.mac.String(), "device_mac", id.lanMAC.String(), "ip", id.ip)
+	if ok, dropped := s.warn.allow(); ok {
+		s.log.Warn("a phone's own file, with its SIP credentials, was fetched by a device with another MAC on the LAN (http.verify_mac = enforce refuses this)",
+			"path", safePath(req.path), "phone_mac", id.mac.String(), "device_mac", id.lanMAC.String(), "ip", id.ip, "suppressed", dropped)
+	}
 }
 
 // dedupe remembers (device, phone) pairs for a while so a repeated
