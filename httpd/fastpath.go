@@ -158,10 +158,9 @@ func (s *Server) serveFast(fc *fastConn) {
 	var out []byte // responses not yet written (pipelined requests)
 	// As net/http: a new connection has readHeaderTimeout for its first
 	// head; between requests it may idle for idleTimeout.
-	wait := readHeaderTimeout
+	wait, first := readHeaderTimeout, true
 	for {
 		c.SetReadDeadline(time.Now().Add(wait))
-		wait = idleTimeout
 		fc.idle.Store(true)
 		if s.fast.closing.Load() {
 			c.Close()
@@ -172,7 +171,10 @@ func (s *Server) serveFast(fc *fastConn) {
 			return
 		}
 		fc.idle.Store(false)
-		n, err := readHead(c, br)
+		// The first head's deadline runs from the accept; a later one's
+		// from its first byte.
+		n, err := readHead(c, br, !first)
+		wait, first = idleTimeout, false
 		if err != nil {
 			// A timeout or EOF inside a head: net/http closes too.
 			c.Close()
@@ -236,9 +238,10 @@ func (s *Server) handoff(c net.Conn, br *bufio.Reader) {
 }
 
 // readHead waits until a whole request head is buffered and returns its
-// length, or 0 when it does not fit the buffer.
-func readHead(c net.Conn, br *bufio.Reader) (int, error) {
-	deadline := false
+// length, or 0 when it does not fit the buffer. With setDeadline it gives
+// the rest of the head readHeaderTimeout.
+func readHead(c net.Conn, br *bufio.Reader, setDeadline bool) (int, error) {
+	deadline := !setDeadline
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		if n := headEnd(buf); n > 0 {

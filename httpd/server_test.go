@@ -653,6 +653,26 @@ func TestTimeouts(t *testing.T) {
 			}
 		})
 	}
+	t.Run("slow first byte", func(t *testing.T) {
+		// The first head's timeout runs from the connection, not from its
+		// first byte.
+		t.Parallel()
+		c, err := net.Dial("tcp", h.srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		time.Sleep(readHeaderTimeout - 2*time.Second)
+		io.WriteString(c, "GET /snomD345.htm HTTP/1.1\r\n")
+		c.SetReadDeadline(time.Now().Add(readHeaderTimeout + 5*time.Second))
+		if _, err = io.ReadAll(c); err != nil {
+			t.Fatalf("connection not closed by the server: %v", err)
+		}
+		if d := time.Since(start); d > readHeaderTimeout+time.Second {
+			t.Errorf("closed %v after the connect, want about %v", d, readHeaderTimeout)
+		}
+	})
 	t.Run("idle between requests", func(t *testing.T) {
 		t.Parallel()
 		c, err := net.Dial("tcp", h.srv.Addr().String())
