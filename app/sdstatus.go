@@ -56,12 +56,10 @@ func (a *Appliance) statusLine(now time.Time) string {
 	b.WriteString(", dhcp ")
 	b.WriteString(dhcp)
 
-	counts := map[inventory.State]int{}
+	counts := a.inv.CountStates(now, cfg.Status.StaleAfter.Duration)
 	total := 0
-	for _, p := range a.inv.Phones() {
-		st, _ := p.State(now, cfg.Status.StaleAfter.Duration)
-		counts[st]++
-		total++
+	for _, n := range counts {
+		total += n
 	}
 	b.WriteString("; ")
 	b.WriteString(strconv.Itoa(total))

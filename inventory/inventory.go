@@ -266,6 +266,19 @@ func (s *Store) Phones() []Phone {
 	return out
 }
 
+// CountStates returns how many phones are in each state, without copying
+// them (the metrics gauge and the systemd status line ask for it often).
+func (s *Store) CountStates(now time.Time, staleAfter time.Duration) map[State]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := make(map[State]int)
+	for _, p := range s.phones {
+		st, _ := p.view(s.opts.MaxEvents).State(now, staleAfter)
+		counts[st]++
+	}
+	return counts
+}
+
 // Phone returns a copy of one phone.
 func (s *Store) Phone(m phone.MAC) (Phone, bool) {
 	s.mu.Lock()

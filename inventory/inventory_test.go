@@ -258,3 +258,38 @@ func TestIPFollowsPhone(t *testing.T) {
 		t.Errorf("phone IP %q, event IPs %v; want ::ffff:10.0.0.7 and %v", p.IP, got, want)
 	}
 }
+
+// TestCountStates agrees with deriving each phone's state from Phones().
+func TestCountStates(t *testing.T) {
+	s, _ := Open("", Options{MaxEvents: 3})
+	now := time.Now()
+	steps := []struct {
+		mac  string
+		step Step
+		ok   bool
+	}{
+		{"000413000001", StepDHCP, true}, {"000413000001", StepPnP, true},
+		{"000413000002", StepGeneral, true}, {"000413000002", StepPhone, false},
+		{"000413000003", StepPnP, true},
+		// More events than MaxEvents: the state comes from the newest.
+		{"000413000004", StepPhone, false}, {"000413000004", StepDHCP, true}, {"000413000004", StepPnP, true},
+		{"000413000004", StepGeneral, true}, {"000413000004", StepPhone, true},
+	}
+	for _, st := range steps {
+		s.Record(Observation{MAC: mac(t, st.mac), Event: Event{Time: now, Step: st.step, OK: st.ok}})
+	}
+	want := map[State]int{}
+	for _, p := range s.Phones() {
+		st, _ := p.State(now, time.Hour)
+		want[st]++
+	}
+	got := s.CountStates(now, time.Hour)
+	if len(got) != len(want) {
+		t.Fatalf("CountStates = %v, want %v", got, want)
+	}
+	for st, n := range want {
+		if got[st] != n {
+			t.Errorf("CountStates = %v, want %v", got, want)
+		}
+	}
+}

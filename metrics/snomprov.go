@@ -91,7 +91,7 @@ func RegisterPool(reg *Registry, usage func() (used, total int)) {
 
 // PhoneSource is what the phones-by-state gauge reads; *inventory.Store has it.
 type PhoneSource interface {
-	Phones() []inventory.Phone
+	CountStates(now time.Time, staleAfter time.Duration) map[inventory.State]int
 }
 
 // AllStates lists every state the phones gauge reports, so a state with no
@@ -116,11 +116,7 @@ func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Durat
 			if staleAfter != nil {
 				stale = staleAfter()
 			}
-			counts := make(map[inventory.State]int, len(AllStates))
-			for _, p := range src.Phones() {
-				st, _ := p.State(t, stale)
-				counts[st]++
-			}
+			counts := src.CountStates(t, stale)
 			out := make([]Sample, 0, len(AllStates))
 			for _, st := range AllStates {
 				out = append(out, Sample{Values: []string{string(st)}, Value: float64(counts[st])})
