@@ -5,18 +5,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// arpFiles are read in order, like routeFiles: thread-self follows the
-// calling thread's network namespace, and both stay readable under the
-// unit's ProcSubset=pid.
-var arpFiles = []string{"/proc/thread-self/net/arp", "/proc/net/arp"}
 
 // Neighbors answers "which MAC does this IPv4 address have on the LAN
 // interface?" from the kernel's ARP table. A TCP client on the link always
@@ -45,17 +39,7 @@ func NewNeighbors(ifname string) *Neighbors {
 	return &Neighbors{ifname: ifname, maxAge: 5 * time.Second, open: openARP, now: time.Now}
 }
 
-func openARP() (io.ReadCloser, error) {
-	var lastErr error
-	for _, path := range arpFiles {
-		f, err := os.Open(path)
-		if err == nil {
-			return f, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
-}
+func openARP() (io.ReadCloser, error) { return openProcNet("arp") }
 
 // Lookup returns the MAC of a complete ARP entry for ip on the interface.
 // false means the table has none: ip is not on this link, is IPv6, or the

@@ -23,24 +23,26 @@ var (
 	ErrNoIPv4         = errors.New("no IPv4 address")
 )
 
-// routeFiles are read in order; thread-self follows the calling thread's
-// network namespace (tests run inside namespaces), /proc/net the process's.
-var routeFiles = []string{"/proc/thread-self/net/route", "/proc/net/route"}
+// openProcNet opens /proc/.../net/<name>. thread-self follows the calling
+// thread's network namespace (tests run inside namespaces), /proc/net the
+// process's; both stay readable under the unit's ProcSubset=pid.
+func openProcNet(name string) (*os.File, error) {
+	f, err := os.Open("/proc/thread-self/net/" + name)
+	if err != nil {
+		f, err = os.Open("/proc/net/" + name)
+	}
+	return f, err
+}
 
 // DefaultRouteInterface names the interface of the IPv4 default route with
 // the lowest metric.
 func DefaultRouteInterface() (string, error) {
-	var lastErr error
-	for _, path := range routeFiles {
-		f, err := os.Open(path)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		defer f.Close()
-		return parseDefaultRoute(f)
+	f, err := openProcNet("route")
+	if err != nil {
+		return "", fmt.Errorf("reading the routing table: %w; set [server] interface", err)
 	}
-	return "", fmt.Errorf("reading the routing table: %w; set [server] interface", lastErr)
+	defer f.Close()
+	return parseDefaultRoute(f)
 }
 
 // parseDefaultRoute reads the /proc/net/route format: a header line, then
