@@ -105,16 +105,7 @@ func TestFastPathSameBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := fast.srv.fastServed.Load()
-			raw := tt.req + closing
-			got := dateField.ReplaceAllString(exchange(t, fast.srv.Addr().String(), raw), "")
-			if n := fast.srv.fastServed.Load() - before; n != int64(tt.fast) {
-				t.Errorf("fast path answered %d requests, want %d", n, tt.fast)
-			}
-			want := dateField.ReplaceAllString(exchange(t, slow.srv.Addr().String(), raw), "")
-			if got != want {
-				t.Errorf("answers differ\nfast path:\n%q\nnet/http:\n%q", trimFor(got), trimFor(want))
-			}
+			got := sameAnswers(t, fast, slow, tt.req+closing, int64(tt.fast))
 			if !strings.HasPrefix(got, "HTTP/1.") {
 				t.Errorf("no HTTP answer: %q", trimFor(got))
 			}
@@ -148,16 +139,25 @@ func TestFastPathBasicAuth(t *testing.T) {
 		fast       int64
 	}{{"good", good, 2}, {"wrong password", bad, 0}, {"none", "", 0}} {
 		raw := "GET /snomD785-000413A11FA7.htm HTTP/1.1\r\nHost: 127.0.0.1\r\n" + tt.auth + "\r\n" + closing + tt.auth + "\r\n"
-		before := fast.srv.fastServed.Load()
-		got := dateField.ReplaceAllString(exchange(t, fast.srv.Addr().String(), raw), "")
-		want := dateField.ReplaceAllString(exchange(t, slow.srv.Addr().String(), raw), "")
-		if got != want {
-			t.Errorf("%s: answers differ\nfast path:\n%q\nnet/http:\n%q", tt.name, trimFor(got), trimFor(want))
-		}
-		if n := fast.srv.fastServed.Load() - before; n != tt.fast {
-			t.Errorf("%s: fast path answered %d, want %d", tt.name, n, tt.fast)
-		}
+		t.Run(tt.name, func(t *testing.T) { sameAnswers(t, fast, slow, raw, tt.fast) })
 	}
+}
+
+// sameAnswers sends raw to both servers and checks that they answer the
+// same bytes but for Date, and that the fast path answered wantFast of the
+// requests. It returns the fast path's answer.
+func sameAnswers(t *testing.T, fast, slow *harness, raw string, wantFast int64) string {
+	t.Helper()
+	before := fast.srv.fastServed.Load()
+	got := dateField.ReplaceAllString(exchange(t, fast.srv.Addr().String(), raw), "")
+	if n := fast.srv.fastServed.Load() - before; n != wantFast {
+		t.Errorf("fast path answered %d requests, want %d", n, wantFast)
+	}
+	want := dateField.ReplaceAllString(exchange(t, slow.srv.Addr().String(), raw), "")
+	if got != want {
+		t.Errorf("answers differ\nfast path:\n%q\nnet/http:\n%q", trimFor(got), trimFor(want))
+	}
+	return got
 }
 
 // TestFastPathKeepAlive: a client reusing one connection gets settings
