@@ -94,8 +94,9 @@ func (f *fastConns) closeAll() {
 	}
 }
 
-// wait returns once every connection is closed or the timer fires.
-func (f *fastConns) wait(timeout <-chan time.Time) bool {
+// wait returns once every connection is closed (true) or timeout is
+// closed (false); a nil timeout waits for good.
+func (f *fastConns) wait(timeout <-chan struct{}) bool {
 	done := make(chan struct{})
 	go func() { f.wg.Wait(); close(done) }()
 	select {

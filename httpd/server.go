@@ -308,15 +308,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	if fast {
 		s.ln.Close()
 	}
-	deadline := time.NewTimer(shutdownTimeout)
-	defer deadline.Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil {
 		s.log.Warn("requests still running after the shutdown grace period; closing them", "err", err)
 		s.srv.Close()
 	}
-	if !s.fast.wait(deadline.C) {
+	if !s.fast.wait(sctx.Done()) {
 		s.log.Warn("responses still being written after the shutdown grace period; closing them")
 		s.fast.closeAll()
 		s.fast.wait(nil)
