@@ -95,8 +95,6 @@ type Phone struct {
 	LastSeen       time.Time           `json:"last_seen"`
 	Steps          map[Step]StepResult `json:"steps"`
 	Events         []Event             `json:"events"` // oldest first
-
-	ip netip.Addr // IP parsed, so a repeat does not format it again
 }
 
 // Options bound the store.
@@ -209,8 +207,9 @@ func (s *Store) Record(o Observation) {
 		p.FirmwareTarget = o.FirmwareTarget
 	}
 	if o.IP.IsValid() {
-		if o.IP != p.ip || p.IP == "" {
-			p.ip, p.IP = o.IP, o.IP.String()
+		// Formatted only when it changed: parsing the text does not allocate.
+		if cur, err := netip.ParseAddr(p.IP); err != nil || cur != o.IP {
+			p.IP = o.IP.String()
 		}
 		if o.Event.IP == "" {
 			o.Event.IP = p.IP
