@@ -207,22 +207,7 @@ func TestLANRealClients(t *testing.T) {
 	})
 	t.Run("nclient4", func(t *testing.T) {
 		h := l.AddHost("nclient", lantest.HostOptions{MAC: "00:04:13:77:00:06"})
-		var lease *nclient4.Lease
-		err := h.Do(func() error {
-			c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			lease, err = c.Request(ctx, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("snomD785")))
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ack := lease.ACK
+		ack := nclientLease(t, h, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("snomD785")))
 		if ack.TFTPServerName() != testURL || ack.BootFileNameOption() != "snom.htm" || !r.pool.inPool(addrOf(ack.YourIPAddr)) {
 			t.Errorf("nclient4 ACK: %v", ack.Summary())
 		}
