@@ -146,6 +146,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 grep -q 'msg=ready' "$WORK/snomprov.log" || { cat "$WORK/snomprov.log"; die "snomprov not ready after 10 s"; }
+READY_HWM=$(awk '/^VmHWM/{print $2}' "/proc/$SNOM_PID/status")
+READY_RSS=$(awk '/^VmRSS/{print $2}' "/proc/$SNOM_PID/status")
 
 # --- nginx serving the very same bytes ---------------------------------------
 ip netns exec "$CLI" curl -sf -A "$UA" -o "$WORK/www$PATH_MAC" "http://$SRV_IP:8080$PATH_MAC" || die "snomprov did not serve $PATH_MAC"
@@ -189,37 +191,46 @@ BYTES=$(stat -c %s "$WORK/www$PATH_MAC")
 to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) to milliseconds
   awk -v v="$1" 'BEGIN{ if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'
 }
-declare -A RPS P99
+# CPU time the hypervisor gave to others while we waited (all CPUs, from
+# /proc/stat): runs with much steal measure the host, not the servers.
+steal_ticks() { awk '$1=="cpu"{print $9}' /proc/stat; }
+declare -A RPS P99 STEAL
 echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs ($PINNED), GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-default}"
 for run in $(seq 1 "$RUNS"); do
   for server in snomprov nginx; do
     port=8080; [ "$server" = nginx ] && port=8081
     load=$(cut -d' ' -f1-3 /proc/loadavg)
+    steal0=$(steal_ticks)
     out=$(ip netns exec "$CLI" "${CLI_CPU[@]}" wrk -t1 -c50 -d"$DUR" --latency -H "User-Agent: $UA" "http://$SRV_IP:$port$PATH_MAC")
     rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
     p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
     p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
     p90=$(to_ms "$(awk '$1=="90%"{print $2}' <<<"$out")")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
-    RPS[$server.$run]=$rps; P99[$server.$run]=$p99
-    printf 'run %d %-8s %10s req/s  p50 %6s  p90 %6s  p99 %6s ms  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p50" "$p90" "$p99" "$load" "$errs"
+    steal=$(steal_ticks); steal=$(( (steal - steal0) * 1000 / $(getconf CLK_TCK) ))
+    RPS[$server.$run]=$rps; P99[$server.$run]=$p99; STEAL[$server.$run]=$steal
+    printf 'run %d %-8s %10s req/s  p50 %6s  p90 %6s  p99 %6s ms  steal %4d ms  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p50" "$p90" "$p99" "$steal" "$load" "$errs"
   done
 done
 STATUS=$(cat "/proc/$SNOM_PID/status")
 HWM=$(awk '/^VmHWM/{print $2}' <<<"$STATUS")
 RSS=$(awk '/^VmRSS/{print $2}' <<<"$STATUS")
+ANON=$(awk '/^RssAnon/{print $2}' <<<"$STATUS")
+FILE=$(awk '/^RssFile/{print $2}' <<<"$STATUS")
 
 # --- summary -----------------------------------------------------------------
 summary() {
   echo
-  echo "| run | snomprov req/s | nginx req/s | ratio | snomprov p99 | nginx p99 |"
-  echo "|---|---|---|---|---|---|"
+  echo "| run | snomprov req/s | nginx req/s | ratio | snomprov p99 | nginx p99 | steal snomprov / nginx |"
+  echo "|---|---|---|---|---|---|---|"
   for run in $(seq 1 "$RUNS"); do
     awk -v r="$run" -v a="${RPS[snomprov.$run]}" -v b="${RPS[nginx.$run]}" -v pa="${P99[snomprov.$run]}" -v pb="${P99[nginx.$run]}" \
-      'BEGIN{ printf "| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms |\n", r, a, b, a/b, pa, pb }'
+      -v sa="${STEAL[snomprov.$run]}" -v sb="${STEAL[nginx.$run]}" \
+      'BEGIN{ printf "| %d | %.0f | %.0f | %.2f | %.2f ms | %.2f ms | %d / %d ms |\n", r, a, b, a/b, pa, pb, sa, sb }'
   done
   echo
-  echo "snomprov memory after the runs: VmHWM $((HWM / 1024)) MiB, VmRSS $((RSS / 1024)) MiB ($PHONES phones configured)"
+  echo "snomprov memory after the runs: VmHWM $((HWM / 1024)) MiB, VmRSS $((RSS / 1024)) MiB = $((ANON / 1024)) MiB anonymous + $((FILE / 1024)) MiB file-backed ($PHONES phones configured)"
+  echo "snomprov memory when ready, before any request: VmHWM $((READY_HWM / 1024)) MiB, VmRSS $((READY_RSS / 1024)) MiB"
   echo "targets: ratio >= 0.80, p99 < 5 ms, RSS < 30 MiB"
 }
 summary
