@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,7 +85,8 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	a.inv = inv
 
-	srv, err := buildServers(a.cfg, netw, inv, a.log)
+	var srv *servers
+	WithLoadGC(func() { srv, err = buildServers(a.cfg, netw, inv, a.log) })
 	if err != nil {
 		return err
 	}
@@ -95,10 +95,6 @@ func (a *Appliance) Run(ctx context.Context) error {
 
 	err = runServers(ctx, srv.components(), a.log, func() {
 		a.announce()
-		// Parsing a large config and pre-rendering every file leave
-		// megabytes of garbage behind; hand it back to the OS once rather
-		// than carry it in RSS on a small Pi.
-		debug.FreeOSMemory()
 		names := srv.names()
 		notify(a.log, daemon.SdNotifyReady+"\nSTATUS="+a.statusLine(time.Now()))
 		a.log.Info("ready", "servers", names)
@@ -195,6 +191,12 @@ func (a *Appliance) Reload() error {
 	if a.load == nil {
 		return errors.New("running on the embedded defaults: there is no file to reload (start with -config FILE)")
 	}
+	var err error
+	WithLoadGC(func() { err = a.reload() })
+	return err
+}
+
+func (a *Appliance) reload() error {
 	cfg, err := a.load()
 	if err != nil {
 		return err

@@ -20,7 +20,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	var cfg *config.Config
+	var err error
+	app.WithLoadGC(func() { cfg, err = loadConfig(*path) })
 	if err != nil {
 		return err
 	}
