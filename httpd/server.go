@@ -221,14 +221,7 @@ func openRoot(dir string) (*os.Root, error) {
 	return r, nil
 }
 
-func (st *state) closeRoots() {
-	if st.fwRoot != nil {
-		st.fwRoot.Close()
-	}
-	if st.filesRoot != nil {
-		st.filesRoot.Close()
-	}
-}
+func (st *state) closeRoots() { st.rootsCloser()() }
 
 func (s *Server) loadCert(o Options) error {
 	c, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
@@ -347,9 +340,26 @@ func (s *Server) Reload(o Options) error {
 		st.opts.Listen = old.opts.Listen
 	}
 	s.state.Store(st)
-	// A request that loaded the old state may be about to open a file.
-	time.AfterFunc(30*time.Second, old.closeRoots)
+	// A request that loaded the old state may be about to open a file, so
+	// its roots close later. The timer holds only the roots: holding old
+	// would keep the previous catalog and config (megabytes for 1000
+	// phones) alive for those 30 s, one more for every reload.
+	time.AfterFunc(30*time.Second, old.rootsCloser())
 	return nil
+}
+
+// rootsCloser returns a func that closes st's roots and keeps nothing else
+// of st alive.
+func (st *state) rootsCloser() func() {
+	fw, files := st.fwRoot, st.filesRoot
+	return func() {
+		if fw != nil {
+			fw.Close()
+		}
+		if files != nil {
+			files.Close()
+		}
+	}
 }
 
 // checkAuth compares in constant time.

@@ -22,10 +22,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/inventory"
@@ -798,6 +800,30 @@ func TestReload(t *testing.T) {
 	after := get(t, nil, "GET", h.url+"/snomD345.htm")
 	if got, _ := settingOf(t, after.body, "language"); got != "Francais" || after.header.Get("ETag") == before.header.Get("ETag") {
 		t.Errorf("after reload: language %q, etag %s vs %s", got, after.header.Get("ETag"), before.header.Get("ETag"))
+	}
+}
+
+// TestReloadFreesThePreviousState: the previous catalog (megabytes with
+// 1000 phones) must be collectable right after a reload, not only when the
+// old roots close 30 s later; otherwise each reload in those 30 s adds a
+// whole configuration to the RSS.
+func TestReloadFreesThePreviousState(t *testing.T) {
+	cfg := testConfig()
+	h := start(t, cfg, nil)
+	get(t, nil, "GET", h.url+"/snomD345.htm")
+	old := weak.Make(h.srv.state.Load())
+	cat2, err := provision.New(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FirmwareDir: h.fw}); err != nil {
+		t.Fatal(err)
+	}
+	get(t, nil, "GET", h.url+"/snomD345.htm")
+	runtime.GC()
+	runtime.GC()
+	if old.Value() != nil {
+		t.Error("the state before the reload is still reachable")
 	}
 }
 
