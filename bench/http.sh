@@ -20,6 +20,7 @@
 #        GOGC / GOMEMLIMIT         passed through to snomprov (shown in the output)
 #        PIN=0                     do not pin servers and wrk to separate CPUs
 #        SNOMPROV_LOG=file         keep snomprov's log (e.g. with GODEBUG=gctrace=1)
+#        RELOADS=5                 SIGHUPs after the runs, to measure a reload's memory
 #
 # Safety: both namespaces are created here and connected by one veth pair made
 # with `ip -n <srv> link add ... peer ... netns <cli>`, so no interface ever
@@ -218,6 +219,21 @@ RSS=$(awk '/^VmRSS/{print $2}' <<<"$STATUS")
 ANON=$(awk '/^RssAnon/{print $2}' <<<"$STATUS")
 FILE=$(awk '/^RssFile/{print $2}' <<<"$STATUS")
 
+# --- reloads: SIGHUP re-reads and re-renders the 1000 phones ------------------
+RELOADS="${RELOADS:-5}"
+for i in $(seq 1 "$RELOADS"); do
+  kill -HUP "$SNOM_PID"
+  for _ in $(seq 1 50); do
+    [ "$(grep -c 'msg="configuration reloaded"' "$WORK/snomprov.log")" -ge "$i" ] && break
+    sleep 0.1
+  done
+  sleep 0.5
+done
+[ "$(grep -c 'msg="configuration reloaded"' "$WORK/snomprov.log")" -ge "$RELOADS" ] || die "snomprov did not log $RELOADS reloads"
+RELOAD_STATUS=$(cat "/proc/$SNOM_PID/status")
+RELOAD_HWM=$(awk '/^VmHWM/{print $2}' <<<"$RELOAD_STATUS")
+RELOAD_RSS=$(awk '/^VmRSS/{print $2}' <<<"$RELOAD_STATUS")
+
 # --- summary -----------------------------------------------------------------
 summary() {
   echo
@@ -231,6 +247,7 @@ summary() {
   echo
   echo "snomprov memory after the runs: VmHWM $((HWM / 1024)) MiB, VmRSS $((RSS / 1024)) MiB = $((ANON / 1024)) MiB anonymous + $((FILE / 1024)) MiB file-backed ($PHONES phones configured)"
   echo "snomprov memory when ready, before any request: VmHWM $((READY_HWM / 1024)) MiB, VmRSS $((READY_RSS / 1024)) MiB"
+  echo "snomprov memory after $RELOADS reloads (SIGHUP) of the $PHONES phones: VmHWM $((RELOAD_HWM / 1024)) MiB, VmRSS $((RELOAD_RSS / 1024)) MiB"
   echo "targets: ratio >= 0.80, p99 < 5 ms, RSS < 30 MiB"
 }
 summary
