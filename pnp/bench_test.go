@@ -64,9 +64,9 @@ func BenchmarkLANExchanges(b *testing.B) {
 			}
 		}
 		mac := fmt.Sprintf("000413%06X", i%4000)
-		raw := tmpl.withStartLine("SUBSCRIBE sip:MAC%3a"+mac+"@224.0.1.75 SIP/2.0").
-			withHeader("Call-ID", fmt.Sprintf("bench-%d@%s", i, ip)).
-			withHeader("Via", fmt.Sprintf("SIP/2.0/UDP %s:5060;rport;branch=z9hG4bK-bench-%d", ip, i)).build(ip)
+		raw := tmpl.WithStartLine("SUBSCRIBE sip:MAC%3a"+mac+"@224.0.1.75 SIP/2.0").
+			WithHeader("Call-ID", fmt.Sprintf("bench-%d@%s", i, ip)).
+			WithHeader("Via", fmt.Sprintf("SIP/2.0/UDP %s:5060;rport;branch=z9hG4bK-bench-%d", ip, i)).Build(ip)
 		p.conn.WriteTo(raw, groupAddr)
 	}
 	deadline := time.Now().Add(10 * time.Second)

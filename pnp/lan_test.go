@@ -408,23 +408,23 @@ func TestLANAnswersEveryTrace(t *testing.T) {
 	_, rec := n.start(t, Options{Answer: AnswerAll})
 	phones := []*fakePhone{n.phone(t), n.phone(t)}
 	for i, tr := range traces {
-		t.Run(tr.name, func(t *testing.T) {
+		t.Run(tr.Name, func(t *testing.T) {
 			p := phones[i%len(phones)]
 			p.t = t
-			sub := tr.build(p.ip.String())
+			sub := tr.Build(p.ip.String())
 			p.send(sub)
 			ok := p.mustRecv("200 OK")
 			checkOK(t, sub, ok, srvAddr())
 			nt := p.mustRecv("NOTIFY")
 			checkNotify(t, sub, ok, nt, srvAddr(), 5060)
 			p.answer200(nt)
-			mac := mustMAC(tr.mac)
+			mac := mustMAC(tr.MAC)
 			acked := rec.wait(t, mac, "NOTIFY-ACKED", 3*time.Second)
 			if !acked.Event.OK || acked.IP != p.ip {
 				t.Errorf("ACKED observation = %+v", acked)
 			}
 			got, _ := rec.find(mac, "SUBSCRIBE")
-			if got.Model != tr.model || got.Firmware != tr.fw || got.IP != p.ip || got.Event.Step != inventory.StepPnP ||
+			if got.Model != tr.Model || got.Firmware != tr.Firmware || got.IP != p.ip || got.Event.Step != inventory.StepPnP ||
 				got.Event.Detail != "NOTIFY sent, url="+fmt.Sprintf(testURL, srvAddr()) {
 				t.Errorf("SUBSCRIBE observation = %+v", got)
 			}
@@ -440,7 +440,7 @@ func TestLANNotifyRetransmittedUntilAcked(t *testing.T) {
 	_, rec := n.start(t, Options{Answer: AnswerAll, NotifyTimeout: 5 * time.Second})
 	p := n.phone(t)
 	tr := traces[2]
-	sub := tr.build(p.ip.String())
+	sub := tr.Build(p.ip.String())
 	p.send(sub)
 	p.mustRecv("200 OK")
 	first := p.mustRecv("NOTIFY")
@@ -452,9 +452,9 @@ func TestLANNotifyRetransmittedUntilAcked(t *testing.T) {
 		}
 	}
 	p.answer200(last)
-	rec.wait(t, mustMAC(tr.mac), "NOTIFY-ACKED", 3*time.Second)
+	rec.wait(t, mustMAC(tr.MAC), "NOTIFY-ACKED", 3*time.Second)
 	p.expectSilence(2500*time.Millisecond, "after the late 200")
-	if _, ok := rec.find(mustMAC(tr.mac), "NOTIFY-TIMEOUT"); ok {
+	if _, ok := rec.find(mustMAC(tr.MAC), "NOTIFY-TIMEOUT"); ok {
 		t.Error("a timeout was recorded although the phone answered")
 	}
 }
@@ -465,7 +465,7 @@ func TestLANNotifyTimeout(t *testing.T) {
 	_, rec := n.start(t, Options{Answer: AnswerAll, NotifyTimeout: 2 * time.Second})
 	p := n.phone(t)
 	tr := traces[3] // M700
-	p.send(tr.build(p.ip.String()))
+	p.send(tr.Build(p.ip.String()))
 	p.mustRecv("200 OK")
 	notifies := 0
 	deadline := time.Now().Add(3 * time.Second)
@@ -477,11 +477,11 @@ func TestLANNotifyTimeout(t *testing.T) {
 	if notifies < 3 {
 		t.Errorf("saw %d NOTIFY transmissions in 2s, want at least 3 (timer E: 0, 0.5, 1.5s)", notifies)
 	}
-	o := rec.wait(t, mustMAC(tr.mac), "NOTIFY-TIMEOUT", 2*time.Second)
+	o := rec.wait(t, mustMAC(tr.MAC), "NOTIFY-TIMEOUT", 2*time.Second)
 	if o.Event.OK || !strings.Contains(o.Event.Detail, "timed out") {
 		t.Errorf("timeout observation = %+v", o)
 	}
-	if _, ok := rec.find(mustMAC(tr.mac), "NOTIFY-ACKED"); ok {
+	if _, ok := rec.find(mustMAC(tr.MAC), "NOTIFY-ACKED"); ok {
 		t.Error("ACKED recorded for a phone that never answered")
 	}
 }
@@ -494,39 +494,39 @@ func TestLANPolicyAndReload(t *testing.T) {
 	p := n.phone(t)
 	yealink, d120 := traces[4], traces[2]
 
-	p.send(yealink.build(p.ip.String()))
+	p.send(yealink.Build(p.ip.String()))
 	p.expectSilence(time.Second, "Yealink under answer=snom")
-	o := rec.wait(t, mustMAC(yealink.mac), "IGNORED", time.Second)
+	o := rec.wait(t, mustMAC(yealink.MAC), "IGNORED", time.Second)
 	if o.Event.OK || !strings.HasPrefix(o.Event.Detail, "seen, not answered: answer=snom") || o.IP != p.ip {
 		t.Errorf("IGNORED observation = %+v", o)
 	}
 
-	p.send(d120.build(p.ip.String()))
+	p.send(d120.Build(p.ip.String()))
 	p.answer200(skipTo(t, p, "NOTIFY"))
-	rec.wait(t, mustMAC(d120.mac), "NOTIFY-ACKED", 3*time.Second)
+	rec.wait(t, mustMAC(d120.MAC), "NOTIFY-ACKED", 3*time.Second)
 
 	if err := s.Reload(Options{Interfaces: []string{"eth0"}, Answer: AnswerNone, URL: testURLFunc}); err != nil {
 		t.Fatal(err)
 	}
-	again := d120.withHeader("Call-ID", "second-boot@x")
-	p.send(again.build(p.ip.String()))
+	again := d120.WithHeader("Call-ID", "second-boot@x")
+	p.send(again.Build(p.ip.String()))
 	p.expectSilence(time.Second, "answer=none")
 	if rec.count("IGNORED") != 2 {
 		t.Errorf("IGNORED events = %d, want 2", rec.count("IGNORED"))
 	}
 
-	configured := func(m phone.MAC) bool { return m == mustMAC(yealink.mac) }
+	configured := func(m phone.MAC) bool { return m == mustMAC(yealink.MAC) }
 	if err := s.Reload(Options{Interfaces: []string{"eth0"}, Answer: AnswerConfigured, Configured: configured,
 		URL: func(local netip.Addr) string { return "http://" + local.String() + "/reloaded/{mac}" }}); err != nil {
 		t.Fatal(err)
 	}
-	p.send(yealink.withHeader("Call-ID", "yl-2@x").build(p.ip.String()))
+	p.send(yealink.WithHeader("Call-ID", "yl-2@x").Build(p.ip.String()))
 	nt := skipTo(t, p, "NOTIFY")
 	if nt.body != "http://10.77.0.1/reloaded/{mac}" {
 		t.Errorf("URL after reload = %q", nt.body)
 	}
 	p.answer200(nt)
-	p.send(d120.withHeader("Call-ID", "third-boot@x").build(p.ip.String()))
+	p.send(d120.WithHeader("Call-ID", "third-boot@x").Build(p.ip.String()))
 	p.expectSilence(time.Second, "Snom not in [[phones]] under answer=configured")
 }
 
@@ -550,14 +550,14 @@ func TestLANRepeatedSubscribeAnsweredOnce(t *testing.T) {
 	_, rec := n.start(t, Options{Answer: AnswerAll})
 	p := n.phone(t)
 	for _, tr := range []trace{traces[0], traces[2], traces[3]} {
-		t.Run(tr.name, func(t *testing.T) {
+		t.Run(tr.Name, func(t *testing.T) {
 			p.t = t
-			sub := tr.build(p.ip.String())
+			sub := tr.Build(p.ip.String())
 			p.send(sub)
 			ok1 := p.mustRecv("200 OK")
 			nt := p.mustRecv("NOTIFY")
 			p.answer200(nt)
-			rec.wait(t, mustMAC(tr.mac), "NOTIFY-ACKED", 3*time.Second)
+			rec.wait(t, mustMAC(tr.MAC), "NOTIFY-ACKED", 3*time.Second)
 			p.send(sub)
 			ok2 := p.mustRecv("200 OK to the repeat")
 			if ok2.start != "SIP/2.0 200 OK" || ok2.get("To") != ok1.get("To") {
@@ -593,7 +593,7 @@ func TestLANSilentToEverythingElse(t *testing.T) {
 	if recorded != 0 {
 		t.Errorf("non-PnP traffic was recorded: %d observations", recorded)
 	}
-	p.send(d.build(ip))
+	p.send(d.Build(ip))
 	if m := p.mustRecv("200 OK after the noise"); m.start != "SIP/2.0 200 OK" {
 		t.Errorf("got %q", m.start)
 	}
@@ -607,21 +607,21 @@ type datagram struct {
 func nonPnP(ip string) []datagram {
 	d := traces[2]
 	return []datagram{
-		{"OPTIONS", d.withStartLine("OPTIONS sip:224.0.1.75 SIP/2.0").withHeader("CSeq", "1 OPTIONS").withHeader("Event", "").build(ip)},
-		{"REGISTER", d.withStartLine("REGISTER sip:224.0.1.75 SIP/2.0").withHeader("CSeq", "1 REGISTER").build(ip)},
-		{"NOTIFY", d.withStartLine("NOTIFY sip:224.0.1.75 SIP/2.0").withHeader("CSeq", "1 NOTIFY").build(ip)},
-		{"INVITE", d.withStartLine("INVITE sip:224.0.1.75 SIP/2.0").withHeader("CSeq", "1 INVITE").build(ip)},
-		{"SUBSCRIBE presence", d.withHeader("Event", "presence").build(ip)},
-		{"SUBSCRIBE dialog", d.withHeader("Event", "dialog").build(ip)},
-		{"SUBSCRIBE ua-profile application (AudioCodes)", d.withHeader("Event", `ua-profile;profile-type="application";model="440HD"`).build(ip)},
-		{"SUBSCRIBE without MAC", d.withStartLine("SUBSCRIBE sip:224.0.1.75 SIP/2.0").withHeader("To", "<sip:224.0.1.75>").build(ip)},
-		{"SUBSCRIBE without Via", d.withHeader("Via", "").build(ip)},
-		{"SUBSCRIBE no branch no tag", traces[0].withHeader("From", "<sip:MAC%3a00135E874B49@intern.snom.de>").build(ip)},
+		{"OPTIONS", d.WithStartLine("OPTIONS sip:224.0.1.75 SIP/2.0").WithHeader("CSeq", "1 OPTIONS").WithHeader("Event", "").Build(ip)},
+		{"REGISTER", d.WithStartLine("REGISTER sip:224.0.1.75 SIP/2.0").WithHeader("CSeq", "1 REGISTER").Build(ip)},
+		{"NOTIFY", d.WithStartLine("NOTIFY sip:224.0.1.75 SIP/2.0").WithHeader("CSeq", "1 NOTIFY").Build(ip)},
+		{"INVITE", d.WithStartLine("INVITE sip:224.0.1.75 SIP/2.0").WithHeader("CSeq", "1 INVITE").Build(ip)},
+		{"SUBSCRIBE presence", d.WithHeader("Event", "presence").Build(ip)},
+		{"SUBSCRIBE dialog", d.WithHeader("Event", "dialog").Build(ip)},
+		{"SUBSCRIBE ua-profile application (AudioCodes)", d.WithHeader("Event", `ua-profile;profile-type="application";model="440HD"`).Build(ip)},
+		{"SUBSCRIBE without MAC", d.WithStartLine("SUBSCRIBE sip:224.0.1.75 SIP/2.0").WithHeader("To", "<sip:224.0.1.75>").Build(ip)},
+		{"SUBSCRIBE without Via", d.WithHeader("Via", "").Build(ip)},
+		{"SUBSCRIBE no branch no tag", traces[0].WithHeader("From", "<sip:MAC%3a00135E874B49@intern.snom.de>").Build(ip)},
 		{"stray response", []byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.77.0.1:5060;branch=z9hG4bKnothing\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 NOTIFY\r\nContent-Length: 0\r\n\r\n")},
 		{"garbage response", []byte("SIP/2.0 \x00\xff garbage\r\n\r\n")},
 		{"binary garbage", []byte{0x16, 0x03, 0x01, 0x00, 0xff, 0x00, 0x13}},
 		{"CRLF keepalive", []byte("\r\n\r\n")},
-		{"truncated SUBSCRIBE", d.build(ip)[:80]},
+		{"truncated SUBSCRIBE", d.Build(ip)[:80]},
 	}
 }
 
@@ -697,13 +697,13 @@ func TestLANFloodStillAnswersPhones(t *testing.T) {
 				mac := fmt.Sprintf("000413%02X%04X", p.ip.As4()[3], i)
 				callID := fmt.Sprintf("flood-%s-%d@x", mac, i)
 				tr := traces[2].
-					withStartLine("SUBSCRIBE sip:MAC%3a"+mac+"@224.0.1.75 SIP/2.0").
-					withHeader("To", "<sip:MAC%3a"+mac+"@224.0.1.75>").
-					withHeader("Call-ID", callID)
+					WithStartLine("SUBSCRIBE sip:MAC%3a"+mac+"@224.0.1.75 SIP/2.0").
+					WithHeader("To", "<sip:MAC%3a"+mac+"@224.0.1.75>").
+					WithHeader("Call-ID", callID)
 				// Like a real UA (RFC 3261 timer E), the phone resends its
 				// SUBSCRIBE when nothing comes back: a flood can overflow any
 				// receive buffer, and that is what the phones' own retry covers.
-				raw := tr.build(p.ip.String())
+				raw := tr.Build(p.ip.String())
 				wait := 500 * time.Millisecond
 				answered := false
 				for try := 0; try < 5 && !answered; try++ {
@@ -796,14 +796,14 @@ func TestLANSharesHostWithPBX(t *testing.T) {
 	}
 	p := n.phone(t)
 	tr := traces[0] // old desk phone, no branch
-	sub := tr.build(p.ip.String())
+	sub := tr.Build(p.ip.String())
 	p.send(sub)
 	ok := skipTo2(t, p, "SIP/2.0 200")
 	checkOK(t, sub, ok, srvAddr())
 	nt := skipTo(t, p, "NOTIFY")
 	checkNotify(t, sub, ok, nt, srvAddr(), s.notifyPort)
 	p.answer200(nt)
-	rec.wait(t, mustMAC(tr.mac), "NOTIFY-ACKED", 3*time.Second)
+	rec.wait(t, mustMAC(tr.MAC), "NOTIFY-ACKED", 3*time.Second)
 
 	// Unicast to 5060 belongs to the PBX, not to us.
 	opt := []byte("OPTIONS sip:10.77.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + p.ip.String() + ":5060;branch=z9hG4bKpbx\r\nContent-Length: 0\r\n\r\n")
@@ -894,12 +894,12 @@ func TestLANURLUsesAddressOnPhonesSubnet(t *testing.T) {
 	}
 	defer p.conn.Close()
 	tr := traces[2]
-	sub := tr.build(p.ip.String())
+	sub := tr.Build(p.ip.String())
 	p.send(sub)
 	ok := p.mustRecv("200 OK")
 	checkOK(t, sub, ok, netip.MustParseAddr("10.88.0.1"))
 	nt := p.mustRecv("NOTIFY")
 	checkNotify(t, sub, ok, nt, netip.MustParseAddr("10.88.0.1"), 5060)
 	p.answer200(nt)
-	rec.wait(t, mustMAC(tr.mac), "NOTIFY-ACKED", 3*time.Second)
+	rec.wait(t, mustMAC(tr.MAC), "NOTIFY-ACKED", 3*time.Second)
 }

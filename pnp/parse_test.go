@@ -15,25 +15,25 @@ import (
 
 func TestParseSubscribeTraces(t *testing.T) {
 	for _, tr := range traces {
-		t.Run(tr.name, func(t *testing.T) {
-			s, err := ParseSubscribe(tr.build("192.168.10.67"))
+		t.Run(tr.Name, func(t *testing.T) {
+			s, err := ParseSubscribe(tr.Build("192.168.10.67"))
 			if err != nil {
 				t.Fatalf("ParseSubscribe: %v", err)
 			}
-			if got := s.MAC.String(); got != tr.mac {
-				t.Errorf("MAC = %s, want %s", got, tr.mac)
+			if got := s.MAC.String(); got != tr.MAC {
+				t.Errorf("MAC = %s, want %s", got, tr.MAC)
 			}
-			if got := s.Model(); got != tr.model {
-				t.Errorf("Model = %q, want %q", got, tr.model)
+			if got := s.Model(); got != tr.Model {
+				t.Errorf("Model = %q, want %q", got, tr.Model)
 			}
-			if got := s.Firmware(); got != tr.fw {
-				t.Errorf("Firmware = %q, want %q", got, tr.fw)
+			if got := s.Firmware(); got != tr.Firmware {
+				t.Errorf("Firmware = %q, want %q", got, tr.Firmware)
 			}
-			if s.Vendor != tr.vendor || s.ProfileType != tr.profile {
-				t.Errorf("vendor/profile = %q/%q, want %q/%q", s.Vendor, s.ProfileType, tr.vendor, tr.profile)
+			if s.Vendor != tr.Vendor || s.ProfileType != tr.Profile {
+				t.Errorf("vendor/profile = %q/%q, want %q/%q", s.Vendor, s.ProfileType, tr.Vendor, tr.Profile)
 			}
-			if s.IsSnom() != tr.snom {
-				t.Errorf("IsSnom = %v, want %v", s.IsSnom(), tr.snom)
+			if s.IsSnom() != tr.Snom {
+				t.Errorf("IsSnom = %v, want %v", s.IsSnom(), tr.Snom)
 			}
 			if !strings.HasPrefix(s.Event, "ua-profile;") {
 				t.Errorf("Event = %q, want the whole header value", s.Event)
@@ -49,8 +49,8 @@ func TestRepliesParseWithSipgo(t *testing.T) {
 	local := netip.MustParseAddr("10.77.0.1")
 	src := netip.MustParseAddrPort("192.168.10.67:5062")
 	for _, tr := range traces {
-		t.Run(tr.name, func(t *testing.T) {
-			r, err := parseRequest(tr.build("192.168.10.67"))
+		t.Run(tr.Name, func(t *testing.T) {
+			r, err := parseRequest(tr.Build("192.168.10.67"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,20 +162,20 @@ func TestParseSubscribeRejects(t *testing.T) {
 		raw  []byte
 		want error
 	}{
-		{"OPTIONS", desk.withStartLine("OPTIONS sip:224.0.1.75 SIP/2.0").build("10.0.0.2"), ErrNotSubscribe},
-		{"NOTIFY", desk.withStartLine("NOTIFY sip:224.0.1.75 SIP/2.0").build("10.0.0.2"), ErrNotSubscribe},
-		{"lower-case method", desk.withStartLine("subscribe sip:MAC%3a000413A11FA7@x SIP/2.0").build("10.0.0.2"), ErrNotSubscribe},
+		{"OPTIONS", desk.WithStartLine("OPTIONS sip:224.0.1.75 SIP/2.0").Build("10.0.0.2"), ErrNotSubscribe},
+		{"NOTIFY", desk.WithStartLine("NOTIFY sip:224.0.1.75 SIP/2.0").Build("10.0.0.2"), ErrNotSubscribe},
+		{"lower-case method", desk.WithStartLine("subscribe sip:MAC%3a000413A11FA7@x SIP/2.0").Build("10.0.0.2"), ErrNotSubscribe},
 		{"response", []byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n"), ErrNotSubscribe},
-		{"presence event", desk.withHeader("Event", "presence").build("10.0.0.2"), ErrNotPnP},
-		{"ua-profile for an application", desk.withHeader("Event", `ua-profile;profile-type="application";model="440HD"`).build("10.0.0.2"), ErrNotPnP},
-		{"no Event", desk.withHeader("Event", "").build("10.0.0.2"), ErrNotPnP},
-		{"message-summary", desk.withHeader("Event", "message-summary").build("10.0.0.2"), ErrNotPnP},
-		{"MAC only in From (M700 style From is not enough)", traces[3].withStartLine("SUBSCRIBE sip:224.0.1.75 SIP/2.0").withHeader("To", "<sip:224.0.1.75>").build("10.0.0.2"), ErrNoMAC},
-		{"MAC only in From", desk.withStartLine("SUBSCRIBE sip:pnp@224.0.1.75 SIP/2.0").withHeader("To", "<sip:pnp@224.0.1.75>").build("10.0.0.2"), ErrNoMAC},
-		{"11 hex digits", desk.withStartLine("SUBSCRIBE sip:MAC%3a000413A11FA@x SIP/2.0").withHeader("To", "<sip:x@y>").build("10.0.0.2"), ErrNoMAC},
-		{"no Via", desk.withHeader("Via", "").build("10.0.0.2"), ErrMalformed},
-		{"no Call-ID", desk.withHeader("Call-ID", "").build("10.0.0.2"), ErrMalformed},
-		{"no branch and no From tag", desk.withHeader("From", "<sip:MAC%3a000413A11FA7@miko.ru>").build("10.0.0.2"), ErrMalformed},
+		{"presence event", desk.WithHeader("Event", "presence").Build("10.0.0.2"), ErrNotPnP},
+		{"ua-profile for an application", desk.WithHeader("Event", `ua-profile;profile-type="application";model="440HD"`).Build("10.0.0.2"), ErrNotPnP},
+		{"no Event", desk.WithHeader("Event", "").Build("10.0.0.2"), ErrNotPnP},
+		{"message-summary", desk.WithHeader("Event", "message-summary").Build("10.0.0.2"), ErrNotPnP},
+		{"MAC only in From (M700 style From is not enough)", traces[3].WithStartLine("SUBSCRIBE sip:224.0.1.75 SIP/2.0").WithHeader("To", "<sip:224.0.1.75>").Build("10.0.0.2"), ErrNoMAC},
+		{"MAC only in From", desk.WithStartLine("SUBSCRIBE sip:pnp@224.0.1.75 SIP/2.0").WithHeader("To", "<sip:pnp@224.0.1.75>").Build("10.0.0.2"), ErrNoMAC},
+		{"11 hex digits", desk.WithStartLine("SUBSCRIBE sip:MAC%3a000413A11FA@x SIP/2.0").WithHeader("To", "<sip:x@y>").Build("10.0.0.2"), ErrNoMAC},
+		{"no Via", desk.WithHeader("Via", "").Build("10.0.0.2"), ErrMalformed},
+		{"no Call-ID", desk.WithHeader("Call-ID", "").Build("10.0.0.2"), ErrMalformed},
+		{"no branch and no From tag", desk.WithHeader("From", "<sip:MAC%3a000413A11FA7@miko.ru>").Build("10.0.0.2"), ErrMalformed},
 		{"no SIP version", []byte("SUBSCRIBE sip:MAC%3a000413A11FA7@x\r\n\r\n"), ErrMalformed},
 		{"header without colon", []byte("SUBSCRIBE sip:MAC%3a000413A11FA7@x SIP/2.0\r\nEvent ua-profile\r\n\r\n"), ErrMalformed},
 		{"empty", nil, ErrNotSubscribe},
@@ -354,7 +354,7 @@ func mustMAC(s string) phone.MAC {
 
 func FuzzParseSubscribe(f *testing.F) {
 	for _, tr := range traces {
-		f.Add(tr.build("192.168.10.67"))
+		f.Add(tr.Build("192.168.10.67"))
 	}
 	f.Add([]byte("SUBSCRIBE sip:MAC%3a@x SIP/2.0\r\nEvent: ua-profile;vendor=\"\r\n\r\n"))
 	f.Add([]byte("SUBSCRIBE  SIP/2.0\n\n"))
@@ -382,7 +382,7 @@ func FuzzParseSubscribe(f *testing.F) {
 // that another parser reads with the same Call-ID.
 func FuzzReplies(f *testing.F) {
 	for _, tr := range traces {
-		f.Add(tr.build("192.168.10.67"))
+		f.Add(tr.Build("192.168.10.67"))
 	}
 	parser := sip.NewParser()
 	local := netip.MustParseAddr("10.77.0.1")

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/snomprov/snomprov/internal/lantest"
+	"github.com/snomprov/snomprov/internal/pnptraces"
 )
 
 const pnpConfigTOML = `
@@ -176,60 +177,9 @@ func (p *pnpPhone) answer200(t *testing.T, n *pnpMsg) {
 		"\r\nCall-ID: "+n.hdr["call-id"]+"\r\nCSeq: "+n.hdr["cseq"]+"\r\nContent-Length: 0\r\n\r\n"), hostport)
 }
 
-// The documented traces (§1.2), with {ip} for the phone's address.
-var pnpTraces = []struct {
-	name, mac, model, event string
-	lines                   []string
-	answered                bool // under answer = "snom"
-}{
-	{"snom desk 7.x, no Via branch", "000413874B49", "", `ua-profile;profile-type="device";vendor="OEM";model="OEM";version="7.1.19"`, []string{
-		"SUBSCRIBE sip:MAC%3a000413874B49@intern.snom.de SIP/2.0",
-		"Via: SIP/2.0/UDP {ip}:5060;rport",
-		"From: <sip:MAC%3a000413874B49@intern.snom.de>;tag=658512961",
-		"To: <sip:MAC%3a000413874B49@intern.snom.de>",
-		"Call-ID: 1930770594@{ip}",
-		"CSeq: 1 SUBSCRIBE",
-		`Event: ua-profile;profile-type="device";vendor="OEM";model="OEM";version="7.1.19"`,
-		"Expires: 0", "Accept: application/url", "Contact: <sip:{ip}:5060>", "Content-Length: 0",
-	}, true},
-	{"snom D120", "000413A11FA7", "snomD120", `ua-profile;profile-type="device";vendor="snom";model="snomD120";version="10.1.39.11"`, []string{
-		"SUBSCRIBE sip:MAC%3a000413A11FA7@miko.ru SIP/2.0",
-		"Via: SIP/2.0/UDP {ip}:5060;rport",
-		"From: <sip:MAC%3a000413A11FA7@miko.ru>;tag=1145111611",
-		"To: <sip:MAC%3a000413A11FA7@miko.ru>",
-		"Call-ID: 1913994428@{ip}",
-		"CSeq: 1 SUBSCRIBE",
-		`Event: ua-profile;profile-type="device";vendor="snom";model="snomD120";version="10.1.39.11"`,
-		"Expires: 0", "Accept: application/url", "Contact: <sip:{ip}:5060>",
-		"User-Agent: snomD120/10.1.39.11", "Content-Length: 0",
-	}, true},
-	{"snom M700, From sip:512@ip", "000413600001", "snomM700", `ua-profile;profile-type="device";vendor="snom";model="snomM700";version="03.23.0005"`, []string{
-		"SUBSCRIBE sip:MAC%3a000413600001@224.0.1.75 SIP/2.0",
-		"Via: SIP/2.0/UDP {ip}:5060;branch=z9hG4bKl1d23iyadenuaa1jr4vm",
-		"Max-Forwards: 70",
-		"From: <sip:512@{ip}>;tag=dmrud.mzfyg66",
-		"To: <sip:MAC%3a000413600001@224.0.1.75>",
-		"Call-ID: 6cm70qdo.o.8i@{ip}",
-		"CSeq: 20264 SUBSCRIBE",
-		"Contact: <sip:512@{ip}>",
-		"Accept: application/url",
-		`Event: ua-profile;profile-type="device";vendor="snom";model="snomM700";version="03.23.0005"`,
-		"Expires: 0",
-		"User-Agent: snomM700/03.23.0005 (MAC=000413600001; SER= 00000; HW=255)",
-		"Content-Length: 0",
-	}, true},
-	{"Yealink (not Snom)", "805EC0123456", "", `ua-profile;profile-type="device";vendor="Yealink";model="T21D";version="34.72.14.6"`, []string{
-		"SUBSCRIBE sip:MAC805EC0123456@224.0.1.75 SIP/2.0",
-		"Via: SIP/2.0/UDP {ip}:5060;branch=z9hG4bK1122334455",
-		"From: <sip:MAC805EC0123456@224.0.1.75>;tag=1234567",
-		"To: <sip:MAC805EC0123456@224.0.1.75>",
-		"Call-ID: 0_2912345678@{ip}",
-		"CSeq: 1 SUBSCRIBE",
-		"Contact: <sip:MAC805EC0123456@{ip}:5060>",
-		`Event: ua-profile;profile-type="device";vendor="Yealink";model="T21D";version="34.72.14.6"`,
-		"User-Agent: Yealink SIP-T21P 34.72.14.6", "Content-Length: 0",
-	}, false},
-}
+// The documented traces the binary is sent: snompnpd's (no Via branch),
+// D120, M700 (From sip:512@ip) and a Yealink, which answer = "snom" ignores.
+var pnpTraces = []pnptraces.Trace{pnptraces.Documented[1], pnptraces.Documented[2], pnptraces.Documented[3], pnptraces.Documented[4]}
 
 // The real binary with the default policy for a config file (answer =
 // "snom"): every Snom trace from two phones gets the 200 and the NOTIFY with
@@ -240,37 +190,37 @@ func TestPnPBinaryAnswersDocumentedTraces(t *testing.T) {
 	phones := []*pnpPhone{newPnPPhone(t, e.phones[0]), newPnPPhone(t, e.phones[1])}
 	for i, tr := range pnpTraces {
 		p := phones[i%2]
-		raw := []byte(strings.ReplaceAll(strings.Join(tr.lines, "\r\n"), "{ip}", p.ip) + "\r\n\r\n")
+		raw := tr.Build(p.ip)
 		p.send(t, raw, "224.0.1.75:5060")
-		if !tr.answered {
+		if !tr.Snom {
 			if m := p.recv(1500 * time.Millisecond); m != nil {
-				t.Errorf("%s: answered %q under answer=snom", tr.name, m.start)
+				t.Errorf("%s: answered %q under answer=snom", tr.Name, m.start)
 			}
 			continue
 		}
 		ok := p.recv(3 * time.Second)
 		if ok == nil || ok.start != "SIP/2.0 200 OK" {
-			t.Fatalf("%s: no 200 OK (got %+v)\nserver log:\n%s", tr.name, ok, e.serve.Output())
+			t.Fatalf("%s: no 200 OK (got %+v)\nserver log:\n%s", tr.Name, ok, e.serve.Output())
 		}
 		if ok.from.String() != pnpServer+":5060" || !strings.Contains(ok.hdr["to"], ";tag=") || ok.hdr["expires"] != "0" {
-			t.Errorf("%s: 200 OK from %s, To %q, Expires %q", tr.name, ok.from, ok.hdr["to"], ok.hdr["expires"])
+			t.Errorf("%s: 200 OK from %s, To %q, Expires %q", tr.Name, ok.from, ok.hdr["to"], ok.hdr["expires"])
 		}
 		n := p.recv(3 * time.Second)
 		if n == nil || !strings.HasPrefix(n.start, "NOTIFY ") {
-			t.Fatalf("%s: no NOTIFY (got %+v)", tr.name, n)
+			t.Fatalf("%s: no NOTIFY (got %+v)", tr.Name, n)
 		}
 		if !strings.HasPrefix(n.hdr["via"], "SIP/2.0/UDP "+pnpServer+":5060;") || !strings.Contains(n.hdr["via"], "branch=z9hG4bK") {
-			t.Errorf("%s: NOTIFY Via %q is not ours", tr.name, n.hdr["via"])
+			t.Errorf("%s: NOTIFY Via %q is not ours", tr.Name, n.hdr["via"])
 		}
-		if n.hdr["event"] != tr.event || n.hdr["subscription-state"] != "terminated;reason=timeout" || n.hdr["content-type"] != "application/url" {
-			t.Errorf("%s: NOTIFY Event %q, Subscription-State %q, Content-Type %q", tr.name, n.hdr["event"], n.hdr["subscription-state"], n.hdr["content-type"])
+		if n.hdr["event"] != tr.Header("Event") || n.hdr["subscription-state"] != "terminated;reason=timeout" || n.hdr["content-type"] != "application/url" {
+			t.Errorf("%s: NOTIFY Event %q, Subscription-State %q, Content-Type %q", tr.Name, n.hdr["event"], n.hdr["subscription-state"], n.hdr["content-type"])
 		}
 		if n.body != pnpWantURL {
-			t.Errorf("%s: NOTIFY body %q, want %q", tr.name, n.body, pnpWantURL)
+			t.Errorf("%s: NOTIFY body %q, want %q", tr.Name, n.body, pnpWantURL)
 		}
 		p.answer200(t, n)
 		if m := p.recv(time.Second); m != nil {
-			t.Errorf("%s: after the 200, still got %q", tr.name, m.start)
+			t.Errorf("%s: after the 200, still got %q", tr.Name, m.start)
 		}
 	}
 
@@ -312,20 +262,20 @@ func TestPnPBinaryAnswersDocumentedTraces(t *testing.T) {
 		byMAC[r.MAC] = r
 	}
 	for i, tr := range pnpTraces {
-		r, ok := byMAC[tr.mac]
+		r, ok := byMAC[tr.MAC]
 		if !ok {
-			t.Errorf("%s: %s not in `snomprov phones`: %+v", tr.name, tr.mac, rows)
+			t.Errorf("%s: %s not in `snomprov phones`: %+v", tr.Name, tr.MAC, rows)
 			continue
 		}
 		step := r.Steps["pnp"]
 		wantIP := phones[i%2].ip
 		switch {
-		case r.IP != wantIP || r.Model != tr.model:
-			t.Errorf("%s: phones shows ip %q model %q, want %q %q", tr.name, r.IP, r.Model, wantIP, tr.model)
-		case tr.answered && (!step.OK || step.Detail != "NOTIFY acknowledged" || r.State != "pnp-answered"):
-			t.Errorf("%s: pnp step %+v, state %q", tr.name, step, r.State)
-		case !tr.answered && (step.OK || !strings.Contains(step.Detail, "not answered")):
-			t.Errorf("%s: pnp step %+v for an unanswered phone", tr.name, step)
+		case r.IP != wantIP || r.Model != tr.Model:
+			t.Errorf("%s: phones shows ip %q model %q, want %q %q", tr.Name, r.IP, r.Model, wantIP, tr.Model)
+		case tr.Snom && (!step.OK || step.Detail != "NOTIFY acknowledged" || r.State != "pnp-answered"):
+			t.Errorf("%s: pnp step %+v, state %q", tr.Name, step, r.State)
+		case !tr.Snom && (step.OK || !strings.Contains(step.Detail, "not answered")):
+			t.Errorf("%s: pnp step %+v for an unanswered phone", tr.Name, step)
 		}
 	}
 }
@@ -412,7 +362,7 @@ func TestPnPReloadOnSIGHUP(t *testing.T) {
 	p := newPnPPhone(t, e.phones[0])
 	tr := pnpTraces[1] // D120
 	build := func(callID string) []byte {
-		s := strings.ReplaceAll(strings.Join(tr.lines, "\r\n"), "{ip}", p.ip) + "\r\n\r\n"
+		s := string(tr.Build(p.ip))
 		return []byte(strings.Replace(s, "Call-ID: 1913994428@", "Call-ID: "+callID+"@", 1))
 	}
 	// In flight across the reload: take the 200 and the NOTIFY, do not answer yet.
