@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/syncbuf"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/provision"
 )
@@ -386,7 +387,7 @@ func (p *panickyRecorder) Record(inventory.Observation) {
 // that connection and is logged; the server keeps serving.
 func TestFastPathPanicCostsOnlyTheConnection(t *testing.T) {
 	cat, _ := provision.New(testConfig())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat}, slog.New(slog.NewTextHandler(logs, nil)), &panickyRecorder{})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,7 @@ import (
 	"weak"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/syncbuf"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
@@ -111,29 +112,11 @@ func (r *recorder) count() int {
 	return len(r.obs)
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	srv  *Server
 	url  string // http://127.0.0.1:port
 	rec  *recorder
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	fw   string // firmware_dir
 }
 
@@ -170,7 +153,7 @@ func testOptions(t *testing.T, cfg *config.Config, mutate func(*Options)) Option
 // serve runs a server with options o; netHTTPOnly turns the fast path off.
 func serve(t *testing.T, o Options, netHTTPOnly bool) *harness {
 	t.Helper()
-	h := &harness{rec: &recorder{}, logs: &syncBuffer{}, fw: o.FirmwareDir}
+	h := &harness{rec: &recorder{}, logs: &syncbuf.Buffer{}, fw: o.FirmwareDir}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var err error
 	h.srv, err = New(o, log, h.rec)

@@ -10,7 +10,6 @@
 package lantest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/snomprov/snomprov/internal/syncbuf"
 )
 
 // LAN is one simulated segment.
@@ -153,7 +154,7 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) (string, er
 // Process is a background command started with Start.
 type Process struct {
 	Cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -163,7 +164,7 @@ type Process struct {
 func (h *Host) Start(name string, args ...string) *Process {
 	h.lan.t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
-	buf := &lockedBuffer{}
+	buf := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -310,23 +311,6 @@ func killNamespacePIDs(ns string) {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // WaitListen waits until something in the namespace listens on port

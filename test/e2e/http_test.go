@@ -25,10 +25,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snomprov/snomprov/internal/syncbuf"
 )
 
 const (
@@ -77,28 +78,10 @@ number = "42965"
 `
 )
 
-// syncBuf collects a process's stderr.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // serveProc is one running `snomprov serve`.
 type serveProc struct {
 	cmd  *exec.Cmd
-	logs *syncBuf
+	logs *syncbuf.Buffer
 	done chan error
 }
 
@@ -141,7 +124,7 @@ var imageBytes = bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 // startServe runs the binary and waits for msg=ready.
 func startServe(t *testing.T, cfgPath string) *serveProc {
 	t.Helper()
-	p := &serveProc{logs: &syncBuf{}, done: make(chan error, 1)}
+	p := &serveProc{logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary(t), "serve", "-config", cfgPath)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
