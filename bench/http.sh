@@ -5,6 +5,7 @@
 #
 #   srv ns (10.79.0.1): snomprov serve (:8080, 1000 phones configured)
 #                       nginx (:8081, worker_processes 1, the harness config)
+#                       bench/gofloor (:8082, only with FLOOR=1)
 #   cli ns (10.79.0.2): wrk -t1 -c50 -d10s --latency, curl
 #
 # CPUs: with two or more, both servers run on CPU 0 and wrk on CPU 1
@@ -21,6 +22,8 @@
 #        PIN=0                     do not pin servers and wrk to separate CPUs
 #        SNOMPROV_LOG=file         keep snomprov's log (e.g. with GODEBUG=gctrace=1)
 #        RELOADS=5                 SIGHUPs after the runs, to measure a reload's memory
+#        FLOOR=1                   also measure bench/gofloor (:8082, same CPU): the least
+#                                  a goroutine-per-connection Go server does for the same bytes
 #
 # Safety: both namespaces are created here and connected by one veth pair made
 # with `ip -n <srv> link add ... peer ... netns <cli>`, so no interface ever
@@ -188,29 +191,50 @@ done
 cmp -s "$WORK/www$PATH_MAC" <(ip netns exec "$CLI" curl -sf "http://$SRV_IP:8081$PATH_MAC") || die "nginx does not serve the same bytes"
 BYTES=$(stat -c %s "$WORK/www$PATH_MAC")
 
+# --- optionally, the Go floor serving the very same bytes ----------------------
+SERVERS="snomprov nginx"
+if [ "${FLOOR:-0}" = 1 ]; then
+  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$WORK/gofloor" ./bench/gofloor)
+  ip netns exec "$SRV" "${SRV_CPU[@]}" "$WORK/gofloor" "$SRV_IP:8082" "$WORK/www$PATH_MAC" &
+  PIDS+=("$!")
+  for _ in $(seq 1 50); do
+    ip netns exec "$CLI" curl -sf -o /dev/null "http://$SRV_IP:8082$PATH_MAC" && break
+    sleep 0.1
+  done
+  cmp -s "$WORK/www$PATH_MAC" <(ip netns exec "$CLI" curl -sf "http://$SRV_IP:8082$PATH_MAC") || die "gofloor does not serve the same bytes"
+  SERVERS="snomprov gofloor nginx"
+fi
+
 # --- wrk, alternating servers -------------------------------------------------
 to_ms() { # wrk latency (850.00us, 1.20ms, 2.00s) to milliseconds
   awk -v v="$1" 'BEGIN{ if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'
 }
-# CPU time the hypervisor gave to others while we waited (all CPUs, from
-# /proc/stat): runs with much steal measure the host, not the servers.
+# CPU time the hypervisor gave to others while we waited (from /proc/stat;
+# the total, and per CPU: cpu0 runs the servers, cpu1 wrk when pinned):
+# runs with much steal measure the host, not the servers.
 steal_ticks() { awk '$1=="cpu"{print $9}' /proc/stat; }
+steal_cpu() { awk -v c="cpu$1" '$1==c{print $9}' /proc/stat; }
 declare -A RPS P99 STEAL
 echo "# $PHONES phones, file $PATH_MAC ($BYTES bytes), wrk -t1 -c50 -d$DUR --latency, $(nproc) CPUs ($PINNED), GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-default}"
 for run in $(seq 1 "$RUNS"); do
-  for server in snomprov nginx; do
-    port=8080; [ "$server" = nginx ] && port=8081
+  for server in $SERVERS; do
+    case "$server" in snomprov) port=8080 ;; nginx) port=8081 ;; gofloor) port=8082 ;; esac
     load=$(cut -d' ' -f1-3 /proc/loadavg)
-    steal0=$(steal_ticks)
+    steal0=$(steal_ticks); stealc0=$(steal_cpu 0); stealc1=$(steal_cpu 1)
     out=$(ip netns exec "$CLI" "${CLI_CPU[@]}" wrk -t1 -c50 -d"$DUR" --latency -H "User-Agent: $UA" "http://$SRV_IP:$port$PATH_MAC")
     rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
     p99=$(to_ms "$(awk '$1=="99%"{print $2}' <<<"$out")")
     p50=$(to_ms "$(awk '$1=="50%"{print $2}' <<<"$out")")
     p90=$(to_ms "$(awk '$1=="90%"{print $2}' <<<"$out")")
     errs=$(awk '/Non-2xx|Socket errors/' <<<"$out")
-    steal=$(steal_ticks); steal=$(( (steal - steal0) * 1000 / $(getconf CLK_TCK) ))
+    hz=$(getconf CLK_TCK)
+    steal=$(( ($(steal_ticks) - steal0) * 1000 / hz ))
+    steal_split=""
+    if [ "$(nproc)" -ge 2 ]; then
+      steal_split=" (cpu0 $(( ($(steal_cpu 0) - stealc0) * 1000 / hz )) + cpu1 $(( ($(steal_cpu 1) - stealc1) * 1000 / hz )))"
+    fi
     RPS[$server.$run]=$rps; P99[$server.$run]=$p99; STEAL[$server.$run]=$steal
-    printf 'run %d %-8s %10s req/s  p50 %6s  p90 %6s  p99 %6s ms  steal %4d ms  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p50" "$p90" "$p99" "$steal" "$load" "$errs"
+    printf 'run %d %-8s %10s req/s  p50 %6s  p90 %6s  p99 %6s ms  steal %4d ms%s  load(1/5/15) %s %s\n' "$run" "$server" "$rps" "$p50" "$p90" "$p99" "$steal" "$steal_split" "$load" "$errs"
   done
 done
 STATUS=$(cat "/proc/$SNOM_PID/status")
