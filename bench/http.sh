@@ -182,13 +182,18 @@ http {
   }
 }
 EOF
+# same_bytes NAME PORT: wait for the server on PORT, then check it serves
+# exactly the file snomprov served.
+same_bytes() {
+  for _ in $(seq 1 50); do
+    ip netns exec "$CLI" curl -sf -o /dev/null "http://$SRV_IP:$2$PATH_MAC" && break
+    sleep 0.1
+  done
+  cmp -s "$WORK/www$PATH_MAC" <(ip netns exec "$CLI" curl -sf "http://$SRV_IP:$2$PATH_MAC") || die "$1 does not serve the same bytes"
+}
 ip netns exec "$SRV" "${SRV_CPU[@]}" nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
 PIDS+=("$!")
-for _ in $(seq 1 50); do
-  ip netns exec "$CLI" curl -sf -o /dev/null "http://$SRV_IP:8081$PATH_MAC" && break
-  sleep 0.1
-done
-cmp -s "$WORK/www$PATH_MAC" <(ip netns exec "$CLI" curl -sf "http://$SRV_IP:8081$PATH_MAC") || die "nginx does not serve the same bytes"
+same_bytes nginx 8081
 BYTES=$(stat -c %s "$WORK/www$PATH_MAC")
 
 # --- optionally, the Go floor serving the very same bytes ----------------------
@@ -197,11 +202,7 @@ if [ "${FLOOR:-0}" = 1 ]; then
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$WORK/gofloor" ./bench/gofloor)
   ip netns exec "$SRV" "${SRV_CPU[@]}" "$WORK/gofloor" "$SRV_IP:8082" "$WORK/www$PATH_MAC" &
   PIDS+=("$!")
-  for _ in $(seq 1 50); do
-    ip netns exec "$CLI" curl -sf -o /dev/null "http://$SRV_IP:8082$PATH_MAC" && break
-    sleep 0.1
-  done
-  cmp -s "$WORK/www$PATH_MAC" <(ip netns exec "$CLI" curl -sf "http://$SRV_IP:8082$PATH_MAC") || die "gofloor does not serve the same bytes"
+  same_bytes gofloor 8082
   SERVERS="snomprov gofloor nginx"
 fi
 
