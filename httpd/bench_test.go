@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -75,7 +76,7 @@ func BenchmarkAnswerFast(b *testing.B) {
 		if _, ok := parseHead(string(raw), &req); !ok {
 			b.Fatal("head refused")
 		}
-		req.remote = "10.77.0.11:40000"
+		req.ip = netip.MustParseAddr("10.77.0.11")
 		var ok bool
 		if out, ok = s.answerFast(&req, false, out[:0]); !ok {
 			b.Fatal("not answered")
@@ -123,7 +124,7 @@ func FuzzServeHTTP(f *testing.F) {
 			}
 		}
 		// The fast path answers the same request the same way, or not at all.
-		fr := request{method: "GET", path: path, rawQuery: query, host: "127.0.0.1", userAgent: ua, remote: "10.0.0.9:1000"}
+		fr := request{method: "GET", path: path, rawQuery: query, host: "127.0.0.1", userAgent: ua, ip: netip.MustParseAddr("10.0.0.9")}
 		out, ok := s.answerFast(&fr, false, nil)
 		if !ok {
 			if w.Code == 200 || w.Code == 304 {

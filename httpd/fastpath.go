@@ -25,6 +25,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -147,7 +148,11 @@ func (s *Server) serveFast(fc *fastConn) {
 	defer s.fast.remove(fc)
 	c := fc.c
 	br := bufio.NewReaderSize(c, fastReadBuffer)
-	remote := c.RemoteAddr().String()
+	// The requester's address, parsed once for all its requests.
+	var remote netip.Addr
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		remote = ta.AddrPort().Addr().Unmap()
+	}
 	// As net/http: a bug met by one request costs its connection, not the
 	// appliance.
 	defer func() {
@@ -189,7 +194,7 @@ func (s *Server) serveFast(fc *fastConn) {
 			closeConn, ok = parseHead(string(b), &req)
 		}
 		if ok {
-			req.remote = remote
+			req.ip = remote
 			out, ok = s.answerFast(&req, closeConn, out)
 		}
 		if !ok {

@@ -35,18 +35,22 @@ type request struct {
 	method, path, rawQuery, host string
 	userAgent, authorization     string
 	ifNoneMatch, ifModifiedSince string
-	remote                       string // ip:port
+	ip                           netip.Addr // the requester, unmapped; invalid if unknown
 	tls                          bool
 }
 
 func fromHTTP(r *http.Request) request {
 	h := r.Header
-	return request{
+	req := request{
 		method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, host: r.Host,
 		userAgent: h.Get("User-Agent"), authorization: h.Get("Authorization"),
 		ifNoneMatch: h.Get("If-None-Match"), ifModifiedSince: h.Get("If-Modified-Since"),
-		remote: r.RemoteAddr, tls: r.TLS != nil,
+		tls: r.TLS != nil,
 	}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		req.ip = ap.Addr().Unmap()
+	}
+	return req
 }
 
 // identity is who the request says it comes from.
@@ -149,10 +153,7 @@ func (s *Server) serveExtra(w http.ResponseWriter, r *http.Request, st *state) {
 // identify merges what the path, ?mac= and the User-Agent say. The path
 // wins over ?mac=, which wins over the User-Agent. It has no side effects.
 func identify(req *request, st *state, rt *Route) identity {
-	var id identity
-	if ap, err := netip.ParseAddrPort(req.remote); err == nil {
-		id.ip = ap.Addr().Unmap()
-	}
+	id := identity{ip: req.ip}
 	ua, uaOK := phone.ParseUserAgent(req.userAgent)
 	var queryMAC phone.MAC
 	if req.rawQuery != "" {
@@ -346,6 +347,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 		s.notFound(w, req, id, step, rt.Pattern, a.reason)
 		return
 	}
+	s.warnLANMAC(req, id)
 	h := w.Header()
 	h["Content-Type"] = xmlContentType
 	h["Cache-Control"] = noCache
@@ -353,7 +355,6 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	h["Last-Modified"] = st.lastModified
 	if a.status == http.StatusNotModified {
 		w.WriteHeader(http.StatusNotModified)
-		s.warnLANMAC(req, id)
 		s.record(req, id, step, http.StatusNotModified, 0, "")
 		return
 	}
@@ -362,7 +363,6 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	if req.method != http.MethodHead {
 		w.Write(a.doc.Body)
 	}
-	s.warnLANMAC(req, id)
 	s.record(req, id, step, http.StatusOK, len(a.doc.Body), "")
 }
 
