@@ -180,9 +180,8 @@ func (s *Store) Record(o Observation) {
 	if o.MAC.IsZero() {
 		return
 	}
-	now := s.now()
 	if o.Event.Time.IsZero() {
-		o.Event.Time = now
+		o.Event.Time = s.now()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
