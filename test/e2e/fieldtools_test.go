@@ -174,14 +174,7 @@ func TestResyncReachesSippPhone(t *testing.T) {
 			if !strings.Contains(text, "000413770020") || !strings.Contains(text, "200 OK") {
 				t.Errorf("report does not say who answered what:\n%s", text)
 			}
-			select {
-			case <-uas.Done():
-			case <-time.After(15 * time.Second):
-				t.Fatal("sipp did not finish its one call")
-			}
-			if uas.Err() != nil {
-				t.Fatalf("sipp scenario failed (%v):\n%s", uas.Err(), uas.Output())
-			}
+			waitSippCall(t, uas)
 			log, _ := os.ReadFile(logFile)
 			if want := fmt.Sprintf("CHECKSYNC-OK reboot=%v", reboot); !bytes.Contains(log, []byte(want)) {
 				t.Errorf("sipp log lacks %q:\n%s", want, log)
@@ -736,6 +729,16 @@ func TestResyncCLIFromInventory(t *testing.T) {
 	if err != nil || !strings.Contains(out, "000413AA0001 at 10.77.0.5:5060: 200 OK") {
 		t.Errorf("snomprov resync: %v\n%s", err, out)
 	}
+	waitSippCall(t, uas)
+	if log, _ := os.ReadFile(logFile); !bytes.Contains(log, []byte("CHECKSYNC-OK reboot=true")) {
+		t.Errorf("sipp log:\n%s", log)
+	}
+}
+
+// waitSippCall waits for a sipp UAS started with -m 1 to finish its call
+// and fails the test if the scenario did not pass.
+func waitSippCall(t *testing.T, uas *lantest.Process) {
+	t.Helper()
 	select {
 	case <-uas.Done():
 	case <-time.After(15 * time.Second):
@@ -743,8 +746,5 @@ func TestResyncCLIFromInventory(t *testing.T) {
 	}
 	if uas.Err() != nil {
 		t.Fatalf("sipp scenario failed (%v):\n%s", uas.Err(), uas.Output())
-	}
-	if log, _ := os.ReadFile(logFile); !bytes.Contains(log, []byte("CHECKSYNC-OK reboot=true")) {
-		t.Errorf("sipp log:\n%s", log)
 	}
 }
