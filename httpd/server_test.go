@@ -55,7 +55,7 @@ func mac(s string) phone.MAC {
 func testConfig() *config.Config {
 	return &config.Config{
 		Server:    config.Server{Advertise: netip.MustParseAddr("127.0.0.1")},
-		HTTP:      config.HTTP{Listen: "127.0.0.1:0", UnknownPhones: config.UnknownGeneric},
+		HTTP:      config.HTTP{Listen: "127.0.0.1:0", UnknownPhones: provision.UnknownGeneric},
 		Provision: config.Provision{DefaultPerm: "R", PinSettingServer: true},
 		Settings:  config.Settings{"language": {Value: "English"}},
 		Models: map[string]config.Model{

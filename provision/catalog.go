@@ -56,6 +56,14 @@ type File struct {
 	Body []byte
 }
 
+// Unknown-phone policies (http.unknown_phones): which files a phone that
+// is not in [[phones]] gets.
+const (
+	UnknownGeneric = "generic" // the general file only
+	UnknownDeny    = "deny"    // nothing
+	UnknownAllow   = "allow"   // the general file and an empty per-phone file
+)
+
 // ErrNoModel means the phone type is needed but neither given nor configured.
 var ErrNoModel = errors.New("phone type unknown")
 
@@ -567,7 +575,7 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 	}
 	known := c.HasPhone(mac)
 	policy := c.cfg.HTTP.UnknownPhones
-	if !known && policy == config.UnknownDeny {
+	if !known && policy == UnknownDeny {
 		return nil, nil
 	}
 	mk := c.modelKey(model)
@@ -584,7 +592,7 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 			gen, per = c.url.Dir+model+".htm", c.url.Dir+model+"-"+mac.String()+".htm"
 		}
 		files = append(files, File{Path: gen, Body: c.Render(KindGeneral, base, mk, mac, showSecrets)})
-		if known || policy == config.UnknownAllow {
+		if known || policy == UnknownAllow {
 			files = append(files, File{Path: per, Body: c.Render(KindPhone, base, mk, mac, showSecrets)})
 		}
 	}

@@ -28,7 +28,7 @@ func mustMAC(s string) phone.MAC {
 func testConfig() *config.Config {
 	return &config.Config{
 		Server:    config.Server{Advertise: netip.MustParseAddr("10.77.0.1")},
-		HTTP:      config.HTTP{Listen: ":8080", UnknownPhones: config.UnknownGeneric},
+		HTTP:      config.HTTP{Listen: ":8080", UnknownPhones: UnknownGeneric},
 		Provision: config.Provision{DefaultPerm: "R", PinSettingServer: true},
 		Settings: config.Settings{
 			"language":  {Value: "English"},
@@ -395,14 +395,14 @@ func TestFiles(t *testing.T) {
 		paths  []string
 		err    error
 	}{
-		{"base URL, configured", "", config.UnknownGeneric, macA, "", []string{"/snomD785.htm", "/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
-		{"base URL, unknown generic", "", config.UnknownGeneric, unknown, "snomD345", []string{"/snomD345.htm"}, nil},
-		{"base URL, unknown allow", "", config.UnknownAllow, unknown, "snomD345", []string{"/snomD345.htm", "/snomD345-000413000001.htm"}, nil},
-		{"base URL, unknown deny", "", config.UnknownDeny, unknown, "snomD345", nil, nil},
-		{"named URL", "http://h/prov/office.xml", config.UnknownGeneric, macA, "", []string{"/prov/office.xml", "/prov/office-000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
-		{"directory URL", "http://h/prov/", config.UnknownGeneric, macA, "", []string{"/prov/snomD785.htm", "/prov/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
-		{"placeholder URL", "http://h/cfg/{phone_type}/{mac}.xml", config.UnknownGeneric, macA, "", []string{"/cfg/snomD785/000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
-		{"no model", "", config.UnknownGeneric, unknown, "", nil, ErrNoModel},
+		{"base URL, configured", "", UnknownGeneric, macA, "", []string{"/snomD785.htm", "/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
+		{"base URL, unknown generic", "", UnknownGeneric, unknown, "snomD345", []string{"/snomD345.htm"}, nil},
+		{"base URL, unknown allow", "", UnknownAllow, unknown, "snomD345", []string{"/snomD345.htm", "/snomD345-000413000001.htm"}, nil},
+		{"base URL, unknown deny", "", UnknownDeny, unknown, "snomD345", nil, nil},
+		{"named URL", "http://h/prov/office.xml", UnknownGeneric, macA, "", []string{"/prov/office.xml", "/prov/office-000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
+		{"directory URL", "http://h/prov/", UnknownGeneric, macA, "", []string{"/prov/snomD785.htm", "/prov/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
+		{"placeholder URL", "http://h/cfg/{phone_type}/{mac}.xml", UnknownGeneric, macA, "", []string{"/cfg/snomD785/000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
+		{"no model", "", UnknownGeneric, unknown, "", nil, ErrNoModel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
