@@ -22,6 +22,8 @@ import (
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/plan"
+	"github.com/snomprov/snomprov/provision"
 )
 
 // component is what every protocol server provides (see the server contract
@@ -68,9 +70,6 @@ func (a *Appliance) Run(ctx context.Context) error {
 		return err
 	}
 	a.net = netw
-	if err := a.cfg.ValidateNetwork(netw.prefix); err != nil {
-		return &ConfigError{Err: err}
-	}
 
 	// The default firmware directory lives in the state directory; make it,
 	// so a first start has a place to drop images instead of a warning.
@@ -85,9 +84,17 @@ func (a *Appliance) Run(ctx context.Context) error {
 	}
 	a.inv = inv
 
-	var srv *servers
-	WithLoadGC(func() { srv, err = buildServers(a.cfg, netw, inv, a.log) })
+	srv := newServers(netw, inv, a.log)
+	var p *plan.Plan
+	WithLoadGC(func() { p, err = srv.compile(a.cfg) })
 	if err != nil {
+		return &ConfigError{Err: err}
+	}
+	for _, w := range p.Warnings {
+		a.log.Warn("configuration", "warning", w.Error())
+	}
+	if err := srv.build(p); err != nil {
+		p.Close()
 		return err
 	}
 	a.servers = srv
@@ -203,11 +210,12 @@ func (a *Appliance) reload() error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := cfg.ValidateNetwork(a.net.prefix); err != nil {
+	p, err := a.servers.reload(cfg)
+	if err != nil {
 		return err
 	}
-	if err := a.servers.reload(cfg, a.net); err != nil {
-		return err
+	for _, w := range p.Warnings {
+		a.log.Warn("configuration", "warning", w.Error())
 	}
 	a.cfg = cfg
 	return nil
@@ -266,9 +274,9 @@ func waitBounded(gctx context.Context, g *errgroup.Group, log *slog.Logger) erro
 // the appliance and what each server will do, in plain words.
 func (a *Appliance) announce() {
 	cfg, n := a.cfg, a.net
-	url := cfg.SettingURL(n.advertise)
+	url := provision.MaskURL(cfg.SettingURL(n.advertise))
 	plain := *cfg
-	plain.HTTP.URL = ""
+	plain.HTTP.URL, plain.HTTP.Username = "", ""
 	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))
 	if cfg.Source == "" {
 		a.log.Info("running on the embedded defaults (no -config FILE): DHCP off, PnP records phones but answers none")
@@ -277,7 +285,7 @@ func (a *Appliance) announce() {
 		a.log.Info("PnP responder", "group", "224.0.1.75:5060", "answer", cfg.PnP.Answer)
 	}
 	if cfg.DHCP.Enabled {
-		a.log.Info("DHCP server", "interface", n.iface, "pool", cfg.DHCP.Pool, "option66", cfg.SettingURL(n.advertise))
+		a.log.Info("DHCP server", "interface", n.iface, "pool", cfg.DHCP.Pool, "option66", url)
 	} else {
 		a.log.Info("DHCP server off (enable with [dhcp] enabled = true)")
 	}

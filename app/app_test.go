@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/snomprov/snomprov/config"
 )
 
 // fakeServer follows the server contract with scripted behaviour.
@@ -136,20 +134,5 @@ func TestShutdownIsBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %s", d)
-	}
-}
-
-func TestRestartOnlyChanges(t *testing.T) {
-	// A listen change needs new sockets, so a reload must refuse it whole.
-	base := config.Default()
-	changed := config.Default()
-	changed.HTTP.Listen = ":9090"
-	if err := restartOnly(base, changed); err == nil || !strings.Contains(err.Error(), "http.listen") {
-		t.Errorf("listen change: %v", err)
-	}
-	same := config.Default()
-	same.Settings = nil
-	if err := restartOnly(base, same); err != nil {
-		t.Errorf("settings change needs no restart: %v", err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/config"
-	"github.com/snomprov/snomprov/internal/netif"
+	"github.com/snomprov/snomprov/plan"
 )
 
 // network is where the appliance sits on the LAN, resolved at start.
@@ -49,20 +49,9 @@ func waitForNetwork(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 }
 
 func resolveNetwork(cfg *config.Config) (network, error) {
-	ifname := cfg.Server.Interface
-	if ifname == "" {
-		var err error
-		if ifname, err = netif.DefaultRouteInterface(); err != nil {
-			return network{}, fmt.Errorf("no [server] interface configured and %w", err)
-		}
-	}
-	pfx, err := netif.IPv4(ifname)
+	lan, err := plan.ResolveLAN(cfg)
 	if err != nil {
 		return network{}, err
 	}
-	adv := cfg.Server.Advertise
-	if !adv.IsValid() {
-		adv = pfx.Addr()
-	}
-	return network{iface: ifname, prefix: pfx, advertise: adv}, nil
+	return network{iface: lan.Interface, prefix: lan.Prefix, advertise: lan.Advertise}, nil
 }

@@ -47,17 +47,22 @@ model = "snomD785"
 		t.Fatal(err)
 	}
 	first := load("English")
-	srv, err := buildServers(first, netw, inv, quiet)
+	srv := newServers(netw, inv, quiet)
+	p, err := srv.compile(first)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.build(p); err != nil {
+		t.Fatal(err)
+	}
+	p = nil
 	if srv.pnp == nil || srv.dhcp == nil {
 		t.Fatal("the test needs all three servers")
 	}
 	old := weak.Make(first)
 	first = nil
 	for _, lang := range []string{"Deutsch", "Francais"} {
-		if err := srv.reload(load(lang), netw); err != nil {
+		if _, err := srv.reload(load(lang)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,8 +16,8 @@ import (
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/pnp"
-	"github.com/snomprov/snomprov/provision"
 	"github.com/snomprov/snomprov/status"
 )
 
@@ -39,10 +37,14 @@ type servers struct {
 	pnp  *pnp.Server  // nil when [pnp] enabled = false
 	dhcp *dhcp.Server // nil when [dhcp] enabled = false
 
-	mu      sync.Mutex
-	cfg     *config.Config
-	catalog *provision.Catalog
-	health  map[string]status.Component
+	// netw is where the appliance sits; a reload never changes it.
+	netw network
+	// page is the status page, API and metrics, reloaded with each plan.
+	page *status.Handler
+
+	mu     sync.Mutex
+	plan   *plan.Plan // being served
+	health map[string]status.Component
 	// healthChanged is called (outside mu) when a server turns unhealthy.
 	healthChanged func()
 }
@@ -56,39 +58,95 @@ type namedComponent struct {
 	optional func(error) bool
 }
 
-func buildServers(cfg *config.Config, netw network, inv *inventory.Store, log *slog.Logger) (*servers, error) {
+// newServers makes the shared parts; build adds the servers of a plan.
+func newServers(netw network, inv *inventory.Store, log *slog.Logger) *servers {
 	s := &servers{log: log, inv: inv, started: time.Now(), health: map[string]status.Component{},
-		neighbors: netif.NewNeighbors(netw.iface)}
+		neighbors: netif.NewNeighbors(netw.iface), netw: netw}
 	s.metrics = metrics.NewRecorder(inv)
 	reg := s.metrics.Registry()
 	metrics.RegisterBuildInfo(reg, Version)
 	metrics.RegisterStart(reg, s.started)
 	metrics.RegisterPhones(reg, inv, s.staleAfter, nil)
+	s.page = status.New(status.Options{})
+	return s
+}
 
-	hopts, catalog, err := s.httpOptions(cfg, netw)
-	if err != nil {
-		return nil, &ConfigError{Err: err}
+// runtime is what the servers of every plan are wired to; it stays the
+// same across reloads.
+func (s *servers) runtime() plan.Runtime {
+	return plan.Runtime{
+		Extra: s.page,
+		LANMAC: func(ip netip.Addr) (phone.MAC, bool) {
+			// Only the interface's own subnet is in its ARP table; a
+			// routed phone is not checked.
+			if !s.netw.prefix.Contains(ip) {
+				return phone.MAC{}, false
+			}
+			m, ok := s.neighbors.Lookup(ip)
+			return phone.MAC(m), ok
+		},
+		InterfaceExists: plan.InterfaceExists,
 	}
-	if s.http, err = httpd.New(hopts, log.With("server", "http"), s.metrics); err != nil {
-		return nil, &ConfigError{Err: fmt.Errorf("http: %w", err)}
-	}
-	if cfg.PnP.Enabled {
-		if s.pnp, err = pnp.New(pnpOptions(cfg, netw), log.With("server", "pnp"), s.metrics); err != nil {
-			return nil, &ConfigError{Err: fmt.Errorf("pnp: %w", err)}
+}
+
+func (s *servers) compile(cfg *config.Config) (*plan.Plan, error) {
+	lan := plan.LAN{Interface: s.netw.iface, Prefix: s.netw.prefix, Advertise: s.netw.advertise}
+	return plan.Compile(cfg, lan, s.runtime())
+}
+
+// build makes every server of p. Nothing here checks the configuration
+// again: the compile did.
+func (s *servers) build(p *plan.Plan) error {
+	s.http = p.HTTP.NewServer(s.log.With("server", "http"), s.metrics)
+	var err error
+	if p.PnP != nil {
+		if s.pnp, err = p.PnP.NewServer(s.log.With("server", "pnp"), s.metrics); err != nil {
+			return fmt.Errorf("pnp: %w", err)
 		}
 	}
-	if cfg.DHCP.Enabled {
-		dopts, err := dhcpOptions(cfg, netw)
-		if err != nil {
-			return nil, &ConfigError{Err: err}
+	if p.DHCP != nil {
+		if s.dhcp, err = p.DHCP.NewServer(s.log.With("server", "dhcp"), s.metrics); err != nil {
+			return fmt.Errorf("dhcp: %w", err)
 		}
-		if s.dhcp, err = dhcp.New(dopts, log.With("server", "dhcp"), s.metrics); err != nil {
-			return nil, &ConfigError{Err: fmt.Errorf("dhcp: %w", err)}
-		}
-		metrics.RegisterPool(reg, s.dhcp.PoolUsage)
+		metrics.RegisterPool(s.metrics.Registry(), s.dhcp.PoolUsage)
 	}
-	s.cfg, s.catalog = cfg, catalog
-	return s, nil
+	s.mu.Lock()
+	s.plan = p
+	s.mu.Unlock()
+	s.page.Reload(s.statusOptions(p))
+	return nil
+}
+
+func (s *servers) statusOptions(p *plan.Plan) status.Options {
+	cfg, catalog, base := p.Config, p.Catalog, p.BaseURL
+	var pool func() (int, int, bool)
+	if s.dhcp != nil {
+		pool = func() (int, int, bool) {
+			used, total := s.dhcp.PoolUsage()
+			return used, total, true
+		}
+	}
+	return status.Options{
+		Inventory: s.inv,
+		Preview: func(mac phone.MAC, model string) ([]status.File, error) {
+			files, err := catalog.Files(mac, model, base, false)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]status.File, len(files))
+			for i, f := range files {
+				out[i] = status.File(f)
+			}
+			return out, nil
+		},
+		PoolUsage:     pool,
+		Health:        s.healthList,
+		AdminUser:     cfg.Status.AdminUser,
+		AdminPassword: cfg.Status.AdminPassword,
+		StaleAfter:    cfg.Status.StaleAfter.Duration,
+		Metrics:       s.metrics,
+		Version:       Version,
+	}
 }
 
 func (s *servers) components() []namedComponent {
@@ -149,199 +207,42 @@ func (s *servers) healthList() []status.Component {
 func (s *servers) staleAfter() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cfg.Status.StaleAfter.Duration
+	if s.plan == nil {
+		return 0
+	}
+	return s.plan.Config.Status.StaleAfter.Duration
 }
 
-// reload builds every server's new options first and applies them only if
-// all could be built, so the three servers never run on different configs.
-func (s *servers) reload(cfg *config.Config, netw network) error {
-	if err := restartOnly(s.cfg, cfg); err != nil {
-		return err
-	}
-	hopts, catalog, err := s.httpOptions(cfg, netw)
-	if err != nil {
-		return err
-	}
-	var dopts dhcp.Options
-	if s.dhcp != nil {
-		if dopts, err = dhcpOptions(cfg, netw); err != nil {
-			return err
-		}
-	}
-	if err := s.http.Reload(hopts); err != nil {
-		return fmt.Errorf("http: %w", err)
-	}
-	if s.pnp != nil {
-		if err := s.pnp.Reload(pnpOptions(cfg, netw)); err != nil {
-			return fmt.Errorf("pnp: %w", err)
-		}
-	}
-	if s.dhcp != nil {
-		if err := s.dhcp.Reload(dopts); err != nil {
-			return fmt.Errorf("dhcp: %w", err)
-		}
-	}
+// current is the plan being served.
+func (s *servers) current() *plan.Plan {
 	s.mu.Lock()
-	s.cfg, s.catalog = cfg, catalog
+	defer s.mu.Unlock()
+	return s.plan
+}
+
+// reload compiles cfg into a whole new plan and, only if that succeeds
+// and needs no new sockets, swaps it into every server, the status page
+// and the plan the systemd status reads, with steps that cannot fail. On
+// any error nothing has changed.
+func (s *servers) reload(cfg *config.Config) (*plan.Plan, error) {
+	next, err := s.compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := plan.RestartNeeded(s.current(), next); err != nil {
+		next.Close()
+		return nil, err
+	}
+	s.http.Apply(next.HTTP)
+	if s.pnp != nil {
+		s.pnp.Apply(next.PnP)
+	}
+	if s.dhcp != nil {
+		s.dhcp.Apply(next.DHCP)
+	}
+	s.page.Reload(s.statusOptions(next))
+	s.mu.Lock()
+	s.plan = next
 	s.mu.Unlock()
-	return nil
-}
-
-// restartOnly rejects changes that need new sockets; a reload never
-// half-applies them.
-func restartOnly(old, cfg *config.Config) error {
-	var changed []string
-	if old.HTTP.Listen != cfg.HTTP.Listen {
-		changed = append(changed, "http.listen")
-	}
-	if old.HTTPS() != cfg.HTTPS() {
-		changed = append(changed, "http.tls_cert/tls_key")
-	}
-	if old.PnP.Enabled != cfg.PnP.Enabled || !slices.Equal(old.PnP.Interfaces, cfg.PnP.Interfaces) {
-		changed = append(changed, "pnp.enabled/interfaces")
-	}
-	if old.DHCP.Enabled != cfg.DHCP.Enabled {
-		changed = append(changed, "dhcp.enabled")
-	}
-	if old.Server.Interface != cfg.Server.Interface || old.Server.StateDir != cfg.Server.StateDir {
-		changed = append(changed, "server.interface/state_dir")
-	}
-	if len(changed) > 0 {
-		return fmt.Errorf("changing %v needs a restart (systemctl restart snomprov); nothing was reloaded", changed)
-	}
-	return nil
-}
-
-func (s *servers) httpOptions(cfg *config.Config, netw network) (httpd.Options, *provision.Catalog, error) {
-	catalog, err := provision.New(cfg)
-	if err != nil {
-		return httpd.Options{}, nil, err
-	}
-	var pool func() (int, int, bool)
-	if s.dhcp != nil || cfg.DHCP.Enabled {
-		pool = func() (int, int, bool) {
-			if s.dhcp == nil {
-				return 0, 0, false
-			}
-			used, total := s.dhcp.PoolUsage()
-			return used, total, true
-		}
-	}
-	base := BaseURL(cfg, catalog, netw.advertise)
-	page := status.New(status.Options{
-		Inventory: s.inv,
-		Preview: func(mac phone.MAC, model string) ([]status.File, error) {
-			files, err := catalog.Files(mac, model, base, false)
-			if err != nil {
-				return nil, err
-			}
-			out := make([]status.File, len(files))
-			for i, f := range files {
-				out[i] = status.File(f)
-			}
-			return out, nil
-		},
-		PoolUsage:     pool,
-		Health:        s.healthList,
-		AdminUser:     cfg.Status.AdminUser,
-		AdminPassword: cfg.Status.AdminPassword,
-		StaleAfter:    cfg.Status.StaleAfter.Duration,
-		Metrics:       s.metrics,
-		Version:       Version,
-	})
-	return httpd.Options{
-		Listen:        cfg.HTTP.Listen,
-		URL:           cfg.HTTP.URL,
-		FirmwareDir:   cfg.HTTP.FirmwareDir,
-		FilesDir:      cfg.HTTP.FilesDir,
-		UnknownPhones: cfg.HTTP.UnknownPhones,
-		Username:      cfg.HTTP.Username,
-		Password:      cfg.HTTP.Password,
-		TLSCert:       cfg.HTTP.TLSCert,
-		TLSKey:        cfg.HTTP.TLSKey,
-		VerifyMAC:     cfg.HTTP.VerifyMAC,
-		LANMAC: func(ip netip.Addr) (phone.MAC, bool) {
-			// Only the interface's own subnet is in its ARP table; a
-			// routed phone is not checked.
-			if !netw.prefix.Contains(ip) {
-				return phone.MAC{}, false
-			}
-			m, ok := s.neighbors.Lookup(ip)
-			return phone.MAC(m), ok
-		},
-		Catalog: catalog,
-		Extra:   http.Handler(page),
-	}, catalog, nil
-}
-
-func pnpOptions(cfg *config.Config, netw network) pnp.Options {
-	ifaces := cfg.PnP.Interfaces
-	if len(ifaces) == 0 || (len(ifaces) == 1 && ifaces[0] == "") {
-		ifaces = []string{netw.iface}
-	}
-	hint := `set [pnp] answer = "snom" in the config file to answer Snom phones`
-	if cfg.Source == "" {
-		hint = `running on the embedded defaults, so PnP only records phones. To answer them, run ` +
-			`"snomprov serve -config /etc/snomprov/snomprov.toml" with [pnp] answer = "snom" (the default with a config file)`
-	}
-	return pnp.Options{
-		Interfaces:     ifaces,
-		Answer:         cfg.PnP.Answer,
-		Configured:     func(m phone.MAC) bool { _, ok := cfg.Phone(m); return ok },
-		URL:            cfg.SettingURL,
-		RecordOnlyHint: hint,
-	}
-}
-
-func dhcpOptions(cfg *config.Config, netw network) (dhcp.Options, error) {
-	d := cfg.DHCP
-	start, end, err := config.ParsePool(d.Pool)
-	if err != nil {
-		return dhcp.Options{}, fmt.Errorf("dhcp.pool: %w", err)
-	}
-	o := dhcp.Options{
-		Interface:         netw.iface,
-		ServerIP:          netw.prefix.Addr(),
-		Subnet:            netw.prefix.Masked(),
-		PoolStart:         start,
-		PoolEnd:           end,
-		Router:            d.Router,
-		DNS:               d.DNS,
-		NTP:               d.NTP,
-		Domain:            d.Domain,
-		LeaseTime:         d.LeaseTime.Duration,
-		ConflictProbe:     d.ConflictProbe.Duration,
-		Serve:             d.Serve,
-		UpdateServer:      d.UpdateServer,
-		UpdateFilename:    d.UpdateFilename,
-		VendorOptions:     d.VendorOptions,
-		VoiceVLAN:         d.VoiceVLAN,
-		VoicePriority:     d.VoicePriority,
-		AllowOtherServers: d.AllowOtherServers,
-		StateDir:          cfg.Server.StateDir,
-	}
-	if cfg.IsSet("dhcp.time_offset") {
-		off := d.TimeOffset.Duration
-		o.TimeOffset = &off
-	}
-	if o.ConflictProbe == 0 {
-		o.ConflictProbe = -1 // dhcp.Options: zero means its default, negative off
-	}
-	if o.UpdateServer == "" {
-		o.UpdateServer = cfg.SettingURL(netw.advertise)
-	}
-	for _, r := range d.Reservations {
-		o.Reservations = append(o.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Hostname: r.Hostname})
-	}
-	return o, nil
-}
-
-// BaseURL is the scheme://host[:port] written into files when no request is
-// at hand (render, the status page preview): http.url's base when set, else
-// the setting-server URL on the advertised address.
-func BaseURL(cfg *config.Config, catalog *provision.Catalog, advertise netip.Addr) string {
-	if b := catalog.FixedBase(); b != "" {
-		return b
-	}
-	return strings.TrimSuffix(cfg.SettingURL(advertise), "/")
+	return next, nil
 }

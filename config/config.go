@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
 
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -33,25 +35,49 @@ const embeddedName = "(embedded defaults)"
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		msg := fmt.Sprintf("cannot read the config file: %v", err)
-		if errors.Is(err, fs.ErrNotExist) {
-			msg += "; check the path, or run without -config to use the embedded defaults"
-		}
-		return nil, Errors{{File: path, Msg: msg}}
+		return nil, readError(path, err)
 	}
 	return Parse(path, data)
+}
+
+func readError(path string, err error) error {
+	msg := fmt.Sprintf("cannot read the config file: %v", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		msg += "; check the path, or run without -config to use the embedded defaults"
+	}
+	return Errors{{File: path, Msg: msg}}
 }
 
 // Parse decodes and validates a config file's text; name is used in errors
 // and as Source, and relative paths in the file are taken relative to name's
 // directory.
 func Parse(name string, data []byte) (*Config, error) {
-	cfg, err := parse(name, data, DefaultStateDir, fileDefaults)
+	cfg, err := Decode(name, data)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Source = name
 	return cfg, nil
+}
+
+// Decode is Parse that also returns what could be decoded when there are
+// problems: keys that failed keep their defaults. It lets check run the
+// compile on the rest and report every problem of a file at once. The
+// config is nil only when the text is not TOML at all.
+func Decode(name string, data []byte) (*Config, error) {
+	cfg, err := parse(name, data, DefaultStateDir, fileDefaults)
+	if cfg != nil {
+		cfg.Source = name
+	}
+	return cfg, err
+}
+
+// DecodeFile is Decode of the file at path.
+func DecodeFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, readError(path, err)
+	}
+	return Decode(path, data)
 }
 
 // Default returns the embedded defaults (Source == ""): HTTP on :8080, PnP on
@@ -95,24 +121,51 @@ func parse(name string, data []byte, stateDir string, defaults func(string) *Con
 	}
 	c.validate()
 	if err := d.errs.asError(); err != nil {
-		return nil, err
+		return cfg, err
 	}
-	cfg.compact()
 	return cfg, nil
 }
 
-// compact keeps only the key positions ValidateNetwork can report (dhcp.*):
-// for a config of 1000 phones the full index is megabytes the running
-// server never reads. A new map, because Go maps do not shrink when keys
-// are deleted.
-func (c *Config) compact() {
-	pos := make(keyPositions)
-	for k, v := range c.positions {
-		if k == "dhcp" || strings.HasPrefix(k, "dhcp.") {
-			pos[k] = v
-		}
+// ReleasePositions drops the index of key positions once the compile
+// has located its problems: for a config of 1000 phones it is megabytes
+// the running server never reads. Locate then names keys without lines.
+func (c *Config) ReleasePositions() { c.positions = nil }
+
+// FileName is the name problems in this config carry.
+func (c *Config) FileName() string {
+	if c.Source == "" {
+		return embeddedName
 	}
-	c.positions = pos
+	return c.Source
+}
+
+// Locate turns every field.Error in err (keys are full key paths, like
+// "dhcp.pool") into an Error naming this file, line and column. Other
+// errors keep their text, under the file's name. nil stays nil.
+func (c *Config) Locate(err error) error {
+	if err == nil {
+		return nil
+	}
+	fes := field.List(err)
+	if len(fes) == 0 {
+		return Errors{{File: c.FileName(), Msg: err.Error()}}
+	}
+	return c.LocateAll(fes).asError()
+}
+
+// LocateAll is Locate for a list, as for warnings.
+func (c *Config) LocateAll(fes []*field.Error) Errors {
+	out := make(Errors, 0, len(fes))
+	seen := map[string]bool{}
+	for _, fe := range fes {
+		if seen[fe.Key+"\x00"+fe.Msg] { // two servers may say the same of one key
+			continue
+		}
+		seen[fe.Key+"\x00"+fe.Msg] = true
+		p := c.positions.lookup(fe.Key)
+		out = append(out, &Error{File: c.FileName(), Line: p.Line, Col: p.Col, Key: fe.Key, Msg: fe.Msg})
+	}
+	return out.sorted()
 }
 
 // syntaxError turns the TOML library's error into a positioned Error.
@@ -197,8 +250,10 @@ func (c *Config) HTTPPort() int {
 
 // SettingURL is the setting server URL handed to phones: http.url when set,
 // else http://<host>[:port]/ (https:// with TLS), the port left out when it
-// is the scheme's default. An invalid host falls back to server.advertise,
-// then to the host of http.listen, then to 127.0.0.1.
+// is the scheme's default, with http.username and http.password in it when
+// Basic auth is on (a factory-fresh phone knows no other way to send them).
+// An invalid host falls back to server.advertise, then to the host of
+// http.listen, then to 127.0.0.1.
 func (c *Config) SettingURL(host netip.Addr) string {
 	if c.HTTP.URL != "" {
 		return c.HTTP.URL
@@ -225,6 +280,9 @@ func (c *Config) SettingURL(host netip.Addr) string {
 	}
 	if port := c.HTTPPort(); port != 0 && port != defaultPort {
 		hostText += ":" + strconv.Itoa(port)
+	}
+	if c.HTTP.Username != "" {
+		hostText = url.UserPassword(c.HTTP.Username, c.HTTP.Password).String() + "@" + hostText
 	}
 	return scheme + "://" + hostText + "/"
 }

@@ -78,3 +78,23 @@ func (es Errors) asError() error {
 	}
 	return es.sorted()
 }
+
+// Merge adds the problems of more that are not about a key es already
+// reports (or a key inside it): a key that failed to decode holds only its
+// default, and what a later stage says of that default is noise.
+func (es Errors) Merge(more Errors) Errors {
+	out := append(Errors(nil), es...)
+	for _, m := range more {
+		dup := false
+		for _, e := range es {
+			if e.Key != "" && (m.Key == e.Key || strings.HasPrefix(m.Key, e.Key+".") || strings.HasPrefix(m.Key, e.Key+"[")) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, m)
+		}
+	}
+	return out.sorted()
+}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -91,19 +90,9 @@ func TestExampleEveryKey(t *testing.T) {
 	}
 }
 
-// TestExampleDHCPFitsItsNetwork: the DHCP examples are consistent with each
-// other and with the advertise example's subnet.
-func TestExampleDHCPFitsItsNetwork(t *testing.T) {
-	cfg := examplesConfig(t, func(s string) string {
-		return strings.Replace(s, "[dhcp]\n# Serve DHCP with options 66/67 for the phones. Off unless set to true; with\n# another DHCP server on the LAN, leave it off (PnP is enough).\nenabled = false", "[dhcp]\nenabled = true", 1)
-	})
-	if !cfg.DHCP.Enabled {
-		t.Fatal("could not switch the example's DHCP on")
-	}
-	if err := cfg.ValidateNetwork(netip.MustParsePrefix("10.0.0.2/24")); err != nil {
-		t.Fatal(err)
-	}
-}
+// ExamplesConfig is examplesConfig for the external tests (compile_test.go),
+// which may import package plan.
+var ExamplesConfig = examplesConfig
 
 // configKeys lists every leaf key of the config's TOML layout, naming
 // arrays of tables by their first entry and [models] by snomD785.

@@ -2,7 +2,6 @@ package config
 
 import (
 	"flag"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,12 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 // TestBrokenGolden pins the exact output `snomprov check` prints for a file
 // with every kind of problem (paths made relative to testdata/).
 func TestBrokenGolden(t *testing.T) {
-	_, err := Load(filepath.Join("testdata", "broken.toml"))
+	name := filepath.Join("testdata", "broken.toml")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = CheckText(name, data)
 	if err == nil {
 		t.Fatal("broken.toml loaded")
 	}
@@ -66,16 +70,5 @@ func TestIssueExample(t *testing.T) {
 	if cfg.SettingURL(cfg.Server.Advertise) != "http://10.0.0.2/" {
 		t.Fatalf("setting URL %q", cfg.SettingURL(cfg.Server.Advertise))
 	}
-	if err := cfg.ValidateNetwork(netipPrefix(t, "10.0.0.2/24")); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func netipPrefix(t *testing.T, s string) netip.Prefix {
-	t.Helper()
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	// Its DHCP part against its LAN: TestIssueExampleCompiles.
 }

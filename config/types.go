@@ -33,7 +33,7 @@ type Config struct {
 
 	// Filled by Parse; a Config built by hand works without them.
 	explicit   map[string]bool   // key paths the file set, e.g. "pnp.interfaces"
-	positions  keyPositions      // where each key is, for ValidateNetwork
+	positions  keyPositions      // where each key is, for Locate; dropped after the compile
 	phoneByMAC map[phone.MAC]int // index into Phones
 }
 

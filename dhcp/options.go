@@ -125,7 +125,7 @@ func Prepare(o Options) (*Prepared, error) {
 		errs.Add("time_offset", `must be between "-24h" and "24h", e.g. "1h" for UTC+1`)
 	}
 	if o.Serve != ServeAll && o.Serve != ServePhones {
-		errs.Add("serve", "%q is not allowed; use %q or %q", o.Serve, ServeAll, ServePhones)
+		errs.Add("serve", "%s", field.NotOneOf(o.Serve, ServeAll, ServePhones))
 	}
 	if o.Pool != "" {
 		var err error
@@ -174,7 +174,7 @@ func Prepare(o Options) (*Prepared, error) {
 			if poolOK {
 				switch {
 				case !o.Subnet.Contains(o.PoolStart) || !o.Subnet.Contains(o.PoolEnd):
-					errs.Add("pool", "the pool %v-%v is outside the subnet %v of the LAN interface; use addresses from that subnet", o.PoolStart, o.PoolEnd, o.Subnet)
+					errs.Add("pool", "the pool %v-%v is outside the interface's subnet %v; use addresses from that subnet", o.PoolStart, o.PoolEnd, o.Subnet)
 				case o.PoolStart == o.Subnet.Addr() || o.PoolEnd == lastAddr(o.Subnet):
 					errs.Add("pool", "the pool %v-%v contains the network or broadcast address of %v; start it above %v and end it below %v",
 						o.PoolStart, o.PoolEnd, o.Subnet, o.Subnet.Addr(), lastAddr(o.Subnet))

@@ -671,7 +671,7 @@ func TestOptionsValidation(t *testing.T) {
 		want   string
 	}{
 		{"ok", func(*Options) {}, ""},
-		{"pool outside subnet", func(o *Options) { o.PoolEnd = netip.MustParseAddr("10.77.1.5") }, "outside the subnet"},
+		{"pool outside subnet", func(o *Options) { o.PoolEnd = netip.MustParseAddr("10.77.1.5") }, "outside the interface's subnet"},
 		{"pool contains server", func(o *Options) { o.PoolStart = netip.MustParseAddr("10.77.0.1") }, "server's own address"},
 		{"pool contains router", func(o *Options) { o.Router = netip.MustParseAddr("10.77.0.150") }, "router"},
 		{"descending pool", func(o *Options) { o.PoolStart, o.PoolEnd = o.PoolEnd, o.PoolStart }, "ascending"},

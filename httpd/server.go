@@ -200,10 +200,10 @@ func Prepare(o Options) (*Prepared, error) {
 	}
 	var ok bool
 	if o.UnknownPhones, ok = enum(o.UnknownPhones, provision.UnknownGeneric, provision.UnknownDeny, provision.UnknownAllow); !ok {
-		errs.Add("unknown_phones", "%q is not allowed; use %s, %s or %s", o.UnknownPhones, provision.UnknownGeneric, provision.UnknownDeny, provision.UnknownAllow)
+		errs.Add("unknown_phones", "%s", field.NotOneOf(o.UnknownPhones, provision.UnknownGeneric, provision.UnknownDeny, provision.UnknownAllow))
 	}
 	if o.VerifyMAC, ok = enum(o.VerifyMAC, VerifyLog, VerifyOff, VerifyEnforce); !ok {
-		errs.Add("verify_mac", "%q is not allowed; use %s, %s or %s", o.VerifyMAC, VerifyOff, VerifyLog, VerifyEnforce)
+		errs.Add("verify_mac", "%s", field.NotOneOf(o.VerifyMAC, VerifyOff, VerifyLog, VerifyEnforce))
 	}
 	if o.Username != "" && o.Password == "" {
 		errs.Add("username", "username is set but password is not; set both to protect the settings with Basic auth")

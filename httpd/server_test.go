@@ -768,7 +768,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A bad reload is refused and the old options keep serving.
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, UnknownPhones: "sometimes"}); err == nil || !strings.Contains(err.Error(), "generic, deny or allow") {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, UnknownPhones: "sometimes"}); err == nil || !strings.Contains(err.Error(), `use one of "generic", "deny", "allow"`) {
 		t.Errorf("bad reload: %v", err)
 	}
 	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FilesDir: "/does/not/exist"}); err == nil {

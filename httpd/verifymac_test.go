@@ -88,7 +88,7 @@ func TestVerifyMACOption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Listen: ":0", Catalog: cat, VerifyMAC: "strict"}, nil, nil); err == nil || !strings.Contains(err.Error(), "use off, log or enforce") {
+	if _, err := New(Options{Listen: ":0", Catalog: cat, VerifyMAC: "strict"}, nil, nil); err == nil || !strings.Contains(err.Error(), `use one of "off", "log", "enforce"`) {
 		t.Errorf("verify_mac = strict: %v", err)
 	}
 	// Every documented value is accepted.

@@ -15,7 +15,7 @@ func Prepare(o Options) (*Prepared, error) {
 	o = o.withDefaults()
 	var errs field.Errors
 	if !validPolicy(o.Answer) {
-		errs.Add("answer", "%q is not allowed; use one of %q, %q, %q or %q", o.Answer, AnswerSnom, AnswerConfigured, AnswerAll, AnswerNone)
+		errs.Add("answer", "%s", field.NotOneOf(o.Answer, AnswerSnom, AnswerConfigured, AnswerAll, AnswerNone))
 	}
 	if o.Port < 1 || o.Port > 65535 {
 		errs.Add("port", "%d is out of range 1-65535", o.Port)
@@ -36,3 +36,6 @@ type Prepared struct{ o Options }
 
 // Options returns the prepared options.
 func (p *Prepared) Options() Options { return p.o }
+
+// Options returns the options in force.
+func (s *Server) Options() Options { return *s.opts.Load() }

@@ -373,7 +373,7 @@ func (c *Catalog) Render(kind Kind, base, model string, mac phone.MAC, showSecre
 
 func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 	if !showSecrets {
-		base = maskUserinfo(base)
+		base = MaskURL(base)
 	}
 	w := &writer{b: make([]byte, 0, 1024)}
 	w.raw(xmlHeader)
@@ -383,7 +383,7 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 		w.raw("<firmware-settings>\n")
 		fw, uxm := firmwareURL(base, m.Firmware), firmwareURL(base, m.FirmwareUXM)
 		if !showSecrets {
-			fw, uxm = maskUserinfo(fw), maskUserinfo(uxm)
+			fw, uxm = MaskURL(fw), MaskURL(uxm)
 		}
 		w.raw("  <firmware perm=\"\">")
 		w.text(fw)
@@ -488,7 +488,7 @@ func (c *Catalog) settingURL(base string) string {
 		if strings.HasPrefix(base, c.url.Base) {
 			return c.url.Raw
 		}
-		return maskUserinfo(c.url.Raw) // masked preview
+		return MaskURL(c.url.Raw) // masked preview
 	}
 	return base + "/"
 }
@@ -532,8 +532,8 @@ func firmwareURL(base, name string) string {
 	return base + "/firmware/" + (&url.URL{Path: strings.TrimPrefix(name, "/")}).EscapedPath()
 }
 
-// maskUserinfo hides the password in a URL's userinfo.
-func maskUserinfo(s string) string {
+// MaskURL hides the password in a URL's userinfo, for logs and people.
+func MaskURL(s string) string {
 	at := strings.IndexByte(s, '@')
 	scheme := strings.Index(s, "://")
 	if at < 0 || scheme < 0 || at < scheme {

@@ -51,7 +51,7 @@ func ParseURLTemplate(raw string) (URLTemplate, error) {
 		return URLTemplate{}, fmt.Errorf("%q is not a URL: %w", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return URLTemplate{}, fmt.Errorf("%q is not an absolute http:// or https:// URL; write it like \"http://10.0.0.2/\", or leave it empty for the default", raw)
+		return URLTemplate{}, fmt.Errorf("%q is not an absolute http:// or https:// URL with a host; write it like \"http://10.0.0.2/\", or leave it empty for the default", raw)
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return URLTemplate{}, fmt.Errorf("%q has no host; write it as http://<address>[:port]/[file]", raw)

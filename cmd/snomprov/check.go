@@ -2,14 +2,14 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 
-	"github.com/snomprov/snomprov/app"
 	"github.com/snomprov/snomprov/config"
-	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/provision"
 )
 
@@ -18,33 +18,49 @@ func init() {
 	register("render", "print exactly the files a phone would receive", cmdRender)
 }
 
-// advertised finds the address phones would reach us on, for URLs written
-// into rendered files. Without a usable interface (check run on another
-// machine) it returns the zero Addr and a note.
-func advertised(cfg *config.Config) (netip.Addr, netip.Prefix, string) {
-	if cfg.Server.Advertise.IsValid() && cfg.Server.Interface == "" {
-		return cfg.Server.Advertise, netip.Prefix{}, ""
+// lanFlags are check's and render's way to say where the appliance sits
+// when that is not this machine (an installer checking a Pi's file on a
+// laptop).
+type lanFlags struct{ iface, network *string }
+
+func addLANFlags(fs *flag.FlagSet) lanFlags {
+	return lanFlags{
+		iface:   fs.String("interface", "", "the LAN interface `NAME` (default: server.interface, else the default route's)"),
+		network: fs.String("network", "", "the appliance's LAN address and subnet, `ADDRESS/BITS` (e.g. 10.0.0.2/24), when checking a file away from the machine it runs on"),
 	}
-	ifname := cfg.Server.Interface
-	if ifname == "" {
-		var err error
-		if ifname, err = netif.DefaultRouteInterface(); err != nil {
-			return cfg.Server.Advertise, netip.Prefix{}, err.Error()
+}
+
+// compile runs the compile `serve` runs, on the LAN the flags or this
+// machine give. It returns the plan, or the config error, and a note when
+// the LAN could not be found.
+func (f lanFlags) compile(cfg *config.Config) (*plan.Plan, string, error) {
+	if *f.iface != "" {
+		cfg.Server.Interface = *f.iface
+	}
+	var lan plan.LAN
+	rt, note := plan.Runtime{}, ""
+	if *f.network != "" {
+		pfx, err := netip.ParsePrefix(*f.network)
+		if err != nil || !pfx.Addr().Is4() {
+			return nil, "", usageError{fmt.Sprintf("-network %q is not an IPv4 address with its prefix length, like 10.0.0.2/24", *f.network)}
 		}
+		lan = plan.LAN{Interface: cfg.Server.Interface, Prefix: pfx}
+	} else if l, err := plan.ResolveLAN(cfg); err == nil {
+		lan, rt.InterfaceExists = l, plan.InterfaceExists
+	} else {
+		note = fmt.Sprintf("the LAN was not found on this machine (%v); give -network ADDRESS/BITS to check against it", err)
 	}
-	pfx, err := netif.IPv4(ifname)
+	p, err := plan.Compile(cfg, lan, rt)
 	if err != nil {
-		return cfg.Server.Advertise, netip.Prefix{}, err.Error()
+		return nil, note, configError{err}
 	}
-	if cfg.Server.Advertise.IsValid() {
-		return cfg.Server.Advertise, pfx, ""
-	}
-	return pfx.Addr(), pfx, ""
+	return p, note, nil
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "[-config FILE]", stderr)
+	fs := newFlags("check", "[-config FILE] [-interface NAME] [-network ADDRESS/BITS]", stderr)
 	path := configFlag(fs, true)
+	lf := addLANFlags(fs)
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -52,39 +68,37 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	name := cfg.Source
-	if name == "" {
-		name = "embedded defaults"
+	p, note, err := lf.compile(cfg)
+	if note != "" {
+		fmt.Fprintf(stdout, "note: %s\n", note)
 	}
-	addr, pfx, note := advertised(cfg)
-	if pfx.IsValid() {
-		if err := cfg.ValidateNetwork(pfx); err != nil {
-			return configError{err}
-		}
-	} else if cfg.DHCP.Enabled {
-		fmt.Fprintf(stdout, "note: the DHCP pool was not checked against the interface: %s\n", note)
-	}
-	catalog, err := provision.New(cfg)
 	if err != nil {
-		return configError{fmt.Errorf("%s: %w", name, err)}
+		return err
 	}
-	base := app.BaseURL(cfg, catalog, addr)
+	defer p.Close()
+	name := cfg.FileName()
 	files, anyModel := 0, 0
-	for _, p := range cfg.Phones {
-		out, err := catalog.Files(p.MAC, p.Model, base, false)
+	for _, ph := range cfg.Phones {
+		out, err := p.Catalog.Files(ph.MAC, ph.Model, p.BaseURL, false)
 		if errors.Is(err, provision.ErrNoModel) {
 			// The phone's type comes from its request; its own file does
 			// not depend on it, so render it for any type to check it.
 			anyModel++
-			out, err = catalog.Files(p.MAC, "snomD785", base, false)
+			out, err = p.Catalog.Files(ph.MAC, "snomD785", p.BaseURL, false)
 		}
 		if err != nil {
-			return configError{fmt.Errorf("%s: phone %s: %w", name, p.MAC, err)}
+			return configError{fmt.Errorf("%s: phone %s: %w", name, ph.MAC, err)}
 		}
 		files += len(out)
 	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	for _, s := range p.Skipped {
+		fmt.Fprintf(stdout, "not checked: %s\n", s)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d phones, %d models, %d files rendered; setting server URL %s)\n",
-		name, len(cfg.Phones), len(cfg.Models), files, cfg.SettingURL(addr))
+		name, len(cfg.Phones), len(cfg.Models), files, provision.MaskURL(p.SettingURL))
 	if anyModel > 0 {
 		fmt.Fprintf(stdout, "note: %d phone(s) have no model; their type is taken from each request's User-Agent or path\n", anyModel)
 	}
@@ -92,8 +106,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdRender(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("render", "[-config FILE] [--model snomD785] [--show-secrets] MAC", stderr)
+	fs := newFlags("render", "[-config FILE] [-interface NAME] [-network ADDRESS/BITS] [--model snomD785] [--show-secrets] MAC", stderr)
 	path := configFlag(fs, true)
+	lf := addLANFlags(fs)
 	model := fs.String("model", "", "phone `TYPE` (e.g. snomD785); default: the phone's [[phones]] model")
 	show := fs.Bool("show-secrets", false, "print passwords and PINs instead of ********")
 	rest, err := parseInterspersed(fs, args)
@@ -114,15 +129,15 @@ func cmdRender(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	catalog, err := provision.New(cfg)
+	p, note, err := lf.compile(cfg)
 	if err != nil {
-		return configError{err}
+		return err
 	}
-	addr, _, note := advertised(cfg)
 	if note != "" {
-		fmt.Fprintf(stderr, "note: %s; URLs below use %s\n", note, cfg.SettingURL(addr))
+		fmt.Fprintf(stderr, "note: %s; URLs below use %s\n", note, provision.MaskURL(p.SettingURL))
 	}
-	files, err := catalog.Files(mac, *model, app.BaseURL(cfg, catalog, addr), *show)
+	defer p.Close()
+	files, err := p.Catalog.Files(mac, *model, p.BaseURL, *show)
 	if errors.Is(err, provision.ErrNoModel) {
 		return usageError{err.Error()}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/resync"
 	"github.com/snomprov/snomprov/simulate"
 )
@@ -106,8 +107,8 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		addr, _, _ := advertised(cfg)
-		o.SelfURL = cfg.SettingURL(addr)
+		lan, _ := plan.ResolveLAN(cfg)
+		o.SelfURL = cfg.SettingURL(lan.Advertise)
 	}
 	ctx, stop := interruptible()
 	defer stop()

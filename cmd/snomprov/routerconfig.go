@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/routerconfig"
 )
 
@@ -28,8 +29,12 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	addr, pfx, note := advertised(cfg)
-	p := routerconfig.Params{SettingURL: cfg.DHCP.UpdateServer, Filename: cfg.DHCP.UpdateFilename, Subnet: pfx.Masked()}
+	lan, lanErr := plan.ResolveLAN(cfg)
+	addr := lan.Advertise
+	if !addr.IsValid() {
+		addr = cfg.Server.Advertise
+	}
+	p := routerconfig.Params{SettingURL: cfg.DHCP.UpdateServer, Filename: cfg.DHCP.UpdateFilename, Subnet: lan.Prefix.Masked()}
 	if p.SettingURL == "" {
 		p.SettingURL = cfg.SettingURL(addr)
 	}
@@ -39,8 +44,8 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 		}
 		p.Subnet = p.Subnet.Masked()
 	}
-	if note != "" && !addr.IsValid() {
-		return fmt.Errorf("cannot tell this appliance's address (%s); set [server] advertise or [http] url", note)
+	if lanErr != nil && !addr.IsValid() {
+		return fmt.Errorf("cannot tell this appliance's address (%v); set [server] advertise or [http] url", lanErr)
 	}
 	out, err := routerconfig.Generate(*target, p)
 	if err != nil {

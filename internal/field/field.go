@@ -10,6 +10,7 @@ package field
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -88,4 +89,14 @@ func List(err error) []*Error {
 		return []*Error{e}
 	}
 	return nil
+}
+
+// NotOneOf is the message for a value outside a fixed set, the same from
+// every package: `"x" is not allowed; use one of "a", "b"`.
+func NotOneOf(v string, allowed ...string) string {
+	q := make([]string, len(allowed))
+	for i, a := range allowed {
+		q[i] = strconv.Quote(a)
+	}
+	return fmt.Sprintf("%q is not allowed; use one of %s", v, strings.Join(q, ", "))
 }

@@ -1,0 +1,66 @@
+package config_test
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/plan"
+)
+
+func init() {
+	config.CheckText = func(name string, data []byte) (*config.Config, error) {
+		cfg, err := config.Decode(name, data)
+		p, err := plan.CompileDecoded(cfg, err, plan.LAN{}, plan.Runtime{})
+		if err != nil {
+			return nil, err
+		}
+		p.Close()
+		return cfg, nil
+	}
+}
+
+// TestExampleDHCPFitsItsNetwork: the DHCP examples of packaging/snomprov.toml
+// are consistent with each other and with the advertise example's subnet,
+// as serve's compile sees them.
+func TestExampleDHCPFitsItsNetwork(t *testing.T) {
+	cfg := config.ExamplesConfig(t, func(s string) string {
+		return strings.Replace(s, "[dhcp]\n# Serve DHCP with options 66/67 for the phones. Off unless set to true; with\n# another DHCP server on the LAN, leave it off (PnP is enough).\nenabled = false", "[dhcp]\nenabled = true", 1)
+	})
+	if !cfg.DHCP.Enabled {
+		t.Fatal("could not switch the example's DHCP on")
+	}
+	cfg.HTTP.TLSCert, cfg.HTTP.TLSKey = "", "" // the example's paths are not on this machine
+	cfg.HTTP.FilesDir = ""
+	p, err := plan.Compile(cfg, plan.LAN{Interface: cfg.Server.Interface, Prefix: netip.MustParsePrefix("10.0.0.2/24")}, plan.Runtime{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+}
+
+// TestIssueExampleCompiles: the example of the first issue compiles against
+// its LAN (10.0.0.2/24), DHCP included.
+func TestIssueExampleCompiles(t *testing.T) {
+	data, err := os.ReadFile("testdata/issue-example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fwDir, "snomD785-10.1.73.4-SIP-r.bin"), []byte("image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), `"/var/lib/snomprov/firmware"`, `"`+fwDir+`"`, 1)
+	cfg, err := config.Parse("issue-example.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Compile(cfg, plan.LAN{Prefix: netip.MustParsePrefix("10.0.0.2/24")}, plan.Runtime{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+}
