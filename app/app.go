@@ -282,7 +282,7 @@ func (a *Appliance) announce() {
 		a.log.Info("running on the embedded defaults (no -config FILE): DHCP off, PnP records phones but answers none")
 	}
 	if cfg.PnP.Enabled {
-		a.log.Info("PnP responder", "group", "224.0.1.75:5060", "answer", cfg.PnP.Answer)
+		a.log.Info("PnP responder", "group", "224.0.1.75:5060", "answer", a.servers.pnpAnswer(cfg))
 	}
 	if cfg.DHCP.Enabled {
 		a.log.Info("DHCP server", "interface", n.iface, "pool", cfg.DHCP.Pool, "option66", url)

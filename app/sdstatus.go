@@ -40,7 +40,7 @@ func (a *Appliance) statusLine(now time.Time) string {
 	b.WriteString(cfg.HTTP.Listen)
 	if cfg.PnP.Enabled {
 		b.WriteString(", pnp answer=")
-		b.WriteString(cfg.PnP.Answer)
+		b.WriteString(a.servers.pnpAnswer(cfg))
 	} else {
 		b.WriteString(", pnp off")
 	}

@@ -213,6 +213,15 @@ func (s *servers) staleAfter() time.Duration {
 	return s.plan.Config.Status.StaleAfter.Duration
 }
 
+// pnpAnswer is the answer policy in force: the compiled one (the file's,
+// or pnp's default), else what the file says.
+func (s *servers) pnpAnswer(cfg *config.Config) string {
+	if p := s.current(); p != nil && p.PnP != nil {
+		return p.PnP.Options().Answer
+	}
+	return cfg.PnP.Answer
+}
+
 // current is the plan being served.
 func (s *servers) current() *plan.Plan {
 	s.mu.Lock()

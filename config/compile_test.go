@@ -8,7 +8,11 @@ import (
 	"testing"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/dhcp"
+	"github.com/snomprov/snomprov/httpd"
 	"github.com/snomprov/snomprov/plan"
+	"github.com/snomprov/snomprov/pnp"
+	"github.com/snomprov/snomprov/provision"
 )
 
 func init() {
@@ -63,4 +67,29 @@ func TestIssueExampleCompiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Close()
+}
+
+// TestEffectiveDefaults: what a file that leaves a fixed-choice key out gets,
+// as the servers' own Prepare fills it in.
+func TestEffectiveDefaults(t *testing.T) {
+	cfg, err := config.Parse("test.toml", []byte("[dhcp]\nenabled = true\npool = \"10.0.0.100-10.0.0.199\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Compile(cfg, plan.LAN{Prefix: netip.MustParsePrefix("10.0.0.2/24")}, plan.Runtime{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	h := p.HTTP.Options()
+	for _, c := range []struct{ key, got, want string }{
+		{"pnp.answer", p.PnP.Options().Answer, pnp.AnswerSnom},
+		{"http.unknown_phones", h.UnknownPhones, provision.UnknownGeneric},
+		{"http.verify_mac", h.VerifyMAC, httpd.VerifyLog},
+		{"dhcp.serve", p.DHCP.Options().Serve, dhcp.ServeAll},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.key, c.got, c.want)
+		}
+	}
 }

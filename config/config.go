@@ -96,9 +96,9 @@ func Default() *Config {
 func fileDefaults(stateDir string) *Config {
 	return &Config{
 		Server:    Server{StateDir: stateDir, LogLevel: "info"},
-		HTTP:      HTTP{Listen: ":80", UnknownPhones: UnknownGeneric, VerifyMAC: VerifyLog},
-		PnP:       PnP{Enabled: true, Answer: AnswerSnom},
-		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}, Serve: ServeAll},
+		HTTP:      HTTP{Listen: ":80"},
+		PnP:       PnP{Enabled: true},
+		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}},
 		Provision: Provision{DefaultPerm: "R", PinSettingServer: PinConfigured},
 		Status:    Status{StaleAfter: Duration{24 * time.Hour}},
 	}

@@ -250,16 +250,16 @@ func TestFileDefaults(t *testing.T) {
 	}{
 		{"http.listen", cfg.HTTP.Listen, ":80"},
 		{"pnp.enabled", cfg.PnP.Enabled, true},
-		{"pnp.answer", cfg.PnP.Answer, AnswerSnom},
+		{"pnp.answer", cfg.PnP.Answer, ""}, // pnp's default (TestEffectiveDefaults)
 		{"pnp.interfaces", len(cfg.PnP.Interfaces), 0},
 		{"server.state_dir", cfg.Server.StateDir, "/var/lib/snomprov"},
 		{"http.firmware_dir", cfg.HTTP.FirmwareDir, "/var/lib/snomprov/firmware"},
-		{"http.unknown_phones", cfg.HTTP.UnknownPhones, UnknownGeneric},
+		{"http.unknown_phones", cfg.HTTP.UnknownPhones, ""},
 		{"provision.default_perm", cfg.Provision.DefaultPerm, "R"},
 		{"provision.pin_setting_server", cfg.Provision.PinSettingServer, PinConfigured},
 		{"dhcp.enabled", cfg.DHCP.Enabled, false},
 		{"dhcp.lease_time", cfg.DHCP.LeaseTime.Duration, 12 * time.Hour},
-		{"dhcp.serve", cfg.DHCP.Serve, ServeAll},
+		{"dhcp.serve", cfg.DHCP.Serve, ""},
 		{"status.stale_after", cfg.Status.StaleAfter.Duration, 24 * time.Hour},
 		{"server.log_level", cfg.Server.LogLevel, "info"},
 		{"Source", cfg.Source, "test.toml"},
@@ -313,14 +313,14 @@ listen = "127.0.0.1:8080"
 		t.Errorf("explicit values lost: %v %q %q", cfg.PnP.Interfaces, cfg.HTTP.FirmwareDir, cfg.HTTP.Listen)
 	}
 	// absent keys of a present table keep their defaults
-	if cfg.HTTP.UnknownPhones != UnknownGeneric || !cfg.PnP.Enabled {
+	if cfg.HTTP.Listen != "127.0.0.1:8080" || !cfg.PnP.Enabled || cfg.DHCP.LeaseTime.Duration != 12*time.Hour {
 		t.Errorf("defaults lost next to explicit keys: %+v %+v", cfg.HTTP, cfg.PnP)
 	}
 }
 
 func TestDefault(t *testing.T) {
 	cfg := Default()
-	if cfg.Source != "" || cfg.HTTP.Listen != ":8080" || !cfg.PnP.Enabled || cfg.PnP.Answer != AnswerNone || cfg.DHCP.Enabled {
+	if cfg.Source != "" || cfg.HTTP.Listen != ":8080" || !cfg.PnP.Enabled || cfg.PnP.Answer != "none" || cfg.DHCP.Enabled {
 		t.Fatalf("embedded defaults: %+v", cfg)
 	}
 	if cfg.HTTPPort() != 8080 || cfg.Provision.DefaultPerm != "R" || cfg.Server.StateDir == "" {

@@ -15,7 +15,11 @@ import (
 	"github.com/snomprov/snomprov/phone"
 )
 
-// Config is a whole, validated configuration.
+// Config is a whole, decoded configuration. Values with a fixed set of
+// choices (pnp.answer, http.unknown_phones, http.verify_mac, dhcp.serve)
+// are plain text here: the server that owns each names its choices and
+// its default once, and checks them in its Prepare (package plan runs it).
+// Empty means that default.
 type Config struct {
 	// Source is the file the config was read from; empty for the embedded defaults.
 	Source string `toml:"-"`
@@ -64,19 +68,7 @@ type HTTP struct {
 	VerifyMAC string `toml:"verify_mac"`
 }
 
-// http.verify_mac values.
-const (
-	VerifyOff     = "off"
-	VerifyLog     = "log"
-	VerifyEnforce = "enforce"
-)
 
-// Unknown-phone policies for HTTP.
-const (
-	UnknownGeneric = "generic"
-	UnknownDeny    = "deny"
-	UnknownAllow   = "allow"
-)
 
 // PnP is [pnp]: the SIP multicast plug-and-play responder.
 type PnP struct {
@@ -88,13 +80,6 @@ type PnP struct {
 	Answer string `toml:"answer"`
 }
 
-// PnP answer policies.
-const (
-	AnswerSnom       = "snom"
-	AnswerConfigured = "configured"
-	AnswerAll        = "all"
-	AnswerNone       = "none"
-)
 
 // DHCP is [dhcp]: the optional DHCP server. Off unless enabled.
 type DHCP struct {
@@ -120,11 +105,6 @@ type DHCP struct {
 	Reservations      []DHCPReservation `toml:"reservations"`
 }
 
-// DHCP serve modes.
-const (
-	ServeAll    = "all"
-	ServePhones = "phones"
-)
 
 // DHCPReservation pins an address to a MAC.
 type DHCPReservation struct {

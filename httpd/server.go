@@ -143,6 +143,9 @@ type Prepared struct {
 	Warnings []*field.Error
 }
 
+// Options returns the prepared options, defaults filled in.
+func (p *Prepared) Options() Options { return p.st.opts }
+
 // Close releases the opened directories of a Prepared that was not used.
 func (p *Prepared) Close() { p.st.closeRoots() }
 
