@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -479,6 +480,7 @@ func (r *phoneRun) settings(f *Fetcher, id Identity) []SettingsFile {
 	const maxFiles = 32
 	var got []SettingsFile
 	var misses []string
+	unauthorized := false // some answer was 401
 	seen := map[string]bool{}
 	for len(queue) > 0 && len(seen) < maxFiles {
 		it := queue[0]
@@ -493,6 +495,8 @@ func (r *phoneRun) settings(f *Fetcher, id Identity) []SettingsFile {
 		cancel()
 		s := Step{Name: "settings", Target: it.url, Duration: time.Since(start)}
 		if err != nil {
+			var he *HTTPError
+			unauthorized = unauthorized || (errors.As(err, &he) && he.Status == http.StatusUnauthorized)
 			s.Status, s.Detail = Warn, err.Error()
 			if it.listed {
 				s.Status = Failed
@@ -520,7 +524,12 @@ func (r *phoneRun) settings(f *Fetcher, id Identity) []SettingsFile {
 		}
 	}
 	if len(got) == 0 {
-		r.add(Step{Name: "settings", Status: Failed, Target: r.rep.SettingURL, Detail: fmt.Sprintf("no setting file was served (%s); the server does not know this phone: add it to [[phones]], or set [http] unknown_phones = \"generic\"", strings.Join(misses, "; "))})
+		why := "the server does not know this phone: add it to [[phones]], or set [http] unknown_phones = \"generic\""
+		if unauthorized {
+			why = "the server asks for HTTP credentials (Basic auth) and the URL carries none that it accepts: " +
+				"hand phones the URL with user:password@ (snomprov's own URL does this when [http] username is set), or check [http] username and password"
+		}
+		r.add(Step{Name: "settings", Status: Failed, Target: r.rep.SettingURL, Detail: fmt.Sprintf("no setting file was served (%s); %s", strings.Join(misses, "; "), why)})
 		return nil
 	}
 	return got
@@ -558,7 +567,12 @@ func (r *phoneRun) firmware(f *Fetcher, id Identity, files []SettingsFile) {
 			s := Step{Name: "firmware-file", Target: u, Duration: time.Since(start)}
 			if err != nil {
 				s.Status, s.Detail = Warn, err.Error()+"; the phone tries the next URL"
-				if last {
+				var he *HTTPError
+				if last && status == "" && errors.As(err, &he) && he.Status == http.StatusNotFound {
+					// No firmware is configured for the type: the phone
+					// keeps what it runs and is provisioned all the same.
+					s.Status, s.Detail = Skipped, fmt.Sprintf("%s; no firmware is configured for %s, so the phone keeps the firmware it runs (set [models.%s] firmware to push one)", err, id.Model, id.Model)
+				} else if last {
 					s.Status = Failed
 					s.Detail = err.Error() + fmt.Sprintf("; no firmware file for %s, so the phone keeps its firmware. Set [models.%s] firmware to an image in firmware_dir, or use --no-firmware if you do not push firmware", id.Model, id.Model)
 					if status != "" {

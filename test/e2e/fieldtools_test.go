@@ -583,10 +583,12 @@ func TestSimulateAgainstSnomprov(t *testing.T) {
 		if err != nil || !strings.Contains(out, "000413AA0001: would be provisioned from http://10.77.0.1:8080/ (pnp)") {
 			t.Errorf("snomprov simulate: %v\n%s", err, out)
 		}
+		// A model without firmware configured is provisioned: the phone
+		// keeps the firmware it runs (issue 11).
 		out, err = s.phone.Run(ctx, binary(t), "simulate", "-interface", "eth0", "--mac", stranger.String(), "--model", "snomD715")
 		t.Logf("snomprov simulate (%v):\n%s", err, out)
-		if err == nil || !strings.Contains(out, "failed at firmware-file") {
-			t.Errorf("snomprov simulate of a model without firmware must exit non-zero: %v\n%s", err, out)
+		if err != nil || !strings.Contains(out, "would be provisioned") {
+			t.Errorf("snomprov simulate of a model without firmware must succeed: %v\n%s", err, out)
 		}
 	})
 
@@ -611,29 +613,54 @@ func TestSimulateAgainstSnomprov(t *testing.T) {
 		}
 	})
 
-	t.Run("model without firmware: fails at the firmware file", func(t *testing.T) {
+	t.Run("model without firmware: provisioned, the firmware step skipped", func(t *testing.T) {
 		srv := s.serve(t, "")
 		defer srv.Stop()
 		var rep simulate.Report
 		_, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: stranger, Model: "snomD715"}}, &rep)
-		if !strings.Contains(toolErr, "would not be provisioned") || len(rep.Phones) != 1 {
-			t.Fatalf("want a failure, got %q\nsnomprov:\n%s", toolErr, srv.Output())
+		if toolErr != "" || len(rep.Phones) != 1 || !rep.Phones[0].OK() {
+			t.Fatalf("want a provisioned phone, got %q %+v\nsnomprov:\n%s", toolErr, rep.Phones, srv.Output())
 		}
-		p := rep.Phones[0]
-		st, bad := p.FirstFailure()
-		if !bad || st.Name != "firmware-file" || !strings.Contains(st.Detail, "[models.snomD715] firmware") || !strings.Contains(st.Target, "snomD715-firmware.htm") {
-			t.Errorf("first failure %+v; want firmware-file naming [models.snomD715] firmware", st)
-		}
+		var fw *simulate.Step
 		settingsOK := false
-		for _, prev := range p.Steps {
-			if prev.Name == "settings" && prev.Status == simulate.OK {
+		for i, st := range rep.Phones[0].Steps {
+			if st.Name == "settings" && st.Status == simulate.OK {
 				settingsOK = true
 			}
+			if st.Name == "firmware-file" {
+				fw = &rep.Phones[0].Steps[i]
+			}
+		}
+		if fw == nil || fw.Status != simulate.Skipped || !strings.Contains(fw.Detail, "[models.snomD715] firmware") || !strings.Contains(fw.Target, "snomD715-firmware.htm") {
+			t.Errorf("firmware step %+v; want skipped, naming [models.snomD715] firmware", fw)
 		}
 		if !settingsOK {
-			t.Errorf("the generic settings should have been served: %+v", p.Steps)
+			t.Errorf("the generic settings should have been served: %+v", rep.Phones[0].Steps)
 		}
 	})
+
+	t.Run("Basic auth on: every step passes", func(t *testing.T) {
+		srv := s.serve(t, "username = \"prov\"\npassword = \"s3cret\"")
+		defer srv.Stop()
+		var rep simulate.Report
+		_, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured}}, &rep)
+		if toolErr != "" || len(rep.Phones) != 1 {
+			t.Fatalf("simulate failed: %s\nsnomprov:\n%s", toolErr, srv.Output())
+		}
+		p := rep.Phones[0]
+		for _, st := range p.Steps {
+			if st.Status != simulate.OK {
+				t.Errorf("step %s %s: %s", st.Name, st.Status, st.Detail)
+			}
+		}
+		if !strings.HasPrefix(p.PnPURL, "http://prov:s3cret@10.77.0.1:8080") || !strings.HasPrefix(p.DHCPURL, "http://prov:s3cret@10.77.0.1:8080") {
+			t.Errorf("the URLs handed out carry no credentials: pnp %q dhcp %q", p.PnPURL, p.DHCPURL)
+		}
+		if strings.Contains(srv.Output(), "s3cret") {
+			t.Errorf("the password is in the log:\n%s", srv.Output())
+		}
+	})
+
 }
 
 func TestDoctorAgainstSnomprov(t *testing.T) {
