@@ -39,7 +39,7 @@ answer = "all"
 enabled = true
 pool = "%[2]s"
 router = "10.77.0.1"
-update_filename = "snom.htm"
+update_filename = "snomD785.htm"
 `
 
 type dhcpEnv struct {
@@ -111,7 +111,7 @@ exit 0
 	}
 	res, _ := os.ReadFile(filepath.Join(d, "result"))
 	line := strings.TrimSpace(string(res))
-	if !strings.Contains(line, "opt66=http://10.77.0.1:8080/ ") || !strings.Contains(line, "opt67=snom.htm") || !strings.Contains(line, "server=10.77.0.1") {
+	if !strings.Contains(line, "opt66=http://10.77.0.1:8080/ ") || !strings.Contains(line, "opt67=snomD785.htm") || !strings.Contains(line, "server=10.77.0.1") {
 		t.Fatalf("dhclient saw: %q", line)
 	}
 	ip := strings.Fields(strings.TrimPrefix(line, "ip="))[0]
