@@ -21,9 +21,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/plan"
-	"github.com/snomprov/snomprov/provision"
 )
 
 // component is what every protocol server provides (see the server contract
@@ -274,7 +274,7 @@ func waitBounded(gctx context.Context, g *errgroup.Group, log *slog.Logger) erro
 // the appliance and what each server will do, in plain words.
 func (a *Appliance) announce() {
 	cfg, n := a.cfg, a.net
-	url := provision.MaskURL(cfg.SettingURL(n.advertise))
+	url := redact.URL(cfg.SettingURL(n.advertise))
 	plain := *cfg
 	plain.HTTP.URL, plain.HTTP.Username = "", ""
 	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))

@@ -68,8 +68,6 @@ type HTTP struct {
 	VerifyMAC string `toml:"verify_mac"`
 }
 
-
-
 // PnP is [pnp]: the SIP multicast plug-and-play responder.
 type PnP struct {
 	Enabled    bool     `toml:"enabled"`    // default true
@@ -79,7 +77,6 @@ type PnP struct {
 	// snom with a config file, none on the embedded defaults.
 	Answer string `toml:"answer"`
 }
-
 
 // DHCP is [dhcp]: the optional DHCP server. Off unless enabled.
 type DHCP struct {
@@ -104,7 +101,6 @@ type DHCP struct {
 	AllowOtherServers bool              `toml:"allow_other_servers"`
 	Reservations      []DHCPReservation `toml:"reservations"`
 }
-
 
 // DHCPReservation pins an address to a MAC.
 type DHCPReservation struct {

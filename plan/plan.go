@@ -29,6 +29,7 @@ import (
 	"github.com/snomprov/snomprov/httpd"
 	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/internal/netif"
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/pnp"
 	"github.com/snomprov/snomprov/provision"
@@ -370,7 +371,7 @@ func (c *compiler) handedURL() {
 		pass, _ := u.User.Password()
 		if u.User == nil || u.User.Username() != h.Username || pass != h.Password {
 			c.errs.Add(key, "Basic auth is on (http.username), but this URL, which factory-fresh phones are handed, does not carry those credentials, "+
-				"so every fetch would be 401; write it as %s, or leave it out to get that URL by default", withUser(u, h.Username))
+				"so every fetch would be 401; write it as %s (http.password in place of PASSWORD), or leave it out to get that URL by default", withUser(u, h.Username, "PASSWORD"))
 		}
 	}
 	if h.URL != "" {
@@ -381,18 +382,13 @@ func (c *compiler) handedURL() {
 	}
 }
 
-func withUser(u *url.URL, user string) string {
+func withUser(u *url.URL, user, password string) string {
 	v := *u
-	v.User = url.UserPassword(user, provision.Mask)
+	v.User = url.UserPassword(user, password)
 	return v.String()
 }
 
-func maskURL(u *url.URL) string {
-	if u.User == nil {
-		return u.String()
-	}
-	return withUser(u, u.User.Username())
-}
+func maskURL(u *url.URL) string { return redact.URL(u.String()) }
 
 // RestartNeeded reports, as an error naming the keys, whether next changes
 // what is bound to sockets or files at start: such a reload is refused

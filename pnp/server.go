@@ -54,6 +54,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
@@ -438,7 +439,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 		deadline: now.Add(o.NotifyTimeout),
 	}
 	// Recorded before sending, so the phone's 200 can never be recorded first.
-	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: "NOTIFY sent, url=" + url}
+	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: "NOTIFY sent, url=" + redact.URL(url)}
 	s.inv.Record(obs)
 	s.pmu.Lock()
 	if s.closed {
@@ -452,7 +453,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 		// Timer E retries; a persistent error ends in a timeout.
 		s.log.Debug("PnP: sending NOTIFY failed, will retry", "mac", r.MAC, "to", dst, "err", err)
 	}
-	s.log.Debug("PnP NOTIFY sent", "mac", r.MAC, "to", dst, "url", url)
+	s.log.Debug("PnP NOTIFY sent", "mac", r.MAC, "to", dst, "url", redact.URL(url))
 }
 
 // retransmit runs on timer E: resend, double the interval up to T2, give

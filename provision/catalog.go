@@ -27,6 +27,7 @@ import (
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/internal/field"
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -373,7 +374,7 @@ func (c *Catalog) Render(kind Kind, base, model string, mac phone.MAC, showSecre
 
 func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 	if !showSecrets {
-		base = MaskURL(base)
+		base = redact.URL(base)
 	}
 	w := &writer{b: make([]byte, 0, 1024)}
 	w.raw(xmlHeader)
@@ -383,7 +384,7 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 		w.raw("<firmware-settings>\n")
 		fw, uxm := firmwareURL(base, m.Firmware), firmwareURL(base, m.FirmwareUXM)
 		if !showSecrets {
-			fw, uxm = MaskURL(fw), MaskURL(uxm)
+			fw, uxm = redact.URL(fw), redact.URL(uxm)
 		}
 		w.raw("  <firmware perm=\"\">")
 		w.text(fw)
@@ -488,7 +489,7 @@ func (c *Catalog) settingURL(base string) string {
 		if strings.HasPrefix(base, c.url.Base) {
 			return c.url.Raw
 		}
-		return MaskURL(c.url.Raw) // masked preview
+		return redact.URL(c.url.Raw) // masked preview
 	}
 	return base + "/"
 }
@@ -530,23 +531,6 @@ func firmwareURL(base, name string) string {
 		return name
 	}
 	return base + "/firmware/" + (&url.URL{Path: strings.TrimPrefix(name, "/")}).EscapedPath()
-}
-
-// MaskURL hides the password in a URL's userinfo, for logs and people.
-func MaskURL(s string) string {
-	at := strings.IndexByte(s, '@')
-	scheme := strings.Index(s, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return s
-	}
-	if slash := strings.IndexByte(s[scheme+3:], '/'); slash >= 0 && scheme+3+slash < at {
-		return s
-	}
-	user := s[scheme+3 : at]
-	if colon := strings.IndexByte(user, ':'); colon >= 0 {
-		return s[:scheme+3] + user[:colon] + ":" + Mask + s[at:]
-	}
-	return s
 }
 
 // Files returns exactly the files the phone with this MAC receives, in the

@@ -6,10 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/redact"
 )
-
-// Mask replaces secret values in previews (snomprov render, status page).
-const Mask = "********"
 
 const xmlHeader = `<?xml version="1.0" encoding="utf-8"?>` + "\n"
 
@@ -142,7 +140,7 @@ func (w *writer) setting(name, idx, perm, value string, secret bool) {
 	w.attr("perm", perm)
 	w.raw(">")
 	if secret && value != "" {
-		value = Mask
+		value = redact.Mask
 	}
 	w.text(value)
 	w.raw("</")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
@@ -180,7 +181,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := o.Now()
-	d := phoneData{page: newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: Mask}
+	d := phoneData{page: newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: redact.Mask}
 	d.Refresh = refresh(r)
 	p, seen := o.Inventory.Phone(mac)
 	if seen {

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
@@ -185,9 +186,6 @@ func stepLabel(s inventory.Step) string {
 	return string(s)
 }
 
-// Mask is what hidden secrets read as, the same as provision.Mask.
-const Mask = "********"
-
 // The preview is masked by its provider; this second pass makes sure that
 // a provider bug cannot put a SIP password on a page. It hides the text of
 // any XML element whose name has a secret-looking part (user_pass,
@@ -211,12 +209,12 @@ func secretName(name string) bool {
 func maskSecrets(body string) string {
 	body = xmlElementRE.ReplaceAllStringFunc(body, func(m string) string {
 		sub := xmlElementRE.FindStringSubmatch(m)
-		if sub[1] != sub[4] || !secretName(sub[1]) || sub[3] == "" || sub[3] == Mask {
+		if sub[1] != sub[4] || !secretName(sub[1]) || sub[3] == "" || sub[3] == redact.Mask {
 			return m
 		}
-		return "<" + sub[1] + sub[2] + ">" + Mask + "</" + sub[4] + ">"
+		return "<" + sub[1] + sub[2] + ">" + redact.Mask + "</" + sub[4] + ">"
 	})
-	return userinfoRE.ReplaceAllString(body, "${1}:"+Mask+"@")
+	return userinfoRE.ReplaceAllString(body, "${1}:"+redact.Mask+"@")
 }
 
 // maxPreview bounds one previewed file on the page.

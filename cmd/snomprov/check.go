@@ -8,6 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/provision"
@@ -98,7 +99,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "not checked: %s\n", s)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d phones, %d models, %d files rendered; setting server URL %s)\n",
-		name, len(cfg.Phones), len(cfg.Models), files, provision.MaskURL(p.SettingURL))
+		name, len(cfg.Phones), len(cfg.Models), files, redact.URL(p.SettingURL))
 	if anyModel > 0 {
 		fmt.Fprintf(stdout, "note: %d phone(s) have no model; their type is taken from each request's User-Agent or path\n", anyModel)
 	}
@@ -134,7 +135,7 @@ func cmdRender(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if note != "" {
-		fmt.Fprintf(stderr, "note: %s; URLs below use %s\n", note, provision.MaskURL(p.SettingURL))
+		fmt.Fprintf(stderr, "note: %s; URLs below use %s\n", note, redact.URL(p.SettingURL))
 	}
 	defer p.Close()
 	files, err := p.Catalog.Files(mac, *model, p.BaseURL, *show)

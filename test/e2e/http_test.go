@@ -51,6 +51,11 @@ firmware_dir = "%[1]s/fw"
 [pnp]
 enabled = false
 
+# The general files name setting_server (for every phone that fetches them),
+# as the assertions below expect; the default pins only [[phones]].
+[provision]
+pin_setting_server = "all"
+
 [settings]
 language = "English"
 web_note = { value = "a & b < c > \"d\"", perm = "RW" }
