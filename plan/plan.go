@@ -175,6 +175,31 @@ func (c *compiler) compile() {
 	}
 	c.dhcp()
 	c.handedURL()
+	c.urlPort()
+}
+
+// urlPort: an http.url naming this appliance by address must name the
+// port it listens on, or phones knock on a closed port. A URL by host
+// name may be a proxy in front of it (docs/multisite.md): not ours to say.
+func (c *compiler) urlPort() {
+	raw := c.cfg.HTTP.URL
+	if raw == "" || c.urlBroken {
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !c.ourAddress(u) {
+		return
+	}
+	want := "80"
+	if u.Scheme == "https" {
+		want = "443"
+	}
+	if p := u.Port(); p != "" {
+		want = p
+	}
+	if _, listen, err := net.SplitHostPort(c.cfg.HTTP.Listen); err == nil && listen != want && !(u.Scheme == "https" && c.cfg.HTTPS()) {
+		c.errs.Add("http.url", "names this appliance on port %s, but http.listen is %q, so phones would find nothing there; write the URL with port %s, or listen on %s", want, c.cfg.HTTP.Listen, listen, want)
+	}
 }
 
 func (c *compiler) server() {
@@ -348,7 +373,12 @@ func (c *compiler) ours(u *url.URL) bool {
 			return true
 		}
 	}
-	a, err := netip.ParseAddr(host)
+	return c.ourAddress(u)
+}
+
+// ourAddress reports whether u's host is this appliance's address.
+func (c *compiler) ourAddress(u *url.URL) bool {
+	a, err := netip.ParseAddr(u.Hostname())
 	if err != nil {
 		return false
 	}
