@@ -76,6 +76,7 @@ func buildServers(cfg *config.Config, netw network, inv *inventory.Store, log *s
 		if s.pnp, err = pnp.New(pnpOptions(cfg, netw), log.With("server", "pnp"), s.metrics); err != nil {
 			return nil, &ConfigError{Err: fmt.Errorf("pnp: %w", err)}
 		}
+		metrics.RegisterPnPShed(reg, s.pnp.Shed)
 	}
 	if cfg.DHCP.Enabled {
 		dopts, err := dhcpOptions(cfg, netw)
