@@ -60,7 +60,7 @@ storm() {
   end=$(date +%s.%N)
   local ok
   ok=$(grep -h -c 'would be provisioned' "$LAN_WORK"/sim-"$label"-"$N"-*.log | paste -sd+ | bc)
-  if [ "$failed" -gt 0 ]; then grep -h -v ' ok ' "$LAN_WORK"/sim-"$label"-"$N"-*.log | head -20 >&2; fi
+  if [ "$failed" -gt 0 ]; then { grep -h -v ' ok ' "$LAN_WORK"/sim-"$label"-"$N"-*.log || true; } | head -20 >&2 || true; fi
   echo "$(echo "$end - $start" | bc) $ok $failed"
 }
 hwm() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -172,6 +172,7 @@ CONF
   done
   for pid in $(ip netns pids "${LAN_PREFIX}srv"); do kill -TERM "$pid" 2>/dev/null || true; done
   wait "$ppid_" "$npid" "$dpid" 2>/dev/null || true
+  for _ in $(seq 100); do [ -z "$(ip netns pids "${LAN_PREFIX}srv")" ] && break; sleep 0.1; done # all gone before the next size
   sleep 0.3
   if [ -n "${STRACE:-}" ]; then
     for f in "$LAN_WORK"/strace-*-"$N".log; do echo "== $(basename "$f")"; cat "$f"; done
