@@ -14,6 +14,7 @@
 #        CONFLICT_PROBE=300ms  [dhcp] conflict_probe of snomprov ("0s" off);
 #                     dnsmasq gets no-ping when it is "0s", else its default
 #        PEERS=0      skip the peer stack
+#        DNSMASQ_EXTRA="dhcp-sequential-ip"  more dnsmasq.conf lines
 #        BENCH_OUT=file.md  also append the result rows to a file
 #        KEEP_LOGS=dir  copy the simulate, server and peer logs there
 #        STRACE=1     run snomprov and dnsmasq under strace -f -c counting
@@ -132,6 +133,7 @@ dhcp-leasefile=$LAN_WORK/dnsmasq-$N.leases
 pid-file=$LAN_WORK/dnsmasq-$N.pid
 user=root
 $ping_opt
+${DNSMASQ_EXTRA:-}
 CONF
   cat >"$LAN_WORK/nginx-$N.conf" <<CONF
 user root;
