@@ -134,12 +134,9 @@ func runServers(ctx context.Context, comps []namedComponent, log *slog.Logger, r
 	}
 	for _, c := range comps {
 		g.Go(func() error {
+			// By the server contract, Serve returns nil only once gctx is
+			// done; a server that stops on its own says why.
 			err := c.comp.Serve(gctx)
-			if err == nil && gctx.Err() == nil {
-				// sipgo's ServeUDP returns nil when its socket dies; a server
-				// that stops on its own is a failure, never a clean exit.
-				err = errors.New("stopped unexpectedly")
-			}
 			if err != nil && gctx.Err() == nil {
 				if c.optional != nil && c.optional(err) {
 					log.Warn(c.name+" disabled", "reason", err)

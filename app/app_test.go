@@ -63,12 +63,6 @@ func TestRunServers(t *testing.T) {
 			wantReady: true,
 		},
 		{
-			name:      "nil return before shutdown is a failure",
-			servers:   map[string]*fakeServer{"http": {}, "pnp": {after: 20 * time.Millisecond}},
-			wantErr:   "pnp: stopped unexpectedly",
-			wantReady: true,
-		},
-		{
 			name:      "an error stops everything, with its cause",
 			servers:   map[string]*fakeServer{"http": {after: 20 * time.Millisecond, serveErr: errors.New("socket died")}, "pnp": {}},
 			wantErr:   "http: socket died",

@@ -103,6 +103,7 @@ func (s *servers) build(p *plan.Plan) error {
 		if s.pnp, err = p.PnP.NewServer(s.log.With("server", "pnp"), s.metrics); err != nil {
 			return fmt.Errorf("pnp: %w", err)
 		}
+		metrics.RegisterPnPShed(s.metrics.Registry(), s.pnp.Shed)
 	}
 	if p.DHCP != nil {
 		if s.dhcp, err = p.DHCP.NewServer(s.log.With("server", "dhcp"), s.metrics); err != nil {

@@ -13,7 +13,10 @@
 # exchanges/s, failures, the responder's RSS and the load average. Then BURST
 # distinct phones (MACs) "boot at once" (sipp fires them all within a few ms,
 # with its normal 500 ms SUBSCRIBE retransmission) and we time until every one
-# has its NOTIFY answered.
+# has its NOTIFY answered. Then the flood (FLOOD=0 skips it): FLOOD distinct
+# SUBSCRIBEs at FLOOD_RATE/s from a socket that never answers a NOTIFY, the
+# responder's peak RSS (VmHWM), and whether a real phone (one sipp call)
+# sending right after the flood is answered.
 #
 # Network safety: everything runs in namespaces this script creates (prefix
 # pnpb<pid>-): a bridge namespace and two hosts whose veth pairs are created
@@ -26,6 +29,8 @@ RATES="${RATES:-1000 2000 5000 8000 10000}"
 SECS="${SECS:-5}"
 BURST="${BURST:-1000}"
 RUNS="${RUNS:-1}"
+FLOOD="${FLOOD:-40000}"
+FLOOD_RATE="${FLOOD_RATE:-5000}"
 STUB="${STUB:-$ROOT/test/peers/pnp_responder_stub.py}"
 SCEN="$ROOT/test/sipp/pnp_subscribe.xml"
 P="pnpb$$-"
@@ -91,6 +96,32 @@ with open(f"{work}/macs.csv", "w") as f:
     f.write("SEQUENTIAL\n" + "".join(f"000413A{i:05X}\n" for i in range(4000)))
 with open(f"{work}/burst.csv", "w") as f:
     f.write("SEQUENTIAL\n" + "".join(f"000413B{i:05X}\n" for i in range(burst)))
+with open(f"{work}/after.csv", "w") as f:
+    f.write("SEQUENTIAL\n000413C00001\n")
+PY
+# The flooder: distinct SUBSCRIBEs (MAC 000413Dxxxxx) paced at RATE/s from
+# port 5070, which it never reads, so no NOTIFY is ever answered.
+cat >"$WORK/flood.py" <<'PY'
+import socket, sys, time
+ip, n, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((ip, 5070))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(ip))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+tmpl = ("SUBSCRIBE sip:MAC%3a{mac}@224.0.1.75 SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5070;rport;branch=z9hG4bKf{i}\r\n"
+        "From: <sip:MAC%3a{mac}@224.0.1.75>;tag=f{i}\r\nTo: <sip:MAC%3a{mac}@224.0.1.75>\r\nCall-ID: flood-{i}@{ip}\r\n"
+        "CSeq: 1 SUBSCRIBE\r\nContact: <sip:{ip}:5070>\r\n"
+        'Event: ua-profile;profile-type="device";vendor="snom";model="snomD785";version="10.1.33.33"\r\n'
+        "Expires: 0\r\nContent-Length: 0\r\n\r\n")
+t0, batch, sent = time.time(), max(1, rate // 100), 0
+while sent < n:
+    for _ in range(min(batch, n - sent)):
+        s.sendto(tmpl.format(mac=f"000413D{sent:05X}", ip=ip, i=sent).encode(), ("224.0.1.75", 5060))
+        sent += 1
+    ahead = t0 + sent / rate - time.time()
+    if ahead > 0:
+        time.sleep(ahead)
+print(f"{sent} {time.time() - t0:.2f}")
 PY
 BIN="${BIN:-}"
 if [ -z "$BIN" ]; then
@@ -170,6 +201,25 @@ for resp in snomprov stub; do
   peak "$resp"
   stop_responder
 done
+# The flood, each on a fresh responder.
+declare -A FLOOD_RESULT
+if [ "$FLOOD" -gt 0 ]; then
+  for resp in snomprov stub; do
+    start_responder "$resp"
+    d0s=$(rcvbuf_errors "$SRV")
+    read -r fsent fsecs < <(ip netns exec "$CLI" python3 "$WORK/flood.py" "$CLI_IP" "$FLOOD" "$FLOOD_RATE")
+    d1s=$(rcvbuf_errors "$SRV")
+    hwm_flood=$(hwm_kb)
+    read -r ok fail _retr el _rc < <(sipp_run "${resp}_after_flood" 1 1 "$WORK/after.csv")
+    shed=""
+    if [ "$resp" = snomprov ]; then
+      shed=", $(ip netns exec "$SRV" curl -s "http://$SRV_IP:8080/metrics" | awk '/^snomprov_pnp_notify_shed_total/{print $2}') NOTIFYs shed"
+    fi
+    FLOOD_RESULT[$resp]="$fsent SUBSCRIBEs in ${fsecs} s ($((d1s-d0s)) server rcvbuf drops$shed), peak RSS ${hwm_flood} KiB after the flood, $(hwm_kb) KiB after the real phone; real phone right after: $ok ok, $fail failed in ${el} s (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    peak "$resp"
+    stop_responder
+  done
+fi
 # Then the rates, the two responders alternating so that both see the same
 # machine load (other work on a shared machine comes and goes).
 for run in $(seq "$RUNS"); do
@@ -193,3 +243,8 @@ echo
 for resp in snomprov stub; do
   echo "- $BURST phones booting at once, $resp: ${BURST_RESULT[$resp]}; peak RSS ${PEAK[$resp]} KiB"
 done
+if [ "$FLOOD" -gt 0 ]; then
+  for resp in snomprov stub; do
+    echo "- flood of $FLOOD unanswered SUBSCRIBEs at $FLOOD_RATE/s, $resp: ${FLOOD_RESULT[$resp]}"
+  done
+fi

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/snomprov/snomprov/internal/probe"
 )
 
 // otherServer is a DHCP server that answered our probe DISCOVER.
@@ -34,46 +36,32 @@ func (s *Server) findOtherServers(ctx context.Context) ([]otherServer, error) {
 		return nil, err
 	}
 	dst := &net.UDPAddr{IP: net.IPv4bcast, Port: o.Port}
-	deadline := time.Now().Add(o.OtherServerWait)
-	stop := context.AfterFunc(ctx, func() { s.scout.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	start := time.Now()
 	if _, err := s.scout.WriteTo(disc.ToBytes(), dst); err != nil {
 		return nil, err
 	}
-	resent := false
 	seen := map[netip.Addr]bool{}
 	var found []otherServer
-	buf := make([]byte, 4096)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		next := deadline
-		if !resent {
-			next = time.Now().Add(o.OtherServerWait / 2)
-		}
-		s.scout.SetReadDeadline(next)
-		n, from, err := s.scout.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				if !resent {
-					resent = true
-					s.scout.WriteTo(disc.ToBytes(), dst) // a lost broadcast is common on busy links
-				}
-				continue
+	err = probe.Collect(ctx, s.scout, probe.Fixed(start.Add(o.OtherServerWait)), start.Add(o.OtherServerWait/2),
+		func() time.Time {
+			s.scout.WriteTo(disc.ToBytes(), dst) // a lost broadcast is common on busy links
+			return time.Time{}
+		},
+		func(b []byte, from net.Addr) bool {
+			m, err := dhcpv4.FromBytes(b)
+			if err != nil || m.OpCode != dhcpv4.OpcodeBootReply || m.TransactionID != s.scoutXID || m.MessageType() != dhcpv4.MessageTypeOffer {
+				return false
 			}
-			return found, err
-		}
-		m, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply || m.TransactionID != s.scoutXID || m.MessageType() != dhcpv4.MessageTypeOffer {
-			continue
-		}
-		sid := addrOf(m.ServerIdentifier())
-		if !sid.IsValid() {
-			sid = from.Addr().Unmap()
-		}
-		if sid == o.ServerIP || seen[sid] {
-			continue
-		}
-		seen[sid] = true
-		found = append(found, otherServer{server: sid, offered: addrOf(m.YourIPAddr), opt66: m.TFTPServerName(), opt67: m.BootFileNameOption()})
-	}
-	return found, nil
+			sid := addrOf(m.ServerIdentifier())
+			if ua, ok := from.(*net.UDPAddr); ok && !sid.IsValid() {
+				sid = ua.AddrPort().Addr().Unmap()
+			}
+			if sid == o.ServerIP || seen[sid] {
+				return false
+			}
+			seen[sid] = true
+			found = append(found, otherServer{server: sid, offered: addrOf(m.YourIPAddr), opt66: m.TFTPServerName(), opt67: m.BootFileNameOption()})
+			return false
+		})
+	return found, err
 }

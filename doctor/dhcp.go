@@ -3,7 +3,6 @@ package doctor
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 
+	"github.com/snomprov/snomprov/internal/probe"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/simulate"
 )
@@ -89,43 +89,19 @@ func discoverAll(ctx context.Context, iface, model string, wait time.Duration) (
 	// two DISCOVERs one after the other.
 	start := time.Now()
 	deadline, hardCap := start.Add(wait), start.Add(wait+pairWait)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = conn.SetReadDeadline(time.Unix(1, 0))
-		case <-stop:
-		}
-	}()
-	// One retransmission halfway, same xid, for a lost broadcast.
-	resend := time.AfterFunc(wait/2, func() { _ = send() })
-	defer resend.Stop()
-
 	servers := map[netip.Addr]*DHCPServer{}
 	firstAnswer := map[netip.Addr]time.Time{}
-	buf := make([]byte, 1500)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		_ = conn.SetReadDeadline(deadline)
-		n, from, err := conn.ReadFrom(buf)
-		if ctx.Err() != nil {
-			break
-		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return sortServers(servers), fmt.Errorf("receive OFFERs: %w", err)
-		}
-		m, err := dhcpv4.FromBytes(buf[:n])
+	// One retransmission halfway, same xid, for a lost broadcast.
+	resend := func() time.Time { _ = send(); return time.Time{} }
+	err = probe.Collect(ctx, conn, func() time.Time { return deadline }, start.Add(wait/2), resend, func(b []byte, from net.Addr) bool {
+		m, err := dhcpv4.FromBytes(b)
 		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply || m.MessageType() != dhcpv4.MessageTypeOffer {
-			continue
+			return false
 		}
 		isSnom := m.TransactionID == snom.TransactionID && sameHW(m.ClientHWAddr, snomMAC[:])
 		isPC := m.TransactionID == pc.TransactionID && sameHW(m.ClientHWAddr, pcMAC[:])
 		if !isSnom && !isPC {
-			continue
+			return false
 		}
 		src := netip.Addr{}
 		if ua, ok := from.(*net.UDPAddr); ok {
@@ -164,6 +140,10 @@ func discoverAll(ctx context.Context, iface, model string, wait time.Duration) (
 				}
 			}
 		}
+		return false
+	})
+	if err != nil {
+		return sortServers(servers), fmt.Errorf("receive OFFERs: %w", err)
 	}
 	return sortServers(servers), nil
 }

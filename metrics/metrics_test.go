@@ -285,8 +285,16 @@ func TestGauges(t *testing.T) {
 	RegisterPool(r.Registry(), func() (int, int) { return used, total })
 	RegisterBuildInfo(r.Registry(), "1.2.3")
 	RegisterStart(r.Registry(), now)
+	shed := uint64(4)
+	RegisterPnPShed(r.Registry(), func() uint64 { return shed })
 
 	e := scrape(t, r)
+	if f := e.families["snomprov_pnp_notify_shed_total"]; f == nil || f.typ != "counter" {
+		t.Errorf("shed family = %+v, want a counter", f)
+	}
+	if got, _ := e.value("snomprov_pnp_notify_shed_total", map[string]string{}); got != 4 {
+		t.Errorf("shed = %v, want 4", got)
+	}
 	wantStates := map[string]float64{"leased": 1, "failed": 1, "stale": 1, "up-to-date": 1, "pnp-answered": 1,
 		"seen": 0, "settings-fetched": 0, "firmware-fetched": 0}
 	for st, n := range wantStates {
@@ -434,6 +442,7 @@ func TestPromtoolAgrees(t *testing.T) {
 	store, _ := inventory.Open("", inventory.Options{})
 	RegisterPhones(r.Registry(), store, nil, nil)
 	RegisterPool(r.Registry(), func() (int, int) { return 1, 2 })
+	RegisterPnPShed(r.Registry(), func() uint64 { return 3 })
 	RegisterBuildInfo(r.Registry(), `v"1`)
 	RegisterStart(r.Registry(), time.Now())
 	var b strings.Builder

@@ -89,6 +89,15 @@ func RegisterPool(reg *Registry, usage func() (used, total int)) {
 		})
 }
 
+// RegisterPnPShed exports the NOTIFYs the PnP responder sent without
+// retransmissions because its cap of pending NOTIFYs was reached (a flood,
+// or phones that never answer); shed is *pnp.Server's Shed.
+func RegisterPnPShed(reg *Registry, shed func() uint64) {
+	reg.CounterFunc("snomprov_pnp_notify_shed_total",
+		"PnP NOTIFYs sent once, without retransmissions, because the cap of NOTIFYs waiting for their phones was reached.", nil,
+		func() []Sample { return []Sample{{Value: float64(shed())}} })
+}
+
 // PhoneSource is what the phones-by-state gauge reads; *inventory.Store has it.
 type PhoneSource interface {
 	CountStates(now time.Time, staleAfter time.Duration) map[inventory.State]int

@@ -8,14 +8,18 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
-// The exchange itself: the 200 OK and the NOTIFY are written straight from
-// the parsed SUBSCRIBE's raw header values, and the NOTIFY is retransmitted
-// by a timer per NOTIFY. Measured on the 2-core reference machine, going
-// through sipgo's message model and transaction layer for this cost about
-// three times the CPU of the minimal Python responder per exchange; this way
-// costs less than it (see bench/results/pnp.md).
+// The exchange: the 200 OK and the NOTIFY are sipgo messages built from the
+// SUBSCRIBE sipgo parsed. The NOTIFY is retransmitted by a timer of our own
+// per NOTIFY (RFC 3261 timer E), not by sipgo's client transaction: that
+// transaction runs on sipgo's transport layer, which would have to own the
+// socket and its read loop, so it could neither hand us the datagram's
+// arrival interface (IP_PKTINFO) nor report a dying socket (its ServeUDP
+// returns nil); and it costs a goroutine and a state machine per NOTIFY,
+// where a flood needs the pending NOTIFYs counted and capped.
 
 // RFC 3261 timers for the NOTIFY (a non-INVITE client transaction over UDP).
 const (
@@ -23,175 +27,81 @@ const (
 	timerT2 = 4 * time.Second
 )
 
-// build200 writes the 200 OK to a SUBSCRIBE (RFC 3261 8.2.6): every Via
-// copied, the top one with received= and rport= filled in (RFC 3581), From,
-// Call-ID and CSeq copied, our tag on To, our Contact, Expires: 0.
-func build200(b []byte, r *request, src netip.AddrPort, toTag string, local netip.Addr, port int) []byte {
-	b = append(b, "SIP/2.0 200 OK\r\n"...)
-	for i, v := range r.vias {
-		b = append(b, "Via: "...)
-		if i == 0 {
-			b = appendReceived(b, v, src)
-		} else {
-			b = append(b, v...)
-		}
-		b = append(b, "\r\n"...)
+// build200 is the 200 OK to a SUBSCRIBE (RFC 3261 8.2.6): sipgo's response
+// to the request (every Via copied, From, Call-ID and CSeq copied, rport
+// filled in per RFC 3581), with received= on the top Via, toTag on To
+// unless the SUBSCRIBE's To already had one, our Contact and Expires: 0.
+func build200(req *sip.Request, src netip.AddrPort, toTag string, local netip.Addr, port int) *sip.Response {
+	if to := req.To(); !to.Params.Has("tag") {
+		to.Params.Add("tag", toTag) // copied into the response; the request is ours alone
 	}
-	b = append(b, "From: "...)
-	b = append(b, r.from...)
-	b = append(b, "\r\nTo: "...)
-	b = appendWithTag(b, r.to, toTag)
-	b = append(b, "\r\nCall-ID: "...)
-	b = append(b, r.callID...)
-	b = append(b, "\r\nCSeq: "...)
-	b = append(b, r.cseq...)
-	b = append(b, "\r\nContact: "...)
-	b = appendContact(b, local, port)
-	b = append(b, "\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n"...)
-	return b
+	req.SetSource(src.String())
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if via := res.Via(); via != nil && !via.Params.Has("received") {
+		via.Params.Add("received", src.Addr().String())
+	}
+	res.AppendHeader(contact(local, port))
+	res.AppendHeader(sip.NewHeader("Expires", "0"))
+	return res
 }
 
-// buildNotify writes the NOTIFY that carries the URL, in the SUBSCRIBE's
-// dialog (From and To swapped, our To-tag on From), with our own Via and a
+// buildNotify is the NOTIFY that carries the URL, in the SUBSCRIBE's dialog
+// (From and To swapped, the 200's To-tag on From), to the phone's Contact
+// (or its address when the Contact is no SIP URI), with our own Via and a
 // fresh branch so the phone's 200 comes back to us, the phone's Event
 // echoed, and Subscription-State: terminated;reason=timeout.
-func buildNotify(b []byte, r *request, src netip.AddrPort, toTag string, local netip.Addr, port int, branch, url string) []byte {
-	b = append(b, "NOTIFY "...)
-	if c := contactURI(r.contact); c != "" {
-		b = append(b, c...)
-	} else {
-		b = append(b, "sip:"...)
-		b = src.AppendTo(b)
+func buildNotify(req *sip.Request, ok *sip.Response, event string, src netip.AddrPort, local netip.Addr, port int, branch, url string) *sip.Request {
+	target := sip.Uri{Scheme: "sip", Host: src.Addr().String(), Port: int(src.Port())}
+	if c := req.Contact(); c != nil && sipURI(&c.Address) && token(c.Address.User) && token(c.Address.Host) && c.Address.Password == "" {
+		// The Contact's user, host and port; its parameters are the phone's
+		// business, and a phone that sends a bad one still gets its URL.
+		target = sip.Uri{Scheme: c.Address.Scheme, User: c.Address.User, Host: c.Address.Host, Port: c.Address.Port}
 	}
-	b = append(b, " SIP/2.0\r\nVia: SIP/2.0/UDP "...)
-	b = local.AppendTo(b)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, int64(port), 10)
-	b = append(b, ";branch="...)
-	b = append(b, branch...)
-	b = append(b, "\r\nMax-Forwards: 70\r\nFrom: "...)
-	b = appendWithTag(b, r.to, toTag)
-	b = append(b, "\r\nTo: "...)
-	b = append(b, r.from...)
-	b = append(b, "\r\nCall-ID: "...)
-	b = append(b, r.callID...)
-	b = append(b, "\r\nCSeq: 1 NOTIFY\r\nContact: "...)
-	b = appendContact(b, local, port)
-	b = append(b, "\r\nEvent: "...)
-	b = append(b, r.Event...)
-	b = append(b, "\r\nSubscription-State: terminated;reason=timeout\r\nContent-Type: application/url\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(url)), 10)
-	b = append(b, "\r\n\r\n"...)
-	b = append(b, url...)
-	return b
+	n := sip.NewRequest(sip.NOTIFY, target)
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
+		Host: local.String(), Port: port, Params: sip.NewParams()}
+	via.Params.Add("branch", branch)
+	n.AppendHeader(via)
+	mf := sip.MaxForwardsHeader(70)
+	n.AppendHeader(&mf)
+	from := ok.To().AsFrom()
+	n.AppendHeader(&from)
+	to := req.From().AsTo()
+	n.AppendHeader(&to)
+	n.AppendHeader(sip.HeaderClone(req.CallID()))
+	n.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
+	n.AppendHeader(contact(local, port))
+	n.AppendHeader(sip.NewHeader("Event", event))
+	n.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=timeout"))
+	ct := sip.ContentTypeHeader("application/url")
+	n.AppendHeader(&ct)
+	n.SetBody([]byte(url))
+	return n
 }
 
-func appendContact(b []byte, local netip.Addr, port int) []byte {
-	b = append(b, "<sip:"...)
-	b = local.AppendTo(b)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, int64(port), 10)
-	return append(b, '>')
-}
-
-// appendWithTag appends a From/To value, adding ;tag= unless it has one.
-func appendWithTag(b []byte, v, tag string) []byte {
-	b = append(b, v...)
-	if _, ok := headerParam(v, "tag"); !ok {
-		b = append(b, ";tag="...)
-		b = append(b, tag...)
-	}
-	return b
-}
-
-// toTagOf returns the tag the SUBSCRIBE's To already carries (a refresh
-// inside a dialog), if any.
-func toTagOf(r *request) string {
-	t, _ := headerParam(r.to, "tag")
-	return t
-}
-
-// appendReceived appends the top Via with rport=<source port> when the phone
-// asked for rport and received=<source ip>, as RFC 3581 and 3261 18.2.1 say.
-func appendReceived(b []byte, via string, src netip.AddrPort) []byte {
-	first, more, multi := strings.Cut(via, ",")
-	sentBy, params, _ := strings.Cut(first, ";")
-	b = append(b, strings.TrimSpace(sentBy)...)
-	hasReceived := false
-	for params != "" {
-		var p string
-		p, params = cutParam(params)
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		b = append(b, ';')
-		k, _, hasValue := strings.Cut(p, "=")
-		switch {
-		case strings.EqualFold(k, "rport") && !hasValue:
-			b = append(b, "rport="...)
-			b = strconv.AppendInt(b, int64(src.Port()), 10)
-		case strings.EqualFold(k, "received"):
-			hasReceived = true
-			b = append(b, p...)
-		default:
-			b = append(b, p...)
+// token reports whether s can stand in a URI as it is: no white space,
+// control characters or delimiters of the header around it.
+func token(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("<>\"", c) >= 0 {
+			return false
 		}
 	}
-	if !hasReceived {
-		b = append(b, ";received="...)
-		b = src.Addr().AppendTo(b)
-	}
-	if multi {
-		b = append(b, ',')
-		b = append(b, more...)
-	}
-	return b
+	return true
+}
+
+func contact(local netip.Addr, port int) *sip.ContactHeader {
+	return &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: local.String(), Port: port}}
 }
 
 // replyDest is where replies go (RFC 3261 18.2.2, RFC 3581): the packet's
 // source address, and its source port when the Via asks for rport or names
 // no port, else the Via's port.
-func replyDest(via string, src netip.AddrPort) netip.AddrPort {
-	first, _, _ := strings.Cut(via, ",")
-	if _, ok := headerParam(first, "rport"); ok {
+func replyDest(via *sip.ViaHeader, src netip.AddrPort) netip.AddrPort {
+	if via.Params.Has("rport") || via.Port <= 0 || via.Port > 65535 {
 		return src
 	}
-	sentBy, _, _ := strings.Cut(first, ";")
-	fields := strings.Fields(sentBy) // "SIP/2.0/UDP" "host:port"
-	if len(fields) < 2 {
-		return src
-	}
-	hostport := fields[len(fields)-1]
-	i := strings.LastIndexByte(hostport, ':')
-	if i < 0 || strings.HasSuffix(hostport, "]") {
-		return src
-	}
-	port, err := strconv.Atoi(hostport[i+1:])
-	if err != nil || port <= 0 || port > 65535 {
-		return src
-	}
-	return netip.AddrPortFrom(src.Addr(), uint16(port))
-}
-
-// contactURI takes the URI out of a Contact value: "<sip:512@10.0.0.90>" →
-// "sip:512@10.0.0.90". Empty when there is none usable.
-func contactURI(v string) string {
-	if i := strings.IndexByte(v, '<'); i >= 0 {
-		v = v[i+1:]
-		j := strings.IndexByte(v, '>')
-		if j < 0 {
-			return ""
-		}
-		v = v[:j]
-	} else {
-		v, _, _ = strings.Cut(v, ";")
-	}
-	v = strings.TrimSpace(v)
-	if len(v) < 5 || !strings.EqualFold(v[:4], "sip:") || strings.ContainsAny(v, " \r\n\t") {
-		return ""
-	}
-	return v
+	return netip.AddrPortFrom(src.Addr(), uint16(via.Port))
 }
 
 // randomToken is a tag or branch suffix: unique enough, not a secret.
@@ -199,48 +109,12 @@ func randomToken() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// response is what we read from a phone's answer to our NOTIFY.
-type response struct {
-	code   int
-	reason string
-	branch string // top Via
-	method string // CSeq
+// encode appends the wire form of m to b.
+func encode(b *bytes.Buffer, m sip.Message) []byte {
+	b.Reset()
+	m.StringWrite(b)
+	return b.Bytes()
 }
 
-func parseResponse(data []byte) (response, bool) {
-	var res response
-	line, rest := cutLineBytes(data)
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("SIP/2.0 ")) {
-		return res, false
-	}
-	code, err := strconv.Atoi(string(line[8:11]))
-	if err != nil || code < 100 || code > 699 {
-		return res, false
-	}
-	res.code = code
-	res.reason = strings.TrimSpace(string(line[11:]))
-	for len(rest) > 0 && (res.branch == "" || res.method == "") {
-		line, rest = cutLineBytes(rest)
-		if len(line) == 0 {
-			break
-		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			return res, false
-		}
-		name = bytes.TrimSpace(name)
-		switch {
-		case res.branch == "" && (bytes.EqualFold(name, []byte("Via")) || string(name) == "v"):
-			first, _, _ := strings.Cut(string(value), ",")
-			res.branch, _ = headerParam(first, "branch")
-		case bytes.EqualFold(name, []byte("CSeq")):
-			f := strings.Fields(string(value))
-			if len(f) == 2 {
-				res.method = f[1]
-			}
-		}
-	}
-	return res, res.branch != "" && res.method != ""
-}
+// bufPool holds the buffers the 200 OKs are written into.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -321,9 +321,17 @@ func (p *fakePhone) answer200(n *sipMsg) {
 	p.sendTo([]byte(res), to)
 }
 
+// headerTag is the tag= parameter of a From or To value.
 func headerTag(v string) string {
-	t, _ := headerParam(v, "tag")
-	return t
+	if i := strings.LastIndexByte(v, '>'); i >= 0 {
+		v = v[i+1:]
+	}
+	for _, p := range strings.Split(v, ";")[1:] {
+		if k, val, _ := strings.Cut(p, "="); strings.EqualFold(strings.TrimSpace(k), "tag") {
+			return strings.TrimSpace(val)
+		}
+	}
+	return ""
 }
 
 // checkOK asserts the 200 OK to a SUBSCRIBE.
@@ -902,4 +910,68 @@ func TestLANURLUsesAddressOnPhonesSubnet(t *testing.T) {
 	checkNotify(t, sub, ok, nt, netip.MustParseAddr("10.88.0.1"), 5060)
 	p.answer200(nt)
 	rec.wait(t, mustMAC(tr.MAC), "NOTIFY-ACKED", 3*time.Second)
+}
+
+// A flood of distinct SUBSCRIBEs whose NOTIFYs are never answered (a
+// flooder that never reads its socket): the pending NOTIFYs stay at the cap,
+// the rest are shed (sent once), a real phone sending right after the flood
+// is answered, and the pending state drains once the NOTIFYs time out.
+func TestLANFloodOfUnansweredSubscribes(t *testing.T) {
+	n := newLAN(t)
+	const maxPending = 16
+	s, rec := n.start(t, Options{Answer: AnswerAll, MaxPending: maxPending, NotifyTimeout: 2 * time.Second})
+	flooder, p := n.phone(t), n.phone(t)
+	pending := func() int {
+		s.pmu.Lock()
+		defer s.pmu.Unlock()
+		return len(s.pending)
+	}
+	const flood = 2000
+	peak := 0
+	for i := 0; i < flood; i++ {
+		mac := fmt.Sprintf("000413F%05X", i)
+		raw := traces[7].WithStartLine("SUBSCRIBE sip:MAC%3a"+mac+"@224.0.1.75 SIP/2.0").
+			WithHeader("Call-ID", "flood-"+mac).Build(flooder.ip.String())
+		flooder.send(raw)
+		if i%100 == 0 {
+			peak = max(peak, pending())
+			time.Sleep(5 * time.Millisecond) // about 20,000/s: within the server's receive buffer
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rec.count("SUBSCRIBE") < flood/2 && time.Now().Before(deadline) {
+		peak = max(peak, pending())
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := rec.count("SUBSCRIBE"); got < flood/2 {
+		t.Fatalf("only %d of %d flood SUBSCRIBEs reached the responder", got, flood)
+	}
+	if peak > maxPending {
+		t.Errorf("%d NOTIFYs pending at the peak, cap %d", peak, maxPending)
+	}
+	if shed := s.Shed(); shed == 0 || shed+uint64(maxPending) < uint64(rec.count("SUBSCRIBE")) {
+		t.Errorf("shed %d of %d answered SUBSCRIBEs with a cap of %d", shed, rec.count("SUBSCRIBE"), maxPending)
+	}
+
+	tr := traces[2]
+	sub := tr.Build(p.ip.String())
+	p.send(sub)
+	ok := skipTo2(t, p, "SIP/2.0 200")
+	checkOK(t, sub, ok, srvAddr())
+	nt := skipTo(t, p, "NOTIFY")
+	checkNotify(t, sub, ok, nt, srvAddr(), 5060)
+	p.answer200(nt)
+	if o := rec.wait(t, mustMAC(tr.MAC), "SUBSCRIBE", time.Second); !o.Event.OK {
+		t.Errorf("the real phone's SUBSCRIBE event = %+v", o)
+	}
+
+	deadline = time.Now().Add(5 * time.Second)
+	for pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := pending(); got != 0 {
+		t.Errorf("%d NOTIFYs still pending after their timeout", got)
+	}
+	t.Logf("flood: %d SUBSCRIBEs sent, %d answered, %d NOTIFYs shed, peak pending %d, %d timeouts",
+		flood, rec.count("SUBSCRIBE"), s.Shed(), peak, rec.count("NOTIFY-TIMEOUT"))
 }

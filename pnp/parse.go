@@ -3,12 +3,15 @@ package pnp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/snomprov/snomprov/phone"
 )
 
-// Errors returned by ParseSubscribe. Every one of them means "stay silent".
+// Errors returned by parseSubscribe. Every one of them means "stay silent".
 var (
 	ErrNotSubscribe = errors.New("not a SUBSCRIBE request")
 	ErrNotPnP       = errors.New("not a ua-profile device SUBSCRIBE")
@@ -55,106 +58,78 @@ func (s Subscribe) IsSnom() bool {
 	return s.MAC.IsSnom() || strings.EqualFold(s.Vendor, "snom")
 }
 
-// ParseSubscribe reads a raw datagram and returns the PnP SUBSCRIBE it
-// carries. It is deliberately strict about what makes a PnP request (method,
-// Event package, a MAC in the Request-URI or To) and lenient about everything
-// else (header order and case, compact header names, LF line ends). It also
-// insists on what a reply needs: Via, From, To, Call-ID and CSeq, and a From
-// tag when the Via has no branch (the only way to tell retransmissions apart).
-func ParseSubscribe(data []byte) (Subscribe, error) {
-	r, err := parseRequest(data)
-	return r.Subscribe, err
+// parseDatagram reads one datagram with sipgo's parser.
+func parseDatagram(p *sip.Parser, data []byte) (sip.Message, error) {
+	msg, err := p.ParseSIP(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return msg, nil
 }
 
-// request is a PnP SUBSCRIBE with the raw header values the replies copy.
-type request struct {
-	Subscribe
-	uri                             string
-	vias                            []string // in order; phones send one
-	from, to, callID, cseq, contact string
-	fromTag                         string
+// parseSubscribe reads a datagram and returns the PnP SUBSCRIBE it carries,
+// both as sipgo's request (which the replies are built from) and as what it
+// says about the phone. It is strict about what makes a PnP request (method,
+// Event package, a MAC in the Request-URI or To) and insists on what a reply
+// needs: Via, From, To, Call-ID and CSeq, and a From tag when the Via has no
+// branch (old Snoms send none; the tag is then the only way to tell
+// retransmissions apart). The rest of the form is left to sipgo's parser,
+// which takes header names in any case and their compact forms.
+func parseSubscribe(p *sip.Parser, data []byte) (*sip.Request, Subscribe, error) {
+	msg, err := parseDatagram(p, data)
+	if err != nil {
+		if len(data) < 10 || !strings.HasPrefix(string(data[:10]), "SUBSCRIBE ") {
+			err = ErrNotSubscribe
+		}
+		return nil, Subscribe{}, err
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, Subscribe{}, ErrNotSubscribe
+	}
+	s, err := subscribeOf(req, data)
+	return req, s, err
 }
 
-func parseRequest(data []byte) (request, error) {
-	var r request
-	line, rest := cutLineBytes(data)
-	method, uriAndVersion, ok := bytes.Cut(line, []byte(" "))
-	if !ok || string(method) != "SUBSCRIBE" {
-		return r, ErrNotSubscribe
+// subscribeOf checks a request sipgo parsed from data and reads the phone's
+// identity. The method is matched case-sensitively, as RFC 3261 says, on
+// the datagram itself (sipgo upper-cases it).
+func subscribeOf(req *sip.Request, data []byte) (Subscribe, error) {
+	var s Subscribe
+	if req.Method != sip.SUBSCRIBE || !bytes.HasPrefix(data, []byte("SUBSCRIBE ")) {
+		return s, ErrNotSubscribe
 	}
-	uri, version, ok := bytes.Cut(uriAndVersion, []byte(" "))
-	if !ok || !bytes.EqualFold(bytes.TrimSpace(version), []byte("SIP/2.0")) {
-		return r, ErrMalformed
+	ev := req.GetHeader("event")
+	if ev == nil {
+		ev = req.GetHeader("o") // Event's compact form, which sipgo does not map
 	}
-	r.uri = string(uri)
-	var lower [24]byte
-	for len(rest) > 0 {
-		line, rest = cutLineBytes(rest)
-		if len(line) == 0 {
-			break // end of headers
-		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			return r, ErrMalformed
-		}
-		name = bytes.TrimSpace(name)
-		if len(name) > len(lower) {
-			continue // no header we read is that long
-		}
-		for i, c := range name {
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			lower[i] = c
-		}
-		value = bytes.TrimSpace(value)
-		switch string(lower[:len(name)]) {
-		case "event", "o":
-			if r.Event == "" {
-				r.Event = string(value)
-			}
-		case "to", "t":
-			r.to = string(value)
-		case "from", "f":
-			r.from = string(value)
-		case "via", "v":
-			r.vias = append(r.vias, string(value))
-		case "call-id", "i":
-			r.callID = string(value)
-		case "cseq":
-			r.cseq = string(value)
-		case "contact", "m":
-			r.contact = string(value)
-		case "user-agent":
-			r.UserAgent = string(value)
-		}
+	if ev == nil || !parseEvent(ev.Value(), &s) {
+		return s, ErrNotPnP
 	}
-	if !parseEvent(r.Event, &r.Subscribe) {
-		return r, ErrNotPnP
+	s.Event = ev.Value()
+	// sipgo's parser is lenient about form; the replies copy these headers,
+	// so they must be what a SIP/2.0 UDP SUBSCRIBE carries.
+	via, from, to, cseq := req.Via(), req.From(), req.To(), req.CSeq()
+	if via == nil || from == nil || to == nil || req.CallID() == nil || cseq == nil ||
+		!strings.EqualFold(req.SipVersion, "SIP/2.0") || cseq.MethodName != sip.SUBSCRIBE ||
+		via.ProtocolName != "SIP" || via.ProtocolVersion != "2.0" || !strings.EqualFold(via.Transport, "UDP") || via.Host == "" ||
+		!sipURI(&from.Address) || !sipURI(&to.Address) {
+		return s, ErrMalformed
 	}
-	if len(r.vias) == 0 || r.callID == "" || r.cseq == "" || r.from == "" || r.to == "" {
-		return r, ErrMalformed
+	if !via.Params.Has("branch") && !from.Params.Has("tag") {
+		return s, ErrMalformed
 	}
-	r.fromTag, _ = headerParam(r.from, "tag")
-	if _, ok := headerParam(r.vias[0], "branch"); !ok && r.fromTag == "" {
-		return r, ErrMalformed
+	if ua := req.GetHeader("user-agent"); ua != nil {
+		s.UserAgent = ua.Value()
 	}
-	if m, ok := ExtractMAC(r.uri); ok {
-		r.MAC = m
-	} else if m, ok := ExtractMAC(r.to); ok {
-		r.MAC = m
+	if m, ok := macFromURI(&req.Recipient); ok {
+		s.MAC = m
+	} else if m, ok := macFromURI(&to.Address); ok {
+		s.MAC = m
 	} else {
-		return r, ErrNoMAC
+		return s, ErrNoMAC
 	}
-	return r, nil
-}
-
-func cutLineBytes(b []byte) ([]byte, []byte) {
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
-		return bytes.TrimRight(b, "\r"), nil
-	}
-	return bytes.TrimRight(b[:i], "\r"), b[i+1:]
+	return s, nil
 }
 
 // parseEvent fills the Event parameters and reports whether the value is a
@@ -186,7 +161,8 @@ func parseEvent(value string, s *Subscribe) bool {
 	return s.ProfileType == "" || strings.EqualFold(s.ProfileType, "device")
 }
 
-// cutParam splits off one ;-separated parameter, honouring quoted strings.
+// cutParam splits off one ;-separated parameter, honouring quoted strings
+// (sipgo keeps the Event header as text: it is no RFC 3261 header).
 func cutParam(s string) (param, rest string) {
 	quoted := false
 	for i := 0; i < len(s); i++ {
@@ -213,51 +189,23 @@ func unquote(v string) string {
 	return v
 }
 
-// headerParam finds a ;name=value parameter of a header value outside any
-// <...> URI (so a URI parameter is not mistaken for a header parameter).
-func headerParam(value, name string) (string, bool) {
-	if i := strings.LastIndexByte(value, '>'); i >= 0 {
-		value = value[i+1:]
-	}
-	_, params, _ := strings.Cut(value, ";")
-	for params != "" {
-		var p string
-		p, params = cutParam(params)
-		k, v, _ := strings.Cut(p, "=")
-		if strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v), true
-		}
-	}
-	return "", false
-}
+func sipURI(u *sip.Uri) bool { return (u.Scheme == "sip" || u.Scheme == "sips") && u.Host != "" }
 
-// ExtractMAC takes the MAC from the user part of a SIP URI, alone
-// ("sip:MAC%3a00135E874B49@host") or inside a header value
-// ("<sip:MAC%3a00135E874B49@host>;tag=1"). It accepts what the phones on the
-// 224.0.1.75 scheme send: MAC%3a / MAC%3A (Snom, Grandstream), MAC: , MAC=
-// (Planet), MAC directly followed by the digits (Yealink) and twelve bare hex
-// digits, in any case. Anything else in the user part (sip:512@ip from an
-// M700's From) is not a MAC.
-func ExtractMAC(uri string) (phone.MAC, bool) {
+// macFromURI takes the MAC from the user part of a SIP URI as sipgo parsed
+// it. It accepts what the phones on the 224.0.1.75 scheme send: MAC%3a /
+// MAC%3A (Snom, Grandstream), MAC: (which sipgo reads as user "MAC" with a
+// password), MAC= (Planet), MAC directly followed by the digits (Yealink)
+// and twelve bare hex digits, in any case. Anything else in the user part
+// (sip:512@ip from an M700's From) is not a MAC, and neither is a URI
+// without a user part.
+func macFromURI(u *sip.Uri) (phone.MAC, bool) {
 	var none phone.MAC
-	if i := strings.IndexByte(uri, '<'); i >= 0 {
-		uri = uri[i+1:]
-		if j := strings.IndexByte(uri, '>'); j >= 0 {
-			uri = uri[:j]
-		}
-	}
-	uri = strings.TrimSpace(uri)
-	switch {
-	case len(uri) >= 4 && strings.EqualFold(uri[:4], "sip:"):
-		uri = uri[4:]
-	case len(uri) >= 5 && strings.EqualFold(uri[:5], "sips:"):
-		uri = uri[5:]
-	default:
+	if u.Scheme != "sip" && u.Scheme != "sips" {
 		return none, false
 	}
-	user, _, ok := strings.Cut(uri, "@")
-	if !ok {
-		return none, false
+	user := u.User
+	if u.Password != "" {
+		user += ":" + u.Password
 	}
 	if len(user) >= 3 && strings.EqualFold(user[:3], "mac") {
 		user = user[3:]

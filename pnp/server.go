@@ -3,19 +3,23 @@
 // "Event: ua-profile" to 224.0.1.75:5060 on boot; the responder answers 200 OK
 // and then sends a NOTIFY whose body is the setting server URL.
 //
-// Flow, one way: datagram → ParseSubscribe (strict about what is PnP, lenient
-// about form; everything else is dropped without a word, so other people's
-// multicast never gets a 405 or 481) → decide (the answer policy) → 200 OK +
-// NOTIFY + inventory events.
+// Flow, one way: datagram → sipgo's parser → a PnP SUBSCRIBE? (strict about
+// what is PnP, lenient about form; everything else is dropped without a
+// word, so other people's multicast never gets a 405 or 481) → decide (the
+// answer policy) → 200 OK + NOTIFY, both sipgo messages → inventory events.
 //
-// sipgo provides the listener (ServeUDP) and its read-filter hook; the filter
-// does the whole exchange. The 200 and the NOTIFY are written from the
-// SUBSCRIBE's raw header values, repeats (same Call-ID, CSeq and From tag,
-// since old Snoms send no Via branch) are answered from a cache, and the
-// phone's 200 to the NOTIFY is matched by our branch. Going through sipgo's
-// message model and transaction layer instead cost three times the CPU per
-// exchange of the minimal Python responder and lost to it under load
-// (bench/results/pnp.md); this way it wins.
+// The responder reads its sockets with a loop of its own
+// (ReadMsgUDPAddrPort, so each datagram comes with the interface it arrived
+// on, and a socket error stops Serve with that error) and uses sipgo's sip
+// package for every message: parsing, the 200 (sip.NewResponseFromRequest)
+// and the NOTIFY. Repeats (same Call-ID, CSeq and From tag, since old Snoms
+// send no Via branch) get the same 200 again and no second NOTIFY, and the
+// phone's 200 to the NOTIFY is matched by our branch. The NOTIFY is
+// retransmitted on timers of our own (exchange.go says why not sipgo's
+// client transaction), at most Options.MaxPending at a time: past that cap a
+// new phone's NOTIFY is sent once, not retransmitted, and counted as shed
+// (Shed, /metrics), so a flood of SUBSCRIBEs whose NOTIFYs are never
+// answered costs bounded memory and every phone is still answered.
 //
 // Sockets (docs/go-libraries.md §2): normally one socket bound to
 // 0.0.0.0:Port (without SO_REUSEADDR, so nothing is shared silently) that
@@ -51,7 +55,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/snomprov/snomprov/internal/redact"
@@ -81,7 +84,15 @@ type Options struct {
 	// NotifyTimeout bounds how long the NOTIFY is retransmitted without a
 	// 200 from the phone; default 8s.
 	NotifyTimeout time.Duration
+	// MaxPending caps the NOTIFYs retransmitted while they wait for the
+	// phone's 200; default 2048. Past it a new phone still gets its 200 and
+	// one NOTIFY, without retransmissions, and the NOTIFY counts as shed.
+	MaxPending int
 }
+
+// defaultMaxPending is far above a boot storm's need (a thousand phones
+// answer within milliseconds) and bounds a flood to a few MB of NOTIFYs.
+const defaultMaxPending = 2048
 
 func (o Options) withDefaults() Options {
 	if o.Port == 0 {
@@ -93,6 +104,9 @@ func (o Options) withDefaults() Options {
 	if o.NotifyTimeout <= 0 {
 		o.NotifyTimeout = 8 * time.Second
 	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = defaultMaxPending
+	}
 	if o.URL == nil {
 		o.URL = func(local netip.Addr) string { return "http://" + local.String() + "/" }
 	}
@@ -101,20 +115,17 @@ func (o Options) withDefaults() Options {
 
 // Server is the PnP responder.
 type Server struct {
-	log  *slog.Logger
-	inv  inventory.Recorder
-	opts atomic.Pointer[Options]
-
-	ua  *sipgo.UserAgent
-	srv *sipgo.Server
+	log    *slog.Logger
+	inv    inventory.Recorder
+	opts   atomic.Pointer[Options]
+	parser *sip.Parser // sipgo's; read-only, shared by the read loops
 
 	// Set by Bind.
-	recv       *pktinfoConn     // gets the SUBSCRIBEs, sends the 200s
-	notifyConn *net.UDPConn     // sends the NOTIFYs and gets their 200s (recv's socket unless shared)
-	conns      []net.PacketConn // every socket sipgo reads
-	port       int              // recv's port
-	notifyPort int              // notifyConn's port, for our Via and Contact
-	shared     bool             // M6: group-bound, port held by someone else
+	recv       conn // gets the SUBSCRIBEs, sends the 200s
+	notify     conn // sends the NOTIFYs and gets their 200s (recv unless shared)
+	port       int  // recv's port
+	notifyPort int  // notify's port, for our Via and Contact
+	shared     bool // M6: group-bound, port held by someone else
 	ifaces     map[int]netip.Addr
 	fallback   netip.Addr // first interface's address, if pktinfo is missing
 
@@ -124,15 +135,12 @@ type Server struct {
 	pending map[string]*pendingNotify // by Via branch
 	closed  bool
 
-	hintOnce atomic.Bool
-	dropped  atomic.Uint64 // datagrams that were neither a PnP SUBSCRIBE nor a response
-	skipped  atomic.Uint64 // NOTIFY retransmissions skipped under overload
+	hintOnce   atomic.Bool
+	dropped    atomic.Uint64 // datagrams that were neither a PnP SUBSCRIBE nor a response
+	shed       atomic.Uint64 // NOTIFYs sent without retransmission: MaxPending reached
+	shedLog    limiter
+	timeoutLog limiter
 }
-
-// maxRetransmitting is how many unanswered NOTIFYs may be retransmitted.
-// A boot storm of a thousand phones stays far below it (they answer within
-// milliseconds); a backlog above it means the other side is overloaded.
-const maxRetransmitting = 1024
 
 // pendingNotify is a NOTIFY waiting for the phone's 200.
 type pendingNotify struct {
@@ -146,8 +154,7 @@ type pendingNotify struct {
 	timer    *time.Timer
 }
 
-// New validates the options (Prepare) and prepares the SIP stack. It
-// opens no socket.
+// New validates the options and prepares the responder. It opens no socket.
 func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 	p, err := Prepare(o)
 	if err != nil {
@@ -165,37 +172,20 @@ func (p *Prepared) NewServer(log *slog.Logger, inv inventory.Recorder) (*Server,
 	if inv == nil {
 		inv = inventory.Discard
 	}
-	// 64*T1: as long as an RFC 3261 server transaction absorbs repeats.
-	s := &Server{log: log, inv: inv, seen: newSeenCache(64 * timerT1), pending: make(map[string]*pendingNotify)}
+	s := &Server{log: log, inv: inv, parser: sip.NewParser(),
+		// 64*T1: as long as an RFC 3261 server transaction absorbs repeats.
+		seen:       newSeenCache(64 * timerT1),
+		pending:    make(map[string]*pendingNotify),
+		shedLog:    limiter{every: 10 * time.Second},
+		timeoutLog: limiter{every: 10 * time.Second},
+	}
 	s.opts.Store(&o)
-
-	// sipgo logs every unparsable datagram and stray response at Error/Info;
-	// on a shared multicast group that is noise, so its records go to Debug.
-	quiet := slog.New(debugOnly{log.Handler()}).With("component", "sipgo")
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent("snomprov"),
-		sipgo.WithUserAgentTransportLayerOptions(
-			sip.WithTransportLayerLogger(quiet),
-			sip.WithTransportLayerReadFilter(s.readFilter),
-		),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(quiet),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}),
-		),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("making the SIP user agent: %w", err)
-	}
-	s.ua = ua
-	if s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(quiet)); err != nil {
-		return nil, fmt.Errorf("making the SIP server: %w", err)
-	}
-	// The read filter consumes every datagram, so nothing reaches sipgo's
-	// handlers; should one ever get through, the default would answer 405
-	// to other people's multicast: stay silent instead.
-	s.srv.OnNoRoute(func(*sip.Request, sip.ServerTransaction) {})
 	return s, nil
 }
+
+// Shed is the number of NOTIFYs sent once without retransmission because
+// Options.MaxPending NOTIFYs were already waiting for their phones.
+func (s *Server) Shed() uint64 { return s.shed.Load() }
 
 // Bind opens the sockets and joins the group. It runs entirely on the calling
 // goroutine (tests call it inside a network namespace).
@@ -223,7 +213,7 @@ func (s *Server) Bind(ctx context.Context) error {
 	conn, err := listenWildcard(o.Port)
 	switch {
 	case err == nil:
-		s.notifyConn = conn
+		s.notify = conn
 		s.notifyPort = o.Port
 	case errors.Is(err, syscall.EADDRINUSE):
 		holder := portHolder(o.Port)
@@ -236,9 +226,8 @@ func (s *Server) Bind(ctx context.Context) error {
 			return fmt.Errorf("pnp: open the unicast socket for NOTIFYs: %w", err)
 		}
 		s.shared = true
-		s.notifyConn = uni
+		s.notify = uni
 		s.notifyPort = uni.LocalAddr().(*net.UDPAddr).Port
-		s.conns = append(s.conns, uni)
 		if holder == "" {
 			holder = "another program"
 		}
@@ -247,35 +236,33 @@ func (s *Server) Bind(ctx context.Context) error {
 	default:
 		return fmt.Errorf("pnp: cannot listen on UDP port %d: %w", o.Port, err)
 	}
+	fail := func(err error) error {
+		conn.Close()
+		if s.notify != nil && s.notify != conn {
+			s.notify.Close()
+		}
+		s.notify = nil
+		return err
+	}
 	if err := setsockopts(conn); err != nil {
-		s.closeConns(conn)
-		return fmt.Errorf("pnp: socket options: %w", err)
+		return fail(fmt.Errorf("pnp: socket options: %w", err))
 	}
 	if err := joinGroup(conn, ifis); err != nil {
-		s.closeConns(conn)
-		return fmt.Errorf("pnp: %w (is the interface multicast-capable with a route for 224.0.0.0/4?)", err)
+		return fail(fmt.Errorf("pnp: %w (is the interface multicast-capable with a route for 224.0.0.0/4?)", err))
 	}
-	s.recv = newPktinfoConn(conn)
+	s.recv = conn
 	s.port = o.Port
-	s.conns = append([]net.PacketConn{s.recv}, s.conns...)
 	return nil
 }
 
-func (s *Server) closeConns(extra net.PacketConn) {
-	extra.Close()
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
-}
-
-// Serve answers phones until ctx is done, then stops the listeners and the
-// NOTIFYs still being retransmitted. It returns nil only after ctx is done.
+// Serve answers phones until ctx is done, then closes the sockets and
+// drops the NOTIFYs still being retransmitted. It returns nil only after ctx
+// is done; a socket that fails before (a read error, or closed under it)
+// stops it with that error.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.recv == nil {
 		return errors.New("pnp: Serve called before Bind")
 	}
-	defer s.ua.Close()
 	o := s.opts.Load()
 	names := make([]string, 0, len(s.ifaces))
 	for _, a := range s.ifaces {
@@ -283,24 +270,33 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	slices.Sort(names)
 	s.log.Info("PnP responder listening", "group", Group.String(), "port", o.Port, "addresses", names,
-		"answer", o.Answer, "shared_port", s.shared, "notify_port", s.notifyPort)
+		"answer", o.Answer, "shared_port", s.shared, "notify_port", s.notifyPort, "max_pending", o.MaxPending)
 	if o.Answer == AnswerNone {
 		s.logHint(o)
 	}
 
-	errc := make(chan error, len(s.conns))
-	for _, c := range s.conns {
-		go func() { errc <- s.srv.ServeUDP(c) }()
+	socks := []conn{s.recv}
+	errc := make(chan error, 2)
+	go func() { errc <- readLoop(s.recv, s.onDatagram) }()
+	if s.shared {
+		// The unicast socket only gets the phones' answers to our NOTIFYs.
+		socks = append(socks, s.notify)
+		go func() { errc <- readLoop(s.notify, s.onNotifySocket) }()
 	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case e := <-errc:
-		// sipgo returns nil even when the read loop died on an error.
-		err = fmt.Errorf("pnp: listener stopped unexpectedly (%v); restart snomprov", e)
+		err = fmt.Errorf("pnp: reading the SIP socket failed, PnP stopped: %w", e)
 	}
-	for _, c := range s.conns {
+	for _, c := range socks {
 		c.Close()
+	}
+	for range len(socks) - 1 {
+		<-errc // the other loops, now ending on the closed socket
+	}
+	if err == nil {
+		<-errc
 	}
 	// NOTIFYs still waiting are dropped: the phone asks again on its next boot.
 	s.pmu.Lock()
@@ -349,39 +345,41 @@ func (s *Server) Apply(p *Prepared) {
 	s.opts.Store(&o)
 }
 
-// readFilter is the responder: sipgo's read loop hands it every datagram
-// and it consumes all of them, so sipgo itself never parses or answers
-// anything. PnP SUBSCRIBEs are answered, responses are matched to pending
-// NOTIFYs, everything else is dropped without a word.
-func (s *Server) readFilter(props sip.TransportReadProps, data []byte) ([]byte, error) {
-	src := netip.AddrPort{}
-	if ua, ok := props.RemoteAddr.(*net.UDPAddr); ok {
-		src = ua.AddrPort()
-		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	}
-	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
-		if res, ok := parseResponse(data); ok && res.method == "NOTIFY" {
-			s.onResponse(res)
-		} else {
-			s.dropped.Add(1)
-		}
-		return nil, nil
-	}
-	r, err := parseRequest(data)
+// onDatagram handles what arrives on the group socket: PnP SUBSCRIBEs are
+// answered, responses are matched to pending NOTIFYs, everything else is
+// dropped without a word.
+func (s *Server) onDatagram(data []byte, src netip.AddrPort, arr arrival, known bool) {
+	msg, err := parseDatagram(s.parser, data)
 	if err != nil {
 		s.dropped.Add(1)
-		return nil, nil
+		return
 	}
-	var arr arrival
-	var known bool
-	if la, ok := props.LocalAddr.(*net.UDPAddr); ok && la.Port == s.port {
-		arr, known = s.recv.lastArrival()
+	switch m := msg.(type) {
+	case *sip.Response:
+		s.onResponse(m)
+	case *sip.Request:
+		sub, err := subscribeOf(m, data)
+		if err != nil {
+			s.dropped.Add(1)
+			return
+		}
+		s.onSubscribe(m, sub, src, arr, known)
 	}
-	s.onSubscribe(&r, src, arr, known)
-	return nil, nil
 }
 
-func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known bool) {
+// onNotifySocket handles what arrives on the unicast NOTIFY socket of the
+// shared mode: only the phones' answers to our NOTIFYs.
+func (s *Server) onNotifySocket(data []byte, _ netip.AddrPort, _ arrival, _ bool) {
+	if msg, err := parseDatagram(s.parser, data); err == nil {
+		if res, ok := msg.(*sip.Response); ok {
+			s.onResponse(res)
+			return
+		}
+	}
+	s.dropped.Add(1)
+}
+
+func (s *Server) onSubscribe(req *sip.Request, sub Subscribe, src netip.AddrPort, arr arrival, known bool) {
 	o := s.opts.Load()
 	local := s.fallback
 	if known {
@@ -391,69 +389,82 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 		}
 		local = arr.local
 	}
-	obs := inventory.Observation{MAC: r.MAC, Model: r.Model(), Firmware: r.Firmware(), IP: src.Addr()}
-	decision, reason := decide(r.Subscribe, o.Answer, o.Configured)
+	obs := inventory.Observation{MAC: sub.MAC, Model: sub.Model(), Firmware: sub.Firmware(), IP: src.Addr()}
+	decision, reason := decide(sub, o.Answer, o.Configured)
 	if decision == RecordOnly {
 		if o.Answer == AnswerNone {
 			s.logHint(o)
 		}
 		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "IGNORED", OK: false, Detail: "seen, not answered: " + reason}
 		s.inv.Record(obs)
-		s.log.Debug("PnP SUBSCRIBE recorded, not answered", "mac", r.MAC, "source", src, "reason", reason)
+		s.log.Debug("PnP SUBSCRIBE recorded, not answered", "mac", sub.MAC, "source", src, "reason", reason)
 		return
 	}
 
 	// Same Call-ID, CSeq and From tag as one already answered (a
 	// retransmission; old Snoms send no branch): the same 200 again, no
 	// second NOTIFY.
-	toTag, dup := s.seen.tag(r.callID + "\x00" + r.cseq + "\x00" + r.fromTag)
-	if t := toTagOf(r); t != "" {
-		toTag = t // a refresh inside an existing dialog keeps its tag
-	}
-	dst := replyDest(r.vias[0], src)
-	bp := bufPool.Get().(*[]byte)
-	ok := build200((*bp)[:0], r, src, toTag, local, s.notifyPort)
-	_, err := s.recv.WriteToUDPAddrPort(ok, dst)
-	*bp = ok
-	bufPool.Put(bp)
+	fromTag, _ := req.From().Params.Get("tag")
+	toTag, dup := s.seen.tag(req.CallID().Value() + "\x00" + req.CSeq().Value() + "\x00" + fromTag)
+	dst := replyDest(req.Via(), src)
+	ok := build200(req, src, toTag, local, s.notifyPort)
+	buf := bufPool.Get().(*bytes.Buffer)
+	_, err := s.recv.WriteToUDPAddrPort(encode(buf, ok), dst)
+	bufPool.Put(buf)
 	if err != nil {
-		s.log.Warn("PnP: sending 200 OK failed", "mac", r.MAC, "to", dst, "err", err)
+		s.log.Warn("PnP: sending 200 OK failed", "mac", sub.MAC, "to", dst, "err", err)
 		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
 		s.inv.Record(obs)
 		return
 	}
 	if dup {
-		s.log.Debug("repeated PnP SUBSCRIBE answered again, no second NOTIFY", "mac", r.MAC, "source", src)
+		s.log.Debug("repeated PnP SUBSCRIBE answered again, no second NOTIFY", "mac", sub.MAC, "source", src)
 		return
 	}
 	url := o.URL(local)
 	branch := "z9hG4bK" + randomToken()
+	var nb bytes.Buffer
+	buildNotify(req, ok, sub.Event, src, local, s.notifyPort, branch, url).StringWrite(&nb)
 	now := time.Now()
 	p := &pendingNotify{
 		branch:   branch,
-		msg:      buildNotify(make([]byte, 0, 640+len(url)), r, src, toTag, local, s.notifyPort, branch, url),
+		msg:      nb.Bytes(),
 		dst:      dst,
 		obs:      obs,
 		start:    now,
 		interval: timerT1,
 		deadline: now.Add(o.NotifyTimeout),
 	}
-	// Recorded before sending, so the phone's 200 can never be recorded first.
-	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: "NOTIFY sent, url=" + redact.URL(url)}
-	s.inv.Record(obs)
 	s.pmu.Lock()
 	if s.closed {
 		s.pmu.Unlock()
 		return
 	}
-	s.pending[branch] = p
-	p.timer = time.AfterFunc(timerT1, func() { s.retransmit(p) })
-	s.pmu.Unlock()
-	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, dst); err != nil {
-		// Timer E retries; a persistent error ends in a timeout.
-		s.log.Debug("PnP: sending NOTIFY failed, will retry", "mac", r.MAC, "to", dst, "err", err)
+	pending := len(s.pending)
+	retransmit := pending < o.MaxPending
+	if retransmit {
+		s.pending[branch] = p
+		p.timer = time.AfterFunc(timerT1, func() { s.retransmit(p) })
 	}
-	s.log.Debug("PnP NOTIFY sent", "mac", r.MAC, "to", dst, "url", redact.URL(url))
+	s.pmu.Unlock()
+	// Recorded before sending, so the phone's 200 can never be recorded first.
+	shown := redact.URL(url) // a Basic-auth password stays out of the timeline and the log
+	detail := "NOTIFY sent, url=" + shown
+	if !retransmit {
+		detail = fmt.Sprintf("NOTIFY sent once, without retransmissions (%d NOTIFYs already waiting for their phones), url=%s", pending, shown)
+		s.shed.Add(1)
+		if ok, suppressed := s.shedLog.allow(now); ok {
+			s.log.Warn("PnP: too many NOTIFYs waiting for their phones' answer; new phones get one NOTIFY without retransmissions (a flood, or phones that cannot answer)",
+				"pending", pending, "max_pending", o.MaxPending, "mac", sub.MAC, "shed_since_last_log", suppressed+1, "shed_total", s.shed.Load())
+		}
+	}
+	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: detail}
+	s.inv.Record(obs)
+	if _, err := s.notify.WriteToUDPAddrPort(p.msg, dst); err != nil {
+		// Timer E retries; a persistent error ends in a timeout.
+		s.log.Debug("PnP: sending NOTIFY failed, will retry", "mac", sub.MAC, "to", dst, "err", err)
+	}
+	s.log.Debug("PnP NOTIFY sent", "mac", sub.MAC, "to", dst, "url", shown, "retransmitted", retransmit)
 }
 
 // retransmit runs on timer E: resend, double the interval up to T2, give
@@ -473,44 +484,41 @@ func (s *Server) retransmit(p *pendingNotify) {
 	}
 	p.interval = min(2*p.interval, timerT2)
 	p.timer.Reset(min(p.interval, p.deadline.Sub(now)))
-	// Overload control (the problem RFC 5390 describes): with this many
-	// NOTIFYs unanswered, the phones' side is queueing, not losing, and
-	// retransmitting would double the load on it until everything fails.
-	// Skip this copy; the next timer tick tries again.
-	overloaded := len(s.pending) > maxRetransmitting
 	s.pmu.Unlock()
-	if overloaded {
-		s.skipped.Add(1)
-		return
-	}
-	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, p.dst); err != nil {
+	if _, err := s.notify.WriteToUDPAddrPort(p.msg, p.dst); err != nil {
 		s.log.Debug("PnP: NOTIFY retransmission failed", "mac", p.obs.MAC, "to", p.dst, "err", err)
 	}
 }
 
 // onResponse matches the phone's answer to a pending NOTIFY by its branch.
-func (s *Server) onResponse(res response) {
-	if res.code < 200 {
+func (s *Server) onResponse(res *sip.Response) {
+	if res.StatusCode < 200 {
 		return // provisional: keep retransmitting until the final answer
 	}
+	via, cseq := res.Via(), res.CSeq()
+	if via == nil || cseq == nil || cseq.MethodName != sip.NOTIFY {
+		s.dropped.Add(1)
+		return
+	}
+	branch, _ := via.Params.Get("branch")
 	s.pmu.Lock()
-	p, ok := s.pending[res.branch]
+	p, ok := s.pending[branch]
 	if ok {
-		delete(s.pending, res.branch)
+		delete(s.pending, branch)
 		p.timer.Stop()
 	}
 	s.pmu.Unlock()
 	if !ok {
-		return // a repeat of an answer already taken, or not ours
+		return // a repeat of an answer already taken, a NOTIFY sent once, or not ours
 	}
 	obs := p.obs
-	if res.code < 300 {
+	if res.StatusCode < 300 {
 		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-ACKED", OK: true, Detail: "NOTIFY acknowledged"}
 		s.log.Debug("PnP NOTIFY acknowledged", "mac", obs.MAC, "after", time.Since(p.start))
 	} else {
 		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-REJECTED", OK: false,
-			Detail: fmt.Sprintf("phone answered the NOTIFY with %d %s", res.code, res.reason)}
-		s.log.Warn("PnP NOTIFY rejected by the phone", "mac", obs.MAC, "status", res.code, "reason", res.reason)
+			Detail: fmt.Sprintf("phone answered the NOTIFY with %d %s", res.StatusCode, res.Reason)}
+		s.log.Warn("PnP NOTIFY rejected by the phone", "mac", obs.MAC, "status", res.StatusCode, "reason", res.Reason)
 	}
 	s.inv.Record(obs)
 }
@@ -520,8 +528,10 @@ func (s *Server) timedOut(obs inventory.Observation, after time.Duration) {
 	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-TIMEOUT", OK: false,
 		Detail: fmt.Sprintf("NOTIFY timed out: no 200 OK from the phone after %s of retransmissions", after)}
 	s.inv.Record(obs)
-	s.log.Warn("PnP NOTIFY timed out: the phone never confirmed it (firewall on the phone's path, or it stopped listening)",
-		"mac", obs.MAC, "ip", obs.IP, "after", after)
+	if ok, suppressed := s.timeoutLog.allow(time.Now()); ok {
+		s.log.Warn("PnP NOTIFY timed out: the phone never confirmed it (firewall on the phone's path, or it stopped listening)",
+			"mac", obs.MAC, "ip", obs.IP, "after", after, "more_timeouts_not_logged", suppressed)
+	}
 }
 
 func (s *Server) logHint(o *Options) {
@@ -587,17 +597,26 @@ func (c *seenCache) tag(key string) (string, bool) {
 	return strconv.FormatUint(t, 36), false
 }
 
-// debugOnly demotes every record to Debug.
-type debugOnly struct{ h slog.Handler }
+// limiter lets one log line through per interval and counts the ones it
+// held back, so a flood cannot flood the journal too.
+type limiter struct {
+	every time.Duration
 
-func (d debugOnly) Enabled(ctx context.Context, _ slog.Level) bool {
-	return d.h.Enabled(ctx, slog.LevelDebug)
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
 }
 
-func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = slog.LevelDebug
-	return d.h.Handle(ctx, r)
+// allow reports whether to log now, and how many were held back since the
+// last line that was let through.
+func (l *limiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return true, n
 }
-
-func (d debugOnly) WithAttrs(a []slog.Attr) slog.Handler { return debugOnly{d.h.WithAttrs(a)} }
-func (d debugOnly) WithGroup(n string) slog.Handler      { return debugOnly{d.h.WithGroup(n)} }

@@ -27,30 +27,38 @@ type arrival struct {
 	local   netip.Addr
 }
 
-// pktinfoConn is a UDP socket that remembers where its last datagram
-// arrived. sipgo's single read loop calls ReadFrom and then, on the same
-// goroutine, the read filter, which reads lastArrival: no lock needed.
-type pktinfoConn struct {
-	*net.UDPConn
-	oob  []byte
-	last arrival
-	ok   bool
+// conn is what the responder reads and writes: a *net.UDPConn, or in
+// tests one that fails on demand.
+type conn interface {
+	ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	Close() error
 }
 
-func newPktinfoConn(c *net.UDPConn) *pktinfoConn {
-	return &pktinfoConn{UDPConn: c, oob: make([]byte, 256)}
-}
+// maxDatagram is the read buffer: larger than any UDP payload over IPv4.
+const maxDatagram = 65535
 
-func (c *pktinfoConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, oobn, _, src, err := c.ReadMsgUDPAddrPort(b, c.oob)
-	if err != nil {
-		return n, nil, err
+// readLoop reads datagrams from c until it fails and hands each one, with
+// its source and arrival (IP_PKTINFO, when the socket has it on), to handle
+// on this goroutine; handle must not keep data. It returns the read error:
+// net.ErrClosed once the socket was closed, anything else is a real socket
+// failure. Truncated datagrams (MSG_TRUNC) are dropped: no SIP we answer is
+// that large.
+func readLoop(c conn, handle func(data []byte, src netip.AddrPort, arr arrival, ok bool)) error {
+	buf := make([]byte, maxDatagram)
+	oob := make([]byte, 256)
+	for {
+		n, oobn, flags, src, err := c.ReadMsgUDPAddrPort(buf, oob)
+		if err != nil {
+			return err
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			continue
+		}
+		arr, ok := parsePktinfo(oob[:oobn])
+		handle(buf[:n], netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), arr, ok)
 	}
-	c.last, c.ok = parsePktinfo(c.oob[:oobn])
-	return n, net.UDPAddrFromAddrPort(netip.AddrPortFrom(src.Addr().Unmap(), src.Port())), nil
 }
-
-func (c *pktinfoConn) lastArrival() (arrival, bool) { return c.last, c.ok }
 
 func parsePktinfo(oob []byte) (arrival, bool) {
 	msgs, err := unix.ParseSocketControlMessage(oob)

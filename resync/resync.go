@@ -40,6 +40,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/snomprov/snomprov/internal/fieldtool"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -90,15 +91,7 @@ type Report struct {
 }
 
 // Failed counts the phones that did not answer 2xx.
-func (r Report) Failed() int {
-	n := 0
-	for _, res := range r.Results {
-		if !res.OK() {
-			n++
-		}
-	}
-	return n
-}
+func (r Report) Failed() int { return fieldtool.Failed(r.Results) }
 
 // ErrFailed is wrapped by Run's error when at least one phone did not accept.
 var ErrFailed = errors.New("resync failed")
@@ -125,18 +118,13 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	d := &dispatcher{waiting: map[string]chan answer{}}
 	go d.readLoop(conn)
 
-	var wg sync.WaitGroup
-	for i, t := range o.Targets {
+	rep.Results = fieldtool.Each(len(o.Targets), func(i int) Result {
+		t := o.Targets[i]
 		if t.Addr.Port() == 0 {
 			t.Addr = netip.AddrPortFrom(t.Addr.Addr(), DefaultPort)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep.Results[i] = poke(ctx, conn, localPort, d, t, o)
-		}()
-	}
-	wg.Wait()
+		return poke(ctx, conn, localPort, d, t, o)
+	})
 
 	event := "check-sync;reboot=false"
 	if o.Reboot {
@@ -146,9 +134,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "  %s\n", r.line())
 	}
-	if n := rep.Failed(); n > 0 {
-		fmt.Fprintf(w, "%d of %d phone(s) did not accept the resync.\n", n, len(rep.Results))
-		return rep, fmt.Errorf("%w: %d of %d phone(s) did not accept the resync", ErrFailed, n, len(rep.Results))
+	if err := fieldtool.Err(ErrFailed, rep.Results, "phone(s) did not accept the resync"); err != nil {
+		fmt.Fprintf(w, "%d of %d phone(s) did not accept the resync.\n", rep.Failed(), len(rep.Results))
+		return rep, err
 	}
 	fmt.Fprintf(w, "All %d phone(s) accepted.\n", len(rep.Results))
 	return rep, nil

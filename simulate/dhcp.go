@@ -140,6 +140,9 @@ func SnomDHCPModifiers(model string) []dhcpv4.Modifier {
 	}
 }
 
+// maxNAKs is how many NAKs a simulated phone takes before it gives up.
+const maxNAKs = 2
+
 // runDHCP does DISCOVER → OFFER → REQUEST → ACK for one simulated phone,
 // over the run's shared socket mux.
 func runDHCP(ctx context.Context, mux *dhcpMux, iface string, mac phone.MAC, model string, timeout time.Duration) (dhcpResult, error) {
@@ -153,12 +156,21 @@ func runDHCP(ctx context.Context, mux *dhcpMux, iface string, mac phone.MAC, mod
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lease, err := c.Request(ctx, SnomDHCPModifiers(model)...)
+	// A NAK restarts the exchange from DISCOVER, as a phone does (RFC 2131
+	// §4.4.4); in a boot storm a server that does not reserve what it
+	// offers NAKs the second of two phones it offered the same address.
+	var lease *nclient4.Lease
+	var nak *nclient4.ErrNak
+	for try := 0; ; try++ {
+		lease, err = c.Request(ctx, SnomDHCPModifiers(model)...)
+		if !errors.As(err, &nak) || try == maxNAKs || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
-		var nak *nclient4.ErrNak
 		switch {
 		case errors.As(err, &nak):
-			return r, fmt.Errorf("the DHCP server %s refused the REQUEST (NAK: %q); its pool may be full or the address is reserved", serverOf(nak.Nak), nak.Nak.Message())
+			return r, fmt.Errorf("the DHCP server %s refused the REQUEST (NAK: %q), %d times; its pool may be full or the address is reserved", serverOf(nak.Nak), nak.Nak.Message(), maxNAKs+1)
 		case errors.Is(err, nclient4.ErrNoResponse), errors.Is(err, context.DeadlineExceeded):
 			return r, fmt.Errorf("no DHCP server answered within %s; enable [dhcp] in snomprov or check the cabling/VLAN of %s. A DHCP server on this same host cannot hear simulate's DHCP: run simulate on another machine of the LAN, or skip DHCP with --no-dhcp", timeout, iface)
 		}

@@ -3,7 +3,6 @@ package simulate
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"golang.org/x/net/ipv4"
+
+	"github.com/snomprov/snomprov/internal/probe"
 )
 
 // PnPGroup is the SIP multicast group Snom phones send their SUBSCRIBE to.
@@ -71,8 +72,6 @@ func ProbePnP(ctx context.Context, p PnPProbe) ([]PnPAnswer, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, p.Wait)
 	defer cancel()
-	go func() { <-ctx.Done(); _ = conn.SetReadDeadline(time.Unix(1, 0)) }()
-
 	start := time.Now()
 	answers := map[netip.Addr]*PnPAnswer{}
 	answerFor := func(ip netip.Addr) *PnPAnswer {
@@ -86,36 +85,32 @@ func ProbePnP(ctx context.Context, p PnPProbe) ([]PnPAnswer, error) {
 	if _, err := conn.WriteToUDP(sub.bytes, group); err != nil {
 		return nil, fmt.Errorf("send SUBSCRIBE to %s on %s: %w; check that %s has a multicast route (ip route add 224.0.0.0/4 dev %s)", PnPGroup, p.Interface.Name, err, p.Interface.Name, p.Interface.Name)
 	}
-	next, interval := time.Now().Add(timerT1), timerT1
+	interval := timerT1
 	answered := false
-	buf := make([]byte, 65535)
-	for {
-		if !answered && time.Now().After(next) {
-			_, _ = conn.WriteToUDP(sub.bytes, group)
-			interval = min(2*interval, timerT2)
-			next = time.Now().Add(interval)
+	resend := func() time.Time { // timer E, until the first answer
+		if answered {
+			return time.Time{}
 		}
-		_ = conn.SetReadDeadline(earliest(ctx, next, answered))
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if ctx.Err() != nil {
-			break
+		_, _ = conn.WriteToUDP(sub.bytes, group)
+		interval = min(2*interval, timerT2)
+		return time.Now().Add(interval)
+	}
+	dl, _ := ctx.Deadline()
+	err = probe.Collect(ctx, conn, probe.Fixed(dl), time.Now().Add(timerT1), resend, func(b []byte, addr net.Addr) bool {
+		ua, ok := addr.(*net.UDPAddr)
+		if !ok {
+			return false
 		}
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return sorted(answers), fmt.Errorf("receive PnP answers: %w", err)
-		}
+		from := ua.AddrPort()
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+		msg, err := sip.ParseMessage(append([]byte(nil), b...))
 		if err != nil {
-			continue
+			return false
 		}
 		switch m := msg.(type) {
 		case *sip.Response:
 			if m.CallID() == nil || m.CallID().Value() != sub.callID {
-				continue
+				return false
 			}
 			a := answerFor(from.Addr())
 			if m.StatusCode >= 200 && a.Status == 0 {
@@ -124,7 +119,7 @@ func ProbePnP(ctx context.Context, p PnPProbe) ([]PnPAnswer, error) {
 			}
 		case *sip.Request:
 			if m.Method != sip.NOTIFY {
-				continue
+				return false
 			}
 			a := answerFor(from.Addr())
 			answered = true
@@ -136,7 +131,7 @@ func ProbePnP(ctx context.Context, p PnPProbe) ([]PnPAnswer, error) {
 				a.Acked = true
 			}
 			if a.URL != "" {
-				continue // a retransmitted NOTIFY: answered again above, nothing new
+				return false // a retransmitted NOTIFY: answered again above, nothing new
 			}
 			a.NotifyFrom = from
 			url, ct, warns := readNotify(m, sub.callID)
@@ -147,9 +142,13 @@ func ProbePnP(ctx context.Context, p PnPProbe) ([]PnPAnswer, error) {
 			a.URL = url
 			a.Elapsed = time.Since(start)
 			if url != "" && p.UntilFirstURL {
-				return sorted(answers), nil
+				return true
 			}
 		}
+		return false
+	})
+	if err != nil {
+		return sorted(answers), fmt.Errorf("receive PnP answers: %w", err)
 	}
 	return sorted(answers), nil
 }
@@ -159,14 +158,6 @@ const (
 	timerT1 = 500 * time.Millisecond
 	timerT2 = 4 * time.Second
 )
-
-func earliest(ctx context.Context, next time.Time, answered bool) time.Time {
-	dl, _ := ctx.Deadline()
-	if !answered && next.Before(dl) {
-		return next
-	}
-	return dl
-}
 
 func appendOnce(list []string, s string) []string {
 	for _, v := range list {

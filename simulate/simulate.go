@@ -53,6 +53,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/fieldtool"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -140,15 +141,7 @@ type Report struct {
 }
 
 // Failed counts the phones with a failed step.
-func (r Report) Failed() int {
-	n := 0
-	for _, p := range r.Phones {
-		if !p.OK() {
-			n++
-		}
-	}
-	return n
-}
+func (r Report) Failed() int { return fieldtool.Failed(r.Phones) }
 
 // ErrFailed is wrapped by Run's error when a phone would not be provisioned.
 var ErrFailed = errors.New("simulation failed")
@@ -178,18 +171,10 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 			defer mux.Close()
 		}
 	}
-	rep.Phones = make([]PhoneReport, o.Count)
-	var wg sync.WaitGroup
-	for i := range o.Count {
+	rep.Phones = fieldtool.Each(o.Count, func(i int) PhoneReport {
 		id := Identity{MAC: addToMAC(o.MAC, i), Model: o.Model, Firmware: o.Firmware}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rep.Phones[i] = runPhone(ctx, o, id, ifi, src, mux, muxErr, out)
-		}()
-	}
-	wg.Wait()
-	failed := rep.Failed()
+		return runPhone(ctx, o, id, ifi, src, mux, muxErr, out)
+	})
 	for _, p := range rep.Phones {
 		if s, bad := p.FirstFailure(); bad {
 			fmt.Fprintf(w, "%s: would NOT be provisioned: failed at %s: %s\n", p.Phone.MAC, s.Name, s.Detail)
@@ -197,10 +182,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 			fmt.Fprintf(w, "%s: would be provisioned from %s (%s)\n", p.Phone.MAC, p.SettingURL, p.URLSource)
 		}
 	}
-	if failed > 0 {
-		return rep, fmt.Errorf("%w: %d of %d simulated phone(s) would not be provisioned", ErrFailed, failed, len(rep.Phones))
-	}
-	return rep, nil
+	return rep, fieldtool.Err(ErrFailed, rep.Phones, "simulated phone(s) would not be provisioned")
 }
 
 func (o *Options) fill() error {
