@@ -148,3 +148,14 @@ func TestRouterConfig(t *testing.T) {
 		t.Errorf("no --for: exit %d", code)
 	}
 }
+
+func TestModels(t *testing.T) {
+	code, out, _ := run(t, "models")
+	if code != exitOK || !strings.Contains(out, "snomD785") || !strings.Contains(out, "D7/D7C (max 3)") {
+		t.Errorf("models: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "models", "--json")
+	if code != exitOK || !strings.Contains(out, `"type": "snomM900"`) || !strings.Contains(out, `"source": "https://`) {
+		t.Errorf("models --json: %d\n%s", code, out)
+	}
+}
