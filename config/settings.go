@@ -184,7 +184,8 @@ func (fk *FKeys) UnmarshalTOML(v any) error {
 }
 
 // UnmarshalTOML accepts "blf sip:102@pbx" or
-// { value = "...", label = "...", context = "1", perm = "RW" }.
+// { value = "...", label = "...", context = "1", perm = "RW" } with any of
+// short_label, lp, clp, default_text and xml.
 func (f *FKey) UnmarshalTOML(v any) error {
 	*f = FKey{Context: "active"}
 	switch v := v.(type) {
@@ -203,8 +204,28 @@ func (f *FKey) UnmarshalTOML(v any) error {
 				dst = &f.Context
 			case "perm":
 				dst = &f.Perm
+			case "short_label":
+				dst = &f.ShortLabel
+			case "lp":
+				dst = &f.LP
+			case "default_text":
+				dst = &f.DefaultText
+			case "xml":
+				dst = &f.XML
+			case "clp":
+				switch b := v[k].(type) {
+				case bool:
+					f.CLP = map[bool]string{true: "1", false: "0"}[b]
+					continue
+				case string:
+					if b == "0" || b == "1" {
+						f.CLP = b
+						continue
+					}
+				}
+				return subErr([]string{k}, `clp is true or false ("1" or "0")`)
 			default:
-				return subErr([]string{k}, `unknown key in a function key; use value, label, context and perm`)
+				return subErr([]string{k}, `unknown key in a function key; use value, label, context, perm, short_label, lp, clp, default_text and xml`)
 			}
 			text, err := scalarText(v[k])
 			if _, isBool := v[k].(bool); err != nil || isBool {
@@ -212,8 +233,13 @@ func (f *FKey) UnmarshalTOML(v any) error {
 			}
 			*dst = text
 		}
-		if _, ok := v["value"]; !ok {
-			return subErr(nil, `missing "value"; write { value = "blf sip:102@pbx", label = "Mary" }`)
+		_, hasValue := v["value"]
+		_, hasXML := v["xml"]
+		if !hasValue && !hasXML {
+			return subErr(nil, `missing "value"; write { value = "blf sip:102@pbx", label = "Mary" }, or xml = '<general .../>' for a key defined by XML`)
+		}
+		if f.LP != "" && f.CLP == "" {
+			f.CLP = "1" // Snom: a long press that is not the default needs clp="1"
 		}
 		if _, set := v["perm"]; set && !ValidPerm(f.Perm) {
 			return subErr([]string{"perm"}, "%s", permProblem(f.Perm))
