@@ -14,6 +14,7 @@ import (
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/dhcp"
 	"github.com/snomprov/snomprov/httpd"
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/metrics"
@@ -214,8 +215,14 @@ func restartOnly(old, cfg *config.Config) error {
 
 func (s *servers) httpOptions(cfg *config.Config, netw network) (httpd.Options, *provision.Catalog, error) {
 	catalog, err := provision.New(cfg)
+	if list := field.List(err); list != nil {
+		return httpd.Options{}, nil, cfg.Locate(list)
+	}
 	if err != nil {
 		return httpd.Options{}, nil, err
+	}
+	for _, w := range cfg.Locate(catalog.Warnings) {
+		s.log.Warn("configuration warning", "problem", w.Error())
 	}
 	var pool func() (int, int, bool)
 	if s.dhcp != nil || cfg.DHCP.Enabled {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -73,6 +74,12 @@ type Catalog struct {
 	loaded      time.Time
 	phones      map[phone.MAC]*config.Phone
 	targets     map[string]fwTarget // per type; "" for types without [models.X]
+	certs       map[string][]string // certificates file -> base64 DER of each certificate
+
+	// Warnings are what New could not check or found doubtful (an unknown
+	// phone type, a phone whose settings fit only some of the models it
+	// may be): keyed like the errors, by full config key path.
+	Warnings []*field.Error
 
 	mu    sync.RWMutex
 	bases map[string]*baseCache
@@ -83,6 +90,7 @@ type docKey struct {
 	kind  Kind
 	model string // "" for a type without [models.X] (same bytes for all of them)
 	mac   phone.MAC
+	part  part // a document of a chained set (containers.go)
 }
 
 type baseCache struct {
@@ -134,6 +142,9 @@ func New(cfg *config.Config) (*Catalog, error) {
 			return nil, err
 		}
 		c.phones[p.MAC] = p
+	}
+	if errs := c.prepare(); len(errs) > 0 {
+		return nil, errs
 	}
 	c.computeTargets()
 	switch {
@@ -208,10 +219,17 @@ func (c *Catalog) PhoneModel(mac phone.MAC) string {
 	return ""
 }
 
-// HasFirmware reports whether the model has a firmware image configured.
+// HasFirmware reports whether the model has a firmware image configured
+// that a firmware file points at. A DECT base's firmware is part of its
+// settings file instead.
 func (c *Catalog) HasFirmware(model string) bool {
 	m, ok := c.cfg.Models[model]
-	return ok && m.Firmware != ""
+	return ok && m.Firmware != "" && !isDECT(model)
+}
+
+func isDECT(model string) bool {
+	row, ok := phone.Lookup(model)
+	return ok && row.Family == phone.FamilyDECT
 }
 
 // FirmwareTarget is the firmware version the settings of a phone type
@@ -237,6 +255,9 @@ func (c *Catalog) computeTargets() {
 	target := func(m config.Model) fwTarget {
 		if _, own := merge(c.cfg.Settings, m.Settings)["firmware_status"]; own {
 			return fwTarget{managed: true}
+		}
+		if !m.DECT.IsZero() {
+			return fwTarget{version: m.DECT.Version, managed: true}
 		}
 		if m.Firmware == "" {
 			return fwTarget{}
@@ -321,12 +342,27 @@ func (c *Catalog) Firmware(base, model string) (Doc, bool) {
 	return c.lookup(base, docKey{kind: KindFirmware, model: model}), true
 }
 
-// modelKey folds every type without [models.X] into one cache entry.
+// modelKey folds every type without [models.X] into one cache entry,
+// except the catalogue's devices that read only some containers (DECT
+// bases, conference phones, ...): their file leaves out what they do not
+// read, so it is their own.
 func (c *Catalog) modelKey(model string) string {
 	if _, ok := c.cfg.Models[model]; ok {
 		return model
 	}
+	if row, ok := phone.Lookup(model); ok && readsSome(row) {
+		return model
+	}
 	return ""
+}
+
+func readsSome(row phone.Model) bool {
+	for _, ct := range phone.Containers {
+		if !row.Reads(ct) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Catalog) lookup(base string, k docKey) Doc {
@@ -384,8 +420,8 @@ func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
 // Render renders one file without caching, masking secrets unless
 // showSecrets. mac is ignored for general and firmware files.
 func (c *Catalog) Render(kind Kind, base, model string, mac phone.MAC, showSecrets bool) []byte {
-	if _, ok := c.cfg.Models[model]; !ok && kind != KindFirmware {
-		model = ""
+	if kind != KindFirmware {
+		model = c.modelKey(model)
 	}
 	return c.render(docKey{kind: kind, model: model, mac: mac}, base, showSecrets)
 }
@@ -414,39 +450,18 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 		}
 		w.raw("</firmware-settings>\n")
 		return w.b
-	case KindGeneral:
-		w.raw("<settings>\n")
-		w.phoneSettings(c.generalSettings(base, k.model), c.defaultPerm, showSecrets)
-		w.functionKeys(c.cfg.Models[k.model].FKeys, c.defaultPerm)
-		w.tbook(c.cfg.Phonebook)
-	case KindPhone:
-		w.raw("<settings>\n")
-		var s config.Settings
-		var keys config.FKeys
-		if p := c.phones[k.mac]; p != nil {
-			s, keys = p.Settings, p.FKeys
-		}
-		w.phoneSettings(s, c.defaultPerm, showSecrets)
-		w.functionKeys(keys, c.defaultPerm)
-	case KindCombined:
-		w.raw("<settings>\n")
-		p := c.phones[k.mac]
-		s := c.generalSettings(base, k.model)
-		keys := make(config.FKeys)
-		for i, f := range c.cfg.Models[k.model].FKeys {
-			keys[i] = f
-		}
-		if p != nil {
-			s = merge(s, p.Settings)
-			for i, f := range p.FKeys {
-				keys[i] = f
-			}
-		}
-		w.phoneSettings(s, c.defaultPerm, showSecrets)
-		w.functionKeys(keys, c.defaultPerm)
-		w.tbook(c.cfg.Phonebook)
 	}
-	w.raw("</settings>\n")
+	ct := c.content(k, base)
+	switch {
+	case k.part == partTop && ct.chains():
+		c.settingFiles(w, docKey{kind: k.kind, model: k.model, mac: k.mac}, ct, base, showSecrets)
+	case k.part == partGUI:
+		w.languages("gui-languages", ct.gui, base, false, showSecrets)
+	case k.part == partWeb:
+		w.languages("web-languages", ct.web, base, true, showSecrets)
+	default:
+		c.settingsDoc(w, ct, base, showSecrets)
+	}
 	return w.b
 }
 
@@ -573,9 +588,18 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 	mk := c.modelKey(model)
 	vars := Vars{MAC: mac, HasMAC: true, Model: model}
 	var files []File
+	// add appends the file k the phone fetches at path, then the documents
+	// its <setting-files> list names, in that order.
+	add := func(path string, k docKey) {
+		files = append(files, File{Path: path, Body: c.render(k, base, showSecrets)})
+		for _, p := range c.parts(k)[1:] {
+			k.part = p
+			files = append(files, File{Path: PartPrefix + partName(k, p), Body: c.render(k, base, showSecrets)})
+		}
+	}
 	switch {
 	case c.url.HasMAC:
-		files = append(files, File{Path: Expand(c.url.Path, vars), Body: c.Render(KindCombined, base, mk, mac, showSecrets)})
+		add(Expand(c.url.Path, vars), docKey{kind: KindCombined, model: mk, mac: mac})
 	default:
 		gen, per := "/"+model+".htm", "/"+model+"-"+mac.String()+".htm"
 		if c.url.Path != "" {
@@ -583,9 +607,9 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 		} else if !c.url.IsZero() {
 			gen, per = c.url.Dir+model+".htm", c.url.Dir+model+"-"+mac.String()+".htm"
 		}
-		files = append(files, File{Path: gen, Body: c.Render(KindGeneral, base, mk, mac, showSecrets)})
+		add(gen, docKey{kind: KindGeneral, model: mk})
 		if known || policy == config.UnknownAllow {
-			files = append(files, File{Path: per, Body: c.Render(KindPhone, base, mk, mac, showSecrets)})
+			add(per, docKey{kind: KindPhone, mac: mac})
 		}
 	}
 	if c.HasFirmware(model) {

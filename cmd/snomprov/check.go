@@ -8,6 +8,7 @@ import (
 
 	"github.com/snomprov/snomprov/app"
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
@@ -65,8 +66,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "note: the DHCP pool was not checked against the interface: %s\n", note)
 	}
 	catalog, err := provision.New(cfg)
+	if list := field.List(err); list != nil {
+		return configError{cfg.Locate(list)}
+	}
 	if err != nil {
 		return configError{fmt.Errorf("%s: %w", name, err)}
+	}
+	for _, w := range cfg.Locate(catalog.Warnings) {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	base := app.BaseURL(cfg, catalog, addr)
 	files, anyModel := 0, 0
@@ -115,6 +122,9 @@ func cmdRender(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	catalog, err := provision.New(cfg)
+	if list := field.List(err); list != nil {
+		return configError{cfg.Locate(list)}
+	}
 	if err != nil {
 		return configError{err}
 	}
