@@ -159,3 +159,34 @@ func TestModels(t *testing.T) {
 		t.Errorf("models --json: %d\n%s", code, out)
 	}
 }
+
+// TestRenderAndCheckContainers: render shows the chained documents and
+// the new containers; check places catalogue errors and prints warnings.
+func TestRenderAndCheckContainers(t *testing.T) {
+	const office = "../../provision/testdata/office/office.toml"
+	code, out, errOut := run(t, "render", "-config", office, "000413A11FA7")
+	if code != exitOK {
+		t.Fatalf("render: %d %s", code, errOut)
+	}
+	for _, want := range []string{"==> /snomD785.htm <==\n<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<setting-files>", "==> /snomprov/snomD785.xml <==",
+		"==> /snomprov/snomD785-gui-languages.xml <==", "<dialplan e=\"2\">", "<ReplacementPlan>", "<certificate type=\"base64\">", `short_label="B"`, "<user_pass idx=\"1\" perm=\"R\">********</user_pass>"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render lacks %q", want)
+		}
+	}
+	if code, out, _ := run(t, "check", "-config", office); code != exitOK || strings.Contains(out, "warning") {
+		t.Errorf("check office: %d\n%s", code, out)
+	}
+
+	dir := t.TempDir()
+	bad := writeFile(t, dir, "bad.toml", "[models.snomC520.fkeys]\n0 = \"line\"\n")
+	code, _, errOut = run(t, "check", "-config", bad)
+	if code != exitUsage || !strings.Contains(errOut, bad+":2:1: models.snomC520.fkeys.0: snomC520 has no free function keys") {
+		t.Errorf("check bad: %d\n%s", code, errOut)
+	}
+	warn := writeFile(t, dir, "warn.toml", "[models.snomX9]\n")
+	code, out, _ = run(t, "check", "-config", warn)
+	if code != exitOK || !strings.Contains(out, "warning: "+warn+":1:1: models.snomX9: snomX9 is not in the model catalogue") {
+		t.Errorf("check warning: %d\n%s", code, out)
+	}
+}
