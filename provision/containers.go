@@ -67,9 +67,10 @@ func parsePart(name string) (docKey, part, bool) {
 		return docKey{}, 0, false
 	}
 	p := partSettings
-	for q, suf := range partSuffix {
-		if suf != "" && strings.HasSuffix(stem, suf) {
-			p, stem = q, strings.TrimSuffix(stem, suf)
+	for _, q := range [...]part{partGUI, partWeb} {
+		if rest, ok := strings.CutSuffix(stem, partSuffix[q]); ok {
+			p, stem = q, rest
+			break
 		}
 	}
 	model, macText, hasMAC := strings.Cut(stem, "-")
