@@ -193,26 +193,14 @@ func (f *FKey) UnmarshalTOML(v any) error {
 		f.Value = v
 		return nil
 	case map[string]any:
+		attrs := map[string]*string{
+			"value": &f.Value, "label": &f.Label, "context": &f.Context, "perm": &f.Perm,
+			"short_label": &f.ShortLabel, "lp": &f.LP, "default_text": &f.DefaultText, "xml": &f.XML,
+		}
 		for _, k := range sortedKeys(v) {
-			var dst *string
-			switch k {
-			case "value":
-				dst = &f.Value
-			case "label":
-				dst = &f.Label
-			case "context":
-				dst = &f.Context
-			case "perm":
-				dst = &f.Perm
-			case "short_label":
-				dst = &f.ShortLabel
-			case "lp":
-				dst = &f.LP
-			case "default_text":
-				dst = &f.DefaultText
-			case "xml":
-				dst = &f.XML
-			case "clp":
+			dst, known := attrs[k]
+			switch {
+			case k == "clp":
 				switch b := v[k].(type) {
 				case bool:
 					f.CLP = map[bool]string{true: "1", false: "0"}[b]
@@ -224,7 +212,7 @@ func (f *FKey) UnmarshalTOML(v any) error {
 					}
 				}
 				return subErr([]string{k}, `clp is true or false ("1" or "0")`)
-			default:
+			case !known:
 				return subErr([]string{k}, `unknown key in a function key; use value, label, context, perm, short_label, lp, clp, default_text and xml`)
 			}
 			text, err := scalarText(v[k])

@@ -1,6 +1,7 @@
 package phone
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -104,6 +105,19 @@ func TestParseCatalogueRejectsBadRows(t *testing.T) {
 	} {
 		if _, err := parseCatalogue(row); err == nil {
 			t.Errorf("parseCatalogue(%q) accepted it", row)
+		}
+	}
+}
+
+// TestModelsDocListsEveryRow keeps docs/models.md true to models.csv.
+func TestModelsDocListsEveryRow(t *testing.T) {
+	doc, err := os.ReadFile("../docs/models.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range Models() {
+		if !strings.Contains(string(doc), "| "+m.Type+" | "+string(m.Family)) {
+			t.Errorf("docs/models.md has no row for %s", m.Type)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package provision
 import (
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -426,12 +425,7 @@ func (w *writer) dectFirmware(d *config.DECTFirmware, base string, showSecrets b
 	if d.Branch != "" {
 		w.setting("fp_fwu_branch_version", "", "", d.Branch, false)
 	}
-	types := make([]string, 0, len(d.Handsets))
-	for t := range d.Handsets {
-		types = append(types, t)
-	}
-	sort.Strings(types)
-	for _, t := range types {
+	for _, t := range sortedNames(d.Handsets) {
 		h := d.Handsets[t]
 		if h.Version != "" {
 			w.typed("pp_fwu_sw_version", t, h.Version)

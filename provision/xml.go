@@ -118,12 +118,7 @@ func (w *writer) phoneSettings(s config.Settings, defaultPerm string, showSecret
 		st := s[name]
 		secret := !showSecrets && config.IsSecret(name)
 		if len(st.Indexed) > 0 {
-			idxs := make([]int, 0, len(st.Indexed))
-			for i := range st.Indexed {
-				idxs = append(idxs, i)
-			}
-			sort.Ints(idxs)
-			for _, i := range idxs {
+			for _, i := range sortedKeys(st.Indexed) {
 				iv := st.Indexed[i]
 				w.setting(name, strconv.Itoa(i), permOr(iv.Perm, st.Perm, defaultPerm), iv.Value, secret)
 			}
@@ -165,13 +160,8 @@ func (w *writer) functionKeys(k config.FKeys, defaultPerm string) {
 	if len(k) == 0 {
 		return
 	}
-	idxs := make([]int, 0, len(k))
-	for i := range k {
-		idxs = append(idxs, i)
-	}
-	sort.Ints(idxs)
 	w.raw("  <functionKeys e=\"2\">\n")
-	for _, i := range idxs {
+	for _, i := range sortedKeys(k) {
 		f := k[i]
 		w.raw("    <fkey")
 		w.attr("idx", strconv.Itoa(i))
