@@ -57,6 +57,19 @@ type File struct {
 	Body []byte
 }
 
+// PrepareError is New's error when the settings' prepare step finds
+// problems: the errors, keyed by full config key paths (field.List finds
+// them), and the warnings found on the way.
+type PrepareError struct {
+	Errors   field.Errors
+	Warnings []*field.Error
+}
+
+func (e *PrepareError) Error() string { return e.Errors.Error() }
+
+// Unwrap lets field.List and errors.As reach the errors.
+func (e *PrepareError) Unwrap() error { return e.Errors }
+
 // ErrNoModel means the phone type is needed but neither given nor configured.
 var ErrNoModel = errors.New("phone type unknown")
 
@@ -144,7 +157,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 		c.phones[p.MAC] = p
 	}
 	if errs := c.prepare(); len(errs) > 0 {
-		return nil, errs
+		return nil, &PrepareError{Errors: errs, Warnings: c.Warnings}
 	}
 	c.computeTargets()
 	switch {

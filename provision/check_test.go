@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +34,11 @@ func checkTOML(t *testing.T, text string) (errs, warns []string) {
 		t.Fatalf("config does not load: %v", err)
 	}
 	c, err := New(cfg)
+	if pe := (*PrepareError)(nil); errors.As(err, &pe) {
+		for _, w := range cfg.Locate(pe.Warnings) {
+			warns = append(warns, strings.TrimPrefix(w.Error(), name))
+		}
+	}
 	for _, e := range cfg.Locate(field.List(err)) {
 		errs = append(errs, strings.TrimPrefix(e.Error(), name))
 	}
@@ -142,14 +148,16 @@ mac = "000413000001"
 [phones.fkeys]
 10 = "line"
 `, nil, []string{":7:1: phones[0].fkeys.10: function key 10 is outside snomD305's range 0-4: 0-4 (snomD305); the phone has no model: it fits snomD785 but not snomD305; set model to check it"}},
-		{"phone without model that fits none: an error", `
+		{"phone without model that fits none: an error (and the warnings found too)", `
 [models.snomD785]
 [models.snomD305]
 [[phones]]
 mac = "000413000001"
 [phones.fkeys]
+10 = "line"
 30 = "line"
-`, []string{":7:1: phones[0].fkeys.30: no model this phone may be (it has no model: snomD305, snomD785) takes it: function key 30 is outside snomD305's range 0-4"}, nil},
+`, []string{":8:1: phones[0].fkeys.30: no model this phone may be (it has no model: snomD305, snomD785) takes it: function key 30 is outside snomD305's range 0-4"},
+			[]string{":7:1: phones[0].fkeys.10: function key 10 is outside snomD305's range"}},
 		{"phone without model and no [models]: every device of the catalogue", `
 [[phones]]
 mac = "000413000001"

@@ -421,3 +421,40 @@ func TestParsePartRoundTrip(t *testing.T) {
 		t.Errorf("PartIdentity: %s %s %v %v", model, mac, hasMAC, ok)
 	}
 }
+
+// TestCombinedChain: with a {mac} URL the one file a phone fetches is the
+// <setting-files> list of the merged settings and languages.
+func TestCombinedChain(t *testing.T) {
+	cfg := scopedConfig(t)
+	cfg.HTTP.URL = base + "/prov/{mac}.xml"
+	cfg.WebLanguages = []config.Language{{Name: "Deutsch"}}
+	cfg.Phones[0].Dialplan = []config.DialplanRule{{Match: "mine"}}
+	c := newCatalog(t, cfg)
+	files, err := c.Files(macA, "", base, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	want := "/prov/000413A11FA7.xml /snomprov/snomD785-000413A11FA7.xml /snomprov/snomD785-000413A11FA7-web-languages.xml /snomD785-firmware.htm"
+	if strings.Join(paths, " ") != want {
+		t.Fatalf("files %v, want %s", paths, want)
+	}
+	top := parseNode(t, c.Combined(base, "snomD785", macA).Body)
+	if urls := fileURLs(top); len(urls) != 2 || urls[0] != base+"/snomprov/snomD785-000413A11FA7.xml" {
+		t.Errorf("combined setting-files %v", urls)
+	}
+	d, ok := c.Part(base, "snomD785-000413A11FA7.xml")
+	if !ok {
+		t.Fatal("combined part not served")
+	}
+	merged := parseNode(t, d.Body)
+	if merged.one(t, "dialplan").one(t, "TEMPLATE").attr("MATCH") != "mine" || len(merged.one(t, "phone-settings").all("user_name")) != 1 {
+		t.Errorf("combined part:\n%s", d.Body)
+	}
+	if _, ok := c.Part(base, "snomD785-000413000099.xml"); ok {
+		t.Error("a part of an unconfigured phone is served")
+	}
+}

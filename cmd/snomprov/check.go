@@ -66,14 +66,20 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "note: the DHCP pool was not checked against the interface: %s\n", note)
 	}
 	catalog, err := provision.New(cfg)
+	var warnings []*field.Error
+	if pe := (*provision.PrepareError)(nil); errors.As(err, &pe) {
+		warnings = pe.Warnings
+	} else if catalog != nil {
+		warnings = catalog.Warnings
+	}
+	for _, w := range cfg.Locate(warnings) {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	if list := field.List(err); list != nil {
 		return configError{cfg.Locate(list)}
 	}
 	if err != nil {
 		return configError{fmt.Errorf("%s: %w", name, err)}
-	}
-	for _, w := range cfg.Locate(catalog.Warnings) {
-		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	base := app.BaseURL(cfg, catalog, addr)
 	files, anyModel := 0, 0

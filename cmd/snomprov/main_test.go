@@ -184,6 +184,10 @@ func TestRenderAndCheckContainers(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, bad+":2:1: models.snomC520.fkeys.0: snomC520 has no free function keys") {
 		t.Errorf("check bad: %d\n%s", code, errOut)
 	}
+	both := writeFile(t, dir, "both.toml", "[models.snomX9]\n[models.snomC520.fkeys]\n0 = \"line\"\n")
+	if code, out, errOut := run(t, "check", "-config", both); code != exitUsage || !strings.Contains(out, "warning: "+both+":1:1: models.snomX9") || !strings.Contains(errOut, both+":3:1: models.snomC520.fkeys.0") {
+		t.Errorf("check with errors and warnings: %d\n%s\n%s", code, out, errOut)
+	}
 	warn := writeFile(t, dir, "warn.toml", "[models.snomX9]\n")
 	code, out, _ = run(t, "check", "-config", warn)
 	if code != exitOK || !strings.Contains(out, "warning: "+warn+":1:1: models.snomX9: snomX9 is not in the model catalogue") {
