@@ -363,20 +363,25 @@ func (c *Catalog) modelKey(model string) string {
 	if _, ok := c.cfg.Models[model]; ok {
 		return model
 	}
-	if row, ok := phone.Lookup(model); ok && readsSome(row) {
+	if ownFile[model] {
 		return model
 	}
 	return ""
 }
 
-func readsSome(row phone.Model) bool {
-	for _, ct := range phone.Containers {
-		if !row.Reads(ct) {
-			return true
+// ownFile holds the catalogue's devices that read only some containers,
+// computed once: modelKey is on every request's path.
+var ownFile = func() map[string]bool {
+	out := map[string]bool{}
+	for _, row := range phone.Models() {
+		for _, ct := range phone.Containers {
+			if !row.Reads(ct) && row.Family != phone.FamilyModule {
+				out[row.Type] = true
+			}
 		}
 	}
-	return false
-}
+	return out
+}()
 
 func (c *Catalog) lookup(base string, k docKey) Doc {
 	return c.get(c.cache(base), base, k)

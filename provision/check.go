@@ -390,9 +390,11 @@ func (p *preparer) global() {
 		if !ok {
 			continue
 		}
+		// Global values may serve the models that take them; for the
+		// others they are a warning, not an error.
 		for _, pr := range problems(row, p.c.cfg.Models[name].Modules, p.c.cfg.Settings, nil, p.c.cfg.Containers, p.c.cfg.Phonebook) {
 			if strings.HasPrefix(pr.Key, "settings.") {
-				p.fail(pr.Key, "%s (a global setting reaches every model, [models.%s] too)", pr.Msg, name)
+				p.warn(pr.Key, "%s: a global setting reaches [models.%s] too, where it has no effect", pr.Msg, name)
 			} else {
 				p.warn(pr.Key, "%s: it is left out of %s's file", pr.Msg, name)
 			}
