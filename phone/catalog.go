@@ -128,6 +128,20 @@ func (m Model) KeyRanges(chain []string) []KeyRange {
 	return out
 }
 
+// ModuleRanges lists, per module type m takes, the index range of the
+// module at each position of a chain of that type alone (D7 #1, #2, #3).
+func (m Model) ModuleRanges() map[string][]KeyRange {
+	if len(m.Modules) == 0 {
+		return nil
+	}
+	out := make(map[string][]KeyRange, len(m.Modules))
+	for _, t := range m.Modules {
+		chain := slices.Repeat([]string{t}, m.MaxModules)
+		out[t] = m.KeyRanges(chain)[min(1, m.Keys):]
+	}
+	return out
+}
+
 // KeyCount is the number of function-key indexes with chain attached.
 func (m Model) KeyCount(chain []string) int {
 	n := 0

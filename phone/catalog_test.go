@@ -1,6 +1,7 @@
 package phone
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -119,5 +120,32 @@ func TestModelsDocListsEveryRow(t *testing.T) {
 		if !strings.Contains(string(doc), "| "+m.Type+" | "+string(m.Family)) {
 			t.Errorf("docs/models.md has no row for %s", m.Type)
 		}
+		for _, mod := range m.Modules {
+			var rs []string
+			for i, r := range m.ModuleRanges()[mod] {
+				rs = append(rs, fmt.Sprintf("#%d %d-%d", i+1, r.First, r.Last))
+			}
+			if want := mod + ": " + strings.Join(rs, ", "); !strings.Contains(string(doc), want) {
+				t.Errorf("docs/models.md lacks %s's ranges %q", m.Type, want)
+			}
+		}
+	}
+}
+
+func TestModuleRanges(t *testing.T) {
+	d785, _ := Lookup("snomD785")
+	r := d785.ModuleRanges()
+	var got []string
+	for _, t := range []string{"D7", "D7C"} {
+		for _, kr := range r[t] {
+			got = append(got, kr.String())
+		}
+	}
+	want := "24-41 (D7 #1) 42-59 (D7 #2) 60-77 (D7 #3) 24-71 (D7C #1) 72-119 (D7C #2) 120-167 (D7C #3)"
+	if strings.Join(got, " ") != want {
+		t.Errorf("ModuleRanges = %v, want %s", got, want)
+	}
+	if d305, _ := Lookup("snomD305"); d305.ModuleRanges() != nil {
+		t.Error("a phone without modules has module ranges")
 	}
 }

@@ -155,7 +155,7 @@ func TestModels(t *testing.T) {
 		t.Errorf("models: %d\n%s", code, out)
 	}
 	code, out, _ = run(t, "models", "--json")
-	if code != exitOK || !strings.Contains(out, `"type": "snomM900"`) || !strings.Contains(out, `"source": "https://`) {
+	if code != exitOK || !strings.Contains(out, `"type": "snomM900"`) || !strings.Contains(out, `"source": "https://`) || !strings.Contains(out, "\"D7\": [\n        \"24-41\",\n        \"42-59\",\n        \"60-77\"") {
 		t.Errorf("models --json: %d\n%s", code, out)
 	}
 }

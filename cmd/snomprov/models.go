@@ -23,9 +23,27 @@ func cmdModels(args []string, stdout, stderr io.Writer) error {
 	}
 	models := phone.Models()
 	if *asJSON {
+		type row struct {
+			phone.Model
+			// ModuleKeys: per module type, the idx range of the module at
+			// each position in the chain ("24-41").
+			ModuleKeys map[string][]string `json:"module_keys,omitempty"`
+		}
+		rows := make([]row, len(models))
+		for i, m := range models {
+			rows[i].Model = m
+			for t, rs := range m.ModuleRanges() {
+				if rows[i].ModuleKeys == nil {
+					rows[i].ModuleKeys = map[string][]string{}
+				}
+				for _, r := range rs {
+					rows[i].ModuleKeys[t] = append(rows[i].ModuleKeys[t], fmt.Sprintf("%d-%d", r.First, r.Last))
+				}
+			}
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(models)
+		return enc.Encode(rows)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tFAMILY\tIDENTITIES\tKEYS\tMODULES\tFIRMWARE\tCONTAINERS")
