@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -37,13 +38,17 @@ func TestExampleDHCPFitsItsNetwork(t *testing.T) {
 	if !cfg.DHCP.Enabled {
 		t.Fatal("could not switch the example's DHCP on")
 	}
-	cfg.HTTP.TLSCert, cfg.HTTP.TLSKey = "", "" // the example's paths are not on this machine
-	cfg.HTTP.FilesDir = ""
+	// The example's certificate and files are not on this machine: only
+	// what the DHCP examples say of each other and of the LAN counts here.
 	p, err := plan.Compile(cfg, plan.LAN{Interface: cfg.Server.Interface, Prefix: netip.MustParsePrefix("10.0.0.2/24")}, plan.Runtime{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.Close()
+	var es config.Errors
+	errors.As(err, &es)
+	for _, e := range es {
+		if strings.HasPrefix(e.Key, "dhcp") || strings.HasPrefix(e.Key, "server") {
+			t.Error(e)
+		}
+	}
 }
 
 // TestIssueExampleCompiles: the example of the first issue compiles against

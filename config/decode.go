@@ -189,7 +189,7 @@ func (d *decoder) table(path string, table map[string]any, rv reflect.Value) {
 	fields := fieldsByTag(rv.Type())
 	for _, k := range sortedKeys(table) {
 		if i, ok := fields[k]; ok {
-			d.value(joinKey(path, k), table[k], rv.Field(i))
+			d.value(joinKey(path, k), table[k], rv.FieldByIndex(i))
 			continue
 		}
 		hint := suggest(k, fields)
@@ -225,21 +225,29 @@ func (d *decoder) unknown(path string, v any, hint string) {
 	d.fail(path, "unknown key%s; see docs/configuration.md for every key", hint)
 }
 
-func fieldsByTag(t reflect.Type) map[string]int {
-	out := map[string]int{}
+// fieldsByTag maps each toml tag to its field's index path. The keys of an
+// embedded struct without a tag (Containers) belong to the outer table.
+func fieldsByTag(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			for k, sub := range fieldsByTag(f.Type) {
+				out[k] = append([]int{i}, sub...)
+			}
+			continue
+		}
 		if !f.IsExported() || name == "" || name == "-" {
 			continue
 		}
-		out[name] = i
+		out[name] = []int{i}
 	}
 	return out
 }
 
 // suggest names the known key an unknown one was probably meant to be.
-func suggest(k string, fields map[string]int) string {
+func suggest(k string, fields map[string][]int) string {
 	best, bestDist := "", 3
 	for name := range fields {
 		if strings.EqualFold(name, k) {

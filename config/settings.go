@@ -184,7 +184,8 @@ func (fk *FKeys) UnmarshalTOML(v any) error {
 }
 
 // UnmarshalTOML accepts "blf sip:102@pbx" or
-// { value = "...", label = "...", context = "1", perm = "RW" }.
+// { value = "...", label = "...", context = "1", perm = "RW" } with any of
+// short_label, lp, clp, default_text and xml.
 func (f *FKey) UnmarshalTOML(v any) error {
 	*f = FKey{Context: "active"}
 	switch v := v.(type) {
@@ -192,19 +193,27 @@ func (f *FKey) UnmarshalTOML(v any) error {
 		f.Value = v
 		return nil
 	case map[string]any:
+		attrs := map[string]*string{
+			"value": &f.Value, "label": &f.Label, "context": &f.Context, "perm": &f.Perm,
+			"short_label": &f.ShortLabel, "lp": &f.LP, "default_text": &f.DefaultText, "xml": &f.XML,
+		}
 		for _, k := range sortedKeys(v) {
-			var dst *string
-			switch k {
-			case "value":
-				dst = &f.Value
-			case "label":
-				dst = &f.Label
-			case "context":
-				dst = &f.Context
-			case "perm":
-				dst = &f.Perm
-			default:
-				return subErr([]string{k}, `unknown key in a function key; use value, label, context and perm`)
+			dst, known := attrs[k]
+			switch {
+			case k == "clp":
+				switch b := v[k].(type) {
+				case bool:
+					f.CLP = map[bool]string{true: "1", false: "0"}[b]
+					continue
+				case string:
+					if b == "0" || b == "1" {
+						f.CLP = b
+						continue
+					}
+				}
+				return subErr([]string{k}, `clp is true or false ("1" or "0")`)
+			case !known:
+				return subErr([]string{k}, `unknown key in a function key; use value, label, context, perm, short_label, lp, clp, default_text and xml`)
 			}
 			text, err := scalarText(v[k])
 			if _, isBool := v[k].(bool); err != nil || isBool {
@@ -212,8 +221,13 @@ func (f *FKey) UnmarshalTOML(v any) error {
 			}
 			*dst = text
 		}
-		if _, ok := v["value"]; !ok {
-			return subErr(nil, `missing "value"; write { value = "blf sip:102@pbx", label = "Mary" }`)
+		_, hasValue := v["value"]
+		_, hasXML := v["xml"]
+		if !hasValue && !hasXML {
+			return subErr(nil, `missing "value"; write { value = "blf sip:102@pbx", label = "Mary" }, or xml = '<general .../>' for a key defined by XML`)
+		}
+		if f.LP != "" && f.CLP == "" {
+			f.CLP = "1" // Snom: a long press that is not the default needs clp="1"
 		}
 		if _, set := v["perm"]; set && !ValidPerm(f.Perm) {
 			return subErr([]string{"perm"}, "%s", permProblem(f.Perm))

@@ -24,16 +24,17 @@ type Config struct {
 	// Source is the file the config was read from; empty for the embedded defaults.
 	Source string `toml:"-"`
 
-	Server    Server           `toml:"server"`
-	HTTP      HTTP             `toml:"http"`
-	PnP       PnP              `toml:"pnp"`
-	DHCP      DHCP             `toml:"dhcp"`
-	Provision Provision        `toml:"provision"`
-	Status    Status           `toml:"status"`
-	Settings  Settings         `toml:"settings"` // <phone-settings> for every phone
-	Models    map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
-	Phones    []Phone          `toml:"phones"`
-	Phonebook []PhonebookEntry `toml:"phonebook"`
+	Server     Server           `toml:"server"`
+	HTTP       HTTP             `toml:"http"`
+	PnP        PnP              `toml:"pnp"`
+	DHCP       DHCP             `toml:"dhcp"`
+	Provision  Provision        `toml:"provision"`
+	Status     Status           `toml:"status"`
+	Settings   Settings         `toml:"settings"` // <phone-settings> for every phone
+	Models     map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
+	Phones     []Phone          `toml:"phones"`
+	Phonebook  []PhonebookEntry `toml:"phonebook"`
+	Containers                  // the global scope's containers (containers.go), top-level keys
 
 	// Filled by Parse; a Config built by hand works without them.
 	explicit   map[string]bool   // key paths the file set, e.g. "pnp.interfaces"
@@ -174,24 +175,38 @@ type Model struct {
 	FirmwareUXM string   `toml:"firmware_uxm"` // expansion-module image, same rules
 	Settings    Settings `toml:"settings"`
 	FKeys       FKeys    `toml:"fkeys"`
+	Modules     []string `toml:"modules"` // expansion modules in chain order, e.g. ["D7"]
+	// DECT is a DECT base's firmware (family dect), written into its settings.
+	DECT      DECTFirmware     `toml:"dect"`
+	Phonebook []PhonebookEntry `toml:"phonebook"` // added to the global [[phonebook]]
+	Containers
 }
 
 // Phone is one [[phones]] entry.
 type Phone struct {
-	MAC         phone.MAC `toml:"mac"`
-	Model       string    `toml:"model"` // optional; else taken from the request
-	Description string    `toml:"description"`
-	Settings    Settings  `toml:"settings"`
-	FKeys       FKeys     `toml:"fkeys"`
+	MAC         phone.MAC        `toml:"mac"`
+	Model       string           `toml:"model"` // optional; else taken from the request
+	Description string           `toml:"description"`
+	Settings    Settings         `toml:"settings"`
+	FKeys       FKeys            `toml:"fkeys"`
+	Modules     []string         `toml:"modules"`   // overrides the model's modules
+	Phonebook   []PhonebookEntry `toml:"phonebook"` // the phone's own book
+	Containers
 }
 
 // PhonebookEntry is one [[phonebook]] entry, rendered in <tbook complete="true">.
 type PhonebookEntry struct {
-	Name    string `toml:"name"`
-	Number  string `toml:"number"`
-	Context string `toml:"context"` // default "active"
-	Type    string `toml:"type"`    // none | friends | colleagues | family | vip | deny; default none
+	Name       string `toml:"name"`
+	FirstName  string `toml:"first_name"`
+	LastName   string `toml:"last_name"`
+	Number     string `toml:"number"`
+	NumberType string `toml:"number_type"` // <number_type>, e.g. "sip", "mobile"
+	Context    string `toml:"context"`     // default "active"
+	Type       string `toml:"type"`        // none | friends | colleagues | family | vip | deny; default none
 }
+
+// PhonebookTypes are the values of a phone-book entry's type.
+var PhonebookTypes = []string{"none", "friends", "colleagues", "family", "vip", "deny"}
 
 // Settings maps a Snom setting name to its value(s).
 type Settings map[string]Setting
@@ -220,12 +235,18 @@ type IndexedValue struct {
 type FKeys map[int]FKey
 
 // FKey is one function key. In TOML either a plain string, "blf sip:102@pbx",
-// or a table { value = "...", label = "...", context = "1", perm = "RW" }.
+// or a table { value = "...", label = "...", context = "1", perm = "RW" }
+// with any of the attributes below.
 type FKey struct {
-	Value   string
-	Label   string
-	Context string // default "active"
-	Perm    string
+	Value       string
+	Label       string
+	Context     string // default "active"
+	Perm        string
+	ShortLabel  string // short_label
+	LP          string // lp: the long-press action
+	CLP         string // clp: "1" marks lp as changed; default "1" when lp is set
+	DefaultText string // default_text: the self-labelling key's text without a label
+	XML         string // xml: child XML of <fkey> (an XML definition), written as XML
 }
 
 // Duration is a time.Duration written as a string ("12h", "90s"). Bare

@@ -58,7 +58,7 @@ func (c *checker) validate() {
 		} else if e.Number == "" {
 			c.fail(joinKey(at, "number"), "a phonebook entry needs a number")
 		}
-		c.enum(joinKey(at, "type"), e.Type, "none", "friends", "colleagues", "family", "vip", "deny")
+		c.enum(joinKey(at, "type"), e.Type, PhonebookTypes...)
 	}
 }
 

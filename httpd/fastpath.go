@@ -410,7 +410,7 @@ func (s *Server) answerFast(req *request, closeConn bool, out []byte) ([]byte, b
 	st := s.state.Load()
 	rt := route(req.path, &st.tpl)
 	switch rt.Kind {
-	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile:
+	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile, RoutePart:
 	default:
 		return out, false
 	}

@@ -108,7 +108,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, &req, id, stepFor(rt.Kind), rt.Pattern, rt.Reason)
 	case RouteAPIPhones:
 		s.servePhones(w, r, st)
-	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile:
+	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile, RoutePart:
 		s.serveSettings(w, &req, st, rt, id)
 	case RouteFirmwareImage:
 		if reason := denied(st, id); reason != "" {
@@ -268,6 +268,17 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 		doc, ok = st.cat.Firmware(base, rt.Model)
 		if !ok {
 			return answer{status: http.StatusNotFound, reason: "phone type " + rt.Model + " has no firmware configured ([models." + rt.Model + "] firmware)"}
+		}
+	case RoutePart:
+		var ok bool
+		doc, ok = st.cat.Part(base, rt.Name)
+		if !ok {
+			return answer{status: http.StatusNotFound, reason: "no <setting-files> file of this configuration lists " + provision.PartPrefix + rt.Name}
+		}
+		if rt.HasMAC {
+			if reason := checkLANMAC(st, id, rt.MAC); reason != "" {
+				return answer{status: http.StatusNotFound, reason: reason}
+			}
 		}
 	}
 	if rt.Kind != RouteFirmwareFile {
@@ -503,6 +514,8 @@ func stepFor(k RouteKind) inventory.Step {
 		return inventory.StepGeneral
 	case RoutePhone, RouteCombined:
 		return inventory.StepPhone
+	case RoutePart:
+		return inventory.StepFile
 	case RouteFirmwareFile:
 		return inventory.StepFirmwareFile
 	case RouteFirmwareImage:

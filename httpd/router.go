@@ -18,6 +18,7 @@ const (
 	RouteCombined                       // the one file of a {mac} URL
 	RouteFirmwareFile                   // [snom<type>/]snom<type>-firmware.htm
 	RouteFirmwareImage                  // /firmware/<name>
+	RoutePart                           // /snomprov/<name>.xml: a document a <setting-files> file lists
 	RouteAPIPhones                      // /api/phones
 	RouteReject                         // hostile path: 404 without touching the disk
 )
@@ -43,6 +44,7 @@ const (
 	patFirmware = "<base>/[snom<type>/]snom<type>-firmware.htm"
 	patImage    = "/firmware/<file>"
 	patNamed    = "http.url"
+	patPart     = provision.PartPrefix + "<name>.xml"
 )
 
 // route decides from the path alone (already %-decoded by net/http). It is
@@ -63,6 +65,13 @@ func route(path string, tpl *provision.URLTemplate) Route {
 			return Route{Kind: RouteReject, Pattern: patImage, Reason: "directories are not listed"}
 		}
 		return Route{Kind: RouteFirmwareImage, Pattern: patImage, Name: name}
+	}
+	if name, ok := strings.CutPrefix(path, provision.PartPrefix); ok {
+		model, mac, hasMAC, ok := provision.PartIdentity(name)
+		if !ok {
+			return Route{Pattern: patPart, Reason: "not a document snomprov lists in a <setting-files> file"}
+		}
+		return Route{Kind: RoutePart, Pattern: patPart, Name: name, Model: model, MAC: mac, HasMAC: hasMAC}
 	}
 	if tpl != nil && tpl.Path != "" {
 		if v, ok := provision.Match(tpl.Path, path); ok {

@@ -21,6 +21,13 @@ func TestRoute(t *testing.T) {
 		reason string // substring; "" = no reason
 	}{
 		{"/snomD345.htm", nil, RouteGeneral, "snomD345", "", "", ""},
+		{"/snomprov/snomD785.xml", nil, RoutePart, "snomD785", "", "snomD785.xml", ""},
+		{"/snomprov/snomD785-gui-languages.xml", nil, RoutePart, "snomD785", "", "snomD785-gui-languages.xml", ""},
+		{"/snomprov/000413A11FA7.xml", nil, RoutePart, "", "000413A11FA7", "000413A11FA7.xml", ""},
+		{"/snomprov/generic-000413A11FA7-web-languages.xml", nil, RoutePart, "", "000413A11FA7", "generic-000413A11FA7-web-languages.xml", ""},
+		{"/snomprov/../etc/passwd", nil, RouteReject, "", "", "", "traversal"},
+		{"/snomprov/snomD785.htm", nil, RouteOther, "", "", "", "not a document"},
+		{"/snomprov/0004-13.xml", nil, RouteOther, "", "", "", "not a document"},
 		{"/snomD345-000413A11FA7.htm", nil, RoutePhone, "snomD345", "000413A11FA7", "", ""},
 		{"/snomD345-000413a11fa7.htm", nil, RoutePhone, "snomD345", "000413A11FA7", "", ""},
 		{"/snomD345-00:04:13:a1:1f:a7.htm", nil, RoutePhone, "snomD345", "000413A11FA7", "", ""},

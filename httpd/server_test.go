@@ -1032,3 +1032,46 @@ func TestConcurrentRequestsAndReloads(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestChainedParts: a general file that is a <setting-files> list names
+// documents under /snomprov/ that the server answers, on both paths.
+func TestChainedParts(t *testing.T) {
+	files := t.TempDir()
+	os.WriteFile(filepath.Join(files, "gui_lang_DE.xml"), []byte("<phrases/>"), 0o644)
+	cfg := testConfig()
+	cfg.HTTP.FilesDir = files
+	cfg.GUILanguages = []config.Language{{Name: "Deutsch"}}
+	for _, netHTTPOnly := range []bool{false, true} {
+		h := serve(t, testOptions(t, cfg, func(o *Options) { o.FilesDir = files }), netHTTPOnly)
+		top := get(t, nil, "GET", h.url+"/snomD785.htm")
+		if top.status != 200 || !strings.Contains(top.body, "<setting-files>") {
+			t.Fatalf("general file: %d\n%s", top.status, top.body)
+		}
+		var list struct {
+			Files []struct {
+				URL string `xml:"url,attr"`
+			} `xml:"file"`
+		}
+		if err := xml.Unmarshal([]byte(top.body), &list); err != nil || len(list.Files) != 2 {
+			t.Fatalf("setting-files: %v %+v", err, list)
+		}
+		n := h.rec.count()
+		settings := get(t, nil, "GET", list.Files[0].URL, "User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.73.4 2010.12-00004-g9ba52f5 "+macA+" SXM:0 UXM:0)")
+		if v, _ := settingOf(t, settings.body, "language"); settings.status != 200 || v != "Deutsch" {
+			t.Errorf("settings part: %d %q", settings.status, v)
+		}
+		if o := h.rec.after(t, n); o.Event.Step != inventory.StepFile || o.MAC != mac(macA) || o.Event.Kind != "200" {
+			t.Errorf("part event: %+v", o)
+		}
+		gui := get(t, nil, "GET", list.Files[1].URL)
+		if gui.status != 200 || !strings.Contains(gui.body, `<language url="`+h.url+`/gui_lang_DE.xml" name="Deutsch"/>`) {
+			t.Errorf("gui part: %d\n%s", gui.status, gui.body)
+		}
+		if r := get(t, nil, "GET", h.url+"/gui_lang_DE.xml"); r.status != 200 || r.body != "<phrases/>" {
+			t.Errorf("language file: %d %q", r.status, r.body)
+		}
+		if r := get(t, nil, "GET", h.url+"/snomprov/snomD999.xml"); r.status != 404 {
+			t.Errorf("unknown part: %d", r.status)
+		}
+	}
+}

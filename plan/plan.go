@@ -105,12 +105,36 @@ func Compile(cfg *config.Config, lan LAN, rt Runtime) (*Plan, error) {
 	p := &Plan{Config: cfg, LAN: lan}
 	c := &compiler{cfg: cfg, plan: p, rt: rt}
 	c.compile()
+	warnings := cfg.LocateAll(c.warnings)
 	if len(c.errs) > 0 {
 		p.Close()
-		return nil, cfg.Locate(c.errs)
+		var located config.Errors
+		errors.As(cfg.Locate(c.errs), &located)
+		return nil, &Problems{Errors: located, Warnings: warnings}
 	}
-	p.Warnings = cfg.LocateAll(c.warnings)
+	p.Warnings = warnings
 	return p, nil
+}
+
+// Problems is Compile's error: every problem, located, and the warnings
+// found on the way (check prints both). errors.As finds the config.Errors.
+type Problems struct {
+	Errors   config.Errors
+	Warnings config.Errors
+}
+
+func (p *Problems) Error() string { return p.Errors.Error() }
+
+// Unwrap lets errors.As reach the config.Errors.
+func (p *Problems) Unwrap() error { return p.Errors }
+
+// WarningsOf returns the warnings a failed compile found, if any.
+func WarningsOf(err error) config.Errors {
+	var p *Problems
+	if errors.As(err, &p) {
+		return p.Warnings
+	}
+	return nil
 }
 
 type compiler struct {
@@ -152,13 +176,24 @@ func (c *compiler) skipped(what string) { c.plan.Skipped = append(c.plan.Skipped
 func (c *compiler) compile() {
 	cfg, p := c.cfg, c.plan
 	catalog, err := provision.New(cfg)
+	var pe *provision.PrepareError
+	switch {
+	case errors.As(err, &pe):
+		c.warn("", pe.Warnings)
+	case catalog != nil:
+		c.warn("", catalog.Warnings)
+	}
 	if !c.under("", err) {
-		// Check the rest against a catalog without http.url, so one
-		// compile reports every problem; this plan is never served.
-		rest := *cfg
-		rest.HTTP.URL = ""
-		c.urlBroken = true
-		if catalog, err = provision.New(&rest); err != nil {
+		// Check the servers against a catalog of nothing but the server
+		// settings, so one compile reports every problem; this plan is
+		// never served.
+		bare := &config.Config{Source: cfg.Source, Server: cfg.Server, HTTP: cfg.HTTP, Provision: cfg.Provision}
+		for _, fe := range field.List(err) {
+			if fe.Key == "http.url" {
+				bare.HTTP.URL, c.urlBroken = "", true
+			}
+		}
+		if catalog, err = provision.New(bare); err != nil {
 			return
 		}
 	}
@@ -233,7 +268,13 @@ func (c *compiler) http() {
 	})
 	if c.under("http", err) {
 		c.plan.HTTP = prep
-		c.warn("http", prep.Warnings)
+		for _, w := range prep.Warnings {
+			// serve makes the default firmware directory in state_dir at start
+			if w.Key == "firmware_dir" && !c.cfg.IsSet("http.firmware_dir") {
+				continue
+			}
+			c.warn("http", []*field.Error{w})
+		}
 	}
 }
 
@@ -492,5 +533,5 @@ func CompileDecoded(cfg *config.Config, decodeErr error, lan LAN, rt Runtime) (*
 	p.Close()
 	var more config.Errors
 	errors.As(err, &more)
-	return nil, decoded.Merge(more)
+	return nil, &Problems{Errors: decoded.Merge(more), Warnings: WarningsOf(err)}
 }

@@ -66,6 +66,19 @@ const (
 	UnknownAllow   = "allow"   // the general file and an empty per-phone file
 )
 
+// PrepareError is New's error when the settings' prepare step finds
+// problems: the errors, keyed by full config key paths (field.List finds
+// them), and the warnings found on the way.
+type PrepareError struct {
+	Errors   field.Errors
+	Warnings []*field.Error
+}
+
+func (e *PrepareError) Error() string { return e.Errors.Error() }
+
+// Unwrap lets field.List and errors.As reach the errors.
+func (e *PrepareError) Unwrap() error { return e.Errors }
+
 // ErrNoModel means the phone type is needed but neither given nor configured.
 var ErrNoModel = errors.New("phone type unknown")
 
@@ -83,6 +96,12 @@ type Catalog struct {
 	loaded      time.Time
 	phones      map[phone.MAC]*config.Phone
 	targets     map[string]fwTarget // per type; "" for types without [models.X]
+	certs       map[string][]string // certificates file -> base64 DER of each certificate
+
+	// Warnings are what New could not check or found doubtful (an unknown
+	// phone type, a phone whose settings fit only some of the models it
+	// may be): keyed like the errors, by full config key path.
+	Warnings []*field.Error
 
 	mu    sync.RWMutex
 	bases map[string]*baseCache
@@ -93,6 +112,7 @@ type docKey struct {
 	kind  Kind
 	model string // "" for a type without [models.X] (same bytes for all of them)
 	mac   phone.MAC
+	part  part // a document of a chained set (containers.go)
 }
 
 type baseCache struct {
@@ -125,6 +145,9 @@ func New(cfg *config.Config) (*Catalog, error) {
 	// was decoded (config.Parse); the catalog only indexes them.
 	for i := range cfg.Phones {
 		c.phones[cfg.Phones[i].MAC] = &cfg.Phones[i]
+	}
+	if errs := c.prepare(); len(errs) > 0 {
+		return nil, &PrepareError{Errors: errs, Warnings: c.Warnings}
 	}
 	c.computeTargets()
 	switch {
@@ -190,10 +213,17 @@ func (c *Catalog) PhoneModel(mac phone.MAC) string {
 	return ""
 }
 
-// HasFirmware reports whether the model has a firmware image configured.
+// HasFirmware reports whether the model has a firmware image configured
+// that a firmware file points at. A DECT base's firmware is part of its
+// settings file instead.
 func (c *Catalog) HasFirmware(model string) bool {
 	m, ok := c.cfg.Models[model]
-	return ok && m.Firmware != ""
+	return ok && m.Firmware != "" && !isDECT(model)
+}
+
+func isDECT(model string) bool {
+	row, ok := phone.Lookup(model)
+	return ok && row.Family == phone.FamilyDECT
 }
 
 // FirmwareTarget is the firmware version the settings of a phone type
@@ -219,6 +249,9 @@ func (c *Catalog) computeTargets() {
 	target := func(m config.Model) fwTarget {
 		if _, own := merge(c.cfg.Settings, m.Settings)["firmware_status"]; own {
 			return fwTarget{managed: true}
+		}
+		if !m.DECT.IsZero() {
+			return fwTarget{version: m.DECT.Version, managed: true}
 		}
 		if m.Firmware == "" {
 			return fwTarget{}
@@ -303,13 +336,33 @@ func (c *Catalog) Firmware(base, model string) (Doc, bool) {
 	return c.lookup(base, docKey{kind: KindFirmware, model: model}), true
 }
 
-// modelKey folds every type without [models.X] into one cache entry.
+// modelKey folds every type without [models.X] into one cache entry,
+// except the catalogue's devices that read only some containers (DECT
+// bases, conference phones, ...): their file leaves out what they do not
+// read, so it is their own.
 func (c *Catalog) modelKey(model string) string {
 	if _, ok := c.cfg.Models[model]; ok {
 		return model
 	}
+	if ownFile[model] {
+		return model
+	}
 	return ""
 }
+
+// ownFile holds the catalogue's devices that read only some containers,
+// computed once: modelKey is on every request's path.
+var ownFile = func() map[string]bool {
+	out := map[string]bool{}
+	for _, row := range phone.Models() {
+		for _, ct := range phone.Containers {
+			if !row.Reads(ct) && row.Family != phone.FamilyModule {
+				out[row.Type] = true
+			}
+		}
+	}
+	return out
+}()
 
 func (c *Catalog) lookup(base string, k docKey) Doc {
 	return c.get(c.cache(base), base, k)
@@ -366,8 +419,8 @@ func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
 // Render renders one file without caching, masking secrets unless
 // showSecrets. mac is ignored for general and firmware files.
 func (c *Catalog) Render(kind Kind, base, model string, mac phone.MAC, showSecrets bool) []byte {
-	if _, ok := c.cfg.Models[model]; !ok && kind != KindFirmware {
-		model = ""
+	if kind != KindFirmware {
+		model = c.modelKey(model)
 	}
 	return c.render(docKey{kind: kind, model: model, mac: mac}, base, showSecrets)
 }
@@ -396,39 +449,18 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 		}
 		w.raw("</firmware-settings>\n")
 		return w.b
-	case KindGeneral:
-		w.raw("<settings>\n")
-		w.phoneSettings(c.generalSettings(base, k.model), c.defaultPerm, showSecrets)
-		w.functionKeys(c.cfg.Models[k.model].FKeys, c.defaultPerm)
-		w.tbook(c.cfg.Phonebook)
-	case KindPhone:
-		w.raw("<settings>\n")
-		var keys config.FKeys
-		p := c.phones[k.mac]
-		if p != nil {
-			keys = p.FKeys
-		}
-		w.phoneSettings(c.phoneSettings(p, base), c.defaultPerm, showSecrets)
-		w.functionKeys(keys, c.defaultPerm)
-	case KindCombined:
-		w.raw("<settings>\n")
-		p := c.phones[k.mac]
-		s := c.generalSettings(base, k.model)
-		keys := make(config.FKeys)
-		for i, f := range c.cfg.Models[k.model].FKeys {
-			keys[i] = f
-		}
-		if p != nil {
-			s = merge(s, c.phoneSettings(p, base))
-			for i, f := range p.FKeys {
-				keys[i] = f
-			}
-		}
-		w.phoneSettings(s, c.defaultPerm, showSecrets)
-		w.functionKeys(keys, c.defaultPerm)
-		w.tbook(c.cfg.Phonebook)
 	}
-	w.raw("</settings>\n")
+	ct := c.content(k, base)
+	switch {
+	case k.part == partTop && ct.chains():
+		c.settingFiles(w, docKey{kind: k.kind, model: k.model, mac: k.mac}, ct, base, showSecrets)
+	case k.part == partGUI:
+		w.languages("gui-languages", ct.gui, base, false, showSecrets)
+	case k.part == partWeb:
+		w.languages("web-languages", ct.web, base, true, showSecrets)
+	default:
+		c.settingsDoc(w, ct, base, showSecrets)
+	}
 	return w.b
 }
 
@@ -568,9 +600,18 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 	mk := c.modelKey(model)
 	vars := Vars{MAC: mac, HasMAC: true, Model: model}
 	var files []File
+	// add appends the file k the phone fetches at path, then the documents
+	// its <setting-files> list names, in that order.
+	add := func(path string, k docKey) {
+		files = append(files, File{Path: path, Body: c.render(k, base, showSecrets)})
+		for _, p := range c.parts(k)[1:] {
+			k.part = p
+			files = append(files, File{Path: PartPrefix + partName(k, p), Body: c.render(k, base, showSecrets)})
+		}
+	}
 	switch {
 	case c.url.HasMAC:
-		files = append(files, File{Path: Expand(c.url.Path, vars), Body: c.Render(KindCombined, base, mk, mac, showSecrets)})
+		add(Expand(c.url.Path, vars), docKey{kind: KindCombined, model: mk, mac: mac})
 	default:
 		gen, per := "/"+model+".htm", "/"+model+"-"+mac.String()+".htm"
 		if c.url.Path != "" {
@@ -578,9 +619,9 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 		} else if !c.url.IsZero() {
 			gen, per = c.url.Dir+model+".htm", c.url.Dir+model+"-"+mac.String()+".htm"
 		}
-		files = append(files, File{Path: gen, Body: c.Render(KindGeneral, base, mk, mac, showSecrets)})
+		add(gen, docKey{kind: KindGeneral, model: mk})
 		if known || policy == UnknownAllow {
-			files = append(files, File{Path: per, Body: c.Render(KindPhone, base, mk, mac, showSecrets)})
+			add(per, docKey{kind: KindPhone, mac: mac})
 		}
 	}
 	if c.HasFirmware(model) {

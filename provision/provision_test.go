@@ -257,7 +257,7 @@ func TestGeneralFileRawSyntax(t *testing.T) {
 		`<web_note perm="RW">a &amp; b &lt; c &gt; d &quot;e&quot; ünï</web_note>`,
 		`<functionKeys e="2">`,
 		`<fkey idx="0" context="active" perm="R">line</fkey>`,
-		`<tbook complete="true">`,
+		`<tbook e="2" complete="true">`,
 		`<name>Adrian &lt;A&amp;B&gt;</name>`,
 	} {
 		if !strings.Contains(b, want) {

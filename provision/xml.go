@@ -3,6 +3,7 @@ package provision
 import (
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/snomprov/snomprov/config"
@@ -115,12 +116,7 @@ func (w *writer) phoneSettings(s config.Settings, defaultPerm string, showSecret
 		st := s[name]
 		secret := !showSecrets && config.IsSecret(name)
 		if len(st.Indexed) > 0 {
-			idxs := make([]int, 0, len(st.Indexed))
-			for i := range st.Indexed {
-				idxs = append(idxs, i)
-			}
-			sort.Ints(idxs)
-			for _, i := range idxs {
+			for _, i := range sortedKeys(st.Indexed) {
 				iv := st.Indexed[i]
 				w.setting(name, strconv.Itoa(i), permOr(iv.Perm, st.Perm, defaultPerm), iv.Value, secret)
 			}
@@ -162,13 +158,8 @@ func (w *writer) functionKeys(k config.FKeys, defaultPerm string) {
 	if len(k) == 0 {
 		return
 	}
-	idxs := make([]int, 0, len(k))
-	for i := range k {
-		idxs = append(idxs, i)
-	}
-	sort.Ints(idxs)
 	w.raw("  <functionKeys e=\"2\">\n")
-	for _, i := range idxs {
+	for _, i := range sortedKeys(k) {
 		f := k[i]
 		w.raw("    <fkey")
 		w.attr("idx", strconv.Itoa(i))
@@ -177,24 +168,37 @@ func (w *writer) functionKeys(k config.FKeys, defaultPerm string) {
 			ctx = "active"
 		}
 		w.attr("context", ctx)
-		if f.Label != "" {
-			w.attr("label", f.Label)
+		for _, a := range [...][2]string{{"label", f.Label}, {"short_label", f.ShortLabel}, {"lp", f.LP}, {"clp", f.CLP}, {"default_text", f.DefaultText}} {
+			if a[1] != "" {
+				w.attr(a[0], a[1])
+			}
 		}
 		w.attr("perm", permOr(f.Perm, defaultPerm))
 		w.raw(">")
 		w.text(f.Value)
+		if f.XML != "" {
+			// A key defined by XML: the definition is child elements of
+			// <fkey> (the <functionKeys> tag page), checked well-formed.
+			w.raw(strings.TrimSpace(f.XML))
+		}
 		w.raw("</fkey>\n")
 	}
 	w.raw("  </functionKeys>\n")
 }
 
-// tbook writes <tbook complete="true">: the configured book replaces the
-// phone's, which is the only way entries removed from the config disappear.
-func (w *writer) tbook(entries []config.PhonebookEntry) {
+// tbook writes <tbook>, numbering entries from first. complete="true"
+// makes the book replace the phone's (the only way entries removed from
+// the config disappear, and it wipes the user's own contacts); without it
+// the entries are added.
+func (w *writer) tbook(entries []config.PhonebookEntry, first int, complete bool) {
 	if len(entries) == 0 {
 		return
 	}
-	w.raw("  <tbook complete=\"true\">\n")
+	w.raw("  <tbook e=\"2\"")
+	if complete {
+		w.raw(" complete=\"true\"")
+	}
+	w.raw(">\n")
 	for i, e := range entries {
 		ctx, typ := e.Context, e.Type
 		if ctx == "" {
@@ -206,12 +210,25 @@ func (w *writer) tbook(entries []config.PhonebookEntry) {
 		w.raw("    <item")
 		w.attr("context", ctx)
 		w.attr("type", typ)
-		w.attr("index", strconv.Itoa(i))
-		w.raw("><name>")
-		w.text(e.Name)
-		w.raw("</name><number>")
-		w.text(e.Number)
-		w.raw("</number></item>\n")
+		w.attr("index", strconv.Itoa(first+i))
+		w.raw(">")
+		for _, f := range [...][2]string{{"name", bookName(e)}, {"first_name", e.FirstName}, {"last_name", e.LastName}, {"number", e.Number}, {"number_type", e.NumberType}} {
+			if f[1] == "" && f[0] != "name" && f[0] != "number" {
+				continue
+			}
+			w.raw("<" + f[0] + ">")
+			w.text(f[1])
+			w.raw("</" + f[0] + ">")
+		}
+		w.raw("</item>\n")
 	}
 	w.raw("  </tbook>\n")
+}
+
+// bookName is the entry's name, or first and last name when it has none.
+func bookName(e config.PhonebookEntry) string {
+	if e.Name != "" {
+		return e.Name
+	}
+	return strings.TrimSpace(e.FirstName + " " + e.LastName)
 }

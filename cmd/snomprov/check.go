@@ -35,6 +35,15 @@ func addLANFlags(fs *flag.FlagSet) lanFlags {
 // machine give. It returns the plan, or the config error, and a note when
 // the LAN could not be found.
 func (f lanFlags) compile(cfg *config.Config) (*plan.Plan, string, error) {
+	return f.compileDecoded(cfg, nil)
+}
+
+// compileDecoded is compile for what config.Decode returned, problems
+// included, so check lists the file's every problem at once.
+func (f lanFlags) compileDecoded(cfg *config.Config, decodeErr error) (*plan.Plan, string, error) {
+	if cfg == nil {
+		return nil, "", configError{decodeErr}
+	}
 	if *f.iface != "" {
 		cfg.Server.Interface = *f.iface
 	}
@@ -51,7 +60,7 @@ func (f lanFlags) compile(cfg *config.Config) (*plan.Plan, string, error) {
 	} else {
 		note = fmt.Sprintf("the LAN was not found on this machine (%v); give -network ADDRESS/BITS to check against it", err)
 	}
-	p, err := plan.Compile(cfg, lan, rt)
+	p, err := plan.CompileDecoded(cfg, decodeErr, lan, rt)
 	if err != nil {
 		return nil, note, configError{err}
 	}
@@ -65,13 +74,16 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
+	cfg, decodeErr := config.Default(), error(nil)
+	if *path != "" {
+		cfg, decodeErr = config.DecodeFile(*path)
 	}
-	p, note, err := lf.compile(cfg)
+	p, note, err := lf.compileDecoded(cfg, decodeErr)
 	if note != "" {
 		fmt.Fprintf(stdout, "note: %s\n", note)
+	}
+	for _, w := range plan.WarningsOf(err) {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	if err != nil {
 		return err

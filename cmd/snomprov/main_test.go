@@ -148,3 +148,49 @@ func TestRouterConfig(t *testing.T) {
 		t.Errorf("no --for: exit %d", code)
 	}
 }
+
+func TestModels(t *testing.T) {
+	code, out, _ := run(t, "models")
+	if code != exitOK || !strings.Contains(out, "snomD785") || !strings.Contains(out, "D7/D7C (max 3)") {
+		t.Errorf("models: %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "models", "--json")
+	if code != exitOK || !strings.Contains(out, `"type": "snomM900"`) || !strings.Contains(out, `"source": "https://`) || !strings.Contains(out, "\"D7\": [\n        \"24-41\",\n        \"42-59\",\n        \"60-77\"") {
+		t.Errorf("models --json: %d\n%s", code, out)
+	}
+}
+
+// TestRenderAndCheckContainers: render shows the chained documents and
+// the new containers; check places catalogue errors and prints warnings.
+func TestRenderAndCheckContainers(t *testing.T) {
+	const office = "../../provision/testdata/office/office.toml"
+	code, out, errOut := run(t, "render", "-config", office, "000413A11FA7")
+	if code != exitOK {
+		t.Fatalf("render: %d %s", code, errOut)
+	}
+	for _, want := range []string{"==> /snomD785.htm <==\n<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<setting-files>", "==> /snomprov/snomD785.xml <==",
+		"==> /snomprov/snomD785-gui-languages.xml <==", "<dialplan e=\"2\">", "<ReplacementPlan>", "<certificate type=\"base64\">", `short_label="B"`, "<user_pass idx=\"1\" perm=\"R\">********</user_pass>"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render lacks %q", want)
+		}
+	}
+	if code, out, _ := run(t, "check", "-config", office); code != exitOK || strings.Contains(out, "warning") {
+		t.Errorf("check office: %d\n%s", code, out)
+	}
+
+	dir := t.TempDir()
+	bad := writeFile(t, dir, "bad.toml", "[models.snomC520.fkeys]\n0 = \"line\"\n")
+	code, _, errOut = run(t, "check", "-config", bad)
+	if code != exitUsage || !strings.Contains(errOut, bad+":2:1: models.snomC520.fkeys.0: snomC520 has no free function keys") {
+		t.Errorf("check bad: %d\n%s", code, errOut)
+	}
+	both := writeFile(t, dir, "both.toml", "[models.snomX9]\n[models.snomC520.fkeys]\n0 = \"line\"\n")
+	if code, out, errOut := run(t, "check", "-config", both); code != exitUsage || !strings.Contains(out, "warning: "+both+":1:1: models.snomX9") || !strings.Contains(errOut, both+":3:1: models.snomC520.fkeys.0") {
+		t.Errorf("check with errors and warnings: %d\n%s\n%s", code, out, errOut)
+	}
+	warn := writeFile(t, dir, "warn.toml", "[models.snomX9]\n")
+	code, out, _ = run(t, "check", "-config", warn)
+	if code != exitOK || !strings.Contains(out, "warning: "+warn+":1:1: models.snomX9: snomX9 is not in the model catalogue") {
+		t.Errorf("check warning: %d\n%s", code, out)
+	}
+}
