@@ -185,7 +185,7 @@ func (c *Catalog) content(k docKey, base string) *content {
 	case KindPhone:
 		if p != nil {
 			scopes = []config.Containers{p.Containers}
-			ct.settings, ct.keys = p.Settings, p.FKeys
+			ct.settings, ct.keys = c.phoneSettings(p, base), p.FKeys
 			ct.book = p.Phonebook
 			ct.bookFirst = c.sharedBook(p)
 			ct.complete = ct.bookFirst == 0 && c.bookMode(p, model) == bookReplace
@@ -200,7 +200,7 @@ func (c *Catalog) content(k docKey, base string) *content {
 		ct.book = append(slices.Clone(c.cfg.Phonebook), m.Phonebook...)
 		if p != nil {
 			scopes = append(scopes, p.Containers)
-			ct.settings = merge(ct.settings, p.Settings)
+			ct.settings = merge(ct.settings, c.phoneSettings(p, base))
 			for i, f := range p.FKeys {
 				ct.keys[i] = f
 			}
