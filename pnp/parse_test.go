@@ -45,6 +45,18 @@ func TestParseSubscribeTraces(t *testing.T) {
 	}
 }
 
+// Every MAC spelling phones use, in the Request-URI of a whole datagram
+// read by sipgo's parser (which reads "MAC:..." as a user with a password).
+func TestParseSubscribeMACSpellings(t *testing.T) {
+	for _, user := range []string{"MAC%3a000413a11fa7", "MAC%3A000413A11FA7", "MAC:000413A11FA7", "MAC=000413A11FA7", "MAC000413A11FA7", "000413A11FA7"} {
+		raw := traces[2].WithStartLine("SUBSCRIBE sip:"+user+"@224.0.1.75 SIP/2.0").WithHeader("To", "<sip:"+user+"@224.0.1.75>").Build("10.0.0.2")
+		_, s, err := parseSubscribe(testParser, raw)
+		if err != nil || s.MAC.String() != "000413A11FA7" {
+			t.Errorf("%s: MAC %v, err %v", user, s.MAC, err)
+		}
+	}
+}
+
 // The replies, built as sipgo messages and written to the wire, read back
 // (with sipgo's parser) as a phone must understand them.
 func TestRepliesOnTheWire(t *testing.T) {
