@@ -37,6 +37,7 @@ func (c *Catalog) prepare() field.Errors {
 		row, known := phone.Lookup(name)
 		if !known {
 			p.warn(at, "%s is not in the model catalogue (snomprov models); its function keys, identities and containers could not be checked", name)
+			p.moduleNames(at, m.Modules)
 			continue
 		}
 		p.modules(at, row, m.Modules)
@@ -268,6 +269,16 @@ func (p *preparer) modules(at string, row phone.Model, chain []string) {
 	}
 }
 
+// moduleNames checks that a chain names expansion modules, when there is
+// no known model to check it against.
+func (p *preparer) moduleNames(at string, chain []string) {
+	for i, t := range chain {
+		if mod, ok := phone.Lookup(t); !ok || mod.Family != phone.FamilyModule {
+			p.fail(field.Prefix(at, indexKey("modules", i)), "%q is not an expansion module; the catalogue knows %s", t, strings.Join(phone.ModuleTypes(), ", "))
+		}
+	}
+}
+
 // firmware checks that the firmware keys fit how the device takes firmware.
 func (p *preparer) firmware(at, name string, row phone.Model, m config.Model) {
 	if row.Family == phone.FamilyDECT {
@@ -427,6 +438,7 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 	if ph.Model != "" {
 		row, ok := phone.Lookup(ph.Model)
 		if !ok {
+			p.moduleNames(at, ph.Modules)
 			if _, configured := p.c.cfg.Models[ph.Model]; !configured {
 				p.warn(field.Prefix(at, "model"), "%s is not in the model catalogue (snomprov models); this phone's function keys, identities and containers could not be checked", ph.Model)
 			}
@@ -441,6 +453,7 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 		p.device(at, row, chain, ph.Settings, ph.FKeys, ph.Containers, ph.Phonebook)
 		return
 	}
+	p.moduleNames(at, ph.Modules)
 	reach := p.reachable
 	// key -> the first problem and the models that have it
 	type finding struct {
