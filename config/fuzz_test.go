@@ -15,7 +15,7 @@ func addSeeds(f *testing.F) {
 	f.Add([]byte("[http]\nlisten = 80\n[[phones]]\nmac = \"zz\"\n[phones.settings]\nuser_pass = { 1 = { value = \"s\", perm = \"Q\" } }\n"))
 	f.Add([]byte("a.b.\"c.d\" = { x = [1, {y = 2}], 'z' = \"\"\"\n[q]\n\"\"\" }\n[[t.u]]\n[t.u.v]\nw = '''x'''\n"))
 	f.Add([]byte("[dhcp]\nenabled = true\npool = \"10.0.0.9-10.0.0.1\"\n[[dhcp.reservations]]\nmac = \"000413A11FA7\"\n"))
-	for _, dir := range []string{"testdata", filepath.Join("..", "packaging")} {
+	for _, dir := range []string{"testdata", filepath.Join("..", "packaging"), filepath.Join("..", "provision", "testdata", "office")} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.toml"))
 		for _, file := range files {
 			if data, err := os.ReadFile(file); err == nil {

@@ -142,11 +142,14 @@ func (m Model) ModuleRanges() map[string][]KeyRange {
 	return out
 }
 
-// KeyCount is the number of function-key indexes with chain attached.
+// KeyCount is the number of function-key indexes with chain attached
+// (KeyRanges' total, without building them: check asks per phone).
 func (m Model) KeyCount(chain []string) int {
-	n := 0
-	for _, r := range m.KeyRanges(chain) {
-		n += r.Last - r.First + 1
+	n := m.Keys
+	for i, t := range chain {
+		if mod, ok := Lookup(t); ok && mod.Family == FamilyModule && m.TakesModule(t) && i < m.MaxModules {
+			n += mod.Keys
+		}
 	}
 	return n
 }

@@ -453,13 +453,13 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 	ct := c.content(k, base)
 	switch {
 	case k.part == partTop && ct.chains():
-		c.settingFiles(w, docKey{kind: k.kind, model: k.model, mac: k.mac}, ct, base, showSecrets)
+		c.settingFiles(w, docKey{kind: k.kind, model: k.model, mac: k.mac}, &ct, base, showSecrets)
 	case k.part == partGUI:
 		w.languages("gui-languages", ct.gui, base, false, showSecrets)
 	case k.part == partWeb:
 		w.languages("web-languages", ct.web, base, true, showSecrets)
 	default:
-		c.settingsDoc(w, ct, base, showSecrets)
+		c.settingsDoc(w, &ct, base, showSecrets)
 	}
 	return w.b
 }

@@ -37,6 +37,7 @@ func (c *Catalog) prepare() field.Errors {
 		row, known := phone.Lookup(name)
 		if !known {
 			p.warn(at, "%s is not in the model catalogue (snomprov models); its function keys, identities and containers could not be checked", name)
+			p.moduleNames(at, m.Modules)
 			continue
 		}
 		p.modules(at, row, m.Modules)
@@ -44,6 +45,7 @@ func (c *Catalog) prepare() field.Errors {
 		p.device(at, row, m.Modules, m.Settings, m.FKeys, m.Containers, m.Phonebook)
 	}
 	p.global()
+	p.reachable = p.reach()
 	for i := range c.cfg.Phones {
 		ph := &c.cfg.Phones[i]
 		at := "phones[" + strconv.Itoa(i) + "]"
@@ -55,9 +57,10 @@ func (c *Catalog) prepare() field.Errors {
 }
 
 type preparer struct {
-	c     *Catalog
-	errs  field.Errors
-	warns []*field.Error
+	c         *Catalog
+	errs      field.Errors
+	warns     []*field.Error
+	reachable []phone.Model // what a phone without a model may be
 }
 
 func (p *preparer) fail(key, format string, args ...any) { p.errs.Add(key, format, args...) }
@@ -266,6 +269,16 @@ func (p *preparer) modules(at string, row phone.Model, chain []string) {
 	}
 }
 
+// moduleNames checks that a chain names expansion modules, when there is
+// no known model to check it against.
+func (p *preparer) moduleNames(at string, chain []string) {
+	for i, t := range chain {
+		if mod, ok := phone.Lookup(t); !ok || mod.Family != phone.FamilyModule {
+			p.fail(field.Prefix(at, indexKey("modules", i)), "%q is not an expansion module; the catalogue knows %s", t, strings.Join(phone.ModuleTypes(), ", "))
+		}
+	}
+}
+
 // firmware checks that the firmware keys fit how the device takes firmware.
 func (p *preparer) firmware(at, name string, row phone.Model, m config.Model) {
 	if row.Family == phone.FamilyDECT {
@@ -314,29 +327,46 @@ func (p *preparer) device(at string, row phone.Model, chain []string, s config.S
 func problems(row phone.Model, chain []string, s config.Settings, keys config.FKeys, ct config.Containers, book []config.PhonebookEntry) []*field.Error {
 	var out field.Errors
 	n := row.KeyCount(chain)
-	for _, idx := range sortedKeys(keys) {
+	badKey := func(idx int, f config.FKey) bool {
+		if idx >= n || !row.Reads(phone.ContainerFunctionKeys) {
+			return true
+		}
+		if f.Context == "" || f.Context == "active" || row.Identities == 0 {
+			return false
+		}
+		id, err := strconv.Atoi(f.Context)
+		return err != nil || id < 1 || id > row.Identities
+	}
+	// The common case, nothing wrong, allocates nothing: the sorted walk
+	// that names the problems runs only when there is one.
+	anyBad := false
+	for idx, f := range keys {
+		anyBad = anyBad || badKey(idx, f)
+	}
+	for _, idx := range sortedKeysIf(keys, anyBad) {
 		k := "fkeys." + strconv.Itoa(idx)
 		switch {
 		case !row.Reads(phone.ContainerFunctionKeys) || n == 0:
 			out.Add(k, "%s has no free function keys (it reads no <functionKeys>); remove the key", row.Type)
-			continue
 		case idx >= n:
 			out.Add(k, "function key %d is outside %s's range %s%s", idx, row.Type, rangeText(row, chain), moduleHint(row, chain))
-			continue
-		}
-		if ctx := keys[idx].Context; ctx != "" && ctx != "active" && row.Identities > 0 {
-			if id, err := strconv.Atoi(ctx); err != nil || id < 1 || id > row.Identities {
-				out.Add(k+".context", "context %q is not \"active\" or an identity of %s (1-%d)", ctx, row.Type, row.Identities)
-			}
+		case badKey(idx, keys[idx]):
+			out.Add(k+".context", "context %q is not \"active\" or an identity of %s (1-%d)", keys[idx].Context, row.Type, row.Identities)
 		}
 	}
-	if row.Identities > 0 {
+	badIdentity := func(name string, idx int) bool {
+		return row.Identities > 0 && strings.HasPrefix(name, "user_") && (idx < 1 || idx > row.Identities)
+	}
+	anyBad = false
+	for name, st := range s {
+		for idx := range st.Indexed {
+			anyBad = anyBad || badIdentity(name, idx)
+		}
+	}
+	if anyBad {
 		for _, name := range sortedNames(s) {
-			if !strings.HasPrefix(name, "user_") {
-				continue
-			}
 			for _, idx := range sortedKeys(s[name].Indexed) {
-				if idx < 1 || idx > row.Identities {
+				if badIdentity(name, idx) {
 					out.Add("settings."+name+"."+strconv.Itoa(idx), "identity %d is beyond %s's SIP identities (idx 1-%d)", idx, row.Type, row.Identities)
 				}
 			}
@@ -408,6 +438,7 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 	if ph.Model != "" {
 		row, ok := phone.Lookup(ph.Model)
 		if !ok {
+			p.moduleNames(at, ph.Modules)
 			if _, configured := p.c.cfg.Models[ph.Model]; !configured {
 				p.warn(field.Prefix(at, "model"), "%s is not in the model catalogue (snomprov models); this phone's function keys, identities and containers could not be checked", ph.Model)
 			}
@@ -422,18 +453,15 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 		p.device(at, row, chain, ph.Settings, ph.FKeys, ph.Containers, ph.Phonebook)
 		return
 	}
-	reach := p.reach()
-	names := make([]string, len(reach))
-	for i, r := range reach {
-		names[i] = r.Type
-	}
+	p.moduleNames(at, ph.Modules)
+	reach := p.reachable
 	// key -> the first problem and the models that have it
 	type finding struct {
 		msg    string   // the first model's
 		msgs   []string // every model's, for a key no model takes
 		models []string
 	}
-	found := map[string]*finding{}
+	var found map[string]*finding
 	var order []string
 	for _, row := range reach {
 		chain := ph.Modules
@@ -441,6 +469,9 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 			chain = p.c.cfg.Models[row.Type].Modules
 		}
 		for _, pr := range problems(row, chain, ph.Settings, ph.FKeys, ph.Containers, ph.Phonebook) {
+			if found == nil {
+				found = map[string]*finding{}
+			}
 			f := found[pr.Key]
 			if f == nil {
 				f = &finding{msg: pr.Msg}
@@ -452,6 +483,13 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 				f.msgs = append(f.msgs, pr.Msg)
 			}
 		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	names := make([]string, len(reach))
+	for i, r := range reach {
+		names[i] = r.Type
 	}
 	for _, k := range order {
 		f := found[k]
@@ -507,6 +545,14 @@ func sortedNames[V any](m map[string]V) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// sortedKeysIf is sortedKeys(m) when want, else nil.
+func sortedKeysIf[V any](m map[int]V, want bool) []int {
+	if !want {
+		return nil
+	}
+	return sortedKeys(m)
 }
 
 func sortedKeys[V any](m map[int]V) []int {

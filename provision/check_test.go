@@ -92,6 +92,16 @@ modules = ["D7", "D3", "D7", "D7", "X1"]
 			":3:30: models.snomD785.modules[3]: snomD785 takes at most 3 modules",
 			":3:36: models.snomD785.modules[4]: \"X1\" is not an expansion module",
 		}, nil},
+		{"module names without a known model", `
+[models.snomX1]
+modules = ["D7", "D9"]
+[[phones]]
+mac = "000413000001"
+modules = ["snomD785"]
+`, []string{
+			":3:18: models.snomX1.modules[1]: \"D9\" is not an expansion module; the catalogue knows D3, D7, D7C, D8C",
+			":6:12: phones[0].modules[0]: \"snomD785\" is not an expansion module",
+		}, []string{":2:1: models.snomX1: snomX1 is not in the model catalogue"}},
 		{"function keys on a conference phone", `
 [models.snomC520.fkeys]
 0 = "line"

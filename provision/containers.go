@@ -162,8 +162,8 @@ func (c *Catalog) parts(k docKey) []part {
 
 // content gathers the document k: general = global + model, phone = the
 // phone alone, combined = all three. base is only needed for settings.
-func (c *Catalog) content(k docKey, base string) *content {
-	ct := &content{}
+func (c *Catalog) content(k docKey, base string) content {
+	var ct content
 	model := k.model
 	var p *config.Phone
 	if k.kind != KindGeneral {

@@ -370,15 +370,7 @@ func TestParts(t *testing.T) {
 	cfg.GUILanguages = []config.Language{{Name: "Deutsch"}}
 	cfg.Phones[0].SettingFiles = []string{"extra.xml"}
 	c := newCatalog(t, cfg)
-	files, err := c.Files(macA, "", base, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, f.Path)
-		parseNode(t, f.Body)
-	}
+	paths := filePaths(t, c)
 	want := "/snomD785.htm /snomprov/snomD785.xml /snomprov/snomD785-gui-languages.xml /snomD785-000413A11FA7.htm /snomprov/000413A11FA7.xml /snomD785-firmware.htm"
 	if strings.Join(paths, " ") != want {
 		t.Errorf("Files:\n%s\nwant\n%s", strings.Join(paths, " "), want)
@@ -430,14 +422,7 @@ func TestCombinedChain(t *testing.T) {
 	cfg.WebLanguages = []config.Language{{Name: "Deutsch"}}
 	cfg.Phones[0].Dialplan = []config.DialplanRule{{Match: "mine"}}
 	c := newCatalog(t, cfg)
-	files, err := c.Files(macA, "", base, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, f.Path)
-	}
+	paths := filePaths(t, c)
 	want := "/prov/000413A11FA7.xml /snomprov/snomD785-000413A11FA7.xml /snomprov/snomD785-000413A11FA7-web-languages.xml /snomD785-firmware.htm"
 	if strings.Join(paths, " ") != want {
 		t.Fatalf("files %v, want %s", paths, want)
@@ -457,4 +442,19 @@ func TestCombinedChain(t *testing.T) {
 	if _, ok := c.Part(base, "snomD785-000413000099.xml"); ok {
 		t.Error("a part of an unconfigured phone is served")
 	}
+}
+
+// filePaths lists the paths of phone A's files, each checked well-formed.
+func filePaths(t *testing.T, c *Catalog) []string {
+	t.Helper()
+	files, err := c.Files(macA, "", base, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+		parseNode(t, f.Body)
+	}
+	return paths
 }
