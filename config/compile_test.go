@@ -3,8 +3,6 @@ package config_test
 import (
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,19 +52,7 @@ func TestExampleDHCPFitsItsNetwork(t *testing.T) {
 // TestIssueExampleCompiles: the example of the first issue compiles against
 // its LAN (10.0.0.2/24), DHCP included.
 func TestIssueExampleCompiles(t *testing.T) {
-	data, err := os.ReadFile("testdata/issue-example.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(fwDir, "snomD785-10.1.73.4-SIP-r.bin"), []byte("image"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(data), `"/var/lib/snomprov/firmware"`, `"`+fwDir+`"`, 1)
-	cfg, err := config.Parse("issue-example.toml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := config.IssueExample(t)
 	p, err := plan.Compile(cfg, plan.LAN{Prefix: netip.MustParsePrefix("10.0.0.2/24")}, plan.Runtime{})
 	if err != nil {
 		t.Fatal(err)

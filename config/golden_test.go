@@ -45,8 +45,10 @@ func TestBrokenGolden(t *testing.T) {
 	}
 }
 
-// TestIssueExample: the layout in the issue loads as written.
-func TestIssueExample(t *testing.T) {
+// issueExample loads testdata/issue-example.toml with its firmware image
+// in a temporary firmware_dir.
+func issueExample(t *testing.T) *Config {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "issue-example.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +62,15 @@ func TestIssueExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// IssueExample is issueExample for the external tests (compile_test.go).
+var IssueExample = issueExample
+
+// TestIssueExample: the layout in the issue loads as written.
+func TestIssueExample(t *testing.T) {
+	cfg := issueExample(t)
 	p := cfg.Phones[0]
 	if p.Model != "snomD785" || p.Settings["user_name"].Indexed[1].Value != "101" || p.FKeys[1].Value != "blf sip:102@pbx.example.com" {
 		t.Fatalf("phone: %+v", p)

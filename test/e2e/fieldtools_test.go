@@ -516,6 +516,24 @@ user_name = { 1 = "401" }
 	return p, cfg
 }
 
+// simulateEveryStepOK simulates one phone from s.phone against srv and
+// fails the test for every step that is not ok.
+func simulateEveryStepOK(t *testing.T, s *snomprovLAN, srv *lantest.Process, mac phone.MAC) (simulate.PhoneReport, string) {
+	t.Helper()
+	var rep simulate.Report
+	text, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: mac}}, &rep)
+	if toolErr != "" || len(rep.Phones) != 1 {
+		t.Fatalf("simulate failed: %s\nsnomprov:\n%s", toolErr, srv.Output())
+	}
+	p := rep.Phones[0]
+	for _, st := range p.Steps {
+		if st.Status != simulate.OK {
+			t.Errorf("step %s %s: %s", st.Name, st.Status, st.Detail)
+		}
+	}
+	return p, text
+}
+
 func TestSimulateAgainstSnomprov(t *testing.T) {
 	s := newSnomprovLAN(t)
 	configured, _ := phone.ParseMAC("000413AA0001")
@@ -524,17 +542,7 @@ func TestSimulateAgainstSnomprov(t *testing.T) {
 	t.Run("configured phone: every step ok", func(t *testing.T) {
 		srv := s.serve(t, "")
 		defer srv.Stop()
-		var rep simulate.Report
-		text, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured}}, &rep)
-		if toolErr != "" || len(rep.Phones) != 1 {
-			t.Fatalf("simulate failed: %s\nsnomprov:\n%s", toolErr, srv.Output())
-		}
-		p := rep.Phones[0]
-		for _, st := range p.Steps {
-			if st.Status != simulate.OK {
-				t.Errorf("step %s %s: %s", st.Name, st.Status, st.Detail)
-			}
-		}
+		p, text := simulateEveryStepOK(t, s, srv, configured)
 		if !netip.MustParsePrefix("10.77.0.0/24").Contains(p.LeasedIP) || p.DHCPServer != netip.MustParseAddr("10.77.0.1") {
 			t.Errorf("lease %v from %v", p.LeasedIP, p.DHCPServer)
 		}
@@ -642,17 +650,7 @@ func TestSimulateAgainstSnomprov(t *testing.T) {
 	t.Run("Basic auth on: every step passes", func(t *testing.T) {
 		srv := s.serve(t, "username = \"prov\"\npassword = \"s3cret\"")
 		defer srv.Stop()
-		var rep simulate.Report
-		_, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured}}, &rep)
-		if toolErr != "" || len(rep.Phones) != 1 {
-			t.Fatalf("simulate failed: %s\nsnomprov:\n%s", toolErr, srv.Output())
-		}
-		p := rep.Phones[0]
-		for _, st := range p.Steps {
-			if st.Status != simulate.OK {
-				t.Errorf("step %s %s: %s", st.Name, st.Status, st.Detail)
-			}
-		}
+		p, _ := simulateEveryStepOK(t, s, srv, configured)
 		if !strings.HasPrefix(p.PnPURL, "http://prov:s3cret@10.77.0.1:8080") || !strings.HasPrefix(p.DHCPURL, "http://prov:s3cret@10.77.0.1:8080") {
 			t.Errorf("the URLs handed out carry no credentials: pnp %q dhcp %q", p.PnPURL, p.DHCPURL)
 		}
