@@ -318,6 +318,7 @@ func dhcpOptions(cfg *config.Config, netw network) (dhcp.Options, error) {
 		VoiceVLAN:         d.VoiceVLAN,
 		VoicePriority:     d.VoicePriority,
 		AllowOtherServers: d.AllowOtherServers,
+		Authoritative:     d.Authoritative,
 		StateDir:          cfg.Server.StateDir,
 	}
 	if cfg.IsSet("dhcp.time_offset") {

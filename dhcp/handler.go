@@ -121,30 +121,41 @@ func (s *Server) record(ex *exchange, kind string, ok bool, ip netip.Addr, detai
 // admit drops what we must not answer and identifies the client.
 func (s *Server) admit(ex *exchange) bool {
 	req, o := ex.req, ex.opts
-	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return false
 	}
 	ex.mtype = req.MessageType()
 	if ex.mtype == dhcpv4.MessageTypeNone {
 		return false // plain BOOTP is not served
 	}
-	mac, _ := phone.FromHardwareAddr(req.ClientHWAddr)
-	if mac.IsZero() {
+	// RFC 2131 §4.2: a client that sends option 61 is identified by it, so
+	// its chaddr may be anything (all zeros, another hardware type). Without
+	// option 61 chaddr is the only identity: an all-zero or non-Ethernet
+	// chaddr would make every such client the same client (one lease shared
+	// by strangers) and gives no address to answer, so those are dropped.
+	ex.clientID = req.Options.Get(dhcpv4.OptionClientIdentifier)
+	var mac phone.MAC
+	if req.HWType == iana.HWTypeEthernet && len(req.ClientHWAddr) == 6 {
+		mac, _ = phone.FromHardwareAddr(req.ClientHWAddr)
+	}
+	if mac.IsZero() && len(ex.clientID) == 0 {
+		s.log.Debug("ignoring a client with neither an Ethernet chaddr nor a client identifier", "chaddr", req.ClientHWAddr, "htype", req.HWType)
 		return false
 	}
 	if req.TransactionID == s.scoutXID && net.HardwareAddr(mac[:]).String() == s.scoutMAC.String() {
 		return false // our own search for other servers
 	}
 	ex.mac = mac
-	ex.clientID = req.Options.Get(dhcpv4.OptionClientIdentifier)
 	ex.key = keyFor(mac, ex.clientID)
 	ex.hostname = sanitize(req.HostName())
 	if m, ok := phone.ModelFromVendorClass(req.ClassIdentifier()); ok {
 		ex.model = m
 	}
-	ex.isPhone = ex.model != "" || mac.IsSnom()
+	// The inventory is keyed by MAC: a client without one is served but not
+	// recorded there.
+	ex.isPhone = !mac.IsZero() && (ex.model != "" || mac.IsSnom())
 	for i := range o.Reservations {
-		if o.Reservations[i].MAC == mac {
+		if !mac.IsZero() && o.Reservations[i].MAC == mac {
 			ex.reserved = &o.Reservations[i]
 		}
 	}
@@ -185,6 +196,13 @@ func (s *Server) decide(ex *exchange) bool {
 	case dhcpv4.MessageTypeRelease:
 		s.release(ex)
 	case dhcpv4.MessageTypeInform:
+		if !addrOf(ex.req.ClientIPAddr).IsValid() {
+			// RFC 2131 Table 5: an INFORM carries the client's address in
+			// ciaddr, and §4.3.5 sends the ACK there; without it there is
+			// nowhere to answer (Kea drops it too).
+			s.log.Debug("ignoring DHCPINFORM without ciaddr", "mac", ex.mac.Colon())
+			return false
+		}
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 		ex.detail = "INFORM answered with options only"
 		return true
@@ -268,6 +286,9 @@ func (s *Server) request(ex *exchange) bool {
 		return false
 	}
 	ip := addrOf(req.RequestedIPAddress())
+	// INIT-REBOOT (RFC 2131 §4.3.2): no server identifier, no ciaddr, the
+	// address the client remembers in option 50.
+	initReboot := ip.IsValid() && !addrOf(req.ClientIPAddr).IsValid() && !addrOf(req.ServerIdentifier()).IsValid()
 	if !ip.IsValid() {
 		ip = addrOf(req.ClientIPAddr)
 	}
@@ -279,7 +300,24 @@ func (s *Server) request(ex *exchange) bool {
 	}
 	s.mu.Lock()
 	reason := ""
+	if initReboot && !o.Authoritative && ex.reserved == nil {
+		cur, known := s.pool.byClient[ex.key]
+		off, offered := s.pool.offers[ex.key]
+		switch {
+		case !known && !offered:
+			// No record of the client: it may be another server's. RFC
+			// 2131 §4.3.2 says MUST remain silent, which is what lets
+			// servers that know nothing of each other share a link.
+			s.mu.Unlock()
+			s.log.Debug("ignoring INIT-REBOOT from a client we have no record of", "mac", ex.mac.Colon(), "requested", ip)
+			return false
+		case (known && cur.IP == ip) || (offered && off.ip == ip):
+		default:
+			reason = "address " + ip.String() + " is not this client's lease"
+		}
+	}
 	switch {
+	case reason != "":
 	case ex.reserved != nil && ip != ex.reserved.IP:
 		reason = "this client has the reservation " + ex.reserved.IP.String()
 	case ex.reserved != nil:

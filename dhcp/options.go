@@ -51,8 +51,14 @@ type Options struct {
 	VendorOptions                bool // also send 66/67/132/133 inside option 43 (Snom encoding)
 	VoiceVLAN, VoicePriority     int  // options 132/133 when VoiceVLAN > 0
 	Reservations                 []Reservation
-	AllowOtherServers            bool   // skip the start-up refusal when another DHCP server answers
-	StateDir                     string // leases live here (dhcp-leases.json + dhcp-leases.journal)
+	AllowOtherServers            bool // skip the start-up refusal when another DHCP server answers
+	// Authoritative answers an INIT-REBOOT REQUEST from a client the server
+	// has no record of (or one asking for another address than its lease):
+	// ACK when the address is free, NAK when not, as dnsmasq's
+	// dhcp-authoritative does. Off (RFC 2131 §4.3.2): such a client gets
+	// silence, and one asking for another address than its lease a NAK.
+	Authoritative bool
+	StateDir      string // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
 	// Only tests change it.

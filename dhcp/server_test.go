@@ -371,10 +371,12 @@ func TestQuickRenewalReusesDurableLease(t *testing.T) {
 
 func TestClientMovesAddress(t *testing.T) {
 	o := baseOptions(t.TempDir())
+	o.Authoritative = true
 	ts := startTestServer(t, o)
 	hw := "00:04:13:00:00:90"
 	first := ipOf(ts.lease(hw).msg)
-	// INIT-REBOOT asking for another free address: granted, the old one is freed.
+	// INIT-REBOOT asking for another free address, authoritative: granted,
+	// the old one is freed.
 	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.77.0.190"))))
 	if r := ts.do(req); r == nil || ipOf(r.msg) != netip.MustParseAddr("10.77.0.190") {
@@ -412,15 +414,12 @@ func TestRestartKeepsLeases(t *testing.T) {
 	}
 }
 
+// TestNAKs runs authoritative, so INIT-REBOOTs from clients without a record
+// are answered (TestInitRebootRFC2131_4_3_2 has the default).
 func TestNAKs(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServer(t, func(o *Options) { o.Authoritative = true })
 	owner := ts.lease("00:04:13:00:00:30")
 	taken := ipOf(owner.msg)
-	initReboot := func(hw string, ip string, mods ...dhcpv4.Modifier) *sent {
-		req, _ := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP(ip)))}, mods...)...)
-		return ts.do(req)
-	}
 	tests := []struct {
 		name string
 		hw   string
@@ -435,7 +434,7 @@ func TestNAKs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := initReboot(tt.hw, tt.ip, tt.mods...)
+			r := ts.do(initReboot(tt.hw, tt.ip, tt.mods...))
 			if r == nil || r.msg.MessageType() != dhcpv4.MessageTypeNak {
 				t.Fatalf("want NAK, got %v", r)
 			}
@@ -538,6 +537,7 @@ func TestReservations(t *testing.T) {
 			t.Fatalf("dynamic client got reserved %v", ip)
 		}
 	}
+	ts.lease("02:00:00:00:03:99") // a client with a record: asking for another address gets a NAK
 	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac("02:00:00:00:03:99")), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.77.0.100"))))
 	if r := ts.do(req); r == nil || r.msg.MessageType() != dhcpv4.MessageTypeNak {
