@@ -91,7 +91,7 @@ func (s *Server) runChain(ex *exchange, from int) {
 }
 
 func (s *Server) sendReply(ex *exchange) {
-	dst := replyDestination(ex.req, ex.rtype, ex.opts.Port)
+	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
 	rt := ex.rtype
 	if err := s.send(ex.resp.ToBytes(), dst); err != nil {
 		s.log.Warn("sending DHCP reply failed", "to", dst, "type", rt.String(), "err", err)
@@ -537,25 +537,45 @@ func (s *Server) makeDurable(ex *exchange) bool {
 	return false
 }
 
+// route is where a reply goes: an IP address and port, and when hw is set
+// that MAC on the LAN interface (the client has no address to ARP for yet).
+type route struct {
+	to netip.AddrPort
+	hw net.HardwareAddr
+}
+
+func (r route) String() string {
+	if r.hw != nil {
+		return r.to.String() + " at " + r.hw.String()
+	}
+	return r.to.String()
+}
+
 // replyDestination is RFC 2131 §4.1 reply routing, all in one place:
 //   - relayed (giaddr set): to the relay's server port; it forwards the reply
 //   - NAK without relay: broadcast, the client may have no usable address
 //   - ciaddr set (RENEWING, REBINDING, INFORM): unicast to ciaddr
-//   - otherwise (broadcast flag set, or a client with no address yet):
-//     broadcast on the interface. RFC 2131 allows unicast to yiaddr at
-//     chaddr here, but that needs a raw socket or ARP injection; every
-//     client tested accepts the broadcast.
-func replyDestination(req *dhcpv4.DHCPv4, reply dhcpv4.MessageType, serverPort int) netip.AddrPort {
+//   - broadcast flag clear, an Ethernet chaddr and yiaddr: unicast to yiaddr
+//     at chaddr, when l2 (a packet socket on the interface) is available
+//   - otherwise (broadcast flag set, no usable chaddr, no packet socket):
+//     broadcast on the interface
+func replyDestination(req, reply *dhcpv4.DHCPv4, serverPort int, l2 bool) route {
 	clientPort := uint16(serverPort + 1)
-	bcast := netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), clientPort)
+	bcast := route{to: netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), clientPort)}
 	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() {
-		return netip.AddrPortFrom(gi, uint16(serverPort))
+		return route{to: netip.AddrPortFrom(gi, uint16(serverPort))}
 	}
-	if reply == dhcpv4.MessageTypeNak {
+	if reply.MessageType() == dhcpv4.MessageTypeNak {
 		return bcast
 	}
 	if ci := addrOf(req.ClientIPAddr); ci.IsValid() {
-		return netip.AddrPortFrom(ci, clientPort)
+		return route{to: netip.AddrPortFrom(ci, clientPort)}
+	}
+	yi := addrOf(reply.YourIPAddr)
+	if l2 && !req.IsBroadcast() && yi.IsValid() && req.HWType == iana.HWTypeEthernet && len(req.ClientHWAddr) == 6 {
+		if mac, _ := phone.FromHardwareAddr(req.ClientHWAddr); !mac.IsZero() && req.ClientHWAddr[0]&1 == 0 {
+			return route{to: netip.AddrPortFrom(yi, clientPort), hw: req.ClientHWAddr}
+		}
 	}
 	return bcast
 }

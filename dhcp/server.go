@@ -43,10 +43,15 @@ type Server struct {
 	prober   *prober      // nil when conflict probing is off or not permitted
 	lockFile *os.File
 
-	chain    []stage
-	send     func(b []byte, to netip.AddrPort) error // the socket; replaced in unit tests
-	scoutXID dhcpv4.TransactionID
-	scoutMAC net.HardwareAddr
+	chain []stage
+	send  func(b []byte, to route) error // the sockets; replaced in unit tests
+	// l2 sends to a client's MAC (nil when no packet socket could be
+	// opened); l2unicast says replies may be routed that way.
+	l2        *l2conn
+	l2unicast bool
+	l2Failed  atomic.Bool // the fallback to broadcast has been logged
+	scoutXID  dhcpv4.TransactionID
+	scoutMAC  net.HardwareAddr
 
 	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
 	foreignMu     sync.Mutex
@@ -96,11 +101,14 @@ func (s *Server) Bind(ctx context.Context) error {
 		s.closeSockets()
 		return err
 	}
+	if l2, err := openL2(o.Interface); err != nil {
+		s.log.Warn("replies to clients without an address go by broadcast, not to their MAC (RFC 2131 §4.1): cannot open a packet socket on the LAN interface; give the service CAP_NET_RAW",
+			"interface", o.Interface, "err", err)
+	} else {
+		s.l2, s.l2unicast = l2, true
+	}
 	if s.send == nil {
-		s.send = func(b []byte, to netip.AddrPort) error {
-			_, err := s.conn.WriteToUDPAddrPort(b, to)
-			return err
-		}
+		s.send = s.transmit
 	}
 	if err := s.openState(o); err != nil {
 		return fail(err)
@@ -167,6 +175,25 @@ func (s *Server) lockState(dir string) error {
 	return nil
 }
 
+// transmit sends a reply the way replyDestination routed it. A frame the
+// packet socket cannot send goes out by broadcast instead, which every
+// client accepts; the first such failure is logged.
+func (s *Server) transmit(b []byte, r route) error {
+	if r.hw != nil {
+		o := s.opts.Load()
+		err := s.l2.send(b, netip.AddrPortFrom(o.ServerIP, uint16(o.Port)), r.to, r.hw)
+		if err == nil {
+			return nil
+		}
+		if !s.l2Failed.Swap(true) {
+			s.log.Warn("sending a reply to a client's MAC failed; that reply and later failures go by broadcast", "to", r, "err", err)
+		}
+		r = route{to: netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), r.to.Port())}
+	}
+	_, err := s.conn.WriteToUDPAddrPort(b, r.to)
+	return err
+}
+
 func (s *Server) closeSockets() {
 	if s.store != nil { // first: it hands out the last ACKs
 		s.store.close()
@@ -181,6 +208,9 @@ func (s *Server) closeSockets() {
 	}
 	if s.prober != nil {
 		s.prober.close()
+	}
+	if s.l2 != nil {
+		s.l2.close()
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()
