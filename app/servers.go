@@ -331,6 +331,9 @@ func dhcpOptions(cfg *config.Config, netw network) (dhcp.Options, error) {
 	if o.UpdateServer == "" {
 		o.UpdateServer = cfg.SettingURL(netw.advertise)
 	}
+	for _, x := range d.Options {
+		o.ExtraOptions = append(o.ExtraOptions, dhcp.ExtraOption(x))
+	}
 	for _, r := range d.Reservations {
 		o.Reservations = append(o.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Hostname: r.Hostname})
 	}

@@ -120,6 +120,18 @@ type DHCP struct {
 	// a client gets silence (RFC 2131 §4.3.2).
 	Authoritative bool              `toml:"authoritative"`
 	Reservations  []DHCPReservation `toml:"reservations"`
+	// Options are more DHCP options ([[dhcp.options]]), checked by package dhcp.
+	Options []DHCPOption `toml:"options"`
+}
+
+// DHCPOption is one [[dhcp.options]] entry: option code, value type, value
+// as text, and whether to send it to clients that do not ask for it.
+// Its fields match dhcp.ExtraOption.
+type DHCPOption struct {
+	Code   int    `toml:"code"`
+	Type   string `toml:"type"`
+	Value  string `toml:"value"`
+	Always bool   `toml:"always"`
 }
 
 // DHCP serve modes.

@@ -487,6 +487,11 @@ func (s *Server) addOptions(ex *exchange) bool {
 			r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, v))
 		}
 	}
+	for _, x := range o.extra {
+		if x.always || ex.req.IsOptionRequested(x.code) {
+			r.UpdateOption(dhcpv4.OptGeneric(x.code, x.value))
+		}
+	}
 	return true
 }
 

@@ -58,7 +58,10 @@ type Options struct {
 	// dhcp-authoritative does. Off (RFC 2131 §4.3.2): such a client gets
 	// silence, and one asking for another address than its lease a NAK.
 	Authoritative bool
-	StateDir      string // leases live here (dhcp-leases.json + dhcp-leases.journal)
+	// ExtraOptions are more options for OFFERs and ACKs (code, type, value).
+	ExtraOptions []ExtraOption
+	extra        []extraOption // ExtraOptions encoded by normalize
+	StateDir     string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
 	// Only tests change it.
@@ -175,6 +178,11 @@ func (o Options) normalize() (Options, error) {
 		seenMAC[r.MAC] = true
 		seenIP[r.IP] = r.MAC
 	}
+	extra, ferrs := prepareExtraOptions(o.ExtraOptions, &o)
+	for _, e := range ferrs {
+		errs = append(errs, e)
+	}
+	o.extra = extra
 	if len(errs) > 0 {
 		return o, fmt.Errorf("dhcp: invalid options: %w", errors.Join(errs...))
 	}
