@@ -52,6 +52,7 @@ cleanup() {
       ip netns del "$ns" 2>/dev/null
     fi
   done
+  [ -n "${SHOW_SERVER_LOG:-}" ] && cat "$WORK/server.log" >&2
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -210,7 +211,7 @@ for wl in $WORKLOADS; do
         END { tot=sent["DO"]+sent["RA"]; d=drops["DO"]+drops["RA"];
               printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s,%s\n", srv,wl,run,r,c,rate,
                 sent["DO"],drops["DO"],sent["RA"],drops["RA"],(tot?100*d/tot:0),avg["DO"],avg["RA"],p99do,p99ra,rss,leases,load }' "$log" | tee -a "$OUT"
-      if [ "${KEEP_LOGS:-0}" = 1 ]; then cp "$log" "$ROOT/bench/results/"; fi
+      if [ "${KEEP_LOGS:-0}" = 1 ]; then cp "$log" "$ROOT/bench/results/"; cp "$WORK/server.log" "$ROOT/bench/results/server-$srv-$wl-$run.log"; fi
     done
   done
 done

@@ -28,6 +28,7 @@ type exchange struct {
 	mtype dhcpv4.MessageType
 
 	mayBlock bool       // running on its own goroutine: may wait for a conflict probe
+	out      *outbox    // replies are queued here and sent in one batch; nil: sent at once
 	probeIP  netip.Addr // the address to probe first on that goroutine
 
 	mac      phone.MAC
@@ -67,13 +68,17 @@ func defaultChain() []stage {
 	}
 }
 
-func (s *Server) handlePacket(b []byte, peer netip.AddrPort) {
+func (s *Server) handlePacket(b []byte, peer netip.AddrPort) { s.handle(b, peer, nil) }
+
+// handle runs one datagram through the chain; replies it produces at once
+// (OFFER, NAK, an ACK with nothing to write) are queued on out when not nil.
+func (s *Server) handle(b []byte, peer netip.AddrPort, out *outbox) {
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		s.log.Debug("ignoring malformed datagram", "from", peer, "len", len(b), "err", err)
 		return
 	}
-	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now()}
+	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now(), out: out}
 	s.runChain(ex, 0)
 }
 
@@ -93,7 +98,9 @@ func (s *Server) runChain(ex *exchange, from int) {
 func (s *Server) sendReply(ex *exchange) {
 	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
 	rt := ex.rtype
-	if err := s.send(ex.resp.ToBytes(), dst); err != nil {
+	if ex.out != nil {
+		ex.out.add(ex.resp.ToBytes(), dst) // sent with the batch; a failure is logged there
+	} else if err := s.send(ex.resp.ToBytes(), dst); err != nil {
 		s.log.Warn("sending DHCP reply failed", "to", dst, "type", rt.String(), "err", err)
 		return
 	}
@@ -239,7 +246,7 @@ func (s *Server) discover(ex *exchange) bool {
 			if !ex.mayBlock {
 				// Probe on a goroutine of its own so the reader goes on with
 				// other clients; the hold keeps the address for this client.
-				ex.mayBlock, ex.probeIP = true, ip
+				ex.mayBlock, ex.probeIP, ex.out = true, ip, nil
 				go s.runChain(ex, stageLease)
 				return false
 			}
@@ -537,6 +544,9 @@ func (s *Server) makeDurable(ex *exchange) bool {
 			s.record(ex, "NAK", false, ex.lease.IP, "lease not stored: "+err.Error())
 			return
 		}
+		// On the writer goroutine: the ACK joins the batch the writer
+		// sends once every callback of this group commit has run.
+		ex.out = &s.writerOut
 		s.sendReply(ex)
 	})
 	return false

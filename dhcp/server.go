@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/snomprov/snomprov/inventory"
@@ -50,6 +51,10 @@ type Server struct {
 	l2        *l2conn
 	l2unicast bool
 	l2Failed  atomic.Bool // the fallback to broadcast has been logged
+	// sendBatch sends queued replies in one go (sendmmsg); nil: one by one
+	// through send (unit tests).
+	sendBatch func([]outMsg) error
+	writerOut outbox // the ACKs of one group commit; only the lease writer touches it
 	scoutXID  dhcpv4.TransactionID
 	scoutMAC  net.HardwareAddr
 
@@ -109,6 +114,7 @@ func (s *Server) Bind(ctx context.Context) error {
 	}
 	if s.send == nil {
 		s.send = s.transmit
+		s.sendBatch = s.udpBatch(ipv4.NewPacketConn(s.conn))
 	}
 	if err := s.openState(o); err != nil {
 		return fail(err)
@@ -151,7 +157,7 @@ func (s *Server) openState(o *Options) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.pool.all()
-	})
+	}, func() { s.flushOut(&s.writerOut) })
 	return nil
 }
 
@@ -352,29 +358,23 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) readLoop(ctx context.Context) error {
-	buf := make([]byte, 4096)
-	for {
-		n, peer, err := s.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("dhcp: socket closed unexpectedly: %w", err)
-			}
-			var errno syscall.Errno
-			if errors.As(err, &errno) && errno.Temporary() {
-				continue
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				return nil // another reader failed and stopped us
-			}
-			return fmt.Errorf("dhcp: reading from socket: %w", err)
+	return s.readLoopBatch(ipv4.NewPacketConn(s.conn), func(err error) (bool, error) {
+		if ctx.Err() != nil {
+			return true, nil
 		}
-		// The parsed request keeps slices of its bytes and may outlive this
-		// iteration (its ACK waits for the lease writer): copy.
-		s.handlePacket(append([]byte(nil), buf[:n]...), peer)
-	}
+		if errors.Is(err, net.ErrClosed) {
+			return true, fmt.Errorf("dhcp: socket closed unexpectedly: %w", err)
+		}
+		var errno syscall.Errno
+		if errors.As(err, &errno) && errno.Temporary() {
+			return false, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return true, nil // another reader failed and stopped us
+		}
+		return true, fmt.Errorf("dhcp: reading from socket: %w", err)
+	})
 }
 
 // Reload swaps in new options. Leases are kept; the pool and reservations
