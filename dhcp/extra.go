@@ -31,9 +31,9 @@ var OptionTypes = []string{"ipv4", "string", "uint8", "uint16", "uint32", "int8"
 
 // extraOption is an ExtraOption checked and encoded.
 type extraOption struct {
-	code   dhcpv4.OptionCode
-	value  []byte
-	always bool
+	code  dhcpv4.OptionCode
+	value []byte
+	when  sendRule
 }
 
 // ownedCodes are the options the server sets itself: from another key, or
@@ -97,7 +97,11 @@ func prepareExtraOptions(list []ExtraOption, o *Options) ([]extraOption, field.E
 			errs.Add(key("value"), "%d bytes do not fit one option (at most 255)", len(v))
 			continue
 		}
-		out = append(out, extraOption{code: dhcpv4.GenericOptionCode(x.Code), value: v, always: x.Always})
+		when := sendRequested
+		if x.Always {
+			when = sendAlways
+		}
+		out = append(out, extraOption{code: dhcpv4.GenericOptionCode(x.Code), value: v, when: when})
 	}
 	return out, errs
 }

@@ -49,8 +49,8 @@ func TestExtraOptionsValidation(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if string(n.extra[0].value) != string(tt.want) {
-					t.Errorf("encoded % x, want % x", n.extra[0].value, tt.want)
+				if got := n.encoded[len(n.encoded)-1].value; string(got) != string(tt.want) {
+					t.Errorf("encoded % x, want % x", got, tt.want)
 				}
 				return
 			}

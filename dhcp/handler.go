@@ -429,14 +429,16 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		Options: make(dhcpv4.Options, 16),
 	}
 	// RFC 3046 relay agent information and RFC 6842 client identifier echo.
-	for _, c := range []dhcpv4.OptionCode{dhcpv4.OptionRelayAgentInformation, dhcpv4.OptionClientIdentifier} {
-		if v := req.Options.Get(c); v != nil {
-			r.UpdateOption(dhcpv4.OptGeneric(c, v))
+	// Options are set straight into the map (no Option values to build):
+	// the bytes are shared, and ToBytes only reads them.
+	for _, c := range []uint8{82, 61} {
+		if v, ok := req.Options[c]; ok {
+			r.Options[c] = v
 		}
 	}
 	ex.rtype = t
-	r.UpdateOption(dhcpv4.OptMessageType(t))
-	r.UpdateOption(dhcpv4.OptServerIdentifier(ex.opts.ServerIP.AsSlice()))
+	r.Options[53] = []byte{byte(t)}
+	r.Options[54] = ex.opts.serverID
 	return r
 }
 
@@ -455,51 +457,84 @@ func (s *Server) addOptions(ex *exchange) bool {
 		r.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
 		r.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
 	}
-	r.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(o.Subnet.Bits(), 32)))
+	if ex.reserved != nil && ex.reserved.Hostname != "" {
+		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
+	}
+	// Encoded once per configuration (encodeOptions): the reply shares the
+	// bytes, which ToBytes only reads.
+	for _, x := range o.encoded {
+		if x.wanted(ex) {
+			r.Options[uint8(x.code.Code())] = x.value
+		}
+	}
+	return true
+}
+
+// sendRule says which replies carry an option.
+type sendRule uint8
+
+const (
+	sendAlways           sendRule = iota // every OFFER and ACK
+	sendRequested                        // when the client lists it in option 55
+	sendPhoneOrRequested                 // forced to phones (dnsmasq's dhcp-option-force), else on request
+	sendPhone                            // to phones only
+)
+
+func (x extraOption) wanted(ex *exchange) bool {
+	switch x.when {
+	case sendAlways:
+		return true
+	case sendPhone:
+		return ex.isPhone
+	case sendPhoneOrRequested:
+		if ex.isPhone {
+			return true
+		}
+	}
+	return ex.req.IsOptionRequested(x.code)
+}
+
+// encodeOptions turns the configuration's options into wire bytes once, in
+// the order addOptions used to build them, followed by the extra options.
+func encodeOptions(o *Options, extra []extraOption) []extraOption {
+	var out []extraOption
+	add := func(c dhcpv4.OptionCode, v []byte, when sendRule) {
+		out = append(out, extraOption{code: c, value: v, when: when})
+	}
+	add(dhcpv4.OptionSubnetMask, net.CIDRMask(o.Subnet.Bits(), 32), sendAlways)
 	if o.Router.IsValid() {
-		r.UpdateOption(dhcpv4.OptRouter(o.Router.AsSlice()))
+		add(dhcpv4.OptionRouter, o.Router.AsSlice(), sendAlways)
 	}
 	if len(o.DNS) > 0 {
-		r.UpdateOption(dhcpv4.OptDNS(ips(o.DNS)...))
+		add(dhcpv4.OptionDomainNameServer, dhcpv4.IPs(ips(o.DNS)).ToBytes(), sendAlways)
 	}
 	if o.Domain != "" {
-		r.UpdateOption(dhcpv4.OptDomainName(o.Domain))
+		add(dhcpv4.OptionDomainName, []byte(o.Domain), sendAlways)
 	}
 	if len(o.NTP) > 0 {
-		r.UpdateOption(dhcpv4.OptNTPServers(ips(o.NTP)...))
+		add(dhcpv4.OptionNTPServers, dhcpv4.IPs(ips(o.NTP)).ToBytes(), sendAlways)
 	}
 	if o.TimeOffset != nil {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(int32(o.TimeOffset.Seconds())))
-		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionTimeOffset, b[:]))
+		add(dhcpv4.OptionTimeOffset, b[:], sendAlways)
 	}
-	if ex.reserved != nil && ex.reserved.Hostname != "" {
-		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
+	if o.UpdateServer != "" {
+		add(dhcpv4.OptionTFTPServerName, []byte(o.UpdateServer), sendPhoneOrRequested)
 	}
-	// Phones get 66/67 whether they ask or not (dnsmasq's dhcp-option-force);
-	// other clients only when they ask.
-	want := func(c dhcpv4.OptionCode) bool { return ex.isPhone || ex.req.IsOptionRequested(c) }
-	if o.UpdateServer != "" && want(dhcpv4.OptionTFTPServerName) {
-		r.UpdateOption(dhcpv4.OptTFTPServerName(o.UpdateServer))
+	if o.UpdateFilename != "" {
+		add(dhcpv4.OptionBootfileName, []byte(o.UpdateFilename), sendPhoneOrRequested)
 	}
-	if o.UpdateFilename != "" && want(dhcpv4.OptionBootfileName) {
-		r.UpdateOption(dhcpv4.OptBootFileName(o.UpdateFilename))
+	if o.VoiceVLAN > 0 {
+		add(optVoiceVLAN, []byte(strconv.Itoa(o.VoiceVLAN)), sendPhone)
+		add(optVoicePriority, []byte(strconv.Itoa(o.VoicePriority)), sendPhone)
 	}
-	if ex.isPhone && o.VoiceVLAN > 0 {
-		r.UpdateOption(dhcpv4.OptGeneric(optVoiceVLAN, []byte(strconv.Itoa(o.VoiceVLAN))))
-		r.UpdateOption(dhcpv4.OptGeneric(optVoicePriority, []byte(strconv.Itoa(o.VoicePriority))))
-	}
-	if ex.isPhone && o.VendorOptions {
+	if o.VendorOptions {
 		if v := snomVendorOptions(o); len(v) > 0 {
-			r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, v))
+			add(dhcpv4.OptionVendorSpecificInformation, v, sendPhone)
 		}
 	}
-	for _, x := range o.extra {
-		if x.always || ex.req.IsOptionRequested(x.code) {
-			r.UpdateOption(dhcpv4.OptGeneric(x.code, x.value))
-		}
-	}
-	return true
+	return append(out, extra...)
 }
 
 // Snom's voice VLAN options (docs §2.2).

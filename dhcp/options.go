@@ -60,7 +60,8 @@ type Options struct {
 	Authoritative bool
 	// ExtraOptions are more options for OFFERs and ACKs (code, type, value).
 	ExtraOptions []ExtraOption
-	extra        []extraOption // ExtraOptions encoded by normalize
+	encoded      []extraOption // every option of OFFERs and ACKs, encoded by normalize
+	serverID     []byte        // option 54
 	StateDir     string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
@@ -182,10 +183,11 @@ func (o Options) normalize() (Options, error) {
 	for _, e := range ferrs {
 		errs = append(errs, e)
 	}
-	o.extra = extra
 	if len(errs) > 0 {
 		return o, fmt.Errorf("dhcp: invalid options: %w", errors.Join(errs...))
 	}
+	o.encoded = encodeOptions(&o, extra)
+	o.serverID = o.ServerIP.AsSlice()
 	return o, nil
 }
 
