@@ -265,21 +265,27 @@ func TestLANConflictProbe(t *testing.T) {
 func nclientLease(t *testing.T, h *lantest.Host, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 	t.Helper()
 	var lease *nclient4.Lease
-	err := h.Do(func() error {
-		c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		lease, err = c.Request(ctx, mods...)
+	err := h.Do(func() (err error) {
+		lease, err = nclientRequest(mods...)
 		return err
 	})
 	if err != nil {
 		t.Fatalf("nclient4 in %s: %v", h.Name, err)
 	}
 	return lease.ACK
+}
+
+// nclientRequest runs one DORA with nclient4 on eth0 of the namespace the
+// calling thread is in (call it inside Host.Do).
+func nclientRequest(mods ...dhcpv4.Modifier) (*nclient4.Lease, error) {
+	c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Request(ctx, mods...)
 }
 
 // TestLANPortInUse: a second server on the same interface fails at Bind
@@ -468,14 +474,7 @@ func TestLANL2UnicastRFC2131_4_1(t *testing.T) {
 					return err
 				}
 				defer spy.Close()
-				c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if _, err := c.Request(ctx, dhcpv4.WithBroadcast(tt.broadcast)); err != nil {
+				if _, err := nclientRequest(dhcpv4.WithBroadcast(tt.broadcast)); err != nil {
 					return err
 				}
 				frames = readReplies(spy, hw)
