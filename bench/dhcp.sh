@@ -6,6 +6,8 @@
 # usage: sudo bench/dhcp.sh [REPEAT]          (default 2 runs per cell)
 #   env: STORM_RATE (12000) STORM_CLIENTS (50000) RENEW_RATE (12000) PERIOD (10)
 #        SERVERS ("snomprov dnsmasq kea") WORKLOADS ("storm renew rss")
+#        SHOW_SERVER_LOG=1 prints the last server's log on exit; KEEP_LOGS=1 keeps
+#        perfdhcp's and the server's logs in bench/results/
 #        TASKSET=0 pins the server to CPU 0 (the one-CPU budget of a small Pi)
 #        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on
 #        ([dhcp] conflict_probe; here off by default, like dnsmasq's no-ping and
