@@ -6,6 +6,9 @@
 # usage: sudo bench/dhcp.sh [REPEAT]          (default 2 runs per cell)
 #   env: STORM_RATE (12000) STORM_CLIENTS (50000) RENEW_RATE (12000) PERIOD (10)
 #        SERVERS ("snomprov dnsmasq kea") WORKLOADS ("storm renew rss")
+#        SHOW_SERVER_LOG=1 prints the last server's log on exit; KEEP_LOGS=1 keeps
+#        perfdhcp's and the server's logs in bench/results/
+#        TASKSET=0 pins the server to CPU 0 (the one-CPU budget of a small Pi)
 #        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on
 #        ([dhcp] conflict_probe; here off by default, like dnsmasq's no-ping and
 #        Kea's default, so all three do the same work)
@@ -52,6 +55,7 @@ cleanup() {
       ip netns del "$ns" 2>/dev/null
     fi
   done
+  [ -n "${SHOW_SERVER_LOG:-}" ] && cat "$WORK/server.log" >&2
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -151,11 +155,11 @@ start_server() { # $1 server $2 pool (big|lan)
   rm -rf "$WORK/state"; mkdir -p "$WORK/state"
   case "$1" in
     snomprov) srv_addrs "$2"
-              ip netns exec "$SRV" "$WORK/snomprov" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
+              "${PIN[@]}" ip netns exec "$SRV" "$WORK/snomprov" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
     dnsmasq)  srv_addrs peers
-              ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
+              "${PIN[@]}" ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
     kea)      srv_addrs peers
-              ip netns exec "$SRV" env KEA_PIDFILE_DIR="$WORK/state" KEA_LOCKFILE_DIR="$WORK/state" kea-dhcp4 -c "$WORK/kea.json" >"$WORK/server.log" 2>&1 & ;;
+              "${PIN[@]}" ip netns exec "$SRV" env KEA_PIDFILE_DIR="$WORK/state" KEA_LOCKFILE_DIR="$WORK/state" kea-dhcp4 -c "$WORK/kea.json" >"$WORK/server.log" 2>&1 & ;;
   esac
   SERVER_PID=$!
   for _ in $(seq 100); do
@@ -164,7 +168,14 @@ start_server() { # $1 server $2 pool (big|lan)
   done
   sleep 0.5
 }
-stop_server() { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+# PIN: the server's CPU affinity (TASKSET=0 runs it on CPU 0 only; Go's
+# GOMAXPROCS follows the affinity).
+PIN=(); [ -n "${TASKSET:-}" ] && PIN=(taskset -c "$TASKSET")
+# cpu_ms: CPU time (user+system) the server used so far, in ms.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/hz)}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
+# cpu_stat: total and steal jiffies of the machine (/proc/stat), for the steal share of a run.
+cpu_stat() { awk '/^cpu / {t=0; for (i=2;i<=NF;i++) t+=$i; print t, $9}' /proc/stat; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
 
 # p99 latency in ms of one exchange type (DISCOVER-OFFER or REQUEST-ACK) from
@@ -175,7 +186,7 @@ p99_ms() { # $1 log $2 section
     awk '{v[NR]=$1} END { if (NR==0) {print ""; exit} i=int(NR*0.99); if (i<1) i=1; printf "%.2f", v[i] }'
 }
 
-echo "server,workload,run,target_rate,clients,achieved_dora_s,DO_sent,DO_drops,RA_sent,RA_drops,drop_pct,avg_DO_ms,avg_RA_ms,p99_DO_ms,p99_RA_ms,rss_kb,leases,load1" | tee "$OUT"
+echo "server,workload,run,target_rate,clients,achieved_dora_s,DO_sent,DO_drops,RA_sent,RA_drops,drop_pct,avg_DO_ms,avg_RA_ms,p99_DO_ms,p99_RA_ms,rss_kb,leases,load1,cpu_ms,steal_pct,taskset" | tee "$OUT"
 for wl in $WORKLOADS; do
   case "$wl" in
     storm) pool=big; rate=$STORM_RATE; clients=$STORM_CLIENTS; per=$PERIOD; target=(-l 10.78.0.2 10.77.0.1) ;;
@@ -183,16 +194,19 @@ for wl in $WORKLOADS; do
     rss)   pool=big; rate=${RSS_RATE:-1500}; clients=10000; per=${RSS_PERIOD:-15}; target=(-l 10.78.0.2 10.77.0.1) ;;
   esac
   runs=$REPEAT; [ "$wl" = rss ] && runs=1
-  for srv in $SERVERS; do
-    for run in $(seq 1 "$runs"); do
+  for run in $(seq 1 "$runs"); do  # servers interleaved run by run, so drifting load hits each alike
+    for srv in $SERVERS; do
       start_server "$srv" "$pool"
       log="$WORK/perf-$srv-$wl-$run.txt"
       load=$(cut -d' ' -f1 /proc/loadavg)
+      cpu0=$(cpu_ms); read -r tot0 st0 < <(cpu_stat)
       # Snom MACs: snomprov treats the clients as phones and forces 66/67 into
       # every reply, as dnsmasq's dhcp-option-force and Kea's always-send do.
       nsx "$CLI" perfdhcp -4 -g single -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
       sleep 0.5
       rss=$(rss_kb)
+      cpu=$(( $(cpu_ms) - cpu0 )); read -r tot1 st1 < <(cpu_stat)
+      steal=$(awk -v a="$((tot1 - tot0))" -v b="$((st1 - st0))" 'BEGIN {printf "%.1f", a ? 100*b/a : 0}')
       # server-side UDP receive-buffer overflows, for the record (stderr)
       echo "$srv $wl run $run: srv $(ip netns exec "$SRV" awk '/^Udp:/ && ++n==2 {print "udp InErrors="$4" RcvbufErrors="$6}' /proc/net/snmp)" \
            "cli $(ip netns exec "$CLI" awk '/^Udp:/ && ++n==2 {print "udp InErrors="$4" RcvbufErrors="$6}' /proc/net/snmp)" >&2
@@ -203,14 +217,14 @@ for wl in $WORKLOADS; do
       esac
       stop_server
       p99do=$(p99_ms "$log" DISCOVER-OFFER); p99ra=$(p99_ms "$log" REQUEST-ACK)
-      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" '
+      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" -v cpu="$cpu" -v steal="$steal" -v pin="${TASKSET:-all}" '
         /^Rate:/ {rate=$2}
         /Statistics for: DISCOVER-OFFER/ {sec="DO"} /Statistics for: REQUEST-ACK/ {sec="RA"}
         /^sent packets:/ {sent[sec]=$3} /^drops:/ {drops[sec]=$2} /^avg delay:/ {avg[sec]=$3}
         END { tot=sent["DO"]+sent["RA"]; d=drops["DO"]+drops["RA"];
-              printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s,%s\n", srv,wl,run,r,c,rate,
-                sent["DO"],drops["DO"],sent["RA"],drops["RA"],(tot?100*d/tot:0),avg["DO"],avg["RA"],p99do,p99ra,rss,leases,load }' "$log" | tee -a "$OUT"
-      if [ "${KEEP_LOGS:-0}" = 1 ]; then cp "$log" "$ROOT/bench/results/"; fi
+              printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", srv,wl,run,r,c,rate,
+                sent["DO"],drops["DO"],sent["RA"],drops["RA"],(tot?100*d/tot:0),avg["DO"],avg["RA"],p99do,p99ra,rss,leases,load,cpu,steal,pin }' "$log" | tee -a "$OUT"
+      if [ "${KEEP_LOGS:-0}" = 1 ]; then cp "$log" "$ROOT/bench/results/"; cp "$WORK/server.log" "$ROOT/bench/results/server-$srv-$wl-$run.log"; fi
     done
   done
 done

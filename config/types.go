@@ -92,15 +92,31 @@ type DHCP struct {
 	// ConflictProbe is how long to wait for an ICMP echo reply from an
 	// address that was never leased before offering it, as dnsmasq does;
 	// default 300ms, "0s" turns the check off.
-	ConflictProbe     Duration          `toml:"conflict_probe"`
-	Serve             string            `toml:"serve"` // all | phones
-	UpdateServer      string            `toml:"update_server"`
-	UpdateFilename    string            `toml:"update_filename"`
-	VendorOptions     bool              `toml:"vendor_options"`
-	VoiceVLAN         int               `toml:"voice_vlan"`
-	VoicePriority     int               `toml:"voice_priority"`
-	AllowOtherServers bool              `toml:"allow_other_servers"`
-	Reservations      []DHCPReservation `toml:"reservations"`
+	ConflictProbe     Duration `toml:"conflict_probe"`
+	Serve             string   `toml:"serve"` // all | phones
+	UpdateServer      string   `toml:"update_server"`
+	UpdateFilename    string   `toml:"update_filename"`
+	VendorOptions     bool     `toml:"vendor_options"`
+	VoiceVLAN         int      `toml:"voice_vlan"`
+	VoicePriority     int      `toml:"voice_priority"`
+	AllowOtherServers bool     `toml:"allow_other_servers"`
+	// Authoritative ACKs an INIT-REBOOT for a free address from a client
+	// the server has no record of (dnsmasq's dhcp-authoritative); off, such
+	// a client gets silence (RFC 2131 §4.3.2).
+	Authoritative bool              `toml:"authoritative"`
+	Reservations  []DHCPReservation `toml:"reservations"`
+	// Options are more DHCP options ([[dhcp.options]]), checked by package dhcp.
+	Options []DHCPOption `toml:"options"`
+}
+
+// DHCPOption is one [[dhcp.options]] entry: option code, value type, value
+// as text, and whether to send it to clients that do not ask for it.
+// Its fields match dhcp.ExtraOption.
+type DHCPOption struct {
+	Code   int    `toml:"code"`
+	Type   string `toml:"type"`
+	Value  string `toml:"value"`
+	Always bool   `toml:"always"`
 }
 
 // DHCPReservation pins an address to a MAC.

@@ -21,7 +21,7 @@ func BenchmarkDORA(b *testing.B) {
 	ts := startTestServer(b, o)
 	var mu sync.Mutex
 	waiting := map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}
-	ts.send = func(p []byte, _ netip.AddrPort) error {
+	ts.send = func(p []byte, _ route) error {
 		m, _ := dhcpv4.FromBytes(p)
 		mu.Lock()
 		ch := waiting[m.TransactionID]

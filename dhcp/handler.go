@@ -28,6 +28,7 @@ type exchange struct {
 	mtype dhcpv4.MessageType
 
 	mayBlock bool       // running on its own goroutine: may wait for a conflict probe
+	out      *outbox    // replies are queued here and sent in one batch; nil: sent at once
 	probeIP  netip.Addr // the address to probe first on that goroutine
 
 	mac      phone.MAC
@@ -67,13 +68,17 @@ func defaultChain() []stage {
 	}
 }
 
-func (s *Server) handlePacket(b []byte, peer netip.AddrPort) {
+func (s *Server) handlePacket(b []byte, peer netip.AddrPort) { s.handle(b, peer, nil) }
+
+// handle runs one datagram through the chain; replies it produces at once
+// (OFFER, NAK, an ACK with nothing to write) are queued on out when not nil.
+func (s *Server) handle(b []byte, peer netip.AddrPort, out *outbox) {
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		s.log.Debug("ignoring malformed datagram", "from", peer, "len", len(b), "err", err)
 		return
 	}
-	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now()}
+	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now(), out: out}
 	s.runChain(ex, 0)
 }
 
@@ -91,9 +96,11 @@ func (s *Server) runChain(ex *exchange, from int) {
 }
 
 func (s *Server) sendReply(ex *exchange) {
-	dst := replyDestination(ex.req, ex.rtype, ex.opts.Port)
+	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
 	rt := ex.rtype
-	if err := s.send(ex.resp.ToBytes(), dst); err != nil {
+	if ex.out != nil {
+		ex.out.add(ex.resp.ToBytes(), dst) // sent with the batch; a failure is logged there
+	} else if err := s.send(ex.resp.ToBytes(), dst); err != nil {
 		s.log.Warn("sending DHCP reply failed", "to", dst, "type", rt.String(), "err", err)
 		return
 	}
@@ -121,30 +128,41 @@ func (s *Server) record(ex *exchange, kind string, ok bool, ip netip.Addr, detai
 // admit drops what we must not answer and identifies the client.
 func (s *Server) admit(ex *exchange) bool {
 	req, o := ex.req, ex.opts
-	if req.OpCode != dhcpv4.OpcodeBootRequest || req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6 {
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
 		return false
 	}
 	ex.mtype = req.MessageType()
 	if ex.mtype == dhcpv4.MessageTypeNone {
 		return false // plain BOOTP is not served
 	}
-	mac, _ := phone.FromHardwareAddr(req.ClientHWAddr)
-	if mac.IsZero() {
+	// RFC 2131 §4.2: a client that sends option 61 is identified by it, so
+	// its chaddr may be anything (all zeros, another hardware type). Without
+	// option 61 chaddr is the only identity: an all-zero or non-Ethernet
+	// chaddr would make every such client the same client (one lease shared
+	// by strangers) and gives no address to answer, so those are dropped.
+	ex.clientID = req.Options.Get(dhcpv4.OptionClientIdentifier)
+	var mac phone.MAC
+	if req.HWType == iana.HWTypeEthernet && len(req.ClientHWAddr) == 6 {
+		mac, _ = phone.FromHardwareAddr(req.ClientHWAddr)
+	}
+	if mac.IsZero() && len(ex.clientID) == 0 {
+		s.log.Debug("ignoring a client with neither an Ethernet chaddr nor a client identifier", "chaddr", req.ClientHWAddr, "htype", req.HWType)
 		return false
 	}
 	if req.TransactionID == s.scoutXID && net.HardwareAddr(mac[:]).String() == s.scoutMAC.String() {
 		return false // our own search for other servers
 	}
 	ex.mac = mac
-	ex.clientID = req.Options.Get(dhcpv4.OptionClientIdentifier)
 	ex.key = keyFor(mac, ex.clientID)
 	ex.hostname = sanitize(req.HostName())
 	if m, ok := phone.ModelFromVendorClass(req.ClassIdentifier()); ok {
 		ex.model = m
 	}
-	ex.isPhone = ex.model != "" || mac.IsSnom()
+	// The inventory is keyed by MAC: a client without one is served but not
+	// recorded there.
+	ex.isPhone = !mac.IsZero() && (ex.model != "" || mac.IsSnom())
 	for i := range o.Reservations {
-		if o.Reservations[i].MAC == mac {
+		if !mac.IsZero() && o.Reservations[i].MAC == mac {
 			ex.reserved = &o.Reservations[i]
 		}
 	}
@@ -185,6 +203,13 @@ func (s *Server) decide(ex *exchange) bool {
 	case dhcpv4.MessageTypeRelease:
 		s.release(ex)
 	case dhcpv4.MessageTypeInform:
+		if !addrOf(ex.req.ClientIPAddr).IsValid() {
+			// RFC 2131 Table 5: an INFORM carries the client's address in
+			// ciaddr, and §4.3.5 sends the ACK there; without it there is
+			// nowhere to answer (Kea drops it too).
+			s.log.Debug("ignoring DHCPINFORM without ciaddr", "mac", ex.mac.Colon())
+			return false
+		}
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 		ex.detail = "INFORM answered with options only"
 		return true
@@ -221,7 +246,7 @@ func (s *Server) discover(ex *exchange) bool {
 			if !ex.mayBlock {
 				// Probe on a goroutine of its own so the reader goes on with
 				// other clients; the hold keeps the address for this client.
-				ex.mayBlock, ex.probeIP = true, ip
+				ex.mayBlock, ex.probeIP, ex.out = true, ip, nil
 				go s.runChain(ex, stageLease)
 				return false
 			}
@@ -268,6 +293,9 @@ func (s *Server) request(ex *exchange) bool {
 		return false
 	}
 	ip := addrOf(req.RequestedIPAddress())
+	// INIT-REBOOT (RFC 2131 §4.3.2): no server identifier, no ciaddr, the
+	// address the client remembers in option 50.
+	initReboot := ip.IsValid() && !addrOf(req.ClientIPAddr).IsValid() && !addrOf(req.ServerIdentifier()).IsValid()
 	if !ip.IsValid() {
 		ip = addrOf(req.ClientIPAddr)
 	}
@@ -279,7 +307,24 @@ func (s *Server) request(ex *exchange) bool {
 	}
 	s.mu.Lock()
 	reason := ""
+	if initReboot && !o.Authoritative && ex.reserved == nil {
+		cur, known := s.pool.byClient[ex.key]
+		off, offered := s.pool.offers[ex.key]
+		switch {
+		case !known && !offered:
+			// No record of the client: it may be another server's. RFC
+			// 2131 §4.3.2 says MUST remain silent, which is what lets
+			// servers that know nothing of each other share a link.
+			s.mu.Unlock()
+			s.log.Debug("ignoring INIT-REBOOT from a client we have no record of", "mac", ex.mac.Colon(), "requested", ip)
+			return false
+		case (known && cur.IP == ip) || (offered && off.ip == ip):
+		default:
+			reason = "address " + ip.String() + " is not this client's lease"
+		}
+	}
 	switch {
+	case reason != "":
 	case ex.reserved != nil && ip != ex.reserved.IP:
 		reason = "this client has the reservation " + ex.reserved.IP.String()
 	case ex.reserved != nil:
@@ -384,14 +429,16 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		Options: make(dhcpv4.Options, 16),
 	}
 	// RFC 3046 relay agent information and RFC 6842 client identifier echo.
-	for _, c := range []dhcpv4.OptionCode{dhcpv4.OptionRelayAgentInformation, dhcpv4.OptionClientIdentifier} {
-		if v := req.Options.Get(c); v != nil {
-			r.UpdateOption(dhcpv4.OptGeneric(c, v))
+	// Options are set straight into the map (no Option values to build):
+	// the bytes are shared, and ToBytes only reads them.
+	for _, c := range []uint8{82, 61} {
+		if v, ok := req.Options[c]; ok {
+			r.Options[c] = v
 		}
 	}
 	ex.rtype = t
-	r.UpdateOption(dhcpv4.OptMessageType(t))
-	r.UpdateOption(dhcpv4.OptServerIdentifier(ex.opts.ServerIP.AsSlice()))
+	r.Options[53] = []byte{byte(t)}
+	r.Options[54] = ex.opts.serverID
 	return r
 }
 
@@ -410,46 +457,84 @@ func (s *Server) addOptions(ex *exchange) bool {
 		r.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
 		r.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
 	}
-	r.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(o.Subnet.Bits(), 32)))
+	if ex.reserved != nil && ex.reserved.Hostname != "" {
+		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
+	}
+	// Encoded once per configuration (encodeOptions): the reply shares the
+	// bytes, which ToBytes only reads.
+	for _, x := range o.encoded {
+		if x.wanted(ex) {
+			r.Options[uint8(x.code.Code())] = x.value
+		}
+	}
+	return true
+}
+
+// sendRule says which replies carry an option.
+type sendRule uint8
+
+const (
+	sendAlways           sendRule = iota // every OFFER and ACK
+	sendRequested                        // when the client lists it in option 55
+	sendPhoneOrRequested                 // forced to phones (dnsmasq's dhcp-option-force), else on request
+	sendPhone                            // to phones only
+)
+
+func (x extraOption) wanted(ex *exchange) bool {
+	switch x.when {
+	case sendAlways:
+		return true
+	case sendPhone:
+		return ex.isPhone
+	case sendPhoneOrRequested:
+		if ex.isPhone {
+			return true
+		}
+	}
+	return ex.req.IsOptionRequested(x.code)
+}
+
+// encodeOptions turns the configuration's options into wire bytes once, in
+// the order addOptions used to build them, followed by the extra options.
+func encodeOptions(o *Options, extra []extraOption) []extraOption {
+	var out []extraOption
+	add := func(c dhcpv4.OptionCode, v []byte, when sendRule) {
+		out = append(out, extraOption{code: c, value: v, when: when})
+	}
+	add(dhcpv4.OptionSubnetMask, net.CIDRMask(o.Subnet.Bits(), 32), sendAlways)
 	if o.Router.IsValid() {
-		r.UpdateOption(dhcpv4.OptRouter(o.Router.AsSlice()))
+		add(dhcpv4.OptionRouter, o.Router.AsSlice(), sendAlways)
 	}
 	if len(o.DNS) > 0 {
-		r.UpdateOption(dhcpv4.OptDNS(ips(o.DNS)...))
+		add(dhcpv4.OptionDomainNameServer, dhcpv4.IPs(ips(o.DNS)).ToBytes(), sendAlways)
 	}
 	if o.Domain != "" {
-		r.UpdateOption(dhcpv4.OptDomainName(o.Domain))
+		add(dhcpv4.OptionDomainName, []byte(o.Domain), sendAlways)
 	}
 	if len(o.NTP) > 0 {
-		r.UpdateOption(dhcpv4.OptNTPServers(ips(o.NTP)...))
+		add(dhcpv4.OptionNTPServers, dhcpv4.IPs(ips(o.NTP)).ToBytes(), sendAlways)
 	}
 	if o.TimeOffset != nil {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(int32(o.TimeOffset.Seconds())))
-		r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionTimeOffset, b[:]))
+		add(dhcpv4.OptionTimeOffset, b[:], sendAlways)
 	}
-	if ex.reserved != nil && ex.reserved.Hostname != "" {
-		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
+	if o.UpdateServer != "" {
+		add(dhcpv4.OptionTFTPServerName, []byte(o.UpdateServer), sendPhoneOrRequested)
 	}
-	// Phones get 66/67 whether they ask or not (dnsmasq's dhcp-option-force);
-	// other clients only when they ask.
-	want := func(c dhcpv4.OptionCode) bool { return ex.isPhone || ex.req.IsOptionRequested(c) }
-	if o.UpdateServer != "" && want(dhcpv4.OptionTFTPServerName) {
-		r.UpdateOption(dhcpv4.OptTFTPServerName(o.UpdateServer))
+	if o.UpdateFilename != "" {
+		add(dhcpv4.OptionBootfileName, []byte(o.UpdateFilename), sendPhoneOrRequested)
 	}
-	if o.UpdateFilename != "" && want(dhcpv4.OptionBootfileName) {
-		r.UpdateOption(dhcpv4.OptBootFileName(o.UpdateFilename))
+	if o.VoiceVLAN > 0 {
+		add(optVoiceVLAN, []byte(strconv.Itoa(o.VoiceVLAN)), sendPhone)
+		add(optVoicePriority, []byte(strconv.Itoa(o.VoicePriority)), sendPhone)
 	}
-	if ex.isPhone && o.VoiceVLAN > 0 {
-		r.UpdateOption(dhcpv4.OptGeneric(optVoiceVLAN, []byte(strconv.Itoa(o.VoiceVLAN))))
-		r.UpdateOption(dhcpv4.OptGeneric(optVoicePriority, []byte(strconv.Itoa(o.VoicePriority))))
-	}
-	if ex.isPhone && o.VendorOptions {
+	if o.VendorOptions {
 		if v := snomVendorOptions(o); len(v) > 0 {
-			r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, v))
+			add(dhcpv4.OptionVendorSpecificInformation, v, sendPhone)
 		}
 	}
-	return true
+	return append(out, extra...)
 }
 
 // Snom's voice VLAN options (docs §2.2).
@@ -494,30 +579,53 @@ func (s *Server) makeDurable(ex *exchange) bool {
 			s.record(ex, "NAK", false, ex.lease.IP, "lease not stored: "+err.Error())
 			return
 		}
+		// On the writer goroutine: the ACK joins the batch the writer
+		// sends once every callback of this group commit has run.
+		ex.out = &s.writerOut
 		s.sendReply(ex)
 	})
 	return false
+}
+
+// route is where a reply goes: an IP address and port, and when hw is set
+// that MAC on the LAN interface (the client has no address to ARP for yet).
+type route struct {
+	to netip.AddrPort
+	hw net.HardwareAddr
+}
+
+func (r route) String() string {
+	if r.hw != nil {
+		return r.to.String() + " at " + r.hw.String()
+	}
+	return r.to.String()
 }
 
 // replyDestination is RFC 2131 §4.1 reply routing, all in one place:
 //   - relayed (giaddr set): to the relay's server port; it forwards the reply
 //   - NAK without relay: broadcast, the client may have no usable address
 //   - ciaddr set (RENEWING, REBINDING, INFORM): unicast to ciaddr
-//   - otherwise (broadcast flag set, or a client with no address yet):
-//     broadcast on the interface. RFC 2131 allows unicast to yiaddr at
-//     chaddr here, but that needs a raw socket or ARP injection; every
-//     client tested accepts the broadcast.
-func replyDestination(req *dhcpv4.DHCPv4, reply dhcpv4.MessageType, serverPort int) netip.AddrPort {
+//   - broadcast flag clear, an Ethernet chaddr and yiaddr: unicast to yiaddr
+//     at chaddr, when l2 (a packet socket on the interface) is available
+//   - otherwise (broadcast flag set, no usable chaddr, no packet socket):
+//     broadcast on the interface
+func replyDestination(req, reply *dhcpv4.DHCPv4, serverPort int, l2 bool) route {
 	clientPort := uint16(serverPort + 1)
-	bcast := netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), clientPort)
+	bcast := route{to: netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), clientPort)}
 	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() {
-		return netip.AddrPortFrom(gi, uint16(serverPort))
+		return route{to: netip.AddrPortFrom(gi, uint16(serverPort))}
 	}
-	if reply == dhcpv4.MessageTypeNak {
+	if reply.MessageType() == dhcpv4.MessageTypeNak {
 		return bcast
 	}
 	if ci := addrOf(req.ClientIPAddr); ci.IsValid() {
-		return netip.AddrPortFrom(ci, clientPort)
+		return route{to: netip.AddrPortFrom(ci, clientPort)}
+	}
+	yi := addrOf(reply.YourIPAddr)
+	if l2 && !req.IsBroadcast() && yi.IsValid() && req.HWType == iana.HWTypeEthernet && len(req.ClientHWAddr) == 6 {
+		if mac, _ := phone.FromHardwareAddr(req.ClientHWAddr); !mac.IsZero() && req.ClientHWAddr[0]&1 == 0 {
+			return route{to: netip.AddrPortFrom(yi, clientPort), hw: req.ClientHWAddr}
+		}
 	}
 	return bcast
 }

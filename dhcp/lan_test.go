@@ -15,6 +15,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
 
 	"github.com/snomprov/snomprov/internal/lantest"
@@ -264,21 +265,27 @@ func TestLANConflictProbe(t *testing.T) {
 func nclientLease(t *testing.T, h *lantest.Host, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
 	t.Helper()
 	var lease *nclient4.Lease
-	err := h.Do(func() error {
-		c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		lease, err = c.Request(ctx, mods...)
+	err := h.Do(func() (err error) {
+		lease, err = nclientRequest(mods...)
 		return err
 	})
 	if err != nil {
 		t.Fatalf("nclient4 in %s: %v", h.Name, err)
 	}
 	return lease.ACK
+}
+
+// nclientRequest runs one DORA with nclient4 on eth0 of the namespace the
+// calling thread is in (call it inside Host.Do).
+func nclientRequest(mods ...dhcpv4.Modifier) (*nclient4.Lease, error) {
+	c, err := nclient4.New("eth0", nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Request(ctx, mods...)
 }
 
 // TestLANPortInUse: a second server on the same interface fails at Bind
@@ -436,4 +443,94 @@ func TestLANUdhcpcRenewRelease(t *testing.T) {
 	}
 	p.Signal(unix.SIGUSR2)
 	waitLease(t, o.StateDir, bound["ip"], StateReleased)
+}
+
+// TestLANL2UnicastRFC2131_4_1: the OFFER and ACK to a client with the
+// broadcast flag clear and no address reach its MAC, not ff:ff:ff:ff:ff:ff
+// (seen by a packet socket on the client's own interface); with the flag set
+// they are broadcast. TestLANRealClients has udhcpc, dhclient and dhcpcd
+// (none of which sets the flag) get their leases this way.
+func TestLANL2UnicastRFC2131_4_1(t *testing.T) {
+	l, srv := newLAN(t)
+	r := serveIn(t, srv, lanOptions(t), &recorder{})
+	if !r.l2unicast {
+		t.Fatal("no packet socket in the server namespace")
+	}
+	for i, tt := range []struct {
+		name      string
+		broadcast bool
+	}{{"flag clear: to the MAC", false}, {"flag set: broadcast", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			hw := fmt.Sprintf("00:04:13:77:00:%02x", 0x30+i)
+			h := l.AddHost(fmt.Sprintf("l2c%d", i), lantest.HostOptions{MAC: hw})
+			var frames []l2Frame
+			err := h.Do(func() error {
+				ifi, err := net.InterfaceByName("eth0")
+				if err != nil {
+					return err
+				}
+				spy, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+				if err != nil {
+					return err
+				}
+				defer spy.Close()
+				if _, err := nclientRequest(dhcpv4.WithBroadcast(tt.broadcast)); err != nil {
+					return err
+				}
+				frames = readReplies(spy, hw)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("nclient4 in %s: %v", h.Name, err)
+			}
+			want := hw
+			if tt.broadcast {
+				want = "ff:ff:ff:ff:ff:ff"
+			}
+			seen := map[dhcpv4.MessageType]bool{}
+			for _, f := range frames {
+				seen[f.typ] = true
+				if f.dst.String() != want {
+					t.Errorf("%v went to %v (IP %v), want %s", f.typ, f.dst, f.ip, want)
+				}
+			}
+			if !seen[dhcpv4.MessageTypeOffer] || !seen[dhcpv4.MessageTypeAck] {
+				t.Errorf("captured %v, want an OFFER and an ACK", frames)
+			}
+		})
+	}
+}
+
+type l2Frame struct {
+	typ dhcpv4.MessageType
+	dst net.HardwareAddr
+	ip  net.IP
+}
+
+// readReplies reads the Ethernet frames queued on spy and returns the DHCP
+// replies for chaddr hw with their destination MAC and IP address.
+func readReplies(spy *packet.Conn, hw string) []l2Frame {
+	var out []l2Frame
+	buf := make([]byte, 2048)
+	for {
+		spy.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		n, _, err := spy.ReadFrom(buf)
+		if err != nil {
+			return out
+		}
+		b := buf[:n]
+		if len(b) < 14+20+8 || b[12] != 0x08 || b[13] != 0x00 || b[14+9] != unix.IPPROTO_UDP {
+			continue
+		}
+		ihl := int(b[14]&0x0f) * 4
+		udp := b[14+ihl:]
+		if len(udp) < 8 || int(udp[2])<<8|int(udp[3]) != 68 {
+			continue
+		}
+		m, err := dhcpv4.FromBytes(udp[8:])
+		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply || m.ClientHWAddr.String() != hw {
+			continue
+		}
+		out = append(out, l2Frame{m.MessageType(), append(net.HardwareAddr(nil), b[:6]...), net.IP(append([]byte(nil), b[14+16:14+20]...))})
+	}
 }

@@ -58,8 +58,18 @@ type Options struct {
 	VendorOptions                bool // also send 66/67/132/133 inside option 43 (Snom encoding)
 	VoiceVLAN, VoicePriority     int  // options 132/133 when VoiceVLAN > 0
 	Reservations                 []Reservation
-	AllowOtherServers            bool   // skip the start-up refusal when another DHCP server answers
-	StateDir                     string // leases live here (dhcp-leases.json + dhcp-leases.journal)
+	AllowOtherServers            bool // skip the start-up refusal when another DHCP server answers
+	// Authoritative answers an INIT-REBOOT REQUEST from a client the server
+	// has no record of (or one asking for another address than its lease):
+	// ACK when the address is free, NAK when not, as dnsmasq's
+	// dhcp-authoritative does. Off (RFC 2131 §4.3.2): such a client gets
+	// silence, and one asking for another address than its lease a NAK.
+	Authoritative bool
+	// ExtraOptions are more options for OFFERs and ACKs (code, type, value).
+	ExtraOptions []ExtraOption
+	encoded      []extraOption // every option of OFFERs and ACKs, encoded by normalize
+	serverID     []byte        // option 54
+	StateDir     string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
 	// Only tests change it.
@@ -245,9 +255,13 @@ func Prepare(o Options) (*Prepared, error) {
 			errs.Add(field.Prefix(at, "ip"), "address %v is outside the interface's subnet %v", ip, o.Subnet)
 		}
 	}
+	extra, ferrs := prepareExtraOptions(o.ExtraOptions, &o)
+	errs = append(errs, ferrs...)
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
+	o.encoded = encodeOptions(&o, extra)
+	o.serverID = o.ServerIP.AsSlice()
 	return &Prepared{o: o}, nil
 }
 

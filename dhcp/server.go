@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/snomprov/snomprov/inventory"
@@ -43,10 +44,19 @@ type Server struct {
 	prober   *prober      // nil when conflict probing is off or not permitted
 	lockFile *os.File
 
-	chain    []stage
-	send     func(b []byte, to netip.AddrPort) error // the socket; replaced in unit tests
-	scoutXID dhcpv4.TransactionID
-	scoutMAC net.HardwareAddr
+	chain []stage
+	send  func(b []byte, to route) error // the sockets; replaced in unit tests
+	// l2 sends to a client's MAC (nil when no packet socket could be
+	// opened); l2unicast says replies may be routed that way.
+	l2        *l2conn
+	l2unicast bool
+	l2Failed  atomic.Bool // the fallback to broadcast has been logged
+	// sendBatch sends queued replies in one go (sendmmsg); nil: one by one
+	// through send (unit tests).
+	sendBatch func([]outMsg) error
+	writerOut outbox // the ACKs of one group commit; only the lease writer touches it
+	scoutXID  dhcpv4.TransactionID
+	scoutMAC  net.HardwareAddr
 
 	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
 	foreignMu     sync.Mutex
@@ -103,11 +113,15 @@ func (s *Server) Bind(ctx context.Context) error {
 		s.closeSockets()
 		return err
 	}
+	if l2, err := openL2(o.Interface); err != nil {
+		s.log.Warn("replies to clients without an address go by broadcast, not to their MAC (RFC 2131 §4.1): cannot open a packet socket on the LAN interface; give the service CAP_NET_RAW",
+			"interface", o.Interface, "err", err)
+	} else {
+		s.l2, s.l2unicast = l2, true
+	}
 	if s.send == nil {
-		s.send = func(b []byte, to netip.AddrPort) error {
-			_, err := s.conn.WriteToUDPAddrPort(b, to)
-			return err
-		}
+		s.send = s.transmit
+		s.sendBatch = s.udpBatch(ipv4.NewPacketConn(s.conn))
 	}
 	if err := s.openState(o); err != nil {
 		return fail(err)
@@ -150,7 +164,7 @@ func (s *Server) openState(o *Options) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.pool.all()
-	})
+	}, func() { s.flushOut(&s.writerOut) })
 	return nil
 }
 
@@ -174,6 +188,25 @@ func (s *Server) lockState(dir string) error {
 	return nil
 }
 
+// transmit sends a reply the way replyDestination routed it. A frame the
+// packet socket cannot send goes out by broadcast instead, which every
+// client accepts; the first such failure is logged.
+func (s *Server) transmit(b []byte, r route) error {
+	if r.hw != nil {
+		o := s.opts.Load()
+		err := s.l2.send(b, netip.AddrPortFrom(o.ServerIP, uint16(o.Port)), r.to, r.hw)
+		if err == nil {
+			return nil
+		}
+		if !s.l2Failed.Swap(true) {
+			s.log.Warn("sending a reply to a client's MAC failed; that reply and later failures go by broadcast", "to", r, "err", err)
+		}
+		r = route{to: netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), r.to.Port())}
+	}
+	_, err := s.conn.WriteToUDPAddrPort(b, r.to)
+	return err
+}
+
 func (s *Server) closeSockets() {
 	if s.store != nil { // first: it hands out the last ACKs
 		s.store.close()
@@ -188,6 +221,9 @@ func (s *Server) closeSockets() {
 	}
 	if s.prober != nil {
 		s.prober.close()
+	}
+	if s.l2 != nil {
+		s.l2.close()
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()
@@ -329,29 +365,23 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) readLoop(ctx context.Context) error {
-	buf := make([]byte, 4096)
-	for {
-		n, peer, err := s.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return fmt.Errorf("dhcp: socket closed unexpectedly: %w", err)
-			}
-			var errno syscall.Errno
-			if errors.As(err, &errno) && errno.Temporary() {
-				continue
-			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				return nil // another reader failed and stopped us
-			}
-			return fmt.Errorf("dhcp: reading from socket: %w", err)
+	return s.readLoopBatch(ipv4.NewPacketConn(s.conn), func(err error) (bool, error) {
+		if ctx.Err() != nil {
+			return true, nil
 		}
-		// The parsed request keeps slices of its bytes and may outlive this
-		// iteration (its ACK waits for the lease writer): copy.
-		s.handlePacket(append([]byte(nil), buf[:n]...), peer)
-	}
+		if errors.Is(err, net.ErrClosed) {
+			return true, fmt.Errorf("dhcp: socket closed unexpectedly: %w", err)
+		}
+		var errno syscall.Errno
+		if errors.As(err, &errno) && errno.Temporary() {
+			return false, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return true, nil // another reader failed and stopped us
+		}
+		return true, fmt.Errorf("dhcp: reading from socket: %w", err)
+	})
 }
 
 // Reload checks new options and swaps them in. Leases are kept; the pool

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
@@ -19,6 +20,7 @@ import (
 type sent struct {
 	msg *dhcpv4.DHCPv4
 	to  netip.AddrPort
+	hw  net.HardwareAddr // set when sent to a MAC at L2
 }
 
 type testServer struct {
@@ -64,14 +66,14 @@ func startTestServer(t testing.TB, o Options) *testServer {
 		t.Fatal(err)
 	}
 	ts.Server = s
-	s.send = func(b []byte, to netip.AddrPort) error {
+	s.send = func(b []byte, to route) error {
 		m, err := dhcpv4.FromBytes(b)
 		if err != nil {
 			t.Errorf("server sent an unparsable reply: %v", err)
 			return nil
 		}
 		ts.mu.Lock()
-		ts.out = append(ts.out, sent{m, to})
+		ts.out = append(ts.out, sent{m, to.to, to.hw})
 		ts.mu.Unlock()
 		return nil
 	}
@@ -371,10 +373,12 @@ func TestQuickRenewalReusesDurableLease(t *testing.T) {
 
 func TestClientMovesAddress(t *testing.T) {
 	o := baseOptions(t.TempDir())
+	o.Authoritative = true
 	ts := startTestServer(t, o)
 	hw := "00:04:13:00:00:90"
 	first := ipOf(ts.lease(hw).msg)
-	// INIT-REBOOT asking for another free address: granted, the old one is freed.
+	// INIT-REBOOT asking for another free address, authoritative: granted,
+	// the old one is freed.
 	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.77.0.190"))))
 	if r := ts.do(req); r == nil || ipOf(r.msg) != netip.MustParseAddr("10.77.0.190") {
@@ -412,15 +416,12 @@ func TestRestartKeepsLeases(t *testing.T) {
 	}
 }
 
+// TestNAKs runs authoritative, so INIT-REBOOTs from clients without a record
+// are answered (TestInitRebootRFC2131_4_3_2 has the default).
 func TestNAKs(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServer(t, func(o *Options) { o.Authoritative = true })
 	owner := ts.lease("00:04:13:00:00:30")
 	taken := ipOf(owner.msg)
-	initReboot := func(hw string, ip string, mods ...dhcpv4.Modifier) *sent {
-		req, _ := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(mac(hw)), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
-			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP(ip)))}, mods...)...)
-		return ts.do(req)
-	}
 	tests := []struct {
 		name string
 		hw   string
@@ -435,7 +436,7 @@ func TestNAKs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := initReboot(tt.hw, tt.ip, tt.mods...)
+			r := ts.do(initReboot(tt.hw, tt.ip, tt.mods...))
 			if r == nil || r.msg.MessageType() != dhcpv4.MessageTypeNak {
 				t.Fatalf("want NAK, got %v", r)
 			}
@@ -538,6 +539,7 @@ func TestReservations(t *testing.T) {
 			t.Fatalf("dynamic client got reserved %v", ip)
 		}
 	}
+	ts.lease("02:00:00:00:03:99") // a client with a record: asking for another address gets a NAK
 	req, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac("02:00:00:00:03:99")), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
 		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.77.0.100"))))
 	if r := ts.do(req); r == nil || r.msg.MessageType() != dhcpv4.MessageTypeNak {
@@ -609,34 +611,63 @@ func TestServePhones(t *testing.T) {
 	}
 }
 
-func TestReplyDestination(t *testing.T) {
+func TestReplyDestinationRFC2131_4_1(t *testing.T) {
 	ci := dhcpv4.WithClientIP(net.ParseIP("10.77.0.120"))
 	gi := dhcpv4.WithGatewayIP(net.ParseIP("10.78.0.2"))
 	bc := dhcpv4.WithBroadcast(true)
+	hw := dhcpv4.WithHwAddr(mac("00:04:13:00:00:99"))
+	zero := dhcpv4.WithHwAddr(mac("00:00:00:00:00:00"))
+	yi := dhcpv4.WithYourIP(net.ParseIP("10.77.0.150"))
 	tests := []struct {
 		name  string
 		req   []dhcpv4.Modifier
 		reply dhcpv4.MessageType
+		l2    bool
 		want  string
 	}{
-		{"relayed ACK", []dhcpv4.Modifier{gi}, dhcpv4.MessageTypeAck, "10.78.0.2:67"},
-		{"relayed NAK", []dhcpv4.Modifier{gi, ci}, dhcpv4.MessageTypeNak, "10.78.0.2:67"},
-		{"NAK to a renewing client", []dhcpv4.Modifier{ci}, dhcpv4.MessageTypeNak, "255.255.255.255:68"},
-		{"renewing ACK", []dhcpv4.Modifier{ci}, dhcpv4.MessageTypeAck, "10.77.0.120:68"},
-		{"broadcast flag", []dhcpv4.Modifier{bc}, dhcpv4.MessageTypeOffer, "255.255.255.255:68"},
-		{"no address, no flag", nil, dhcpv4.MessageTypeOffer, "255.255.255.255:68"},
+		{"relayed ACK", []dhcpv4.Modifier{gi, hw}, dhcpv4.MessageTypeAck, true, "10.78.0.2:67"},
+		{"relayed NAK", []dhcpv4.Modifier{gi, ci, hw}, dhcpv4.MessageTypeNak, true, "10.78.0.2:67"},
+		{"NAK to a renewing client", []dhcpv4.Modifier{ci, hw}, dhcpv4.MessageTypeNak, true, "255.255.255.255:68"},
+		{"NAK to a client without an address", []dhcpv4.Modifier{hw}, dhcpv4.MessageTypeNak, true, "255.255.255.255:68"},
+		{"renewing ACK", []dhcpv4.Modifier{ci, hw}, dhcpv4.MessageTypeAck, true, "10.77.0.120:68"},
+		{"broadcast flag", []dhcpv4.Modifier{bc, hw}, dhcpv4.MessageTypeOffer, true, "255.255.255.255:68"},
+		{"no address, no flag: to the MAC", []dhcpv4.Modifier{hw}, dhcpv4.MessageTypeOffer, true, "10.77.0.150:68 at 00:04:13:00:00:99"},
+		{"no address, no flag, no packet socket", []dhcpv4.Modifier{hw}, dhcpv4.MessageTypeOffer, false, "255.255.255.255:68"},
+		{"zero chaddr", []dhcpv4.Modifier{zero}, dhcpv4.MessageTypeAck, true, "255.255.255.255:68"},
+		{"multicast chaddr", []dhcpv4.Modifier{dhcpv4.WithHwAddr(mac("01:00:5e:00:00:01"))}, dhcpv4.MessageTypeAck, true, "255.255.255.255:68"},
+		{"other hardware type", []dhcpv4.Modifier{hw, dhcpv4.WithHWType(iana.HWTypeInfiniband)}, dhcpv4.MessageTypeAck, true, "255.255.255.255:68"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := dhcpv4.New(tt.req...)
-			if got := replyDestination(req, tt.reply, 67).String(); got != tt.want {
+			reply, _ := dhcpv4.New(dhcpv4.WithMessageType(tt.reply))
+			if tt.reply != dhcpv4.MessageTypeNak {
+				yi(reply)
+			}
+			if got := replyDestination(req, reply, 67, tt.l2).String(); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})
 	}
 	req, _ := dhcpv4.New()
-	if got := replyDestination(req, dhcpv4.MessageTypeOffer, 1067).String(); got != "255.255.255.255:1068" {
+	reply, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeOffer))
+	if got := replyDestination(req, reply, 1067, false).String(); got != "255.255.255.255:1068" {
 		t.Errorf("test port: %s", got)
+	}
+}
+
+// TestL2UnicastThroughTheChain: a server with a packet socket sends the
+// OFFER and ACK of a client without the broadcast flag to its MAC.
+func TestL2UnicastThroughTheChain(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ts.l2unicast = true
+	hw := "00:04:13:00:00:98"
+	off := ts.do(discover(hw, dhcpv4.WithBroadcast(false)))
+	ack := ts.do(requestFor(off.msg, dhcpv4.WithBroadcast(false)))
+	for _, r := range []*sent{off, ack} {
+		if r.hw.String() != hw || r.to != netip.AddrPortFrom(ipOf(ack.msg), 68) {
+			t.Errorf("%v to %v at %v, want %v at %s", r.msg.MessageType(), r.to, r.hw, ipOf(ack.msg), hw)
+		}
 	}
 }
 

@@ -144,11 +144,12 @@ type store struct {
 	journal *os.File
 	records int // records in the journal file
 
-	queue    chan commitReq
-	snapshot func() []Lease // current lease table, for compaction
-	wg       sync.WaitGroup
-	stopOnce sync.Once
-	stop     chan struct{}
+	queue     chan commitReq
+	snapshot  func() []Lease // current lease table, for compaction
+	batchDone func()         // runs on the writer after each group's callbacks (sends their ACKs)
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+	stop      chan struct{}
 }
 
 func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, error) {
@@ -226,9 +227,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// start runs the writer. snapshot must return the in-memory lease table.
-func (s *store) start(snapshot func() []Lease) {
-	s.snapshot = snapshot
+// start runs the writer. snapshot must return the in-memory lease table;
+// batchDone (may be nil) runs after the callbacks of each group commit.
+func (s *store) start(snapshot func() []Lease, batchDone func()) {
+	s.snapshot, s.batchDone = snapshot, batchDone
 	s.wg.Add(1)
 	go s.writer()
 }
@@ -337,8 +339,14 @@ func (s *store) flush(batch []commitReq, buf *bytes.Buffer) {
 		case r.after != nil:
 			r.after(err)
 		case r.barrier != nil:
+			if s.batchDone != nil {
+				s.batchDone() // what was queued before the barrier has left
+			}
 			close(r.barrier)
 		}
+	}
+	if s.batchDone != nil {
+		s.batchDone()
 	}
 }
 

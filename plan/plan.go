@@ -332,7 +332,11 @@ func (c *compiler) dhcp() {
 		VoiceVLAN:         d.VoiceVLAN,
 		VoicePriority:     d.VoicePriority,
 		AllowOtherServers: d.AllowOtherServers,
+		Authoritative:     d.Authoritative,
 		StateDir:          cfg.Server.StateDir,
+	}
+	for _, x := range d.Options {
+		o.ExtraOptions = append(o.ExtraOptions, dhcp.ExtraOption(x))
 	}
 	if lan.Known() {
 		o.ServerIP, o.Subnet = lan.Prefix.Addr(), lan.Prefix.Masked()

@@ -115,3 +115,14 @@ func TestURLPort(t *testing.T) {
 		}
 	}
 }
+
+// TestExtraOptionsChecked: [[dhcp.options]] are checked by the compile, so
+// check refuses what serve would (dhcp.Prepare is the one place the rule is).
+func TestExtraOptionsChecked(t *testing.T) {
+	text := dhcpOn + "pool = \"10.0.0.100-10.0.0.199\"\n[[dhcp.options]]\ncode = 66\ntype = \"string\"\nvalue = \"x\"\n"
+	p, err := Compile(mustParse(t, text), LAN{Prefix: netip.MustParsePrefix("10.0.0.2/24")}, Runtime{})
+	p.Close()
+	if err == nil || !strings.Contains(err.Error(), "test.toml:5:1: dhcp.options[0].code: option 66 has its own key") {
+		t.Errorf("err = %v, want one at dhcp.options[0].code", err)
+	}
+}
