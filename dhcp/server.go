@@ -171,18 +171,18 @@ func (s *Server) openState(o *Options) error {
 // lockState makes sure only one server uses the lease files.
 func (s *Server) lockState(dir string) error {
 	if dir == "" {
-		return errors.New("dhcp: no state directory: set [server] state_dir")
+		return errors.New("no state directory: set [server] state_dir")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("dhcp: creating state directory: %w", err)
+		return fmt.Errorf("creating state directory: %w", err)
 	}
 	f, err := os.OpenFile(dir+"/dhcp.lock", os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
-		return fmt.Errorf("dhcp: opening lock file: %w", err)
+		return fmt.Errorf("opening lock file: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("dhcp: another snomprov DHCP server uses the leases in %s: stop it first: %w", dir, err)
+		return fmt.Errorf("another snomprov DHCP server uses the leases in %s: stop it first: %w", dir, err)
 	}
 	s.lockFile = f
 	return nil
@@ -241,10 +241,10 @@ func listenDHCP(iface string, port int) (*net.UDPConn, error) {
 		if iface != "" {
 			where = iface
 		}
-		return nil, fmt.Errorf("dhcp: UDP port %d on %s is already in use, probably by another DHCP server (dnsmasq, kea, isc-dhcp-server or a second snomprov): stop it, or set [dhcp] enabled = false: %w", port, where, err)
+		return nil, fmt.Errorf("UDP port %d on %s is already in use, probably by another DHCP server (dnsmasq, kea, isc-dhcp-server or a second snomprov): stop it, or set [dhcp] enabled = false: %w", port, where, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dhcp: opening UDP port %d on %q: %w", port, iface, err)
+		return nil, fmt.Errorf("opening UDP port %d on %q: %w", port, iface, err)
 	}
 	return c, nil
 }
@@ -299,7 +299,7 @@ func udpSocket(iface string, port int, reuse bool) (*net.UDPConn, error) {
 // Serve looks for other DHCP servers, then answers clients until ctx ends.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.conn == nil {
-		return errors.New("dhcp: Serve called before Bind")
+		return errors.New("Serve called before Bind")
 	}
 	defer s.closeSockets()
 	stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
@@ -322,7 +322,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				s.log.Error("another DHCP server answers on this network; DHCP stays off (set [dhcp] allow_other_servers = true for serve = \"phones\" set-ups)",
 					"server", f.server, "offered", f.offered, "option66", f.opt66, "option67", f.opt67)
 			}
-			return fmt.Errorf("dhcp: %w: %s (it hands out option 66 %q, option 67 %q); turn it off or set [dhcp] allow_other_servers = true",
+			return fmt.Errorf("%w: %s (it hands out option 66 %q, option 67 %q); turn it off or set [dhcp] allow_other_servers = true",
 				ErrOtherServer, found[0].server, found[0].opt66, found[0].opt67)
 		}
 	}
@@ -370,7 +370,7 @@ func (s *Server) readLoop(ctx context.Context) error {
 			return true, nil
 		}
 		if errors.Is(err, net.ErrClosed) {
-			return true, fmt.Errorf("dhcp: socket closed unexpectedly: %w", err)
+			return true, fmt.Errorf("socket closed unexpectedly: %w", err)
 		}
 		var errno syscall.Errno
 		if errors.As(err, &errno) && errno.Temporary() {
@@ -380,7 +380,7 @@ func (s *Server) readLoop(ctx context.Context) error {
 		if errors.As(err, &ne) && ne.Timeout() {
 			return true, nil // another reader failed and stopped us
 		}
-		return true, fmt.Errorf("dhcp: reading from socket: %w", err)
+		return true, fmt.Errorf("reading from socket: %w", err)
 	})
 }
 

@@ -74,11 +74,11 @@ func loadLeaseFiles(dir string) (map[netip.Addr]Lease, int, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, 0, fmt.Errorf("dhcp: reading lease snapshot: %w", err)
+		return nil, 0, fmt.Errorf("reading lease snapshot: %w", err)
 	default:
 		var list []Lease
 		if err := json.Unmarshal(b, &list); err != nil {
-			return nil, 0, fmt.Errorf("dhcp: lease snapshot %s is corrupt (%w): move it away to start with no leases", filepath.Join(dir, snapshotName), err)
+			return nil, 0, fmt.Errorf("lease snapshot %s is corrupt (%w): move it away to start with no leases", filepath.Join(dir, snapshotName), err)
 		}
 		for _, l := range list {
 			if l.IP.Is4() {
@@ -91,11 +91,11 @@ func loadLeaseFiles(dir string) (map[netip.Addr]Lease, int, error) {
 		return m, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("dhcp: reading lease journal: %w", err)
+		return nil, 0, fmt.Errorf("reading lease journal: %w", err)
 	}
 	n, err := replayJournal(jb, m)
 	if err != nil {
-		return nil, 0, fmt.Errorf("dhcp: lease journal %s: %w", filepath.Join(dir, journalName), err)
+		return nil, 0, fmt.Errorf("lease journal %s: %w", filepath.Join(dir, journalName), err)
 	}
 	return m, n, nil
 }
@@ -154,10 +154,10 @@ type store struct {
 
 func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, error) {
 	if dir == "" {
-		return nil, nil, errors.New("dhcp: no state directory: set [server] state_dir")
+		return nil, nil, errors.New("no state directory: set [server] state_dir")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, nil, fmt.Errorf("dhcp: creating state directory: %w", err)
+		return nil, nil, fmt.Errorf("creating state directory: %w", err)
 	}
 	m, _, err := loadLeaseFiles(dir)
 	if err != nil {
@@ -174,11 +174,11 @@ func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, erro
 	}
 	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
-		return nil, nil, fmt.Errorf("dhcp: opening lease journal: %w", err)
+		return nil, nil, fmt.Errorf("opening lease journal: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("dhcp: syncing lease journal: %w", err)
+		return nil, nil, fmt.Errorf("syncing lease journal: %w", err)
 	}
 	s.journal = f
 	return s, m, nil
@@ -190,27 +190,27 @@ func (s *store) writeSnapshot(list []Lease) error {
 	sort.Slice(list, func(i, j int) bool { return list[i].IP.Less(list[j].IP) })
 	b, err := json.Marshal(list)
 	if err != nil {
-		return fmt.Errorf("dhcp: encoding lease snapshot: %w", err)
+		return fmt.Errorf("encoding lease snapshot: %w", err)
 	}
 	final := filepath.Join(s.dir, snapshotName)
 	tmp, err := os.CreateTemp(s.dir, snapshotName+".tmp*")
 	if err != nil {
-		return fmt.Errorf("dhcp: writing lease snapshot: %w", err)
+		return fmt.Errorf("writing lease snapshot: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("dhcp: writing lease snapshot: %w", err)
+		return fmt.Errorf("writing lease snapshot: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("dhcp: syncing lease snapshot: %w", err)
+		return fmt.Errorf("syncing lease snapshot: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("dhcp: writing lease snapshot: %w", err)
+		return fmt.Errorf("writing lease snapshot: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
-		return fmt.Errorf("dhcp: replacing lease snapshot: %w", err)
+		return fmt.Errorf("replacing lease snapshot: %w", err)
 	}
 	return syncDir(s.dir)
 }
@@ -218,11 +218,11 @@ func (s *store) writeSnapshot(list []Lease) error {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("dhcp: syncing state directory: %w", err)
+		return fmt.Errorf("syncing state directory: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("dhcp: syncing state directory: %w", err)
+		return fmt.Errorf("syncing state directory: %w", err)
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (s *store) close() error {
 	return s.journal.Close()
 }
 
-var errStoreClosed = errors.New("dhcp: lease store is closed")
+var errStoreClosed = errors.New("lease store is closed")
 
 // commit queues l; after (if not nil) runs once l is durable or failed.
 func (s *store) commit(l Lease, after func(error)) {
@@ -329,7 +329,7 @@ func (s *store) flush(batch []commitReq, buf *bytes.Buffer) {
 		}
 	}
 	if err != nil {
-		err = fmt.Errorf("dhcp: lease journal write failed (disk full or read-only?): %w", err)
+		err = fmt.Errorf("lease journal write failed (disk full or read-only?): %w", err)
 		s.log.Warn("lease not stored; no ACK sent", "err", err)
 	} else {
 		s.records += n

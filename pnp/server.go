@@ -191,7 +191,7 @@ func (s *Server) Shed() uint64 { return s.shed.Load() }
 // goroutine (tests call it inside a network namespace).
 func (s *Server) Bind(ctx context.Context) error {
 	if s.recv != nil {
-		return errors.New("pnp: Bind called twice")
+		return errors.New("Bind called twice")
 	}
 	o := s.opts.Load()
 	ifis, err := interfaces(o.Interfaces)
@@ -202,7 +202,7 @@ func (s *Server) Bind(ctx context.Context) error {
 	for i := range ifis {
 		addr, ok := firstIPv4(&ifis[i])
 		if !ok {
-			return fmt.Errorf("pnp: interface %s has no IPv4 address, so there is no URL to hand phones: give it one or choose another in [pnp] interfaces", ifis[i].Name)
+			return fmt.Errorf("interface %s has no IPv4 address, so there is no URL to hand phones: give it one or choose another in [pnp] interfaces", ifis[i].Name)
 		}
 		s.ifaces[ifis[i].Index] = addr
 		if !s.fallback.IsValid() {
@@ -223,7 +223,7 @@ func (s *Server) Bind(ctx context.Context) error {
 		uni, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
 		if err != nil {
 			conn.Close()
-			return fmt.Errorf("pnp: open the unicast socket for NOTIFYs: %w", err)
+			return fmt.Errorf("open the unicast socket for NOTIFYs: %w", err)
 		}
 		s.shared = true
 		s.notify = uni
@@ -234,7 +234,7 @@ func (s *Server) Bind(ctx context.Context) error {
 		s.log.Warn("UDP port is held by another program; PnP shares the host: it receives only group traffic and sends NOTIFYs from its own port",
 			"port", o.Port, "holder", holder, "group", Group.String(), "notify_port", s.notifyPort)
 	default:
-		return fmt.Errorf("pnp: cannot listen on UDP port %d: %w", o.Port, err)
+		return fmt.Errorf("cannot listen on UDP port %d: %w", o.Port, err)
 	}
 	fail := func(err error) error {
 		conn.Close()
@@ -245,10 +245,10 @@ func (s *Server) Bind(ctx context.Context) error {
 		return err
 	}
 	if err := setsockopts(conn); err != nil {
-		return fail(fmt.Errorf("pnp: socket options: %w", err))
+		return fail(fmt.Errorf("socket options: %w", err))
 	}
 	if err := joinGroup(conn, ifis); err != nil {
-		return fail(fmt.Errorf("pnp: %w (is the interface multicast-capable with a route for 224.0.0.0/4?)", err))
+		return fail(fmt.Errorf("%w (is the interface multicast-capable with a route for 224.0.0.0/4?)", err))
 	}
 	s.recv = conn
 	s.port = o.Port
@@ -261,7 +261,7 @@ func (s *Server) Bind(ctx context.Context) error {
 // stops it with that error.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.recv == nil {
-		return errors.New("pnp: Serve called before Bind")
+		return errors.New("Serve called before Bind")
 	}
 	o := s.opts.Load()
 	names := make([]string, 0, len(s.ifaces))
@@ -287,7 +287,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case e := <-errc:
-		err = fmt.Errorf("pnp: reading the SIP socket failed, PnP stopped: %w", e)
+		err = fmt.Errorf("reading the SIP socket failed, PnP stopped: %w", e)
 	}
 	for _, c := range socks {
 		c.Close()

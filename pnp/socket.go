@@ -206,13 +206,13 @@ func udpInodes(port int) map[string]bool {
 // bindError explains a failed bind in the user's terms.
 func bindError(what string, port int, err error) error {
 	if !errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("pnp: cannot listen on %s: %w", what, err)
+		return fmt.Errorf("cannot listen on %s: %w", what, err)
 	}
 	holder := portHolder(port)
 	if holder == "" {
 		holder = "another program"
 	}
-	return fmt.Errorf("pnp: UDP port %d is held by %s, which does not let it be shared (no SO_REUSEADDR) so PnP cannot even bind the group address %s:%d: "+
+	return fmt.Errorf("UDP port %d is held by %s, which does not let it be shared (no SO_REUSEADDR) so PnP cannot even bind the group address %s:%d: "+
 		"stop it, make it bind only its unicast address, or set [pnp] enabled = false: %w", port, holder, Group, port, err)
 }
 
@@ -224,10 +224,10 @@ func interfaces(names []string) ([]net.Interface, error) {
 		for _, n := range names {
 			ifi, err := net.InterfaceByName(n)
 			if err != nil {
-				return nil, fmt.Errorf("pnp: interface %q: %w (check [pnp] interfaces / [server] interface; `ip link` lists them)", n, err)
+				return nil, fmt.Errorf("interface %q: %w (check [pnp] interfaces / [server] interface; `ip link` lists them)", n, err)
 			}
 			if ifi.Flags&net.FlagUp == 0 {
-				return nil, fmt.Errorf("pnp: interface %q is down: bring it up or choose another in [pnp] interfaces", n)
+				return nil, fmt.Errorf("interface %q is down: bring it up or choose another in [pnp] interfaces", n)
 			}
 			out = append(out, *ifi)
 		}
@@ -235,7 +235,7 @@ func interfaces(names []string) ([]net.Interface, error) {
 	}
 	all, err := net.Interfaces()
 	if err != nil {
-		return nil, fmt.Errorf("pnp: list interfaces: %w", err)
+		return nil, fmt.Errorf("list interfaces: %w", err)
 	}
 	var out []net.Interface
 	for _, ifi := range all {
@@ -247,7 +247,7 @@ func interfaces(names []string) ([]net.Interface, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, errors.New("pnp: no interface is up with an IPv4 address: name one in [pnp] interfaces")
+		return nil, errors.New("no interface is up with an IPv4 address: name one in [pnp] interfaces")
 	}
 	return out, nil
 }

@@ -124,7 +124,7 @@ type baseCache struct {
 // default base URL.
 func New(cfg *config.Config) (*Catalog, error) {
 	if cfg == nil {
-		return nil, errors.New("provision: no config")
+		return nil, errors.New("no config")
 	}
 	tpl, err := ParseURLTemplate(cfg.HTTP.URL)
 	if err != nil {
