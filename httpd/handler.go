@@ -2,14 +2,15 @@ package httpd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,10 +28,8 @@ var (
 	noCache           = []string{"no-cache"}
 )
 
-// request is what the provisioning decision reads from an HTTP request.
-// net/http builds one for every request it serves (fromHTTP); the
-// keep-alive fast path (fastpath.go) builds one for the plain GETs of
-// settings files. The decision cannot tell them apart.
+// request is what the provisioning decision reads from an HTTP request
+// (fromHTTP): the decision is a function of these fields alone.
 type request struct {
 	method, path, rawQuery, host string
 	userAgent, authorization     string
@@ -70,6 +69,7 @@ type identity struct {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(r)
 	st := s.state.Load()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -78,9 +78,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := fromHTTP(r)
 	rt := route(req.path, &st.tpl)
-	if rt.Kind == RouteAPIPhones && st.opts.Inventory == nil {
-		rt.Kind = RouteOther // the status handler (Extra) may serve it
-	}
 	fileName := ""
 	if rt.Kind == RouteOther {
 		if name := strings.TrimPrefix(req.path, "/"); st.filesRoot != nil && name != "" {
@@ -106,8 +103,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rt.Kind {
 	case RouteReject:
 		s.notFound(w, &req, id, stepFor(rt.Kind), rt.Pattern, rt.Reason)
-	case RouteAPIPhones:
-		s.servePhones(w, r, st)
 	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile:
 		s.serveSettings(w, &req, st, rt, id)
 	case RouteFirmwareImage:
@@ -135,6 +130,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.notFound(w, &req, id, inventory.StepFile, rt.Pattern, reason)
 	}
+}
+
+// recoverPanic logs a panic while answering r at Error (net/http would log
+// it on ErrorLog, which is at Debug for TLS noise) and then aborts the
+// request as net/http does: the connection is closed, the server goes on.
+func (s *Server) recoverPanic(r *http.Request) {
+	v := recover()
+	if v == nil || v == http.ErrAbortHandler {
+		if v != nil {
+			panic(v)
+		}
+		return
+	}
+	s.log.Error("panic while serving a request; its connection is closed", "path", safePath(r.URL.Path), "ip", r.RemoteAddr,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	panic(http.ErrAbortHandler)
 }
 
 // serveExtra hands a path no phone file has to Extra, and still logs the
@@ -225,8 +236,7 @@ func denied(st *state, id identity) string {
 }
 
 // answer is the decision on a settings-file request: 200 with doc, 304,
-// or 404 with a reason. Computing it has no side effects, so the fast path
-// can leave anything but a 200 or 304 to net/http.
+// or 404 with a reason. Computing it has no side effects.
 type answer struct {
 	status int
 	doc    provision.Doc
@@ -444,24 +454,6 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(b)
 	c.n += int64(n)
 	return n, err
-}
-
-func (s *Server) servePhones(w http.ResponseWriter, r *http.Request, st *state) {
-	if st.opts.Inventory == nil {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	phones := st.opts.Inventory.Phones()
-	if phones == nil {
-		phones = []inventory.Phone{}
-	}
-	if err := enc.Encode(phones); err != nil {
-		s.log.Debug("writing /api/phones", "err", err)
-	}
 }
 
 // notFound answers 404 and says, at Warn (rate-limited), which pattern the

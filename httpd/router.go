@@ -18,7 +18,6 @@ const (
 	RouteCombined                       // the one file of a {mac} URL
 	RouteFirmwareFile                   // [snom<type>/]snom<type>-firmware.htm
 	RouteFirmwareImage                  // /firmware/<name>
-	RouteAPIPhones                      // /api/phones
 	RouteReject                         // hostile path: 404 without touching the disk
 )
 
@@ -54,9 +53,6 @@ func route(path string, tpl *provision.URLTemplate) Route {
 	}
 	if reason := hostile(path); reason != "" {
 		return Route{Kind: RouteReject, Reason: reason}
-	}
-	if path == "/api/phones" {
-		return Route{Kind: RouteAPIPhones}
 	}
 	if name, ok := strings.CutPrefix(path, "/firmware/"); ok {
 		if name == "" || strings.HasSuffix(name, "/") {

@@ -63,7 +63,6 @@ type Options struct {
 	VerifyMAC string
 	LANMAC    func(netip.Addr) (phone.MAC, bool)
 	Catalog   *provision.Catalog
-	Inventory interface{ Phones() []inventory.Phone } // GET /api/phones; nil = 404
 	// Extra serves paths the router does not claim (status page, /metrics);
 	// nil = 404.
 	Extra http.Handler
@@ -117,14 +116,6 @@ type Server struct {
 
 	ln  net.Listener
 	srv *http.Server
-
-	// The keep-alive fast path (fastpath.go), for plain HTTP.
-	fast       fastConns
-	handoffLn  *handoffListener
-	date       dateCache
-	fastServed atomic.Int64 // requests the fast path answered, for tests
-	// netHTTPOnly serves every connection with net/http (tests compare).
-	netHTTPOnly bool
 }
 
 // New checks the options and opens the served directories. Sockets are
@@ -272,34 +263,19 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Serve answers requests until ctx is done, then lets in-flight requests
-// finish for up to 5 s. Plain-HTTP connections start on the fast path
-// (fastpath.go); HTTPS is net/http's alone.
+// finish for up to 5 s.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.srv == nil {
 		return errors.New("httpd: Serve called before Bind")
 	}
-	fast := !s.state.Load().tlsOn() && !s.netHTTPOnly
-	errc := make(chan error, 2)
-	running := 1
-	if fast {
-		s.handoffLn = newHandoffListener(s.ln.Addr())
-		go func() { errc <- s.srv.Serve(s.handoffLn) }()
-		go func() { errc <- s.acceptFast(s.ln) }()
-		running = 2
-	} else {
-		go func() { errc <- s.srv.Serve(s.ln) }()
-	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
 	var failed error
 	select {
 	case err := <-errc:
-		running--
 		failed = fmt.Errorf("httpd: %w", err)
+		errc = nil
 	case <-ctx.Done():
-	}
-	// Stop accepting, then let what runs finish.
-	s.fast.shutdown()
-	if fast {
-		s.ln.Close()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
@@ -307,12 +283,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("requests still running after the shutdown grace period; closing them", "err", err)
 		s.srv.Close()
 	}
-	if !s.fast.wait(sctx.Done()) {
-		s.log.Warn("responses still being written after the shutdown grace period; closing them")
-		s.fast.closeAll()
-		s.fast.wait(nil)
-	}
-	for ; running > 0; running-- {
+	if errc != nil {
 		<-errc
 	}
 	s.state.Load().closeRoots()
