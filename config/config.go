@@ -73,7 +73,7 @@ func fileDefaults(stateDir string) *Config {
 		HTTP:      HTTP{Listen: ":80", UnknownPhones: UnknownGeneric, VerifyMAC: VerifyLog},
 		PnP:       PnP{Enabled: true, Answer: AnswerSnom},
 		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}, Serve: ServeAll},
-		Provision: Provision{DefaultPerm: "R", PinSettingServer: true},
+		Provision: Provision{DefaultPerm: "R", PinSettingServer: PinConfigured},
 		Status:    Status{StaleAfter: Duration{24 * time.Hour}},
 	}
 }

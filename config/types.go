@@ -7,7 +7,9 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/snomprov/snomprov/phone"
@@ -137,10 +139,50 @@ type Provision struct {
 	// own: R (read-only for the user), RW (user may change, next provisioning
 	// overwrites), ! (written only while the user has not changed it). Default R.
 	DefaultPerm string `toml:"default_perm"`
-	// PinSettingServer writes setting_server = the appliance's URL into the
-	// general file, so phones stop asking the cloud redirection service
-	// first. Default true.
-	PinSettingServer bool `toml:"pin_setting_server"`
+	// PinSettingServer says which phones get setting_server = the
+	// appliance's URL, so they stop asking the cloud redirection service
+	// first: "configured" (default: only phones in [[phones]], in their own
+	// file), "all" (every phone that fetches a general file, including
+	// phones another system provisions), or "off". true means
+	// "configured", false "off".
+	PinSettingServer PinPolicy `toml:"pin_setting_server"`
+}
+
+// PinPolicy is provision.pin_setting_server.
+type PinPolicy string
+
+// provision.pin_setting_server values.
+const (
+	PinConfigured PinPolicy = "configured"
+	PinAll        PinPolicy = "all"
+	PinOff        PinPolicy = "off"
+)
+
+// UnmarshalTOML accepts the three names and, as before they existed, a
+// boolean: true is the safe "configured", false "off".
+func (p *PinPolicy) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case bool:
+		*p = PinOff
+		if v {
+			*p = PinConfigured
+		}
+		return nil
+	case string:
+		switch q := PinPolicy(v); q {
+		case PinConfigured, PinAll, PinOff:
+			*p = q
+			return nil
+		}
+	}
+	return fmt.Errorf(`%v is not allowed; use "configured" (phones in [[phones]]), "all" (every phone, including ones another system provisions) or "off"`, tomlValue(v))
+}
+
+func tomlValue(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprint(v)
 }
 
 // Status is [status]: the status page, API and metrics.

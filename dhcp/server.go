@@ -53,12 +53,19 @@ type Server struct {
 	foreign       map[netip.Addr]bool // other servers we have already warned about
 }
 
-// New checks the options. No socket or file is opened until Bind.
+// New checks the options (Prepare) and makes the server. No socket or
+// file is opened until Bind.
 func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
-	n, err := o.normalize()
+	p, err := Prepare(o)
 	if err != nil {
 		return nil, err
 	}
+	return p.NewServer(log, inv)
+}
+
+// NewServer makes a server from prepared options.
+func (p *Prepared) NewServer(log *slog.Logger, inv inventory.Recorder) (*Server, error) {
+	n := p.o
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -66,7 +73,7 @@ func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 		inv = inventory.Discard
 	}
 	s := &Server{
-		log: log.With("server", "dhcp"), inv: inv, now: time.Now,
+		log: log, inv: inv, now: time.Now,
 		foreign:  map[netip.Addr]bool{},
 		scoutMAC: net.HardwareAddr{0x02, 0x73, 0x6e, 0x6f, 0x6d, 0x70}, // locally administered "snomp"
 	}
@@ -74,7 +81,7 @@ func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 	s.chain = defaultChain()
 	xid, err := dhcpv4.GenerateTransactionID()
 	if err != nil {
-		return nil, fmt.Errorf("dhcp: %w", err)
+		return nil, fmt.Errorf("generating the transaction ID for other-server detection: %w", err)
 	}
 	s.scoutXID = xid
 	return s, nil
@@ -347,17 +354,36 @@ func (s *Server) readLoop(ctx context.Context) error {
 	}
 }
 
-// Reload swaps in new options. Leases are kept; the pool and reservations
-// change at once. The interface, port and state directory need a restart.
+// Reload checks new options and swaps them in. Leases are kept; the pool
+// and reservations change at once. The interface, port and state
+// directory need a restart.
 func (s *Server) Reload(o Options) error {
-	n, err := o.normalize()
+	p, err := Prepare(o)
 	if err != nil {
 		return err
 	}
-	cur := s.opts.Load()
-	if n.Interface != cur.Interface || n.Port != cur.Port || n.StateDir != cur.StateDir {
-		return errors.New("dhcp: changing the interface, port or state directory needs a restart of snomprov")
+	if err := s.RestartNeeded(p); err != nil {
+		return err
 	}
+	s.Apply(p)
+	return nil
+}
+
+// RestartNeeded reports, as an error naming the keys, whether p changes
+// what is bound to sockets and files (interface, port, state directory).
+func (s *Server) RestartNeeded(p *Prepared) error {
+	n, cur := p.o, s.opts.Load()
+	if n.Interface != cur.Interface || n.Port != cur.Port || n.StateDir != cur.StateDir {
+		return errors.New("changing the DHCP interface, port or state directory needs a restart of snomprov")
+	}
+	return nil
+}
+
+// Apply swaps prepared options in; it cannot fail. The caller has refused
+// what RestartNeeded reports: the socket-bound fields keep their values.
+func (s *Server) Apply(p *Prepared) {
+	n, cur := p.o, s.opts.Load()
+	n.Interface, n.Port, n.StateDir = cur.Interface, cur.Port, cur.StateDir
 	s.mu.Lock()
 	if s.pool != nil {
 		s.pool.setRange(n)
@@ -365,7 +391,6 @@ func (s *Server) Reload(o Options) error {
 	s.opts.Store(&n)
 	s.mu.Unlock()
 	s.log.Info("dhcp options reloaded", "pool", fmt.Sprintf("%v-%v", n.PoolStart, n.PoolEnd))
-	return nil
 }
 
 // PoolUsage reports how many pool addresses are held (bound, quarantined or

@@ -223,7 +223,7 @@ func (s *Server) warnMismatch(req *request, id identity) {
 
 // denied applies unknown_phones = deny: only configured MACs get anything.
 func denied(st *state, id identity) string {
-	if st.opts.UnknownPhones != UnknownDeny {
+	if st.opts.UnknownPhones != provision.UnknownDeny {
 		return ""
 	}
 	if id.mac.IsZero() {
@@ -266,7 +266,7 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 		var ok bool
 		doc, ok = st.cat.Phone(base, rt.MAC)
 		if !ok {
-			if st.opts.UnknownPhones != UnknownAllow {
+			if st.opts.UnknownPhones != provision.UnknownAllow {
 				return answer{status: http.StatusNotFound, reason: "per-MAC file 404: MAC " + rt.MAC.String() + " not in config (unknown_phones = " + st.opts.UnknownPhones + ")"}
 			}
 			doc = st.cat.EmptyPhone(base)

@@ -23,20 +23,15 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
-)
-
-// Unknown-phone policies (the values of http.unknown_phones).
-const (
-	UnknownGeneric = "generic"
-	UnknownDeny    = "deny"
-	UnknownAllow   = "allow"
 )
 
 // http.verify_mac values.
@@ -118,54 +113,115 @@ type Server struct {
 	srv *http.Server
 }
 
-// New checks the options and opens the served directories. Sockets are
+// New checks the options (Prepare) and makes the server. Sockets are
 // opened by Bind.
 func New(o Options, log *slog.Logger, rec inventory.Recorder) (*Server, error) {
+	p, err := Prepare(o)
+	if err != nil {
+		return nil, err
+	}
+	return p.NewServer(log, rec), nil
+}
+
+// Prepared is a checked Options with its directories opened and its
+// certificate loaded: what a running server swaps in whole. A Prepared
+// that is never used must be closed.
+type Prepared struct {
+	st   *state
+	cert *tls.Certificate // nil without TLS
+	// Warnings are problems that do not stop the server (a missing
+	// firmware_dir: settings still work, images get 404).
+	Warnings []*field.Error
+}
+
+// Close releases the opened directories of a Prepared that was not used.
+func (p *Prepared) Close() { p.st.closeRoots() }
+
+// Routes reports whether path is a provisioning file this server answers
+// (a settings file for some phone type or MAC, or a firmware file), as a
+// phone would request it.
+func (p *Prepared) Routes(path string) bool {
+	switch route(path, &p.st.tpl).Kind {
+	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile:
+		return true
+	}
+	return false
+}
+
+// NewServer makes a server from prepared options.
+func (p *Prepared) NewServer(log *slog.Logger, rec inventory.Recorder) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if rec == nil {
 		rec = inventory.Discard
 	}
-	s := &Server{log: log.With("component", "http"), rec: rec}
-	st, err := s.newState(o)
-	if err != nil {
-		return nil, err
+	s := &Server{log: log, rec: rec}
+	for _, w := range p.Warnings {
+		s.log.Warn(w.Msg, "key", w.Key)
 	}
-	if st.tlsOn() {
-		if err := s.loadCert(o); err != nil {
-			return nil, err
-		}
+	s.state.Store(p.st)
+	if p.cert != nil {
+		s.cert.Store(p.cert)
 	}
-	s.state.Store(st)
-	return s, nil
+	return s
 }
 
 func (st *state) tlsOn() bool { return st.opts.TLSCert != "" && st.opts.TLSKey != "" }
 
-func (s *Server) newState(o Options) (*state, error) {
+// Prepare checks the options, opens the served directories and loads the
+// certificate: it is the only place the HTTP server's rules live. Errors
+// are field.Errors keyed like [http].
+func Prepare(o Options) (*Prepared, error) {
+	var errs field.Errors
 	if o.Catalog == nil {
-		return nil, errors.New("httpd: no settings catalog; this is a bug in the caller")
+		return nil, errors.New("no settings catalog; this is a bug in the caller")
 	}
 	if o.Listen == "" {
-		return nil, errors.New("httpd: http.listen is empty; set it to an address like \":80\"")
+		errs.Add("listen", `is empty; set it to an address like ":80"`)
+	} else if host, port, err := net.SplitHostPort(o.Listen); err != nil {
+		errs.Add("listen", `%q is not an address to listen on; write ":80" or "10.0.0.2:8080"`, o.Listen)
+	} else {
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs.Add("listen", "port %q must be a number from 1 to 65535", port)
+		}
+		if _, err := netip.ParseAddr(host); host != "" && err != nil {
+			errs.Add("listen", "host %q must be an IP address or empty (all addresses)", host)
+		}
 	}
 	var ok bool
-	if o.UnknownPhones, ok = enum(o.UnknownPhones, UnknownGeneric, UnknownDeny, UnknownAllow); !ok {
-		return nil, fmt.Errorf("httpd: http.unknown_phones = %q; use generic, deny or allow", o.UnknownPhones)
+	if o.UnknownPhones, ok = enum(o.UnknownPhones, provision.UnknownGeneric, provision.UnknownDeny, provision.UnknownAllow); !ok {
+		errs.Add("unknown_phones", "%q is not allowed; use %s, %s or %s", o.UnknownPhones, provision.UnknownGeneric, provision.UnknownDeny, provision.UnknownAllow)
 	}
-	if o.VerifyMAC, ok = enum(o.VerifyMAC, VerifyOff, VerifyLog, VerifyEnforce); !ok {
-		return nil, fmt.Errorf("httpd: http.verify_mac = %q; use off, log or enforce", o.VerifyMAC)
+	if o.VerifyMAC, ok = enum(o.VerifyMAC, VerifyLog, VerifyOff, VerifyEnforce); !ok {
+		errs.Add("verify_mac", "%q is not allowed; use %s, %s or %s", o.VerifyMAC, VerifyOff, VerifyLog, VerifyEnforce)
 	}
-	if (o.Username == "") != (o.Password == "") {
-		return nil, errors.New("httpd: http.username and http.password must be set together (or both left empty)")
+	if o.Username != "" && o.Password == "" {
+		errs.Add("username", "username is set but password is not; set both to protect the settings with Basic auth")
 	}
-	if (o.TLSCert == "") != (o.TLSKey == "") {
-		return nil, errors.New("httpd: http.tls_cert and http.tls_key must be set together (or both left empty)")
+	if o.Password != "" && o.Username == "" {
+		errs.Add("password", "password is set but username is not; set both to protect the settings with Basic auth")
+	}
+	if o.TLSCert != "" && o.TLSKey == "" {
+		errs.Add("tls_cert", "tls_cert is set but tls_key is not; set both to serve HTTPS")
+	}
+	if o.TLSKey != "" && o.TLSCert == "" {
+		errs.Add("tls_key", "tls_key is set but tls_cert is not; set both to serve HTTPS")
 	}
 	tpl, err := provision.ParseURLTemplate(o.URL)
 	if err != nil {
-		return nil, fmt.Errorf("httpd: %w", err)
+		errs.Add("url", "%v", err)
+	}
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	p := &Prepared{}
+	if o.TLSCert != "" {
+		c, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return nil, field.Errorf("tls_cert", "cannot load the certificate %s with the key %s: %v; give a PEM certificate and its PEM private key", o.TLSCert, o.TLSKey, err)
+		}
+		p.cert = &c
 	}
 	st := &state{opts: o, cat: o.Catalog, tpl: tpl,
 		lastModified: []string{o.Catalog.Loaded().Format(http.TimeFormat)}}
@@ -178,9 +234,9 @@ func (s *Server) newState(o Options) (*state, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			// Not fatal: settings still work; image requests say why they fail.
 			st.fwErr = "http.firmware_dir " + o.FirmwareDir + " does not exist; create it and put the images there"
-			s.log.Warn("firmware directory missing; firmware images will get 404", "dir", o.FirmwareDir)
+			p.Warnings = append(p.Warnings, field.Errorf("firmware_dir", "directory %s is missing; firmware images will get 404 until it is created", o.FirmwareDir))
 		} else if err != nil {
-			return nil, fmt.Errorf("httpd: http.firmware_dir: %w", err)
+			return nil, field.Errorf("firmware_dir", "%v", err)
 		}
 	} else {
 		st.fwErr = "http.firmware_dir is not set"
@@ -189,10 +245,11 @@ func (s *Server) newState(o Options) (*state, error) {
 		st.filesRoot, err = openRoot(o.FilesDir)
 		if err != nil {
 			st.closeRoots()
-			return nil, fmt.Errorf("httpd: http.files_dir: %w; create it or unset http.files_dir", err)
+			return nil, field.Errorf("files_dir", "%v; create it or leave files_dir out", err)
 		}
 	}
-	return st, nil
+	p.st = st
+	return p, nil
 }
 
 // enum returns v, or the first allowed value (the default) when v is
@@ -213,15 +270,6 @@ func openRoot(dir string) (*os.Root, error) {
 }
 
 func (st *state) closeRoots() { st.rootsCloser()() }
-
-func (s *Server) loadCert(o Options) error {
-	c, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-	if err != nil {
-		return fmt.Errorf("httpd: loading http.tls_cert %s and http.tls_key %s: %w", o.TLSCert, o.TLSKey, err)
-	}
-	s.cert.Store(&c)
-	return nil
-}
 
 // Bind opens the listening socket; "address in use" surfaces here.
 func (s *Server) Bind(ctx context.Context) error {
@@ -290,33 +338,48 @@ func (s *Server) Serve(ctx context.Context) error {
 	return failed
 }
 
-// Reload swaps options and catalog. Requests already running finish on
-// the old ones. The listening address and HTTP/HTTPS choice stay until a
-// restart.
+// Reload checks new options and swaps them in (Prepare, then Apply).
 func (s *Server) Reload(o Options) error {
-	old := s.state.Load()
-	st, err := s.newState(o)
+	p, err := Prepare(o)
 	if err != nil {
 		return err
 	}
-	if st.tlsOn() {
-		if err := s.loadCert(o); err != nil {
-			st.closeRoots()
-			return err
-		}
+	if err := s.RestartNeeded(p); err != nil {
+		p.Close()
+		return err
 	}
-	if o.Listen != old.opts.Listen || st.tlsOn() != old.tlsOn() {
-		s.log.Warn("http.listen or TLS on/off changed; restart snomprov to apply it (the rest of the reload is applied)",
-			"listen", old.opts.Listen, "new_listen", o.Listen)
-		st.opts.Listen = old.opts.Listen
+	s.Apply(p)
+	return nil
+}
+
+// RestartNeeded reports, as an error, whether p changes what is bound to
+// the socket: the listening address, or HTTP against HTTPS.
+func (s *Server) RestartNeeded(p *Prepared) error {
+	old := s.state.Load()
+	if p.st.opts.Listen != old.opts.Listen || p.st.tlsOn() != old.tlsOn() {
+		return fmt.Errorf("http.listen or TLS on/off changed (%s to %s); restart snomprov to apply it", old.opts.Listen, p.st.opts.Listen)
 	}
-	s.state.Store(st)
+	return nil
+}
+
+// Apply swaps prepared options and catalog in; it cannot fail. Requests
+// already running finish on the old ones. The caller has refused what
+// RestartNeeded reports: the listening address stays.
+func (s *Server) Apply(p *Prepared) {
+	old := s.state.Load()
+	p.st.opts.Listen = old.opts.Listen
+	for _, w := range p.Warnings {
+		s.log.Warn(w.Msg, "key", w.Key)
+	}
+	if p.cert != nil {
+		s.cert.Store(p.cert)
+	}
+	s.state.Store(p.st)
 	// A request that loaded the old state may be about to open a file, so
 	// its roots close later. The timer holds only the roots: holding old
 	// would keep the previous catalog and config (megabytes for 1000
 	// phones) alive for those 30 s, one more for every reload.
 	time.AfterFunc(30*time.Second, old.rootsCloser())
-	return nil
 }
 
 // rootsCloser returns a func that closes st's roots and keeps nothing else

@@ -54,8 +54,8 @@ func mac(s string) phone.MAC {
 func testConfig() *config.Config {
 	return &config.Config{
 		Server:    config.Server{Advertise: netip.MustParseAddr("127.0.0.1")},
-		HTTP:      config.HTTP{Listen: "127.0.0.1:0", UnknownPhones: config.UnknownGeneric},
-		Provision: config.Provision{DefaultPerm: "R", PinSettingServer: true},
+		HTTP:      config.HTTP{Listen: "127.0.0.1:0", UnknownPhones: provision.UnknownGeneric},
+		Provision: config.Provision{DefaultPerm: "R", PinSettingServer: config.PinAll},
 		Settings:  config.Settings{"language": {Value: "English"}},
 		Models: map[string]config.Model{
 			"snomD785": {Firmware: "snomD785-10.1.215.13-SIP-r.bin", Settings: config.Settings{"language": {Value: "Deutsch"}}},
@@ -286,7 +286,7 @@ func TestSettingServerFollowsHost(t *testing.T) {
 	}
 	// pin_setting_server = false
 	cfg := testConfig()
-	cfg.Provision.PinSettingServer = false
+	cfg.Provision.PinSettingServer = config.PinOff
 	h = start(t, cfg, nil)
 	if _, ok := settingOf(t, get(t, nil, "GET", h.url+"/snomD785.htm").body, "setting_server"); ok {
 		t.Error("setting_server written with pin_setting_server = false")

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
 )
@@ -83,8 +82,8 @@ func TestVerifyMACOption(t *testing.T) {
 	if _, err := New(Options{Listen: ":0", Catalog: cat, VerifyMAC: "strict"}, nil, nil); err == nil || !strings.Contains(err.Error(), "use off, log or enforce") {
 		t.Errorf("verify_mac = strict: %v", err)
 	}
-	// The values are config's.
-	for _, v := range []string{config.VerifyOff, config.VerifyLog, config.VerifyEnforce} {
+	// Every documented value is accepted.
+	for _, v := range []string{VerifyOff, VerifyLog, VerifyEnforce} {
 		if _, err := New(Options{Listen: ":0", Catalog: cat, VerifyMAC: v}, nil, nil); err != nil {
 			t.Errorf("verify_mac = %s: %v", v, err)
 		}

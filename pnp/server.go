@@ -98,16 +98,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) validate() error {
-	if !validPolicy(o.Answer) {
-		return fmt.Errorf("pnp: answer = %q: use \"snom\", \"configured\", \"all\" or \"none\"", o.Answer)
-	}
-	if o.Port < 1 || o.Port > 65535 {
-		return fmt.Errorf("pnp: port %d is out of range 1-65535", o.Port)
-	}
-	return nil
-}
-
 // Server is the PnP responder.
 type Server struct {
 	log  *slog.Logger
@@ -155,12 +145,19 @@ type pendingNotify struct {
 	timer    *time.Timer
 }
 
-// New validates the options and prepares the SIP stack. It opens no socket.
+// New validates the options (Prepare) and prepares the SIP stack. It
+// opens no socket.
 func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
-	o = o.withDefaults()
-	if err := o.validate(); err != nil {
+	p, err := Prepare(o)
+	if err != nil {
 		return nil, err
 	}
+	return p.NewServer(log, inv)
+}
+
+// NewServer prepares the SIP stack for prepared options. It opens no socket.
+func (p *Prepared) NewServer(log *slog.Logger, inv inventory.Recorder) (*Server, error) {
+	o := p.o
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -186,11 +183,11 @@ func New(o Options, log *slog.Logger, inv inventory.Recorder) (*Server, error) {
 		),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("pnp: %w", err)
+		return nil, fmt.Errorf("making the SIP user agent: %w", err)
 	}
 	s.ua = ua
 	if s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(quiet)); err != nil {
-		return nil, fmt.Errorf("pnp: %w", err)
+		return nil, fmt.Errorf("making the SIP server: %w", err)
 	}
 	// The read filter consumes every datagram, so nothing reaches sipgo's
 	// handlers; should one ever get through, the default would answer 405
@@ -319,19 +316,36 @@ func (s *Server) Serve(ctx context.Context) error {
 // retransmitted keep the URL they were sent with. Interfaces and port are
 // bound to sockets and need a restart.
 func (s *Server) Reload(o Options) error {
-	o = o.withDefaults()
-	if err := o.validate(); err != nil {
+	p, err := Prepare(o)
+	if err != nil {
 		return err
 	}
-	old := s.opts.Load()
-	if o.Port != old.Port || !slices.Equal(o.Interfaces, old.Interfaces) {
-		return errors.New("pnp: [pnp] interfaces or the port changed: restart snomprov to apply that (nothing was reloaded)")
+	if err := s.RestartNeeded(p); err != nil {
+		return err
 	}
+	s.Apply(p)
+	return nil
+}
+
+// RestartNeeded reports, as an error, whether p changes what is bound to
+// sockets (the interfaces or the port).
+func (s *Server) RestartNeeded(p *Prepared) error {
+	o, old := p.o, s.opts.Load()
+	if o.Port != old.Port || !slices.Equal(o.Interfaces, old.Interfaces) {
+		return errors.New("[pnp] interfaces or the port changed: restart snomprov to apply that (nothing was reloaded)")
+	}
+	return nil
+}
+
+// Apply swaps prepared options in; it cannot fail. The caller has refused
+// what RestartNeeded reports: interfaces and port keep their values.
+func (s *Server) Apply(p *Prepared) {
+	o, old := p.o, s.opts.Load()
+	o.Port, o.Interfaces = old.Port, old.Interfaces
 	if o.Answer != old.Answer {
 		s.hintOnce.Store(false)
 	}
 	s.opts.Store(&o)
-	return nil
 }
 
 // readFilter is the responder: sipgo's read loop hands it every datagram
@@ -402,7 +416,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 	*bp = ok
 	bufPool.Put(bp)
 	if err != nil {
-		s.log.Warn("PnP: sending 200 OK failed", "mac", r.MAC, "to", dst, "error", err)
+		s.log.Warn("PnP: sending 200 OK failed", "mac", r.MAC, "to", dst, "err", err)
 		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
 		s.inv.Record(obs)
 		return
@@ -436,7 +450,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 	s.pmu.Unlock()
 	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, dst); err != nil {
 		// Timer E retries; a persistent error ends in a timeout.
-		s.log.Debug("PnP: sending NOTIFY failed, will retry", "mac", r.MAC, "to", dst, "error", err)
+		s.log.Debug("PnP: sending NOTIFY failed, will retry", "mac", r.MAC, "to", dst, "err", err)
 	}
 	s.log.Debug("PnP NOTIFY sent", "mac", r.MAC, "to", dst, "url", url)
 }
@@ -469,7 +483,7 @@ func (s *Server) retransmit(p *pendingNotify) {
 		return
 	}
 	if _, err := s.notifyConn.WriteToUDPAddrPort(p.msg, p.dst); err != nil {
-		s.log.Debug("PnP: NOTIFY retransmission failed", "mac", p.obs.MAC, "to", p.dst, "error", err)
+		s.log.Debug("PnP: NOTIFY retransmission failed", "mac", p.obs.MAC, "to", p.dst, "err", err)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -55,6 +56,14 @@ type File struct {
 	Path string
 	Body []byte
 }
+
+// Unknown-phone policies (http.unknown_phones): which files a phone that
+// is not in [[phones]] gets.
+const (
+	UnknownGeneric = "generic" // the general file only
+	UnknownDeny    = "deny"    // nothing
+	UnknownAllow   = "allow"   // the general file and an empty per-phone file
+)
 
 // ErrNoModel means the phone type is needed but neither given nor configured.
 var ErrNoModel = errors.New("phone type unknown")
@@ -98,7 +107,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 	}
 	tpl, err := ParseURLTemplate(cfg.HTTP.URL)
 	if err != nil {
-		return nil, fmt.Errorf("provision: %w", err)
+		return nil, field.Errorf("http.url", "%v", err)
 	}
 	c := &Catalog{
 		cfg:         cfg,
@@ -111,29 +120,10 @@ func New(cfg *config.Config) (*Catalog, error) {
 	if c.defaultPerm == "" {
 		c.defaultPerm = "R"
 	}
-	if err := checkSettings("[settings]", cfg.Settings); err != nil {
-		return nil, err
-	}
-	for name, m := range cfg.Models {
-		if !phone.ValidModel(name) {
-			return nil, fmt.Errorf("provision: [models.%s]: %q is not a Snom phone type; use the vendor identifier, e.g. snomD785", name, name)
-		}
-		if err := checkSettings("[models."+name+".settings]", m.Settings); err != nil {
-			return nil, err
-		}
-	}
+	// Setting names, model names and MACs were checked when the config
+	// was decoded (config.Parse); the catalog only indexes them.
 	for i := range cfg.Phones {
-		p := &cfg.Phones[i]
-		if p.MAC.IsZero() {
-			return nil, fmt.Errorf("provision: [[phones]] entry %d has no mac; add mac = \"000413xxxxxx\"", i+1)
-		}
-		if _, dup := c.phones[p.MAC]; dup {
-			return nil, fmt.Errorf("provision: phone %s is listed twice in [[phones]]; merge the entries", p.MAC)
-		}
-		if err := checkSettings("[[phones]] "+p.MAC.String(), p.Settings); err != nil {
-			return nil, err
-		}
-		c.phones[p.MAC] = p
+		c.phones[cfg.Phones[i].MAC] = &cfg.Phones[i]
 	}
 	c.computeTargets()
 	switch {
@@ -146,15 +136,6 @@ func New(cfg *config.Config) (*Catalog, error) {
 		c.Warm(c.defaultBase)
 	}
 	return c, nil
-}
-
-func checkSettings(where string, s config.Settings) error {
-	for name := range s {
-		if !validName(name) {
-			return fmt.Errorf("provision: %s: %q is not a valid setting name; Snom names use letters, digits and _", where, name)
-		}
-	}
-	return nil
 }
 
 func hostPort(addr netip.Addr, listen string) string {
@@ -421,12 +402,12 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 		w.tbook(c.cfg.Phonebook)
 	case KindPhone:
 		w.raw("<settings>\n")
-		var s config.Settings
 		var keys config.FKeys
-		if p := c.phones[k.mac]; p != nil {
-			s, keys = p.Settings, p.FKeys
+		p := c.phones[k.mac]
+		if p != nil {
+			keys = p.FKeys
 		}
-		w.phoneSettings(s, c.defaultPerm, showSecrets)
+		w.phoneSettings(c.phoneSettings(p, base), c.defaultPerm, showSecrets)
 		w.functionKeys(keys, c.defaultPerm)
 	case KindCombined:
 		w.raw("<settings>\n")
@@ -437,7 +418,7 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 			keys[i] = f
 		}
 		if p != nil {
-			s = merge(s, p.Settings)
+			s = merge(s, c.phoneSettings(p, base))
 			for i, f := range p.FKeys {
 				keys[i] = f
 			}
@@ -451,23 +432,53 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 }
 
 // generalSettings is [settings] overlaid with [models.X.settings], plus the
-// pointers the appliance pins unless the config sets them itself.
+// pointers the appliance adds unless the config sets them itself.
 func (c *Catalog) generalSettings(base, model string) config.Settings {
 	s := merge(c.cfg.Settings, c.cfg.Models[model].Settings)
-	if c.cfg.Provision.PinSettingServer {
-		if _, set := s["setting_server"]; !set {
-			s["setting_server"] = config.Setting{Value: c.settingURL(base)}
-		}
+	if c.cfg.Provision.PinSettingServer == config.PinAll {
+		c.pin(s, base)
 	}
 	if c.HasFirmware(model) {
 		if _, set := s["firmware_status"]; !set {
 			s["firmware_status"] = config.Setting{Value: base + "/" + model + "-firmware.htm"}
 		}
+	}
+	// A phone fetches the firmware file only when its update policy lets
+	// it (Snom's D-series default is settings_only), so a firmware pointer,
+	// the appliance's or the config's own, comes with auto_update unless
+	// the config chooses a policy.
+	if _, fw := s["firmware_status"]; fw {
 		if _, set := s["update_policy"]; !set {
 			s["update_policy"] = config.Setting{Value: "auto_update"}
 		}
 	}
 	return s
+}
+
+// phoneSettings is a configured phone's own settings, with setting_server
+// pinned under pin_setting_server = "configured". Unconfigured phones get
+// no pin unless the config says "all": on a LAN shared with another
+// provisioning system, they may be its phones.
+func (c *Catalog) phoneSettings(p *config.Phone, base string) config.Settings {
+	if p == nil {
+		return nil
+	}
+	if c.cfg.Provision.PinSettingServer != config.PinConfigured {
+		return p.Settings
+	}
+	if _, set := merge(c.cfg.Settings, p.Settings)["setting_server"]; set {
+		return p.Settings
+	}
+	s := merge(nil, p.Settings)
+	c.pin(s, base)
+	return s
+}
+
+// pin sets setting_server to the appliance's URL unless s sets it.
+func (c *Catalog) pin(s config.Settings, base string) {
+	if _, set := s["setting_server"]; !set {
+		s["setting_server"] = config.Setting{Value: c.settingURL(base)}
+	}
 }
 
 // settingURL is what setting_server is pinned to: http.url verbatim (the
@@ -567,7 +578,7 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 	}
 	known := c.HasPhone(mac)
 	policy := c.cfg.HTTP.UnknownPhones
-	if !known && policy == config.UnknownDeny {
+	if !known && policy == UnknownDeny {
 		return nil, nil
 	}
 	mk := c.modelKey(model)
@@ -584,7 +595,7 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 			gen, per = c.url.Dir+model+".htm", c.url.Dir+model+"-"+mac.String()+".htm"
 		}
 		files = append(files, File{Path: gen, Body: c.Render(KindGeneral, base, mk, mac, showSecrets)})
-		if known || policy == config.UnknownAllow {
+		if known || policy == UnknownAllow {
 			files = append(files, File{Path: per, Body: c.Render(KindPhone, base, mk, mac, showSecrets)})
 		}
 	}

@@ -28,8 +28,8 @@ func mustMAC(s string) phone.MAC {
 func testConfig() *config.Config {
 	return &config.Config{
 		Server:    config.Server{Advertise: netip.MustParseAddr("10.77.0.1")},
-		HTTP:      config.HTTP{Listen: ":8080", UnknownPhones: config.UnknownGeneric},
-		Provision: config.Provision{DefaultPerm: "R", PinSettingServer: true},
+		HTTP:      config.HTTP{Listen: ":8080", UnknownPhones: UnknownGeneric},
+		Provision: config.Provision{DefaultPerm: "R", PinSettingServer: config.PinAll},
 		Settings: config.Settings{
 			"language":  {Value: "English"},
 			"user_host": {Indexed: map[int]config.IndexedValue{1: {Value: "pbx.example"}, 2: {Value: "pbx2.example", Perm: "RW"}}},
@@ -174,7 +174,7 @@ func TestGeneralFile(t *testing.T) {
 		},
 		{
 			name:   "pin_setting_server = false",
-			mutate: func(c *config.Config) { c.Provision.PinSettingServer = false },
+			mutate: func(c *config.Config) { c.Provision.PinSettingServer = config.PinOff },
 			model:  "snomD785",
 			want:   map[string]string{"setting_server": "", "firmware_status": base + "/snomD785-firmware.htm"},
 		},
@@ -395,14 +395,14 @@ func TestFiles(t *testing.T) {
 		paths  []string
 		err    error
 	}{
-		{"base URL, configured", "", config.UnknownGeneric, macA, "", []string{"/snomD785.htm", "/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
-		{"base URL, unknown generic", "", config.UnknownGeneric, unknown, "snomD345", []string{"/snomD345.htm"}, nil},
-		{"base URL, unknown allow", "", config.UnknownAllow, unknown, "snomD345", []string{"/snomD345.htm", "/snomD345-000413000001.htm"}, nil},
-		{"base URL, unknown deny", "", config.UnknownDeny, unknown, "snomD345", nil, nil},
-		{"named URL", "http://h/prov/office.xml", config.UnknownGeneric, macA, "", []string{"/prov/office.xml", "/prov/office-000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
-		{"directory URL", "http://h/prov/", config.UnknownGeneric, macA, "", []string{"/prov/snomD785.htm", "/prov/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
-		{"placeholder URL", "http://h/cfg/{phone_type}/{mac}.xml", config.UnknownGeneric, macA, "", []string{"/cfg/snomD785/000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
-		{"no model", "", config.UnknownGeneric, unknown, "", nil, ErrNoModel},
+		{"base URL, configured", "", UnknownGeneric, macA, "", []string{"/snomD785.htm", "/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
+		{"base URL, unknown generic", "", UnknownGeneric, unknown, "snomD345", []string{"/snomD345.htm"}, nil},
+		{"base URL, unknown allow", "", UnknownAllow, unknown, "snomD345", []string{"/snomD345.htm", "/snomD345-000413000001.htm"}, nil},
+		{"base URL, unknown deny", "", UnknownDeny, unknown, "snomD345", nil, nil},
+		{"named URL", "http://h/prov/office.xml", UnknownGeneric, macA, "", []string{"/prov/office.xml", "/prov/office-000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
+		{"directory URL", "http://h/prov/", UnknownGeneric, macA, "", []string{"/prov/snomD785.htm", "/prov/snomD785-000413A11FA7.htm", "/snomD785-firmware.htm"}, nil},
+		{"placeholder URL", "http://h/cfg/{phone_type}/{mac}.xml", UnknownGeneric, macA, "", []string{"/cfg/snomD785/000413A11FA7.xml", "/snomD785-firmware.htm"}, nil},
+		{"no model", "", UnknownGeneric, unknown, "", nil, ErrNoModel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -433,12 +433,11 @@ func TestNewErrors(t *testing.T) {
 		mutate func(*config.Config)
 		want   string
 	}{
-		{"bad setting name", func(c *config.Config) { c.Settings["bad name"] = config.Setting{Value: "x"} }, `"bad name" is not a valid setting name`},
-		{"bad model", func(c *config.Config) { c.Models["D785"] = config.Model{} }, `"D785" is not a Snom phone type`},
-		{"duplicate phone", func(c *config.Config) { c.Phones = append(c.Phones, config.Phone{MAC: macA}) }, "listed twice"},
-		{"phone without MAC", func(c *config.Config) { c.Phones = append(c.Phones, config.Phone{}) }, "has no mac"},
-		{"bad url", func(c *config.Config) { c.HTTP.URL = "ftp://x/" }, "must start with http"},
+		// Setting names, model names and MACs are config.Parse's rules
+		// (config's tests); the URL template is the catalog's.
+		{"bad url", func(c *config.Config) { c.HTTP.URL = "ftp://x/" }, `http.url: "ftp://x/" is not an absolute http:// or https:// URL`},
 		{"url without host", func(c *config.Config) { c.HTTP.URL = "http:///x.xml" }, "has no host"},
+		{"unknown placeholder", func(c *config.Config) { c.HTTP.URL = "http://h/{serial}.xml" }, "unknown placeholder {serial}"},
 	}
 	for _, tt := range tests {
 		cfg := testConfig()
@@ -530,5 +529,79 @@ func TestFilesWithBasicAuth(t *testing.T) {
 		if !strings.Contains(string(files[0].Body), ">"+want+"<") {
 			t.Errorf("showSecrets=%v: setting_server not %s:\n%s", show, want, files[0].Body)
 		}
+	}
+}
+
+// pin_setting_server decides which phones are pinned to the appliance: by
+// default only phones in [[phones]], in their own file, so a phone another
+// system provisions that fetches a general file is never taken over.
+func TestPinSettingServer(t *testing.T) {
+	unknown := mustMAC("000413BBBBBB")
+	tests := []struct {
+		policy                    config.PinPolicy
+		general, own, unknownFile bool // setting_server present in each
+	}{
+		{config.PinConfigured, false, true, false},
+		{config.PinAll, true, false, true},
+		{config.PinOff, false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Provision.PinSettingServer = tt.policy
+			c := newCatalog(t, cfg)
+			has := func(b []byte) bool {
+				_, _, ok := parseSettings(t, b).get("setting_server", "")
+				return ok
+			}
+			gen := c.General(base, "snomD785").Body
+			own, _ := c.Phone(base, macA)
+			if got := has(gen); got != tt.general {
+				t.Errorf("general file pinned = %v, want %v\n%s", got, tt.general, gen)
+			}
+			if got := has(own.Body); got != tt.own {
+				t.Errorf("own file pinned = %v, want %v\n%s", got, tt.own, own.Body)
+			}
+			// What an unconfigured phone fetches, as render lists it.
+			files, err := c.Files(unknown, "snomD785", base, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := false
+			for _, f := range files {
+				if !strings.HasSuffix(f.Path, "-firmware.htm") {
+					got = got || has(f.Body)
+				}
+			}
+			if got != tt.unknownFile {
+				t.Errorf("unconfigured phone pinned = %v, want %v", got, tt.unknownFile)
+			}
+			// Either way a configured phone is pinned exactly once.
+			if tt.policy != config.PinOff {
+				comb := c.Combined(base, "snomD785", macA).Body
+				if !has(comb) {
+					t.Errorf("combined file of a configured phone not pinned:\n%s", comb)
+				}
+			}
+		})
+	}
+}
+
+// A firmware pointer of the config's own comes with auto_update, as the
+// appliance's does: with the D-series default (settings_only) the phone
+// would never fetch it.
+func TestFirmwareStatusGetsUpdatePolicy(t *testing.T) {
+	cfg := testConfig()
+	cfg.Settings["firmware_status"] = config.Setting{Value: "http://fw.example/snomD345-firmware.xml"}
+	b := newCatalog(t, cfg).General(base, "snomD345").Body
+	if got, _, _ := parseSettings(t, b).get("update_policy", ""); got != "auto_update" {
+		t.Errorf("update_policy = %q, want auto_update\n%s", got, b)
+	}
+	cfg = testConfig()
+	cfg.Settings["firmware_status"] = config.Setting{Value: "http://fw.example/x.xml"}
+	cfg.Settings["update_policy"] = config.Setting{Value: "ask_for_update"}
+	b = newCatalog(t, cfg).General(base, "snomD345").Body
+	if got, _, _ := parseSettings(t, b).get("update_policy", ""); got != "ask_for_update" {
+		t.Errorf("the config's own update_policy was replaced: %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/snomprov/snomprov/phone"
@@ -47,13 +48,18 @@ func ParseURLTemplate(raw string) (URLTemplate, error) {
 	// them on String(); we keep the raw path ourselves.
 	u, err := url.Parse(raw)
 	if err != nil {
-		return URLTemplate{}, fmt.Errorf("http.url %q is not a URL: %w", raw, err)
+		return URLTemplate{}, fmt.Errorf("%q is not a URL: %w", raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return URLTemplate{}, fmt.Errorf("http.url %q must start with http:// or https://", raw)
+		return URLTemplate{}, fmt.Errorf("%q is not an absolute http:// or https:// URL; write it like \"http://10.0.0.2/\", or leave it empty for the default", raw)
 	}
-	if u.Host == "" {
-		return URLTemplate{}, fmt.Errorf("http.url %q has no host; write it as http://<address>[:port]/[file]", raw)
+	if u.Host == "" || u.Hostname() == "" {
+		return URLTemplate{}, fmt.Errorf("%q has no host; write it as http://<address>[:port]/[file]", raw)
+	}
+	for _, p := range placeholderRE.FindAllString(raw, -1) {
+		if !isPlaceholder(p) {
+			return URLTemplate{}, fmt.Errorf("unknown placeholder %s; phones replace only %s, %s and %s", p, PlaceholderMAC, PlaceholderType, PlaceholderFirmware)
+		}
 	}
 	t := URLTemplate{Raw: raw, HasMAC: strings.Contains(raw, PlaceholderMAC)}
 	t.Base = u.Scheme + "://"
@@ -95,6 +101,8 @@ func ParseURLTemplate(raw string) (URLTemplate, error) {
 	}
 	return t, nil
 }
+
+var placeholderRE = regexp.MustCompile(`\{[^{}]*\}`)
 
 func isPlaceholder(s string) bool {
 	return s == PlaceholderMAC || s == PlaceholderType || s == PlaceholderFirmware
