@@ -37,7 +37,7 @@ func benchServer(b *testing.B) *Server {
 		b.Fatal(err)
 	}
 	store, _ := inventory.Open("", inventory.Options{})
-	s, err := New(Options{Listen: ":0", Catalog: cat}, nil, store)
+	s, err := New(Options{Listen: ":0", Catalog: cat, CleartextPhones: plainA}, nil, store)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func FuzzServeHTTP(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s, err := New(Options{Listen: ":0", URL: cfg.HTTP.URL, Catalog: cat, FirmwareDir: f.TempDir()}, nil, inventory.Discard)
+	s, err := New(Options{Listen: ":0", URL: cfg.HTTP.URL, Catalog: cat, CleartextPhones: plainA, FirmwareDir: f.TempDir()}, nil, inventory.Discard)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -235,7 +235,7 @@ func TestPipelined(t *testing.T) {
 // shutdown, and is closed.
 func TestShutdownClosesIdle(t *testing.T) {
 	cat, _ := provision.New(testConfig())
-	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat}, nil, nil)
+	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func (p *panickyRecorder) Record(inventory.Observation) {
 func TestPanicCostsOnlyTheConnection(t *testing.T) {
 	cat, _ := provision.New(testConfig())
 	logs := &syncbuf.Buffer{}
-	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat}, slog.New(slog.NewTextHandler(logs, nil)), &panickyRecorder{})
+	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA}, slog.New(slog.NewTextHandler(logs, nil)), &panickyRecorder{})
 	if err != nil {
 		t.Fatal(err)
 	}

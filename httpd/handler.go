@@ -2,6 +2,7 @@ package httpd
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -35,7 +36,10 @@ type request struct {
 	userAgent, authorization     string
 	ifNoneMatch, ifModifiedSince string
 	ip                           netip.Addr // the requester, unmapped; invalid if unknown
-	tls                          bool
+	tls                          bool       // HTTPS, here or at a trusted proxy
+	direct                       bool       // TLS terminated here (peerCerts are the phone's)
+	peerCerts                    []*x509.Certificate
+	httpsPort                    int // the bound HTTPS port, for the bootstrap
 }
 
 func fromHTTP(r *http.Request) request {
@@ -44,7 +48,10 @@ func fromHTTP(r *http.Request) request {
 		method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, host: r.Host,
 		userAgent: h.Get("User-Agent"), authorization: h.Get("Authorization"),
 		ifNoneMatch: h.Get("If-None-Match"), ifModifiedSince: h.Get("If-Modified-Since"),
-		tls: r.TLS != nil,
+		tls: r.TLS != nil, direct: r.TLS != nil,
+	}
+	if r.TLS != nil {
+		req.peerCerts = r.TLS.PeerCertificates
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		req.ip = ap.Addr().Unmap()
@@ -77,6 +84,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := fromHTTP(r)
+	st.sec.fromProxy(&req, r)
+	req.httpsPort = int(s.tlsPort.Load())
 	rt := route(req.path, &st.tpl)
 	fileName := ""
 	if rt.Kind == RouteOther {
@@ -98,6 +107,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="snomprov"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		s.record(&req, id, stepFor(rt.Kind), http.StatusUnauthorized, 0, "wrong or missing HTTP Basic credentials")
+		return
+	}
+	if reason := st.sec.refuseClient(req.ip); reason != "" && rt.Kind != RouteReject {
+		s.notFound(w, &req, id, stepFor(rt.Kind), rt.Pattern, reason)
 		return
 	}
 	switch rt.Kind {
@@ -241,6 +254,9 @@ type answer struct {
 	status int
 	doc    provision.Doc
 	reason string
+	// bootstrap: doc is the secret-free file that moves the phone to
+	// HTTPS, in place of its own file (plain HTTP).
+	bootstrap bool
 }
 
 func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
@@ -260,6 +276,9 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 			if reason := checkLANMAC(st, id, id.mac); reason != "" {
 				return answer{status: http.StatusNotFound, reason: reason}
 			}
+			if a, decided := ownFileAnswer(st, req, id, id.mac); decided {
+				return a
+			}
 		}
 		doc = st.cat.Combined(base, id.model, id.mac)
 	case RoutePhone:
@@ -272,6 +291,8 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 			doc = st.cat.EmptyPhone(base)
 		} else if reason := checkLANMAC(st, id, rt.MAC); reason != "" {
 			return answer{status: http.StatusNotFound, reason: reason}
+		} else if a, decided := ownFileAnswer(st, req, id, rt.MAC); decided {
+			return a
 		}
 	case RouteFirmwareFile:
 		var ok bool
@@ -373,7 +394,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	if req.method != http.MethodHead {
 		w.Write(a.doc.Body)
 	}
-	s.record(req, id, step, http.StatusOK, len(a.doc.Body), "")
+	s.record(req, id, step, http.StatusOK, len(a.doc.Body), a.reason)
 }
 
 // notModified applies RFC 9110's order: If-None-Match decides when present,

@@ -43,6 +43,10 @@ const (
 	uaDECT = "Mozilla/4.0 (compatible; Snom M900 05.20.0001 000413b22fb8)"
 )
 
+// plainA makes phone A, the one with a SIP password, an explicit
+// cleartext exception for the tests of plain HTTP.
+var plainA = []phone.MAC{mac(macA)}
+
 func mac(s string) phone.MAC {
 	m, err := phone.ParseMAC(s)
 	if err != nil {
@@ -112,11 +116,13 @@ func (r *recorder) count() int {
 }
 
 type harness struct {
-	srv  *Server
-	url  string // http://127.0.0.1:port
-	rec  *recorder
-	logs *syncbuf.Buffer
-	fw   string // firmware_dir
+	srv *Server
+	url string // http://127.0.0.1:port
+	// tlsURL is https://127.0.0.1:port when HTTPSListen is set.
+	tlsURL string
+	rec    *recorder
+	logs   *syncbuf.Buffer
+	fw     string // firmware_dir
 }
 
 // start runs a real server on 127.0.0.1:0 and stops it at cleanup.
@@ -142,6 +148,9 @@ func testOptions(t *testing.T, cfg *config.Config, mutate func(*Options)) Option
 		FirmwareDir:   fw,
 		UnknownPhones: cfg.HTTP.UnknownPhones,
 		Catalog:       cat,
+		// Plain-HTTP tests: phone A (with a SIP password) is an explicit
+		// exception; security_test.go covers the bootstrap and HTTPS.
+		CleartextPhones: plainA,
 	}
 	if mutate != nil {
 		mutate(&o)
@@ -171,11 +180,10 @@ func serve(t *testing.T, o Options) *harness {
 			t.Errorf("Serve returned %v after cancel", err)
 		}
 	})
-	scheme := "http"
-	if o.TLSCert != "" {
-		scheme = "https"
+	h.url = "http://" + h.srv.Addr().String()
+	if a := h.srv.TLSAddr(); a != nil {
+		h.tlsURL = "https://" + a.String()
 	}
-	h.url = scheme + "://" + h.srv.Addr().String()
 	return h
 }
 
@@ -698,9 +706,9 @@ func TestBasicAuth(t *testing.T) {
 func TestHTTPS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir, "first")
-	h := start(t, testConfig(), func(o *Options) { o.TLSCert, o.TLSKey = certFile, keyFile })
+	h := start(t, testConfig(), func(o *Options) { o.HTTPSListen, o.TLSCert, o.TLSKey = "127.0.0.1:0", certFile, keyFile })
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	r := get(t, client, "GET", h.url+"/snomD785.htm")
+	r := get(t, client, "GET", h.tlsURL+"/snomD785.htm")
 	if r.status != 200 {
 		t.Fatalf("https: %d", r.status)
 	}
@@ -708,8 +716,8 @@ func TestHTTPS(t *testing.T) {
 		t.Errorf("setting_server over https = %q", got)
 	}
 	// Plain HTTP on the TLS port fails.
-	if _, err := http.Get(strings.Replace(h.url, "https", "http", 1) + "/snomD785.htm"); err == nil {
-		r := get(t, nil, "GET", strings.Replace(h.url, "https", "http", 1)+"/snomD785.htm")
+	if _, err := http.Get(strings.Replace(h.tlsURL, "https", "http", 1) + "/snomD785.htm"); err == nil {
+		r := get(t, nil, "GET", strings.Replace(h.tlsURL, "https", "http", 1)+"/snomD785.htm")
 		if r.status == 200 {
 			t.Error("plain HTTP answered on the HTTPS port")
 		}
@@ -717,11 +725,11 @@ func TestHTTPS(t *testing.T) {
 	// Reload picks up a renewed certificate without a restart.
 	certFile2, keyFile2, pool2 := selfSigned(t, t.TempDir(), "second")
 	cat, _ := provision.New(testConfig())
-	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, TLSCert: certFile2, TLSKey: keyFile2, FirmwareDir: h.fw}); err != nil {
+	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", HTTPSListen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, TLSCert: certFile2, TLSKey: keyFile2, FirmwareDir: h.fw}); err != nil {
 		t.Fatal(err)
 	}
 	client2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool2}}}
-	if r := get(t, client2, "GET", h.url+"/snomD785.htm"); r.status != 200 {
+	if r := get(t, client2, "GET", h.tlsURL+"/snomD785.htm"); r.status != 200 {
 		t.Errorf("after cert reload: %d", r.status)
 	}
 }
@@ -766,16 +774,16 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A bad reload is refused and the old options keep serving.
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, UnknownPhones: "sometimes"}); err == nil || !strings.Contains(err.Error(), "generic, deny or allow") {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, UnknownPhones: "sometimes"}); err == nil || !strings.Contains(err.Error(), "generic, deny or allow") {
 		t.Errorf("bad reload: %v", err)
 	}
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FilesDir: "/does/not/exist"}); err == nil {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, FilesDir: "/does/not/exist"}); err == nil {
 		t.Error("reload with a missing files_dir accepted")
 	}
 	if r := get(t, nil, "GET", h.url+"/snomD345.htm"); r.body != before.body {
 		t.Error("failed reload changed what is served")
 	}
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FirmwareDir: h.fw}); err != nil {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, FirmwareDir: h.fw}); err != nil {
 		t.Fatal(err)
 	}
 	after := get(t, nil, "GET", h.url+"/snomD345.htm")
@@ -797,7 +805,7 @@ func TestReloadFreesThePreviousState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FirmwareDir: h.fw}); err != nil {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, FirmwareDir: h.fw}); err != nil {
 		t.Fatal(err)
 	}
 	get(t, nil, "GET", h.url+"/snomD345.htm")
@@ -821,7 +829,7 @@ func TestInflightSurvivesReloadAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat2, _ := provision.New(testConfig())
-	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat2}); err != nil {
+	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat2, CleartextPhones: plainA}); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(r.Body)
@@ -838,7 +846,7 @@ func TestInflightSurvivesReloadAndShutdown(t *testing.T) {
 func TestBindErrors(t *testing.T) {
 	h := start(t, testConfig(), nil)
 	cat, _ := provision.New(testConfig())
-	s, err := New(Options{Listen: h.srv.Addr().String(), Catalog: cat}, nil, nil)
+	s, err := New(Options{Listen: h.srv.Addr().String(), Catalog: cat, CleartextPhones: plainA}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -848,11 +856,11 @@ func TestBindErrors(t *testing.T) {
 	}
 	for _, o := range []Options{
 		{Listen: ":0"},
-		{Listen: ":0", Catalog: cat, Username: "u"},
-		{Listen: ":0", Catalog: cat, TLSCert: "/x"},
-		{Listen: ":0", Catalog: cat, TLSCert: "/nonexistent.pem", TLSKey: "/nonexistent.key"},
-		{Listen: ":0", Catalog: cat, FilesDir: "/nonexistent"},
-		{Listen: ":0", Catalog: cat, URL: "ftp://x"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, Username: "u"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, TLSCert: "/x"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, TLSCert: "/nonexistent.pem", TLSKey: "/nonexistent.key"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, FilesDir: "/nonexistent"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, URL: "ftp://x"},
 	} {
 		if _, err := New(o, nil, nil); err == nil {
 			t.Errorf("New(%+v) accepted", o)
@@ -914,7 +922,7 @@ func TestInventoryPersistence(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat, _ := provision.New(testConfig())
-	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat}, nil, store)
+	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA}, nil, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -963,7 +971,7 @@ func TestShutdownWaitsForInflight(t *testing.T) {
 		<-release
 		io.WriteString(w, "done")
 	})
-	s, _ := New(Options{Listen: "127.0.0.1:0", Catalog: cat, Extra: slow}, nil, nil)
+	s, _ := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, Extra: slow}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Bind(ctx); err != nil {
 		t.Fatal(err)
@@ -1027,7 +1035,7 @@ func TestConcurrentRequestsAndReloads(t *testing.T) {
 	}
 	for i := 0; i < 30; i++ {
 		cat, _ := provision.New(testConfig())
-		if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, FirmwareDir: h.fw}); err != nil {
+		if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, FirmwareDir: h.fw}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)

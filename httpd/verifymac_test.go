@@ -79,12 +79,12 @@ func TestVerifyMACOption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Listen: ":0", Catalog: cat, VerifyMAC: "strict"}, nil, nil); err == nil || !strings.Contains(err.Error(), "use off, log or enforce") {
+	if _, err := New(Options{Listen: ":0", Catalog: cat, CleartextPhones: plainA, VerifyMAC: "strict"}, nil, nil); err == nil || !strings.Contains(err.Error(), "use off, log or enforce") {
 		t.Errorf("verify_mac = strict: %v", err)
 	}
 	// Every documented value is accepted.
 	for _, v := range []string{VerifyOff, VerifyLog, VerifyEnforce} {
-		if _, err := New(Options{Listen: ":0", Catalog: cat, VerifyMAC: v}, nil, nil); err != nil {
+		if _, err := New(Options{Listen: ":0", Catalog: cat, CleartextPhones: plainA, VerifyMAC: v}, nil, nil); err != nil {
 			t.Errorf("verify_mac = %s: %v", v, err)
 		}
 	}
