@@ -194,8 +194,8 @@ func restartOnly(old, cfg *config.Config) error {
 	if old.HTTP.Listen != cfg.HTTP.Listen {
 		changed = append(changed, "http.listen")
 	}
-	if old.HTTPS() != cfg.HTTPS() {
-		changed = append(changed, "http.tls_cert/tls_key")
+	if old.HTTP.HTTPSListen != cfg.HTTP.HTTPSListen {
+		changed = append(changed, "http.https_listen")
 	}
 	if old.PnP.Enabled != cfg.PnP.Enabled || !slices.Equal(old.PnP.Interfaces, cfg.PnP.Interfaces) {
 		changed = append(changed, "pnp.enabled/interfaces")
@@ -249,29 +249,21 @@ func (s *servers) httpOptions(cfg *config.Config, netw network) (httpd.Options, 
 		Metrics:       s.metrics,
 		Version:       Version,
 	})
-	return httpd.Options{
-		Listen:        cfg.HTTP.Listen,
-		URL:           cfg.HTTP.URL,
-		FirmwareDir:   cfg.HTTP.FirmwareDir,
-		FilesDir:      cfg.HTTP.FilesDir,
-		UnknownPhones: cfg.HTTP.UnknownPhones,
-		Username:      cfg.HTTP.Username,
-		Password:      cfg.HTTP.Password,
-		TLSCert:       cfg.HTTP.TLSCert,
-		TLSKey:        cfg.HTTP.TLSKey,
-		VerifyMAC:     cfg.HTTP.VerifyMAC,
-		LANMAC: func(ip netip.Addr) (phone.MAC, bool) {
-			// Only the interface's own subnet is in its ARP table; a
-			// routed phone is not checked.
-			if !netw.prefix.Contains(ip) {
-				return phone.MAC{}, false
-			}
-			m, ok := s.neighbors.Lookup(ip)
-			return phone.MAC(m), ok
-		},
-		Catalog: catalog,
-		Extra:   http.Handler(page),
-	}, catalog, nil
+	o := httpdOptions(cfg)
+	o.LANMAC = func(ip netip.Addr) (phone.MAC, bool) {
+		// Only the interface's own subnet is in its ARP table; a
+		// routed phone is not checked.
+		if !netw.prefix.Contains(ip) {
+			return phone.MAC{}, false
+		}
+		m, ok := s.neighbors.Lookup(ip)
+		return phone.MAC(m), ok
+	}
+	o.Catalog, o.Extra = catalog, http.Handler(page)
+	if err := withTLS(&o, cfg, netw); err != nil {
+		return httpd.Options{}, nil, err
+	}
+	return o, catalog, nil
 }
 
 func pnpOptions(cfg *config.Config, netw network) pnp.Options {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 
 	"github.com/snomprov/snomprov/app"
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
@@ -67,6 +69,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	catalog, err := provision.New(cfg)
 	if err != nil {
 		return configError{fmt.Errorf("%s: %w", name, err)}
+	}
+	warnings, err := app.CheckHTTP(cfg, catalog)
+	if err != nil {
+		return configError{fmt.Errorf("%s: %w", name, prefixHTTP(err))}
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "warning: http.%s: %s\n", w.Key, w.Msg)
 	}
 	base := app.BaseURL(cfg, catalog, addr)
 	files, anyModel := 0, 0
@@ -140,4 +149,23 @@ func cmdRender(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// prefixHTTP names the [http] keys of httpd's field errors as the file
+// does ("http.https_listen: ..."). The compile step (issue 11) replaces
+// this with FILE:LINE:COL.
+func prefixHTTP(err error) error {
+	var es field.Errors
+	if !errors.As(err, &es) {
+		var e *field.Error
+		if !errors.As(err, &e) {
+			return err
+		}
+		es = field.Errors{e}
+	}
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = "http." + e.Error()
+	}
+	return errors.New(strings.Join(lines, "\n"))
 }
