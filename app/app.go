@@ -269,7 +269,14 @@ func (a *Appliance) announce() {
 	url := cfg.SettingURL(n.advertise)
 	plain := *cfg
 	plain.HTTP.URL = ""
-	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))
+	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "https_listen", cfg.HTTP.HTTPSListen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))
+	if cfg.HTTPS() {
+		tlsFrom := cfg.HTTP.TLSCert
+		if tlsFrom == "" {
+			tlsFrom = TLSDir(cfg)
+		}
+		a.log.Info("phones' own files (SIP passwords) are served only over HTTPS; plain HTTP gets the bootstrap that moves a phone there", "certificate", tlsFrom)
+	}
 	if cfg.Source == "" {
 		a.log.Info("running on the embedded defaults (no -config FILE): DHCP off, PnP records phones but answers none")
 	}
