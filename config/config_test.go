@@ -252,7 +252,7 @@ func TestFileDefaults(t *testing.T) {
 		{"http.firmware_dir", cfg.HTTP.FirmwareDir, "/var/lib/snomprov/firmware"},
 		{"http.unknown_phones", cfg.HTTP.UnknownPhones, UnknownGeneric},
 		{"provision.default_perm", cfg.Provision.DefaultPerm, "R"},
-		{"provision.pin_setting_server", cfg.Provision.PinSettingServer, true},
+		{"provision.pin_setting_server", cfg.Provision.PinSettingServer, PinConfigured},
 		{"dhcp.enabled", cfg.DHCP.Enabled, false},
 		{"dhcp.lease_time", cfg.DHCP.LeaseTime.Duration, 12 * time.Hour},
 		{"dhcp.serve", cfg.DHCP.Serve, ServeAll},
