@@ -96,7 +96,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if fileName == "" && rt.Reason == "" && st.opts.Extra != nil {
-			// Status page and metrics carry their own access control.
+			// Status page and metrics carry their own access control;
+			// with HTTPS on they are served there, so the admin password
+			// is never asked for in clear.
+			if st.sec.httpsOn && !req.tls {
+				redirectHTTPS(w, r, &req, st)
+				return
+			}
 			s.serveExtra(w, r, st)
 			return
 		}

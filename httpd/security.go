@@ -419,3 +419,18 @@ func maskURL(u string) string {
 	}
 	return scheme + "://" + host + "/" + path
 }
+
+// redirectHTTPS sends a plain-HTTP request for the status page, API or
+// metrics to the same path on HTTPS (308 keeps the method).
+func redirectHTTPS(w http.ResponseWriter, r *http.Request, req *request, st *state) {
+	u := strings.TrimSuffix(st.httpsSettingURL(&request{host: req.host}, req.httpsPort), "/")
+	if st.tpl.Raw != "" { // http.url may name a path: keep only scheme and host
+		if i := strings.Index(u[len("https://"):], "/"); i >= 0 {
+			u = u[:len("https://")+i]
+		}
+	}
+	if at := strings.Index(u, "@"); at >= 0 { // no Basic-auth userinfo in a redirect
+		u = "https://" + u[at+1:]
+	}
+	http.Redirect(w, r, u+r.URL.RequestURI(), http.StatusPermanentRedirect)
+}

@@ -346,3 +346,27 @@ func TestOld3xxWarned(t *testing.T) {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestStatusOverHTTPS: with HTTPS on, the status page (Extra) is answered
+// on HTTPS, and plain HTTP is redirected there before any password is
+// asked for.
+func TestStatusOverHTTPS(t *testing.T) {
+	https, pool := withHTTPS(t)
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, _, ok := r.BasicAuth(); !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="status"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte("status page"))
+	})
+	h := start(t, testConfig(), func(o *Options) { https(o); o.Extra = page })
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r := get(t, noFollow, "GET", h.url+"/phones/000413A11FA7?x=1")
+	if r.status != http.StatusPermanentRedirect || r.header.Get("Location") != h.tlsURL+"/phones/000413A11FA7?x=1" {
+		t.Errorf("plain HTTP: %d Location %q, want 308 to %s/phones/...", r.status, r.header.Get("Location"), h.tlsURL)
+	}
+	if r := get(t, tlsClient(pool), "GET", h.tlsURL+"/"); r.status != 401 {
+		t.Errorf("HTTPS without the password: %d", r.status)
+	}
+}
