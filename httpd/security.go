@@ -81,6 +81,9 @@ func prepareSecurity(o Options, errs *field.Errors, warn func(*field.Error)) sec
 			errs.Add("https_listen", "HTTPS needs a certificate: set tls_cert and tls_key, or let snomprov make its own in state_dir")
 		}
 	}
+	if !sec.httpsOn && o.TLSCert != "" {
+		errs.Add("tls_cert", "is set but https_listen is empty, so no HTTPS would use it; set https_listen = \":443\" (plain HTTP stays on listen)")
+	}
 	var ok bool
 	if sec.clientCert, ok = enum(o.ClientCert, ClientCertOff, ClientCertOptional, ClientCertRequire); !ok {
 		errs.Add("client_cert", "%q is not allowed; use %s, %s or %s", o.ClientCert, ClientCertOff, ClientCertOptional, ClientCertRequire)

@@ -283,6 +283,7 @@ func TestSecurityOptions(t *testing.T) {
 		{"tls_cert not PEM", func(o *Options) { https(o); o.TLSCert = garbage }, "tls_cert", "not a PEM certificate"},
 		{"tls_key not PEM", func(o *Options) { https(o); o.TLSCert, o.TLSKey = certFile, garbage }, "tls_key", "not a PEM private key"},
 		{"tls_key of another certificate", func(o *Options) { https(o); o.TLSCert, o.TLSKey = certFile, otherKey }, "tls_key", "does not go with"},
+		{"tls_cert without https_listen", func(o *Options) { o.TLSCert, o.TLSKey = certFile, keyFile }, "tls_cert", "https_listen is empty"},
 		{"cleartext model not a type", func(o *Options) { https(o); o.CleartextModels = []string{"D785"} }, "cleartext_models[0]", "not a phone type"},
 	}
 	for _, tt := range tests {

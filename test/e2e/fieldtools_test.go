@@ -488,6 +488,8 @@ log_level = "debug"
 
 [http]
 listen = ":8080"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = %q
 %s
 
