@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -102,4 +103,21 @@ func CheckHTTP(cfg *config.Config, catalog *provision.Catalog) ([]*field.Error, 
 	}
 	p.Close()
 	return p.Warnings, nil
+}
+
+// HTTPSURL is where the bootstrap moves phones when they reach the
+// appliance on addr: https://addr[:port]/ on http.https_listen.
+func HTTPSURL(cfg *config.Config, addr netip.Addr) string {
+	_, port, err := net.SplitHostPort(cfg.HTTP.HTTPSListen)
+	if err != nil {
+		return ""
+	}
+	host := addr.String()
+	if addr.Is6() {
+		host = "[" + host + "]"
+	}
+	if port != "443" {
+		host = net.JoinHostPort(addr.String(), port)
+	}
+	return "https://" + host + "/"
 }

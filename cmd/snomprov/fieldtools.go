@@ -122,6 +122,14 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		}
 		addr, _, _ := advertised(cfg)
 		o.SelfURL = cfg.SettingURL(addr)
+		if cfg.HTTPS() {
+			o.HTTPSURL = app.HTTPSURL(cfg, addr)
+			o.CertFile = cfg.HTTP.TLSCert
+			if o.CertFile == "" {
+				o.CertFile = filepath.Join(app.TLSDir(cfg), tlsca.CertFile)
+				o.CAFile = filepath.Join(app.TLSDir(cfg), tlsca.CAFile)
+			}
+		}
 	}
 	ctx, stop := interruptible()
 	defer stop()
