@@ -376,7 +376,13 @@ func (s *Server) TLSAddr() net.Addr {
 // ownFileAnswer applies the security policy to a request for configured
 // phone mac's own file: decided is false when the file may be served.
 func ownFileAnswer(st *state, req *request, id *identity, mac phone.MAC) (a answer, decided bool) {
-	withhold, reason, _ := st.sec.ownFile(req, mac, id.model, time.Now())
+	// The exception follows the configured model: the path's or the
+	// User-Agent's type is the requester's word.
+	model := st.cat.PhoneModel(mac)
+	if model == "" {
+		model = id.model
+	}
+	withhold, reason, _ := st.sec.ownFile(req, mac, model, time.Now())
 	if reason != "" {
 		return answer{status: http.StatusNotFound, reason: reason}, true
 	}

@@ -51,6 +51,11 @@ firmware_dir = "%[1]s/fw"
 [pnp]
 enabled = false
 
+[provision]
+# These tests read setting_server from the general files (the default,
+# "configured", pins it in the phones' own files only).
+pin_setting_server = "all"
+
 [settings]
 language = "English"
 web_note = { value = "a & b < c > \"d\"", perm = "RW" }
