@@ -3,7 +3,6 @@ package httpd
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"io"
 	"log/slog"
@@ -239,12 +238,7 @@ func TestShutdownClosesIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Bind(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	cancel, done := running(t, s)
 	c, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -290,14 +284,10 @@ func TestPanicCostsOnlyTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	cancel, _ := running(t, s)
 	defer cancel()
-	if err := s.Bind(ctx); err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ctx)
-	// A 404 is written before its record, so the panic must stop the
-	// answer from being used: the connection closes before the next one.
+	// The answer is written before its record (which panics), so the panic
+	// must stop it from being used: the connection closes, unanswered.
 	const req = "GET /snomD345.htm HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /snomD345.htm HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 	if got := statuses(t, exchange(t, s.Addr().String(), req), "GET", "GET"); len(got) > 1 {
 		t.Errorf("the panicking connection answered %v, want it closed after the panic", got)

@@ -187,6 +187,20 @@ func serve(t *testing.T, o Options) *harness {
 	return h
 }
 
+// running binds and serves s until the returned cancel; done yields
+// Serve's result.
+func running(t *testing.T, s *Server) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Bind(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
+	return cancel, errc
+}
+
 var firmwareImage = bytes.Repeat([]byte("SNOMFIRMWARE0123"), 4096) // 64 KiB
 
 type resp struct {
@@ -926,12 +940,7 @@ func TestInventoryPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Bind(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	cancel, done := running(t, s)
 	u := "http://" + s.Addr().String()
 	get(t, nil, "GET", u+"/snomD785.htm", "User-Agent", uaD785)
 	get(t, nil, "GET", u+"/snomD785-000413A11FA7.htm", "User-Agent", uaD785)
@@ -972,12 +981,7 @@ func TestShutdownWaitsForInflight(t *testing.T) {
 		io.WriteString(w, "done")
 	})
 	s, _ := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, Extra: slow}, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Bind(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	cancel, done := running(t, s)
 	got := make(chan string, 1)
 	go func() {
 		r, err := http.Get("http://" + s.Addr().String() + "/slow")
