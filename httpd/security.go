@@ -143,6 +143,9 @@ func (sec *security) checkSecrets(cat *provision.Catalog, errs *field.Errors, wa
 			warn(field.Errorf("cleartext_models", "phone %s is a %s: the old 3xx series has no factory device certificate, and Snom's documents do not say whether it accepts the appliance's CA; if it does not fetch its own file over HTTPS, list it in cleartext_phones (its SIP password then crosses the LAN in clear)", m, model))
 		}
 	}
+	if names := cat.GeneralSecrets(); len(names) > 0 {
+		warn(field.Errorf("https_listen", "the general files carry the secret settings %s ([settings] or [models.X.settings]), and general files are served over plain HTTP too; move them to each phone's [phones.settings] to keep them off the LAN in clear", strings.Join(names, ", ")))
+	}
 	if len(clear) > 0 {
 		if len(clear) > 5 {
 			clear = append(clear[:5], "…")

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/internal/tlsca"
 	"github.com/snomprov/snomprov/provision"
@@ -369,5 +370,21 @@ func TestStatusOverHTTPS(t *testing.T) {
 	}
 	if r := get(t, tlsClient(pool), "GET", h.tlsURL+"/"); r.status != 401 {
 		t.Errorf("HTTPS without the password: %d", r.status)
+	}
+}
+
+// TestGeneralSecretsWarned: a secret in [settings] is served in every
+// general file, over plain HTTP too: check says so.
+func TestGeneralSecretsWarned(t *testing.T) {
+	https, _ := withHTTPS(t)
+	cfg := testConfig()
+	cfg.Settings["admin_mode_password"] = config.Setting{Value: "0000"}
+	p, err := Prepare(testOptions(t, cfg, https))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0].Msg, "admin_mode_password") {
+		t.Errorf("warnings %v", p.Warnings)
 	}
 }

@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"hash/fnv"
+	"slices"
 	"strconv"
 
 	"github.com/snomprov/snomprov/config"
@@ -42,5 +43,29 @@ func (c *Catalog) SecretPhones() []phone.MAC {
 			}
 		}
 	}
+	return out
+}
+
+// GeneralSecrets lists the secret settings ([settings] and
+// [models.X.settings]) that the general files carry, sorted: a general
+// file is served over plain HTTP too.
+func (c *Catalog) GeneralSecrets() []string {
+	seen := map[string]bool{}
+	add := func(s config.Settings) {
+		for name := range s {
+			if config.IsSecret(name) {
+				seen[name] = true
+			}
+		}
+	}
+	add(c.cfg.Settings)
+	for _, m := range c.cfg.Models {
+		add(m.Settings)
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	slices.Sort(out)
 	return out
 }
