@@ -388,3 +388,39 @@ func TestGeneralSecretsWarned(t *testing.T) {
 		t.Errorf("warnings %v", p.Warnings)
 	}
 }
+
+// FuzzFromProxy: whatever a client puts in X-Forwarded-For and
+// X-Forwarded-Proto, an untrusted peer's request is left as it came, and a
+// trusted proxy's names an address from the header or the proxy itself.
+func FuzzFromProxy(f *testing.F) {
+	f.Add("10.1.2.3", "https", true)
+	f.Add("10.9.9.9, 127.0.0.2,::ffff:10.0.0.1", "HTTP", true)
+	f.Add("garbage,, ,[::1]", "https", false)
+	sec := security{trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	f.Fuzz(func(t *testing.T, xff, proto string, trusted bool) {
+		peer := netip.MustParseAddr("192.168.1.9")
+		if trusted {
+			peer = netip.MustParseAddr("127.0.0.1")
+		}
+		r := &http.Request{Header: http.Header{"X-Forwarded-For": {xff}, "X-Forwarded-Proto": {proto}}}
+		req := request{ip: peer}
+		sec.fromProxy(&req, r)
+		if !trusted && (req.ip != peer || req.tls) {
+			t.Fatalf("untrusted peer rewritten to %v tls=%v", req.ip, req.tls)
+		}
+		if req.tls && !strings.EqualFold(proto, "https") {
+			t.Fatalf("tls from X-Forwarded-Proto %q", proto)
+		}
+		if req.ip != peer {
+			found := false
+			for _, part := range strings.Split(xff, ",") {
+				if a, err := netip.ParseAddr(strings.TrimSpace(part)); err == nil && a.Unmap() == req.ip {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("client %v is not in X-Forwarded-For %q", req.ip, xff)
+			}
+		}
+	})
+}
