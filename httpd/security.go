@@ -241,29 +241,28 @@ func (sec *security) refuseClient(ip netip.Addr) string {
 
 // ownFile decides whether the configured phone mac's own file may be
 // served on req. withhold: serve the bootstrap instead (plain HTTP, HTTPS
-// on); reason: refuse with 404; certMAC: the other MAC a certificate
-// named, for the warning.
-func (sec *security) ownFile(req *request, mac phone.MAC, model string, now time.Time) (withhold bool, reason string, certMAC phone.MAC) {
+// on); reason: refuse with 404 (logged, rate-limited, by notFound).
+func (sec *security) ownFile(req *request, mac phone.MAC, model string, now time.Time) (withhold bool, reason string) {
 	if !req.tls {
 		if sec.exempt(mac, model) {
-			return false, "", phone.MAC{}
+			return false, ""
 		}
 		if !sec.httpsOn {
 			if !sec.secret[mac] {
-				return false, "", phone.MAC{} // nothing secret to protect, and nowhere to move it
+				return false, "" // nothing secret to protect, and nowhere to move it
 			}
-			return false, "a phone's own file is served only over HTTPS (through http.trusted_proxies here, https_listen is empty); this request came in plain HTTP", phone.MAC{}
+			return false, "a phone's own file is served only over HTTPS (through http.trusted_proxies here, https_listen is empty); this request came in plain HTTP"
 		}
-		return true, "", phone.MAC{}
+		return true, ""
 	}
 	if sec.clientCert == ClientCertOff || !req.direct {
-		return false, "", phone.MAC{}
+		return false, ""
 	}
 	if len(req.peerCerts) == 0 {
 		if sec.clientCert == ClientCertRequire {
-			return false, "http.client_cert = require and the phone sent no certificate (the old 3xx series has none: list it in cleartext_phones, or use optional)", phone.MAC{}
+			return false, "http.client_cert = require and the phone sent no certificate (the old 3xx series has none: list it in cleartext_phones, or use optional)"
 		}
-		return false, "", phone.MAC{}
+		return false, ""
 	}
 	leaf := req.peerCerts[0]
 	inter := x509.NewCertPool()
@@ -272,16 +271,16 @@ func (sec *security) ownFile(req *request, mac phone.MAC, model string, now time
 	}
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: sec.clientCAs, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return false, "the client certificate does not chain to http.client_ca: " + err.Error(), phone.MAC{}
+		return false, "the client certificate does not chain to http.client_ca: " + err.Error()
 	}
 	got, ok := CertMAC(leaf)
 	if !ok {
-		return false, "the client certificate names no MAC (its subject CN is " + quote(leaf.Subject.CommonName) + ", not 12 hex digits)", phone.MAC{}
+		return false, "the client certificate names no MAC (its subject CN is " + quote(leaf.Subject.CommonName) + ", not 12 hex digits)"
 	}
 	if got != mac {
-		return false, "the client certificate is phone " + got.String() + "'s, not " + mac.String() + "'s", got
+		return false, "the client certificate is phone " + got.String() + "'s, not " + mac.String() + "'s"
 	}
-	return false, "", phone.MAC{}
+	return false, ""
 }
 
 // CertMAC reads the MAC a Snom device certificate carries: its subject
@@ -385,7 +384,7 @@ func ownFileAnswer(st *state, req *request, id *identity, mac phone.MAC) (a answ
 	if model == "" {
 		model = id.model
 	}
-	withhold, reason, _ := st.sec.ownFile(req, mac, model, time.Now())
+	withhold, reason := st.sec.ownFile(req, mac, model, time.Now())
 	if reason != "" {
 		return answer{status: http.StatusNotFound, reason: reason}, true
 	}
