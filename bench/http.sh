@@ -98,6 +98,11 @@ log_level = "info"
 
 [http]
 listen = "$SRV_IP:8080"
+# The per-MAC settings file over plain HTTP, against nginx's plain HTTP
+# (issue 12): HTTPS off and the phones an explicit exception, or the
+# bootstrap (172 bytes) would be measured instead.
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "$WORK/fw"
 
 [pnp]
