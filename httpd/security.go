@@ -445,3 +445,14 @@ func redirectHTTPS(w http.ResponseWriter, r *http.Request, req *request, st *sta
 	}
 	http.Redirect(w, r, u+r.URL.RequestURI(), http.StatusPermanentRedirect)
 }
+
+// LoadCertificate swaps the HTTPS certificate for the pair in certFile and
+// keyFile (a renewed one); connections already open keep theirs.
+func (s *Server) LoadCertificate(certFile, keyFile string) error {
+	c, ferr := loadPair(certFile, keyFile)
+	if ferr != nil {
+		return ferr
+	}
+	s.cert.Store(c)
+	return nil
+}

@@ -424,3 +424,27 @@ func FuzzFromProxy(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadCertificate: a renewed pair is served from the next handshake.
+func TestLoadCertificate(t *testing.T) {
+	https, _ := withHTTPS(t)
+	h := start(t, testConfig(), https)
+	renewed, err := tlsca.Ensure(t.TempDir(), tlsca.Names{IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(renewed.CAPEM)
+	if _, err := tlsClient(pool).Get(h.tlsURL + "/snomD785.htm"); err == nil {
+		t.Fatal("the new CA already verifies the old certificate")
+	}
+	if err := h.srv.LoadCertificate(renewed.CertFile, renewed.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	if r := get(t, tlsClient(pool), "GET", h.tlsURL+"/snomD785.htm"); r.status != 200 {
+		t.Errorf("after LoadCertificate: %d", r.status)
+	}
+	if err := h.srv.LoadCertificate(renewed.CertFile, renewed.CAFile); err == nil {
+		t.Error("a certificate as the key was accepted")
+	}
+}
