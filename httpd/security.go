@@ -113,10 +113,17 @@ func prepareSecurity(o Options, errs *field.Errors, warn func(*field.Error)) sec
 	}
 	if len(o.CleartextPhones) > 0 {
 		sec.cleartextPhones = make(map[phone.MAC]bool, len(o.CleartextPhones))
+		var names []string
 		for _, m := range o.CleartextPhones {
 			sec.cleartextPhones[m] = true
-			warn(field.Errorf("cleartext_phones", "phone %s gets its own file, with its SIP passwords, over plain HTTP too (an exception you configured)", m))
+			if len(names) < 5 {
+				names = append(names, m.String())
+			}
 		}
+		if len(o.CleartextPhones) > len(names) {
+			names = append(names, fmt.Sprintf("and %d more", len(o.CleartextPhones)-len(names)))
+		}
+		warn(field.Errorf("cleartext_phones", "phones %s get their own file, with its SIP passwords, over plain HTTP too (an exception you configured)", strings.Join(names, ", ")))
 	}
 	if o.Catalog != nil {
 		sec.checkSecrets(o.Catalog, errs, warn)
