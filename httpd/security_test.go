@@ -1,15 +1,10 @@
 package httpd
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
 	"net/netip"
 	"os"
@@ -20,6 +15,7 @@ import (
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/internal/field"
+	"github.com/snomprov/snomprov/internal/snomcert"
 	"github.com/snomprov/snomprov/internal/tlsca"
 	"github.com/snomprov/snomprov/provision"
 )
@@ -138,34 +134,14 @@ func TestCleartextException(t *testing.T) {
 	}
 }
 
-// snomLikeCA mints a CA with the subject of Snom's device CA and a device
-// certificate whose subject CN is the MAC, as Snom's carry it.
+// snomLikeCA is internal/snomcert's CA and device certificates, as TLS
+// client certificates.
 func snomLikeCA(t *testing.T, dir string, macs ...string) (caFile string, certs map[string]tls.Certificate) {
 	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTpl := &x509.Certificate{SerialNumber: big.NewInt(1),
-		Subject:   pkix.Name{CommonName: "Snom Phone 1 SHA-256", Organization: []string{"snom technology AG"}, Locality: []string{"Berlin"}, Province: []string{"Berlin"}, Country: []string{"DE"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTpl, caTpl, caKey.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	caFile = filepath.Join(dir, "snom-ca.pem")
-	os.WriteFile(caFile, pemCert(caDER), 0o644)
+	caFile, devices := snomcert.Mint(t, dir, macs...)
 	certs = map[string]tls.Certificate{}
-	for i, m := range macs {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tpl := &x509.Certificate{SerialNumber: big.NewInt(int64(10 + i)),
-			Subject:   pkix.Name{CommonName: m, Organization: []string{"snom technology AG"}},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-		der, err := x509.CreateCertificate(rand.Reader, tpl, ca, key.Public(), caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certs[m] = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	for m, d := range devices {
+		certs[m] = d.TLS
 	}
 	return caFile, certs
 }
@@ -343,10 +319,6 @@ func TestOld3xxWarned(t *testing.T) {
 		t.Errorf("warnings %v", p.Warnings)
 	}
 
-}
-
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // TestStatusOverHTTPS: with HTTPS on, the status page (Extra) is answered

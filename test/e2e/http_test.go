@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/snomcert"
 	"github.com/snomprov/snomprov/internal/syncbuf"
 )
 
@@ -498,6 +499,38 @@ func TestBootstrapE2E(t *testing.T) {
 	out, err := exec.Command(binary(t), "check", "-config", cfg).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ": ok (") {
 		t.Errorf("check: %v\n%s", err, out)
+	}
+}
+
+// TestClientCertE2E: client_cert = "require" through the binary: the
+// phone's own file needs a device certificate of client_ca (minted with
+// Snom's layout) naming that phone; another phone's gets 404, and so does
+// none; general files need none.
+func TestClientCertE2E(t *testing.T) {
+	needTool(t, "curl")
+	tlsPort := freePort(t)
+	caDir := t.TempDir()
+	caFile, devices := snomcert.Mint(t, caDir, httpMAC, "000413B22FB8")
+	dir, _, cfg := httpEnv(t, fmt.Sprintf("https_listen = \"127.0.0.1:%d\"\nclient_cert = \"require\"\nclient_ca = %q", tlsPort, caFile))
+	p := startServe(t, cfg)
+	ca := filepath.Join(dir, "state", "tls", "ca.crt")
+	base := fmt.Sprintf("https://127.0.0.1:%d", tlsPort)
+	own := base + "/snomD785-" + httpMAC + ".htm"
+	mine, other := devices[httpMAC], devices["000413B22FB8"]
+	if code, _, body := curl(t, "--cacert", ca, "--cert", mine.CertFile, "--key", mine.KeyFile, own); code != 200 || parseDoc(t, body).value("user_pass") != httpSecret {
+		t.Errorf("own certificate: %d\n%s", code, body)
+	}
+	if code, _, body := curl(t, "--cacert", ca, "--cert", other.CertFile, "--key", other.KeyFile, own); code != 404 || strings.Contains(body, httpSecret) {
+		t.Errorf("another phone's certificate: %d\n%s", code, body)
+	}
+	if code, _, body := curl(t, "--cacert", ca, own); code != 404 || strings.Contains(body, httpSecret) {
+		t.Errorf("no certificate: %d\n%s", code, body)
+	}
+	if code, _, _ := curl(t, "--cacert", ca, base+"/snomD785.htm"); code != 200 {
+		t.Errorf("general file without a certificate: %d", code)
+	}
+	if !strings.Contains(p.logs.String(), "the client certificate is phone 000413B22FB8's, not 000413A11FA7's") {
+		t.Errorf("no warning for the other phone's certificate:\n%s", p.logs)
 	}
 }
 
