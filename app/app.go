@@ -269,7 +269,11 @@ func (a *Appliance) announce() {
 	url := cfg.SettingURL(n.advertise)
 	plain := *cfg
 	plain.HTTP.URL = ""
-	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "https_listen", cfg.HTTP.HTTPSListen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))
+	statusPage := plain.SettingURL(n.advertise)
+	if cfg.HTTPS() {
+		statusPage = HTTPSURL(cfg, n.advertise) // plain HTTP redirects there
+	}
+	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "https_listen", cfg.HTTP.HTTPSListen, "setting_server_url", url, "status_page", statusPage)
 	if cfg.HTTPS() {
 		tlsFrom := cfg.HTTP.TLSCert
 		if tlsFrom == "" {
