@@ -16,13 +16,19 @@ build:
 run: build
 	./$(BIN) serve
 
+# test/browser is its own module (chromedp stays out of the product's
+# go.mod): vet and test it too.
+TESTMODS := test/browser
+
 vet:
 	$(GO) vet ./...
+	@for m in $(TESTMODS); do (cd $$m && $(GO) vet ./...) || exit 1; done
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every test. Namespace tests need root; they skip without it (and fail under CI=true).
 test: vet build
 	$(GO) test -count=1 -timeout 20m ./...
+	@for m in $(TESTMODS); do (cd $$m && $(GO) test -count=1 -timeout 5m ./...) || exit 1; done
 
 test-short:
 	$(GO) test -short ./...

@@ -105,7 +105,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		names := srv.names()
 		notify(a.log, daemon.SdNotifyReady+"\nSTATUS="+a.statusLine(time.Now()))
 		a.log.Info("ready", "servers", names)
-	}, inv.Run, a.reloadOnHUP,
+	}, inv.Run, a.reloadOnHUP, a.renewTLS,
 		func(ctx context.Context) error { watchdog(ctx, a.log); return nil },
 		func(ctx context.Context) error { a.statusUpdates(ctx); return nil })
 	notify(a.log, daemon.SdNotifyStopping)
@@ -274,7 +274,18 @@ func (a *Appliance) announce() {
 	url := redact.URL(cfg.SettingURL(n.advertise))
 	plain := *cfg
 	plain.HTTP.URL, plain.HTTP.Username = "", ""
-	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "setting_server_url", url, "status_page", plain.SettingURL(n.advertise))
+	statusPage := plain.SettingURL(n.advertise)
+	if cfg.HTTPS() {
+		statusPage = plan.HTTPSURL(cfg, n.advertise) // plain HTTP redirects there
+	}
+	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "https_listen", cfg.HTTP.HTTPSListen, "setting_server_url", url, "status_page", statusPage)
+	if cfg.HTTPS() {
+		tlsFrom := cfg.HTTP.TLSCert
+		if tlsFrom == "" {
+			tlsFrom = plan.TLSDir(cfg)
+		}
+		a.log.Info("phones' own files (SIP passwords) are served only over HTTPS; plain HTTP gets the bootstrap that moves a phone there", "certificate", tlsFrom)
+	}
 	if cfg.Source == "" {
 		a.log.Info("running on the embedded defaults (no -config FILE): DHCP off, PnP records phones but answers none")
 	}

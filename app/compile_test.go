@@ -246,7 +246,7 @@ func TestTrapsAreCheckErrors(t *testing.T) {
 		{2, "dhcp.pool: DHCP needs a pool"},
 		{3, "contains the network or broadcast address"},
 		{4, "a DHCP option carries at most 253"},
-		{5, "http.tls_cert: cannot load the certificate"},
+		{5, "not.pem is not a PEM certificate"},
 		{6, `pnp.interfaces[0]: interface "nosuchif0" does not exist`},
 		{7, "http.url: Basic auth is on"},
 		{8, ""}, // the default URL carries the credentials

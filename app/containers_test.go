@@ -26,6 +26,8 @@ interface = "lo"
 state_dir = "` + dir + `"
 [http]
 listen = "127.0.0.1:8080"
+https_listen = "" # the status page is asked for over plain HTTP here
+cleartext_phones = ["000413A11FA7"]
 files_dir = "files"
 [[dialplan]]
 match = "0,*"
@@ -66,7 +68,7 @@ KEY = "line"
 	}
 
 	_, err = newServers(netw, inv, quiet).compile(load("99"))
-	if err == nil || !strings.Contains(err.Error(), "snomprov.toml:15:1: phones[0].fkeys.99: function key 99 is outside snomD785's range 0-23") {
+	if err == nil || !strings.Contains(err.Error(), "snomprov.toml:17:1: phones[0].fkeys.99: function key 99 is outside snomD785's range 0-23") {
 		t.Errorf("catalogue error at start: %v", err)
 	}
 }

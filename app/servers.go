@@ -86,6 +86,7 @@ func (s *servers) runtime() plan.Runtime {
 			return phone.MAC(m), ok
 		},
 		InterfaceExists: plan.InterfaceExists,
+		MakeCert:        true,
 	}
 }
 

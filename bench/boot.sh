@@ -78,6 +78,9 @@ interface = "eth0"
 state_dir = "$state"
 [http]
 listen = ":80"
+# The storm as measured before HTTPS (issue 14): plain HTTP throughout.
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "$LAN_WORK/fw"
 unknown_phones = "allow"
 [pnp]

@@ -93,6 +93,7 @@ state_dir = "$WORK/state"
 log_level = "warn"
 [http]
 listen = "127.0.0.1:18080"
+https_listen = ""
 [pnp]
 enabled = false
 [dhcp]

@@ -136,6 +136,7 @@ advertise = "$SRV_IP"
 state_dir = "$WORK/state"
 [http]
 listen = ":8080"
+https_listen = ""
 firmware_dir = "$WORK/fw"
 [pnp]
 answer = "all"

@@ -96,7 +96,7 @@ func Default() *Config {
 func fileDefaults(stateDir string) *Config {
 	return &Config{
 		Server:    Server{StateDir: stateDir, LogLevel: "info"},
-		HTTP:      HTTP{Listen: ":80"},
+		HTTP:      HTTP{Listen: ":80", HTTPSListen: ":443"},
 		PnP:       PnP{Enabled: true},
 		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}},
 		Provision: Provision{DefaultPerm: "R", PinSettingServer: PinConfigured},
@@ -182,7 +182,7 @@ func syntaxError(name string, err error) error {
 // makes relative paths relative to the config file's directory (a service
 // runs with / as its working directory).
 func (c *Config) applyDerivedDefaults(baseDir string) {
-	for _, p := range []*string{&c.Server.StateDir, &c.HTTP.FirmwareDir, &c.HTTP.FilesDir, &c.HTTP.TLSCert, &c.HTTP.TLSKey} {
+	for _, p := range []*string{&c.Server.StateDir, &c.HTTP.FirmwareDir, &c.HTTP.FilesDir, &c.HTTP.TLSCert, &c.HTTP.TLSKey, &c.HTTP.ClientCA} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(baseDir, *p)
 		}
@@ -232,8 +232,8 @@ func (c *Config) Phone(m phone.MAC) (*Phone, bool) {
 	return nil, false
 }
 
-// HTTPS reports whether the HTTP server serves TLS (tls_cert and tls_key set).
-func (c *Config) HTTPS() bool { return c.HTTP.TLSCert != "" && c.HTTP.TLSKey != "" }
+// HTTPS reports whether the HTTPS listener is on (http.https_listen set).
+func (c *Config) HTTPS() bool { return c.HTTP.HTTPSListen != "" }
 
 // HTTPPort is the TCP port of http.listen, or 0 if it has none.
 func (c *Config) HTTPPort() int {
@@ -248,20 +248,19 @@ func (c *Config) HTTPPort() int {
 	return n
 }
 
-// SettingURL is the setting server URL handed to phones: http.url when set,
-// else http://<host>[:port]/ (https:// with TLS), the port left out when it
-// is the scheme's default, with http.username and http.password in it when
-// Basic auth is on (a factory-fresh phone knows no other way to send them).
-// An invalid host falls back to server.advertise, then to the host of
-// http.listen, then to 127.0.0.1.
+// SettingURL is the setting server URL handed to phones by DHCP and PnP:
+// http.url when set, else http://<host>[:port]/ on http.listen, the port
+// left out when it is 80. It is plain HTTP: a factory-fresh phone cannot
+// trust the appliance's CA yet, so its first fetch is the bootstrap that
+// moves it to HTTPS (httpd). With Basic auth on, http.username and
+// http.password are in it (a factory-fresh phone knows no other way to send
+// them). An invalid host falls back to server.advertise,
+// then to the host of http.listen, then to 127.0.0.1.
 func (c *Config) SettingURL(host netip.Addr) string {
 	if c.HTTP.URL != "" {
 		return c.HTTP.URL
 	}
 	scheme, defaultPort := "http", 80
-	if c.HTTPS() {
-		scheme, defaultPort = "https", 443
-	}
 	if !host.IsValid() {
 		host = c.Server.Advertise
 	}

@@ -62,11 +62,29 @@ type HTTP struct {
 	UnknownPhones string `toml:"unknown_phones"` // generic | deny | allow
 	Username      string `toml:"username"`       // Basic auth, with Password
 	Password      string `toml:"password"`
-	TLSCert       string `toml:"tls_cert"` // HTTPS when both are set
-	TLSKey        string `toml:"tls_key"`
+	// HTTPSListen is the HTTPS listener beside the plain one: default
+	// ":443" (":8443" on the embedded defaults); empty turns HTTPS off.
+	HTTPSListen string `toml:"https_listen"`
+	// TLSCert and TLSKey replace the certificate snomprov makes for
+	// itself in state_dir/tls.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// VerifyMAC compares the LAN MAC of a device asking for a configured
 	// phone's own file with that phone's MAC: off | log | enforce.
 	VerifyMAC string `toml:"verify_mac"`
+	// CleartextModels and CleartextPhones are the explicit exceptions whose
+	// own file (with its secrets) is served over plain HTTP too.
+	CleartextModels []string    `toml:"cleartext_models"`
+	CleartextPhones []phone.MAC `toml:"cleartext_phones"`
+	// ClientCert asks phones for their factory device certificate before
+	// their own file: off | optional | require. ClientCA is the CA file
+	// (Snom's device CA) it must chain to.
+	ClientCert string `toml:"client_cert"`
+	ClientCA   string `toml:"client_ca"`
+	// TrustedProxies may set X-Forwarded-For and X-Forwarded-Proto;
+	// AllowedNetworks, when set, are the only clients given phone files.
+	TrustedProxies  []netip.Prefix `toml:"trusted_proxies"`
+	AllowedNetworks []netip.Prefix `toml:"allowed_networks"`
 }
 
 // PnP is [pnp]: the SIP multicast plug-and-play responder.

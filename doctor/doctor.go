@@ -62,6 +62,10 @@ type Options struct {
 	SelfURL   string        // this appliance's setting URL, if it runs; e.g. http://10.0.0.1/
 	Timeout   time.Duration // collection window for DHCP and PnP; default 7 s
 	Model     string        // sample phone type; default snomD785
+	// HTTPS: the appliance's HTTPS URL (the bootstrap's target), its
+	// certificate chain file and the CA phones are to trust; empty: not
+	// checked.
+	HTTPSURL, CertFile, CAFile string
 }
 
 // Mode is the recommended way to get phones to snomprov.
@@ -193,6 +197,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 		d.judgePnP(pnpErr, firstIPv4(rep.Addresses).IsValid())
 		d.checkURLs(ctx)
 	}
+	d.checkTLS(ctx)
 	d.recommend()
 	d.print(w)
 	if n := rep.Problems(); n > 0 {

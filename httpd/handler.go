@@ -2,14 +2,16 @@ package httpd
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,16 +29,17 @@ var (
 	noCache           = []string{"no-cache"}
 )
 
-// request is what the provisioning decision reads from an HTTP request.
-// net/http builds one for every request it serves (fromHTTP); the
-// keep-alive fast path (fastpath.go) builds one for the plain GETs of
-// settings files. The decision cannot tell them apart.
+// request is what the provisioning decision reads from an HTTP request
+// (fromHTTP): the decision is a function of these fields alone.
 type request struct {
 	method, path, rawQuery, host string
 	userAgent, authorization     string
 	ifNoneMatch, ifModifiedSince string
 	ip                           netip.Addr // the requester, unmapped; invalid if unknown
-	tls                          bool
+	tls                          bool       // HTTPS, here or at a trusted proxy
+	direct                       bool       // TLS terminated here (peerCerts are the phone's)
+	peerCerts                    []*x509.Certificate
+	httpsPort                    int // the bound HTTPS port, for the bootstrap
 }
 
 func fromHTTP(r *http.Request) request {
@@ -45,7 +48,10 @@ func fromHTTP(r *http.Request) request {
 		method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery, host: r.Host,
 		userAgent: h.Get("User-Agent"), authorization: h.Get("Authorization"),
 		ifNoneMatch: h.Get("If-None-Match"), ifModifiedSince: h.Get("If-Modified-Since"),
-		tls: r.TLS != nil,
+		tls: r.TLS != nil, direct: r.TLS != nil,
+	}
+	if r.TLS != nil {
+		req.peerCerts = r.TLS.PeerCertificates
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		req.ip = ap.Addr().Unmap()
@@ -70,6 +76,7 @@ type identity struct {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(r)
 	st := s.state.Load()
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -77,10 +84,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := fromHTTP(r)
+	st.sec.fromProxy(&req, r)
+	req.httpsPort = int(s.tlsPort.Load())
 	rt := route(req.path, &st.tpl)
-	if rt.Kind == RouteAPIPhones && st.opts.Inventory == nil {
-		rt.Kind = RouteOther // the status handler (Extra) may serve it
-	}
 	fileName := ""
 	if rt.Kind == RouteOther {
 		if name := strings.TrimPrefix(req.path, "/"); st.filesRoot != nil && name != "" {
@@ -90,7 +96,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if fileName == "" && rt.Reason == "" && st.opts.Extra != nil {
-			// Status page and metrics carry their own access control.
+			// Status page and metrics carry their own access control;
+			// with HTTPS on they are served there, so the admin password
+			// is never asked for in clear.
+			if st.sec.httpsOn && !req.tls {
+				redirectHTTPS(w, r, &req, st)
+				return
+			}
 			s.serveExtra(w, r, st)
 			return
 		}
@@ -103,11 +115,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(&req, id, stepFor(rt.Kind), http.StatusUnauthorized, 0, "wrong or missing HTTP Basic credentials")
 		return
 	}
+	if reason := st.sec.refuseClient(req.ip); reason != "" && rt.Kind != RouteReject {
+		s.notFound(w, &req, id, stepFor(rt.Kind), rt.Pattern, reason)
+		return
+	}
 	switch rt.Kind {
 	case RouteReject:
 		s.notFound(w, &req, id, stepFor(rt.Kind), rt.Pattern, rt.Reason)
-	case RouteAPIPhones:
-		s.servePhones(w, r, st)
 	case RouteGeneral, RoutePhone, RouteCombined, RouteFirmwareFile, RoutePart:
 		s.serveSettings(w, &req, st, rt, id)
 	case RouteFirmwareImage:
@@ -135,6 +149,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.notFound(w, &req, id, inventory.StepFile, rt.Pattern, reason)
 	}
+}
+
+// recoverPanic logs a panic while answering r at Error (net/http would log
+// it on ErrorLog, which is at Debug for TLS noise) and then aborts the
+// request as net/http does: the connection is closed, the server goes on.
+func (s *Server) recoverPanic(r *http.Request) {
+	v := recover()
+	if v == nil || v == http.ErrAbortHandler {
+		if v != nil {
+			panic(v)
+		}
+		return
+	}
+	s.log.Error("panic while serving a request; its connection is closed", "path", safePath(r.URL.Path), "ip", r.RemoteAddr,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	panic(http.ErrAbortHandler)
 }
 
 // serveExtra hands a path no phone file has to Extra, and still logs the
@@ -225,12 +255,14 @@ func denied(st *state, id identity) string {
 }
 
 // answer is the decision on a settings-file request: 200 with doc, 304,
-// or 404 with a reason. Computing it has no side effects, so the fast path
-// can leave anything but a 200 or 304 to net/http.
+// or 404 with a reason. Computing it has no side effects.
 type answer struct {
 	status int
 	doc    provision.Doc
 	reason string
+	// bootstrap: doc is the secret-free file that moves the phone to
+	// HTTPS, in place of its own file (plain HTTP).
+	bootstrap bool
 }
 
 func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
@@ -250,6 +282,9 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 			if reason := checkLANMAC(st, id, id.mac); reason != "" {
 				return answer{status: http.StatusNotFound, reason: reason}
 			}
+			if a, decided := ownFileAnswer(st, req, id, id.mac); decided {
+				return a
+			}
 		}
 		doc = st.cat.Combined(base, id.model, id.mac)
 	case RoutePhone:
@@ -262,6 +297,8 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 			doc = st.cat.EmptyPhone(base)
 		} else if reason := checkLANMAC(st, id, rt.MAC); reason != "" {
 			return answer{status: http.StatusNotFound, reason: reason}
+		} else if a, decided := ownFileAnswer(st, req, id, rt.MAC); decided {
+			return a
 		}
 	case RouteFirmwareFile:
 		var ok bool
@@ -374,7 +411,7 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	if req.method != http.MethodHead {
 		w.Write(a.doc.Body)
 	}
-	s.record(req, id, step, http.StatusOK, len(a.doc.Body), "")
+	s.record(req, id, step, http.StatusOK, len(a.doc.Body), a.reason)
 }
 
 // notModified applies RFC 9110's order: If-None-Match decides when present,
@@ -455,24 +492,6 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(b)
 	c.n += int64(n)
 	return n, err
-}
-
-func (s *Server) servePhones(w http.ResponseWriter, r *http.Request, st *state) {
-	if st.opts.Inventory == nil {
-		http.NotFound(w, r)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	phones := st.opts.Inventory.Phones()
-	if phones == nil {
-		phones = []inventory.Phone{}
-	}
-	if err := enc.Encode(phones); err != nil {
-		s.log.Debug("writing /api/phones", "err", err)
-	}
 }
 
 // notFound answers 404 and says, at Warn (rate-limited), which pattern the

@@ -19,7 +19,6 @@ const (
 	RouteFirmwareFile                   // [snom<type>/]snom<type>-firmware.htm
 	RouteFirmwareImage                  // /firmware/<name>
 	RoutePart                           // /snomprov/<name>.xml: a document a <setting-files> file lists
-	RouteAPIPhones                      // /api/phones
 	RouteReject                         // hostile path: 404 without touching the disk
 )
 
@@ -56,9 +55,6 @@ func route(path string, tpl *provision.URLTemplate) Route {
 	}
 	if reason := hostile(path); reason != "" {
 		return Route{Kind: RouteReject, Reason: reason}
-	}
-	if path == "/api/phones" {
-		return Route{Kind: RouteAPIPhones}
 	}
 	if name, ok := strings.CutPrefix(path, "/firmware/"); ok {
 		if name == "" || strings.HasSuffix(name, "/") {

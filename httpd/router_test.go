@@ -57,7 +57,8 @@ func TestRoute(t *testing.T) {
 		{"/firmware/a\\..\\b", nil, RouteReject, "", "", "", "backslash"},
 		{"/firmware/a\x00", nil, RouteReject, "", "", "", "NUL"},
 		{"relative", nil, RouteReject, "", "", "", "does not start with /"},
-		{"/api/phones", nil, RouteAPIPhones, "", "", "", ""},
+		{"/api/phones", nil, RouteOther, "", "", "", ""}, // the status page's, through Extra
+		{"/api/phones/000413A11FA7", nil, RouteOther, "", "", "", ""},
 		{"/", nil, RouteOther, "", "", "", ""},
 		{"/metrics", nil, RouteOther, "", "", "", ""},
 		{"/snomD345.xml", nil, RouteOther, "", "", "", "end in .htm"},

@@ -23,7 +23,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,15 +49,33 @@ type Options struct {
 	UnknownPhones string // generic (default) | deny | allow
 	Username      string // HTTP Basic auth when set
 	Password      string
-	TLSCert       string // HTTPS when both are set
-	TLSKey        string
+	// HTTPSListen is the HTTPS listener beside Listen (plain HTTP);
+	// empty: no HTTPS. TLSCert and TLSKey are its certificate chain and
+	// key (configured, or the pair internal/tlsca made).
+	HTTPSListen string
+	TLSCert     string
+	TLSKey      string
+	// CleartextModels and CleartextPhones may get their own file over
+	// plain HTTP (the explicit exceptions); everyone else gets it only
+	// over HTTPS, and the bootstrap (setting_server -> HTTPS) over HTTP.
+	CleartextModels []string
+	CleartextPhones []phone.MAC
+	// ClientCert (off | optional | require) asks for the phone's factory
+	// certificate, which must chain to ClientCA (a PEM file) and name the
+	// MAC whose own file is asked for.
+	ClientCert string
+	ClientCA   string
+	// TrustedProxies may set X-Forwarded-For and X-Forwarded-Proto.
+	TrustedProxies []netip.Prefix
+	// AllowedNetworks, when not empty, are the only clients that get
+	// phone files.
+	AllowedNetworks []netip.Prefix
 	// VerifyMAC (off | log | enforce; default off) compares LANMAC(the
 	// requester's IP) with the MAC of a configured phone whose own file it
 	// asks for. LANMAC answers false when it cannot tell (not on the LAN).
 	VerifyMAC string
 	LANMAC    func(netip.Addr) (phone.MAC, bool)
 	Catalog   *provision.Catalog
-	Inventory interface{ Phones() []inventory.Phone } // GET /api/phones; nil = 404
 	// Extra serves paths the router does not claim (status page, /metrics);
 	// nil = 404.
 	Extra http.Handler
@@ -89,6 +106,8 @@ type state struct {
 	authPass  []byte
 	// lastModified is the catalog's load time as a header value.
 	lastModified []string
+	sec          security
+	lastBoot     atomic.Pointer[bootDoc]
 	// lastBase caches the base URL of the last Host seen: nearly every
 	// request names the same one.
 	lastBase atomic.Pointer[hostBase]
@@ -110,16 +129,10 @@ type Server struct {
 	// lanWarned dedupes verify_mac warnings: one per device and phone.
 	lanWarned dedupe
 
-	ln  net.Listener
-	srv *http.Server
-
-	// The keep-alive fast path (fastpath.go), for plain HTTP.
-	fast       fastConns
-	handoffLn  *handoffListener
-	date       dateCache
-	fastServed atomic.Int64 // requests the fast path answered, for tests
-	// netHTTPOnly serves every connection with net/http (tests compare).
-	netHTTPOnly bool
+	ln      net.Listener // plain HTTP
+	tlsLn   net.Listener // HTTPS; nil when off
+	srv     *http.Server
+	tlsPort atomic.Int32 // the bound HTTPS port, for the bootstrap's URL
 }
 
 // New checks the options (Prepare) and makes the server. Sockets are
@@ -179,7 +192,7 @@ func (p *Prepared) NewServer(log *slog.Logger, rec inventory.Recorder) *Server {
 	return s
 }
 
-func (st *state) tlsOn() bool { return st.opts.TLSCert != "" && st.opts.TLSKey != "" }
+func (st *state) tlsOn() bool { return st.opts.HTTPSListen != "" }
 
 // Prepare checks the options, opens the served directories and loads the
 // certificate: it is the only place the HTTP server's rules live. Errors
@@ -191,15 +204,8 @@ func Prepare(o Options) (*Prepared, error) {
 	}
 	if o.Listen == "" {
 		errs.Add("listen", `is empty; set it to an address like ":80"`)
-	} else if host, port, err := net.SplitHostPort(o.Listen); err != nil {
-		errs.Add("listen", `%q is not an address to listen on; write ":80" or "10.0.0.2:8080"`, o.Listen)
 	} else {
-		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			errs.Add("listen", "port %q must be a number from 1 to 65535", port)
-		}
-		if _, err := netip.ParseAddr(host); host != "" && err != nil {
-			errs.Add("listen", "host %q must be an IP address or empty (all addresses)", host)
-		}
+		checkListen(&errs, "listen", o.Listen)
 	}
 	var ok bool
 	if o.UnknownPhones, ok = enum(o.UnknownPhones, provision.UnknownGeneric, provision.UnknownDeny, provision.UnknownAllow); !ok {
@@ -224,18 +230,19 @@ func Prepare(o Options) (*Prepared, error) {
 	if err != nil {
 		errs.Add("url", "%v", err)
 	}
+	p := &Prepared{}
+	sec := prepareSecurity(o, &errs, func(w *field.Error) { p.Warnings = append(p.Warnings, w) })
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
-	p := &Prepared{}
 	if o.TLSCert != "" {
-		c, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-		if err != nil {
-			return nil, field.Errorf("tls_cert", "cannot load the certificate %s with the key %s: %v; give a PEM certificate and its PEM private key", o.TLSCert, o.TLSKey, err)
+		c, ferr := loadPair(o.TLSCert, o.TLSKey)
+		if ferr != nil {
+			return nil, ferr
 		}
-		p.cert = &c
+		p.cert = c
 	}
-	st := &state{opts: o, cat: o.Catalog, tpl: tpl,
+	st := &state{opts: o, cat: o.Catalog, tpl: tpl, sec: sec,
 		lastModified: []string{o.Catalog.Loaded().Format(http.TimeFormat)}}
 	if o.Username != "" {
 		st.userinfo = url.UserPassword(o.Username, o.Password).String()
@@ -283,7 +290,8 @@ func openRoot(dir string) (*os.Root, error) {
 
 func (st *state) closeRoots() { st.rootsCloser()() }
 
-// Bind opens the listening socket; "address in use" surfaces here.
+// Bind opens the listening sockets, plain HTTP and (when on) HTTPS;
+// "address in use" surfaces here.
 func (s *Server) Bind(ctx context.Context) error {
 	st := s.state.Load()
 	var lc net.ListenConfig
@@ -292,12 +300,10 @@ func (s *Server) Bind(ctx context.Context) error {
 		return fmt.Errorf("httpd: listening on http.listen %q: %w; stop the other server on that port or change http.listen", st.opts.Listen, err)
 	}
 	if st.tlsOn() {
-		ln = tls.NewListener(ln, &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return s.cert.Load(), nil
-			},
-		})
+		if s.tlsLn, err = s.bindTLS(ctx, st); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	s.ln = ln
 	s.srv = &http.Server{
@@ -310,11 +316,14 @@ func (s *Server) Bind(ctx context.Context) error {
 		// TLS handshake noise from scanners is not worth a Warn.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.log.Info("listening", "addr", ln.Addr().String(), "tls", st.tlsOn())
+	s.log.Info("listening", "addr", ln.Addr().String(), "tls", false)
+	if s.tlsLn != nil {
+		s.log.Info("listening", "addr", s.tlsLn.Addr().String(), "tls", true)
+	}
 	return nil
 }
 
-// Addr is the bound address (after Bind).
+// Addr is the bound plain-HTTP address (after Bind).
 func (s *Server) Addr() net.Addr {
 	if s.ln == nil {
 		return nil
@@ -322,46 +331,34 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Serve answers requests until ctx is done, then lets in-flight requests
-// finish for up to 5 s. Plain-HTTP connections start on the fast path
-// (fastpath.go); HTTPS is net/http's alone.
+// Serve answers requests on both listeners until ctx is done, then lets
+// in-flight requests finish for up to 5 s. One net/http server serves
+// both.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.srv == nil {
 		return errors.New("httpd: Serve called before Bind")
 	}
-	fast := !s.state.Load().tlsOn() && !s.netHTTPOnly
-	errc := make(chan error, 2)
-	running := 1
-	if fast {
-		s.handoffLn = newHandoffListener(s.ln.Addr())
-		go func() { errc <- s.srv.Serve(s.handoffLn) }()
-		go func() { errc <- s.acceptFast(s.ln) }()
-		running = 2
-	} else {
-		go func() { errc <- s.srv.Serve(s.ln) }()
+	lns := []net.Listener{s.ln}
+	if s.tlsLn != nil {
+		lns = append(lns, s.tlsLn)
 	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- s.srv.Serve(ln) }()
+	}
+	running := len(lns)
 	var failed error
 	select {
 	case err := <-errc:
-		running--
 		failed = fmt.Errorf("httpd: %w", err)
+		running--
 	case <-ctx.Done():
-	}
-	// Stop accepting, then let what runs finish.
-	s.fast.shutdown()
-	if fast {
-		s.ln.Close()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil {
 		s.log.Warn("requests still running after the shutdown grace period; closing them", "err", err)
 		s.srv.Close()
-	}
-	if !s.fast.wait(sctx.Done()) {
-		s.log.Warn("responses still being written after the shutdown grace period; closing them")
-		s.fast.closeAll()
-		s.fast.wait(nil)
 	}
 	for ; running > 0; running-- {
 		<-errc
@@ -388,8 +385,9 @@ func (s *Server) Reload(o Options) error {
 // the socket: the listening address, or HTTP against HTTPS.
 func (s *Server) RestartNeeded(p *Prepared) error {
 	old := s.state.Load()
-	if p.st.opts.Listen != old.opts.Listen || p.st.tlsOn() != old.tlsOn() {
-		return fmt.Errorf("http.listen or TLS on/off changed (%s to %s); restart snomprov to apply it", old.opts.Listen, p.st.opts.Listen)
+	if p.st.opts.Listen != old.opts.Listen || p.st.opts.HTTPSListen != old.opts.HTTPSListen {
+		return fmt.Errorf("http.listen or http.https_listen changed (%s, %q to %s, %q); restart snomprov to apply it",
+			old.opts.Listen, old.opts.HTTPSListen, p.st.opts.Listen, p.st.opts.HTTPSListen)
 	}
 	return nil
 }
@@ -399,7 +397,7 @@ func (s *Server) RestartNeeded(p *Prepared) error {
 // RestartNeeded reports: the listening address stays.
 func (s *Server) Apply(p *Prepared) {
 	old := s.state.Load()
-	p.st.opts.Listen = old.opts.Listen
+	p.st.opts.Listen, p.st.opts.HTTPSListen = old.opts.Listen, old.opts.HTTPSListen
 	for _, w := range p.Warnings {
 		s.log.Warn(w.Msg, "key", w.Key)
 	}

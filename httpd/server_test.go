@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"encoding/xml"
 	"fmt"
@@ -43,6 +42,10 @@ const (
 	uaOld  = "Mozilla/4.0 (compatible; snom320-SIP 8.4.18 1.1.3-s)"
 	uaDECT = "Mozilla/4.0 (compatible; Snom M900 05.20.0001 000413b22fb8)"
 )
+
+// plainA makes phone A, the one with a SIP password, an explicit
+// cleartext exception for the tests of plain HTTP.
+var plainA = []phone.MAC{mac(macA)}
 
 func mac(s string) phone.MAC {
 	m, err := phone.ParseMAC(s)
@@ -113,17 +116,19 @@ func (r *recorder) count() int {
 }
 
 type harness struct {
-	srv  *Server
-	url  string // http://127.0.0.1:port
-	rec  *recorder
-	logs *syncbuf.Buffer
-	fw   string // firmware_dir
+	srv *Server
+	url string // http://127.0.0.1:port
+	// tlsURL is https://127.0.0.1:port when HTTPSListen is set.
+	tlsURL string
+	rec    *recorder
+	logs   *syncbuf.Buffer
+	fw     string // firmware_dir
 }
 
 // start runs a real server on 127.0.0.1:0 and stops it at cleanup.
 func start(t *testing.T, cfg *config.Config, mutate func(*Options)) *harness {
 	t.Helper()
-	return serve(t, testOptions(t, cfg, mutate), false)
+	return serve(t, testOptions(t, cfg, mutate))
 }
 
 // testOptions renders cfg and makes a firmware_dir holding one image.
@@ -143,6 +148,9 @@ func testOptions(t *testing.T, cfg *config.Config, mutate func(*Options)) Option
 		FirmwareDir:   fw,
 		UnknownPhones: cfg.HTTP.UnknownPhones,
 		Catalog:       cat,
+		// Plain-HTTP tests: phone A (with a SIP password) is an explicit
+		// exception; security_test.go covers the bootstrap and HTTPS.
+		CleartextPhones: plainA,
 	}
 	if mutate != nil {
 		mutate(&o)
@@ -150,8 +158,8 @@ func testOptions(t *testing.T, cfg *config.Config, mutate func(*Options)) Option
 	return o
 }
 
-// serve runs a server with options o; netHTTPOnly turns the fast path off.
-func serve(t *testing.T, o Options, netHTTPOnly bool) *harness {
+// serve runs a server with options o.
+func serve(t *testing.T, o Options) *harness {
 	t.Helper()
 	h := &harness{rec: &recorder{}, logs: &syncbuf.Buffer{}, fw: o.FirmwareDir}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -160,7 +168,6 @@ func serve(t *testing.T, o Options, netHTTPOnly bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv.netHTTPOnly = netHTTPOnly
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := h.srv.Bind(ctx); err != nil {
 		t.Fatal(err)
@@ -173,12 +180,25 @@ func serve(t *testing.T, o Options, netHTTPOnly bool) *harness {
 			t.Errorf("Serve returned %v after cancel", err)
 		}
 	})
-	scheme := "http"
-	if o.TLSCert != "" {
-		scheme = "https"
+	h.url = "http://" + h.srv.Addr().String()
+	if a := h.srv.TLSAddr(); a != nil {
+		h.tlsURL = "https://" + a.String()
 	}
-	h.url = scheme + "://" + h.srv.Addr().String()
 	return h
+}
+
+// running binds and serves s until the returned cancel; done yields
+// Serve's result.
+func running(t *testing.T, s *Server) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Bind(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx) }()
+	return cancel, errc
 }
 
 var firmwareImage = bytes.Repeat([]byte("SNOMFIRMWARE0123"), 4096) // 64 KiB
@@ -700,9 +720,9 @@ func TestBasicAuth(t *testing.T) {
 func TestHTTPS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir, "first")
-	h := start(t, testConfig(), func(o *Options) { o.TLSCert, o.TLSKey = certFile, keyFile })
+	h := start(t, testConfig(), func(o *Options) { o.HTTPSListen, o.TLSCert, o.TLSKey = "127.0.0.1:0", certFile, keyFile })
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	r := get(t, client, "GET", h.url+"/snomD785.htm")
+	r := get(t, client, "GET", h.tlsURL+"/snomD785.htm")
 	if r.status != 200 {
 		t.Fatalf("https: %d", r.status)
 	}
@@ -710,8 +730,8 @@ func TestHTTPS(t *testing.T) {
 		t.Errorf("setting_server over https = %q", got)
 	}
 	// Plain HTTP on the TLS port fails.
-	if _, err := http.Get(strings.Replace(h.url, "https", "http", 1) + "/snomD785.htm"); err == nil {
-		r := get(t, nil, "GET", strings.Replace(h.url, "https", "http", 1)+"/snomD785.htm")
+	if _, err := http.Get(strings.Replace(h.tlsURL, "https", "http", 1) + "/snomD785.htm"); err == nil {
+		r := get(t, nil, "GET", strings.Replace(h.tlsURL, "https", "http", 1)+"/snomD785.htm")
 		if r.status == 200 {
 			t.Error("plain HTTP answered on the HTTPS port")
 		}
@@ -719,11 +739,11 @@ func TestHTTPS(t *testing.T) {
 	// Reload picks up a renewed certificate without a restart.
 	certFile2, keyFile2, pool2 := selfSigned(t, t.TempDir(), "second")
 	cat, _ := provision.New(testConfig())
-	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, TLSCert: certFile2, TLSKey: keyFile2, FirmwareDir: h.fw}); err != nil {
+	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", HTTPSListen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, TLSCert: certFile2, TLSKey: keyFile2, FirmwareDir: h.fw}); err != nil {
 		t.Fatal(err)
 	}
 	client2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool2}}}
-	if r := get(t, client2, "GET", h.url+"/snomD785.htm"); r.status != 200 {
+	if r := get(t, client2, "GET", h.tlsURL+"/snomD785.htm"); r.status != 200 {
 		t.Errorf("after cert reload: %d", r.status)
 	}
 }
@@ -768,16 +788,16 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A bad reload is refused and the old options keep serving.
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, UnknownPhones: "sometimes"}); err == nil || !strings.Contains(err.Error(), `use one of "generic", "deny", "allow"`) {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, UnknownPhones: "sometimes"}); err == nil || !strings.Contains(err.Error(), `use one of "generic", "deny", "allow"`) {
 		t.Errorf("bad reload: %v", err)
 	}
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FilesDir: "/does/not/exist"}); err == nil {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, FilesDir: "/does/not/exist"}); err == nil {
 		t.Error("reload with a missing files_dir accepted")
 	}
 	if r := get(t, nil, "GET", h.url+"/snomD345.htm"); r.body != before.body {
 		t.Error("failed reload changed what is served")
 	}
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FirmwareDir: h.fw}); err != nil {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, FirmwareDir: h.fw}); err != nil {
 		t.Fatal(err)
 	}
 	after := get(t, nil, "GET", h.url+"/snomD345.htm")
@@ -799,7 +819,7 @@ func TestReloadFreesThePreviousState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, FirmwareDir: h.fw}); err != nil {
+	if err := h.srv.Reload(Options{Listen: cfg.HTTP.Listen, Catalog: cat2, CleartextPhones: plainA, FirmwareDir: h.fw}); err != nil {
 		t.Fatal(err)
 	}
 	get(t, nil, "GET", h.url+"/snomD345.htm")
@@ -823,7 +843,7 @@ func TestInflightSurvivesReloadAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat2, _ := provision.New(testConfig())
-	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat2}); err != nil {
+	if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat2, CleartextPhones: plainA}); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(r.Body)
@@ -840,7 +860,7 @@ func TestInflightSurvivesReloadAndShutdown(t *testing.T) {
 func TestBindErrors(t *testing.T) {
 	h := start(t, testConfig(), nil)
 	cat, _ := provision.New(testConfig())
-	s, err := New(Options{Listen: h.srv.Addr().String(), Catalog: cat}, nil, nil)
+	s, err := New(Options{Listen: h.srv.Addr().String(), Catalog: cat, CleartextPhones: plainA}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -850,11 +870,11 @@ func TestBindErrors(t *testing.T) {
 	}
 	for _, o := range []Options{
 		{Listen: ":0"},
-		{Listen: ":0", Catalog: cat, Username: "u"},
-		{Listen: ":0", Catalog: cat, TLSCert: "/x"},
-		{Listen: ":0", Catalog: cat, TLSCert: "/nonexistent.pem", TLSKey: "/nonexistent.key"},
-		{Listen: ":0", Catalog: cat, FilesDir: "/nonexistent"},
-		{Listen: ":0", Catalog: cat, URL: "ftp://x"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, Username: "u"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, TLSCert: "/x"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, TLSCert: "/nonexistent.pem", TLSKey: "/nonexistent.key"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, FilesDir: "/nonexistent"},
+		{Listen: ":0", Catalog: cat, CleartextPhones: plainA, URL: "ftp://x"},
 	} {
 		if _, err := New(o, nil, nil); err == nil {
 			t.Errorf("New(%+v) accepted", o)
@@ -906,30 +926,30 @@ func TestFilesDirAndExtra(t *testing.T) {
 	}
 }
 
-func TestAPIPhonesAndPersistence(t *testing.T) {
+// TestInventoryPersistence: what the server records reaches the store, and
+// a restart reads it back. (The status page serves /api/phones, through
+// Extra.)
+func TestInventoryPersistence(t *testing.T) {
 	dir := t.TempDir()
 	store, err := inventory.Open(inventory.Path(dir), inventory.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cat, _ := provision.New(testConfig())
-	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat, Inventory: store}, nil, store)
+	s, err := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA}, nil, store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Bind(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	cancel, done := running(t, s)
 	u := "http://" + s.Addr().String()
 	get(t, nil, "GET", u+"/snomD785.htm", "User-Agent", uaD785)
 	get(t, nil, "GET", u+"/snomD785-000413A11FA7.htm", "User-Agent", uaD785)
-	r := get(t, nil, "GET", u+"/api/phones")
-	var phones []inventory.Phone
-	if err := json.Unmarshal([]byte(r.body), &phones); err != nil || len(phones) != 1 {
-		t.Fatalf("/api/phones: %v %s", err, r.body)
+	if r := get(t, nil, "GET", u+"/api/phones"); r.status != 404 {
+		t.Errorf("/api/phones without a status page: %d, want 404", r.status)
+	}
+	phones := store.Phones()
+	if len(phones) != 1 {
+		t.Fatalf("inventory: %+v", phones)
 	}
 	p := phones[0]
 	if p.MAC != mac(macA) || p.Model != "snomD785" || p.Firmware != "10.1.33.33" || p.IP != "127.0.0.1" || len(p.Events) != 2 ||
@@ -960,13 +980,8 @@ func TestShutdownWaitsForInflight(t *testing.T) {
 		<-release
 		io.WriteString(w, "done")
 	})
-	s, _ := New(Options{Listen: "127.0.0.1:0", Catalog: cat, Extra: slow}, nil, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Bind(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	s, _ := New(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, Extra: slow}, nil, nil)
+	cancel, done := running(t, s)
 	got := make(chan string, 1)
 	go func() {
 		r, err := http.Get("http://" + s.Addr().String() + "/slow")
@@ -1024,7 +1039,7 @@ func TestConcurrentRequestsAndReloads(t *testing.T) {
 	}
 	for i := 0; i < 30; i++ {
 		cat, _ := provision.New(testConfig())
-		if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, FirmwareDir: h.fw}); err != nil {
+		if err := h.srv.Reload(Options{Listen: "127.0.0.1:0", Catalog: cat, CleartextPhones: plainA, FirmwareDir: h.fw}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -1034,15 +1049,15 @@ func TestConcurrentRequestsAndReloads(t *testing.T) {
 }
 
 // TestChainedParts: a general file that is a <setting-files> list names
-// documents under /snomprov/ that the server answers, on both paths.
+// documents under /snomprov/ that the server answers.
 func TestChainedParts(t *testing.T) {
 	files := t.TempDir()
 	os.WriteFile(filepath.Join(files, "gui_lang_DE.xml"), []byte("<phrases/>"), 0o644)
 	cfg := testConfig()
 	cfg.HTTP.FilesDir = files
 	cfg.GUILanguages = []config.Language{{Name: "Deutsch"}}
-	for _, netHTTPOnly := range []bool{false, true} {
-		h := serve(t, testOptions(t, cfg, func(o *Options) { o.FilesDir = files }), netHTTPOnly)
+	{
+		h := serve(t, testOptions(t, cfg, func(o *Options) { o.FilesDir = files }))
 		top := get(t, nil, "GET", h.url+"/snomD785.htm")
 		if top.status != 200 || !strings.Contains(top.body, "<setting-files>") {
 			t.Fatalf("general file: %d\n%s", top.status, top.body)

@@ -60,6 +60,9 @@ type Runtime struct {
 	// InterfaceExists reports whether a network interface exists on this
 	// machine; nil: do not check (a LAN given by flags, not this machine's).
 	InterfaceExists func(name string) bool
+	// MakeCert lets the compile make or renew the appliance's own HTTPS
+	// certificate in state_dir/tls; check leaves it false and writes nothing.
+	MakeCert bool
 }
 
 // Plan is a compiled configuration.
@@ -251,21 +254,38 @@ func (c *compiler) server() {
 
 func (c *compiler) http() {
 	h := c.cfg.HTTP
-	prep, err := httpd.Prepare(httpd.Options{
-		Listen:        h.Listen,
-		URL:           h.URL,
-		FirmwareDir:   h.FirmwareDir,
-		FilesDir:      h.FilesDir,
-		UnknownPhones: h.UnknownPhones,
-		Username:      h.Username,
-		Password:      h.Password,
-		TLSCert:       h.TLSCert,
-		TLSKey:        h.TLSKey,
-		VerifyMAC:     h.VerifyMAC,
-		LANMAC:        c.rt.LANMAC,
-		Catalog:       c.plan.Catalog,
-		Extra:         c.rt.Extra,
-	})
+	o := httpd.Options{
+		Listen:          h.Listen,
+		HTTPSListen:     h.HTTPSListen,
+		URL:             h.URL,
+		FirmwareDir:     h.FirmwareDir,
+		FilesDir:        h.FilesDir,
+		UnknownPhones:   h.UnknownPhones,
+		Username:        h.Username,
+		Password:        h.Password,
+		TLSCert:         h.TLSCert,
+		TLSKey:          h.TLSKey,
+		VerifyMAC:       h.VerifyMAC,
+		CleartextModels: h.CleartextModels,
+		CleartextPhones: h.CleartextPhones,
+		ClientCert:      h.ClientCert,
+		ClientCA:        h.ClientCA,
+		TrustedProxies:  h.TrustedProxies,
+		AllowedNetworks: h.AllowedNetworks,
+		LANMAC:          c.rt.LANMAC,
+		Catalog:         c.plan.Catalog,
+		Extra:           c.rt.Extra,
+	}
+	if o.HTTPSListen != "" && o.TLSCert == "" && o.TLSKey == "" {
+		cert, key, cleanup, err := c.certificate()
+		if err != nil {
+			c.errs.Add("http.https_listen", "%v", err)
+			return
+		}
+		defer cleanup()
+		o.TLSCert, o.TLSKey = cert, key
+	}
+	prep, err := httpd.Prepare(o)
 	if c.under("http", err) {
 		c.plan.HTTP = prep
 		for _, w := range prep.Warnings {

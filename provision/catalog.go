@@ -16,11 +16,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -405,11 +403,7 @@ func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
 	}
 	// Exact-size copy: the render buffer's spare capacity would otherwise
 	// stay live for every cached file.
-	body := bytes.Clone(c.render(k, base, true))
-	h := fnv.New64a()
-	h.Write(body)
-	etag := `"` + strconv.FormatUint(h.Sum64(), 36) + `"`
-	d = Doc{Body: body, ETag: etag, ETagHeader: []string{etag}, LengthHeader: []string{strconv.Itoa(len(body))}}
+	d = newDoc(bytes.Clone(c.render(k, base, true)))
 	bc.mu.Lock()
 	bc.docs[k] = d
 	bc.mu.Unlock()

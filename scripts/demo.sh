@@ -70,7 +70,7 @@ sed 's/^/  /' "$WORK/server.log"
 say "Booting $PHONES simulated Snom D785 phones at once: DHCP -> PnP -> settings -> firmware"
 pids=()
 for i in $(seq 1 "$PHONES"); do
-  lan_exec "ph$i" "$BIN" simulate -interface eth0 --mac "${MACS[$((i - 1))]}" --model snomD785 >"$WORK/phone$i.log" 2>&1 &
+  lan_exec "ph$i" "$BIN" simulate -interface eth0 --ca "$WORK/state/tls/ca.crt" --mac "${MACS[$((i - 1))]}" --model snomD785 >"$WORK/phone$i.log" 2>&1 &
   pids+=($!)
 done
 fail=0

@@ -3,6 +3,8 @@ package simulate
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -244,6 +247,35 @@ func NewFetcher(id Identity, src netip.Addr, timeout time.Duration) *Fetcher {
 	}
 	tr := &http.Transport{DialContext: d.DialContext, Proxy: nil, ResponseHeaderTimeout: timeout, DisableKeepAlives: false}
 	return &Fetcher{Client: &http.Client{Transport: tr}, Phone: id}
+}
+
+// TrustAndPresent makes f trust caFile (PEM) for HTTPS instead of the
+// system's roots, and present the device certificate certFile/keyFile;
+// empty names leave that part as it is.
+func (f *Fetcher) TrustAndPresent(caFile, certFile, keyFile string) error {
+	if caFile == "" && certFile == "" {
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		b, err := os.ReadFile(caFile)
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return fmt.Errorf("--ca %s holds no PEM certificate", caFile)
+		}
+	}
+	if certFile != "" {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("--client-cert/--client-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	f.Client.Transport.(*http.Transport).TLSClientConfig = cfg
+	return nil
 }
 
 // HTTPError is a non-200 answer.

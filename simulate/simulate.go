@@ -77,6 +77,13 @@ type Options struct {
 	NoDHCP     bool // skip DHCP (a LAN where another server's lease is irrelevant)
 	NoPnP      bool // skip the multicast SUBSCRIBE
 	NoFirmware bool // stop after the settings files
+
+	// CAFile is the CA the phone trusts for HTTPS (the appliance's
+	// state_dir/tls/ca.crt); empty: the system's roots.
+	CAFile string
+	// ClientCert and ClientKey are the device certificate the phone
+	// presents over HTTPS (PEM files); empty: none.
+	ClientCert, ClientKey string
 }
 
 // Status of one step.
@@ -271,6 +278,9 @@ type phoneRun struct {
 	o   Options
 	out *printer
 	rep PhoneReport
+	// followed: the settings were fetched again from the HTTPS
+	// setting_server the bootstrap gave (once).
+	followed bool
 }
 
 func (r *phoneRun) add(s Step) {
@@ -339,6 +349,10 @@ func runPhone(ctx context.Context, o Options, id Identity, ifi *net.Interface, s
 	// 5. Settings files.
 	fetch := NewFetcher(id, src, o.Timeout)
 	defer fetch.Client.CloseIdleConnections()
+	if err := fetch.TrustAndPresent(o.CAFile, o.ClientCert, o.ClientKey); err != nil {
+		r.add(Step{Name: "settings", Status: Failed, Detail: err.Error()})
+		return r.rep
+	}
 	files := r.settings(fetch, id)
 	if files == nil {
 		return r.rep
@@ -514,7 +528,29 @@ func (r *phoneRun) settings(f *Fetcher, id Identity) []SettingsFile {
 		r.add(Step{Name: "settings", Status: Failed, Target: r.rep.SettingURL, Detail: fmt.Sprintf("no setting file was served (%s); %s", strings.Join(misses, "; "), why)})
 		return nil
 	}
+	if next := bootstrapTarget(r.rep.SettingURL, got); next != "" && !r.followed {
+		// The phone applies setting_server and provisions again from
+		// there: the plain-HTTP bootstrap moving it to HTTPS.
+		r.followed = true
+		r.add(Step{Name: "bootstrap", Status: OK, Target: next, Detail: "setting_server moves the phone from " + r.rep.SettingURL + " to HTTPS; fetching the settings again there"})
+		r.rep.SettingURL = next
+		return r.settings(f, id)
+	}
 	return got
+}
+
+// bootstrapTarget is the https:// setting_server a file fetched over
+// plain HTTP moves the phone to, or "".
+func bootstrapTarget(current string, files []SettingsFile) string {
+	if strings.HasPrefix(current, "https://") {
+		return ""
+	}
+	for _, f := range files {
+		if u := f.Settings["setting_server"]; strings.HasPrefix(u, "https://") {
+			return u
+		}
+	}
+	return ""
 }
 
 // firmware follows the firmware pointer of the settings and downloads the image.

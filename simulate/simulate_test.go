@@ -326,3 +326,22 @@ func TestFirstIPv4(t *testing.T) {
 		t.Errorf("firstIPv4(lo) = %v", got)
 	}
 }
+
+func TestBootstrapTarget(t *testing.T) {
+	https := SettingsFile{Settings: map[string]string{"setting_server": "https://10.0.0.2:8443/"}}
+	plain := SettingsFile{Settings: map[string]string{"setting_server": "http://10.0.0.2/"}}
+	for _, tt := range []struct {
+		current string
+		files   []SettingsFile
+		want    string
+	}{
+		{"http://10.0.0.2/", []SettingsFile{plain, https}, "https://10.0.0.2:8443/"},
+		{"http://10.0.0.2/", []SettingsFile{plain}, ""},
+		{"http://10.0.0.2/", nil, ""},
+		{"https://10.0.0.2:8443/", []SettingsFile{https}, ""}, // already there: no loop
+	} {
+		if got := bootstrapTarget(tt.current, tt.files); got != tt.want {
+			t.Errorf("bootstrapTarget(%q) = %q, want %q", tt.current, got, tt.want)
+		}
+	}
+}

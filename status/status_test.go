@@ -2,7 +2,6 @@ package status
 
 import (
 	"encoding/json"
-	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -13,23 +12,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/statusfixture"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
 
-var fixtureNow = time.Date(2026, 11, 25, 14, 30, 0, 0, time.UTC)
-
-// The fixture's phones, one per state a person must tell apart.
+// The fixture (internal/statusfixture, shared with test/browser).
 var (
-	macUpToDate = mustMAC("000413A11FA7")
-	macFailed   = mustMAC("000413B00002")
-	macStale    = mustMAC("000413C00003")
-	macPnP      = mustMAC("000413D00004")
-	macSeen     = mustMAC("000413E00005")
+	fixtureNow  = statusfixture.Now
+	macUpToDate = statusfixture.MACUpToDate
+	macFailed   = statusfixture.MACFailed
+	macStale    = statusfixture.MACStale
+	macPnP      = statusfixture.MACPnP
+	macSeen     = statusfixture.MACSeen
 	macUnknown  = mustMAC("000413FFFFFF")
 )
 
-const failReason = "per-MAC file 404: MAC not in config"
+const failReason = statusfixture.FailReason
 
 func mustMAC(s string) phone.MAC {
 	m, err := phone.ParseMAC(s)
@@ -39,64 +38,26 @@ func mustMAC(s string) phone.MAC {
 	return m
 }
 
-// fixtureStore returns a real inventory store holding phones in several
-// states at fixtureNow.
-func fixtureStore(t testing.TB) *inventory.Store {
-	t.Helper()
-	s, err := inventory.Open("", inventory.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := func(m phone.MAC, model, fw, ip string, ago time.Duration, step inventory.Step, kind string, ok bool, detail string) {
-		o := inventory.Observation{MAC: m, Model: model, Firmware: fw,
-			Event: inventory.Event{Time: fixtureNow.Add(-ago), Step: step, Kind: kind, OK: ok, Detail: detail}}
-		if ip != "" {
-			o.IP = netip.MustParseAddr(ip)
-		}
-		s.Record(o)
-	}
-	// Up to date: the whole boot sequence.
-	rec(macUpToDate, "", "", "10.77.0.101", 10*time.Minute, inventory.StepDHCP, "ACK", true, "leased 10.77.0.101")
-	rec(macUpToDate, "snomD785", "", "10.77.0.101", 10*time.Minute, inventory.StepPnP, "NOTIFY-ACKED", true, "NOTIFY acknowledged")
-	rec(macUpToDate, "snomD785", "10.1.33.33", "10.77.0.101", 9*time.Minute, inventory.StepGeneral, "200", true, "/snomD785.htm")
-	rec(macUpToDate, "snomD785", "10.1.33.33", "10.77.0.101", 9*time.Minute, inventory.StepPhone, "200", true, "/snomD785-000413A11FA7.htm")
-	rec(macUpToDate, "snomD785", "10.1.33.33", "10.77.0.101", 9*time.Minute, inventory.StepFirmwareFile, "200", true, "/snomD785-firmware.htm")
-	rec(macUpToDate, "snomD785", "10.1.33.33", "10.77.0.101", 8*time.Minute, inventory.StepFirmwareImage, "200", true, "/firmware/snomD785-10.1.33.33.bin")
-	// Failed on the per-MAC file.
-	rec(macFailed, "", "", "10.77.0.102", 5*time.Minute, inventory.StepDHCP, "ACK", true, "leased 10.77.0.102")
-	rec(macFailed, "snomD735", "10.1.20.1", "10.77.0.102", 4*time.Minute, inventory.StepGeneral, "200", true, "/snomD735.htm")
-	rec(macFailed, "snomD735", "10.1.20.1", "10.77.0.102", 4*time.Minute, inventory.StepPhone, "404", false, failReason)
-	// Stale: leased three days ago, never again.
-	rec(macStale, "snomD120", "", "10.77.0.103", 72*time.Hour, inventory.StepDHCP, "ACK", true, "leased 10.77.0.103")
-	// PnP answered, no settings fetched yet.
-	rec(macPnP, "snomD717", "10.1.33.33", "10.77.0.104", 30*time.Second, inventory.StepPnP, "NOTIFY-ACKED", true, "NOTIFY acknowledged")
-	// Only an untracked file request.
-	rec(macSeen, "snomD385", "", "10.77.0.105", 2*time.Minute, inventory.StepFile, "200", true, "/gui_lang.xml")
-	return s
-}
+func fixtureStore(t testing.TB) *inventory.Store { return statusfixture.Store(t) }
 
-// fakePreview returns a file with an unmasked secret, to prove the page's
-// own masking pass, and fails for an unknown model.
 func fakePreview(mac phone.MAC, model string) ([]File, error) {
-	if model == "" {
-		return nil, errors.New("phone type unknown for " + mac.String() + ": give the model")
+	files, err := statusfixture.Preview(mac, model)
+	out := make([]File, len(files))
+	for i, f := range files {
+		out[i] = File(f)
 	}
-	return []File{
-		{Path: "/" + model + ".htm", Body: []byte(`<settings><phone-settings><setting_server perm="R">http://admin:hunter2@10.77.0.1:8080/</setting_server></phone-settings></settings>`)},
-		{Path: "/" + model + "-" + mac.String() + ".htm", Body: []byte(`<settings><phone-settings><user_name idx="1" perm="R">101</user_name><user_pass idx="1" perm="R">s3cr3t-sip</user_pass><http_pass perm="R">********</http_pass></phone-settings></settings>`)},
-		{Path: "/firmware.bin", Body: []byte{0xff, 0xfe, 0x00, 0x01}},
-	}, nil
+	return out, err
 }
 
 func fixtureOptions(t testing.TB) Options {
 	return Options{
 		Inventory: fixtureStore(t),
 		Preview:   fakePreview,
-		PoolUsage: func() (int, int, bool) { return 37, 100, true },
+		PoolUsage: statusfixture.PoolUsage,
 		Health: func() []Component {
 			return []Component{{Name: "http", OK: true, Detail: ":8080"}, {Name: "pnp", OK: false, Detail: "eth0: no multicast"}}
 		},
-		StaleAfter: 24 * time.Hour,
+		StaleAfter: statusfixture.StaleAfter,
 		Metrics:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "# metrics here\n") }),
 		Version:    "test",
 		Now:        func() time.Time { return fixtureNow },

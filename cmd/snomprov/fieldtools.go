@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/snomprov/snomprov/doctor"
 	"github.com/snomprov/snomprov/internal/netif"
+	"github.com/snomprov/snomprov/internal/tlsca"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
@@ -64,11 +67,21 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) error {
 	noDHCP := fs.Bool("no-dhcp", false, "skip DHCP")
 	noPnP := fs.Bool("no-pnp", false, "skip the PnP SUBSCRIBE")
 	noFirmware := fs.Bool("no-firmware", false, "stop after the settings files")
+	caFile := fs.String("ca", "", "`PEM` CA the phone trusts for HTTPS (default: the config's state_dir/tls/ca.crt when it exists)")
+	clientCert := fs.String("client-cert", "", "device certificate `PEM` the phone presents over HTTPS")
+	clientKey := fs.String("client-key", "", "its private key `PEM`")
 	err := parseNoArgs(fs, args)
 	if err != nil {
 		return err
 	}
-	o := simulate.Options{Model: *model, Count: *count, Firmware: *fw, Timeout: *timeout, NoDHCP: *noDHCP, NoPnP: *noPnP, NoFirmware: *noFirmware}
+	o := simulate.Options{Model: *model, Count: *count, Firmware: *fw, Timeout: *timeout, NoDHCP: *noDHCP, NoPnP: *noPnP, NoFirmware: *noFirmware,
+		CAFile: *caFile, ClientCert: *clientCert, ClientKey: *clientKey}
+	if (o.ClientCert == "") != (o.ClientKey == "") {
+		return usageError{"--client-cert and --client-key go together"}
+	}
+	if o.CAFile == "" {
+		o.CAFile = applianceCA(*path)
+	}
 	if !phone.ValidModel(o.Model) {
 		return usageError{fmt.Sprintf("--model %q is not a Snom phone type (like snomD785)", o.Model)}
 	}
@@ -108,7 +121,16 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		lan, _ := plan.ResolveLAN(cfg)
-		o.SelfURL = cfg.SettingURL(lan.Advertise)
+		addr := lan.Advertise
+		o.SelfURL = cfg.SettingURL(addr)
+		if cfg.HTTPS() {
+			o.HTTPSURL = plan.HTTPSURL(cfg, addr)
+			o.CertFile = cfg.HTTP.TLSCert
+			if o.CertFile == "" {
+				o.CertFile = filepath.Join(plan.TLSDir(cfg), tlsca.CertFile)
+				o.CAFile = filepath.Join(plan.TLSDir(cfg), tlsca.CAFile)
+			}
+		}
 	}
 	ctx, stop := interruptible()
 	defer stop()
@@ -178,4 +200,18 @@ func cmdResync(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	_, err = resync.Run(ctx, resync.Options{Targets: targets, Reboot: *reboot, Timeout: *timeout}, stdout)
 	return err
+}
+
+// applianceCA is the CA snomprov made for the configuration at path, when
+// it exists: the CA a phone is handed for HTTPS.
+func applianceCA(path string) string {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return ""
+	}
+	ca := filepath.Join(plan.TLSDir(cfg), tlsca.CAFile)
+	if _, err := os.Stat(ca); err != nil {
+		return ""
+	}
+	return ca
 }

@@ -25,6 +25,8 @@ interface = "lo"
 state_dir = "`+filepath.Join(dir, "state")+`"
 [http]
 listen = "127.0.0.1:`+strconv.Itoa(port)+`"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "`+dir+`"
 [pnp]
 enabled = false
@@ -74,6 +76,8 @@ interface = "eth0"
 state_dir = "`+filepath.Join(dir, "state")+`"
 [http]
 listen = ":8080"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "`+dir+`"
 [pnp]
 answer = "snom"

@@ -48,6 +48,8 @@ interface = "eth0"
 state_dir = %q
 [http]
 listen = ":80"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = %q
 [pnp]
 answer = "snom"

@@ -30,6 +30,8 @@ state_dir = "%[1]s/state"
 
 [http]
 listen = ":8080"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "%[1]s/fw"
 
 [pnp]

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -447,6 +448,7 @@ type snomprovLAN struct {
 	srv   *lantest.Host
 	phone *lantest.Host
 	fw    string // firmware_dir
+	state string // state_dir of the last serve
 	image []byte
 }
 
@@ -476,10 +478,16 @@ func (s *snomprovLAN) serve(t *testing.T, httpExtra string) *lantest.Process {
 	return p
 }
 
-// serveConfig is serve that also returns the config file's path.
+// serveConfig is serve that also returns the config file's path. Unless
+// httpExtra sets https_listen, HTTPS is off and snomD785 phones are an
+// explicit cleartext exception (these tests are of plain HTTP).
 func (s *snomprovLAN) serveConfig(t *testing.T, httpExtra string) (*lantest.Process, string) {
 	t.Helper()
-	state := t.TempDir()
+	s.state = t.TempDir()
+	state := s.state
+	if !strings.Contains(httpExtra, "https_listen") {
+		httpExtra = "https_listen = \"\"\ncleartext_models = [\"snomD785\"]\n" + httpExtra
+	}
 	cfg := writeConfig(t, fmt.Sprintf(`[server]
 interface = "eth0"
 advertise = "10.77.0.1"
@@ -507,6 +515,7 @@ mac = "000413AA0001"
 model = "snomD785"
 [phones.settings]
 user_name = { 1 = "401" }
+user_pass = { 1 = "`+wireSecret+`" }
 `, state, s.fw, httpExtra))
 	p := s.srv.Start(binary(t), "serve", "-config", cfg)
 	if err := p.WaitOutput("msg=ready", 20*time.Second); err != nil {
@@ -532,6 +541,56 @@ func simulateEveryStepOK(t *testing.T, s *snomprovLAN, srv *lantest.Process, mac
 		}
 	}
 	return p, text
+}
+
+// wireSecret is the configured phone's SIP password in these tests.
+const wireSecret = "e2e-wire-secret-7731"
+
+// TestBootstrapOnTheWire: with HTTPS on (the default), a simulated phone
+// boots as a factory-fresh one does: DHCP and PnP give it the plain-HTTP
+// URL, the bootstrap moves it to HTTPS, and it fetches its own file there
+// trusting the CA snomprov made. A capture of the LAN during the whole
+// boot holds the bootstrap but not the SIP password.
+func TestBootstrapOnTheWire(t *testing.T) {
+	needTool(t, "tcpdump")
+	s := newSnomprovLAN(t)
+	configured, _ := phone.ParseMAC("000413AA0001")
+	srv := s.serve(t, `https_listen = ":8443"`)
+	pcap := filepath.Join(t.TempDir(), "lan.pcap")
+	capture := s.phone.Start("tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-n", "-s", "0", "-w", pcap)
+	if err := capture.WaitOutput("listening on", 10*time.Second); err != nil {
+		t.Fatalf("tcpdump: %v\n%s", err, capture.Output())
+	}
+	var rep simulate.Report
+	ca := filepath.Join(s.state, "tls", "ca.crt")
+	text, toolErr := runFieldTool(t, s.phone, toolCall{Tool: "simulate", Simulate: simulate.Options{Interface: "eth0", MAC: configured, CAFile: ca, NoFirmware: true}}, &rep)
+	time.Sleep(time.Second) // the last packets reach the file
+	capture.Stop()
+	if toolErr != "" || len(rep.Phones) != 1 {
+		t.Fatalf("simulate failed: %s\n%s\nsnomprov:\n%s", toolErr, text, srv.Output())
+	}
+	var boot, ownHTTPS bool
+	for _, st := range rep.Phones[0].Steps {
+		if st.Status == simulate.Failed {
+			t.Errorf("step %s %s: %s", st.Name, st.Status, st.Detail)
+		}
+		boot = boot || st.Name == "bootstrap" && st.Target == "https://10.77.0.1:8443/"
+		ownHTTPS = ownHTTPS || st.Name == "settings" && st.Status == simulate.OK && strings.HasPrefix(st.Target, "https://10.77.0.1:8443/") && strings.Contains(st.Target, "000413AA0001")
+	}
+	if !boot || !ownHTTPS {
+		t.Errorf("bootstrap followed %v, own file over HTTPS %v:\n%s", boot, ownHTTPS, text)
+	}
+	wire, err := os.ReadFile(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(wire, []byte("https://10.77.0.1:8443/")) {
+		summary, _ := exec.Command("tcpdump", "-n", "-r", pcap).CombinedOutput()
+		t.Errorf("the capture (%d bytes) lacks the plain-HTTP bootstrap: it did not see the boot\n%s", len(wire), summary)
+	}
+	if bytes.Contains(wire, []byte(wireSecret)) {
+		t.Error("the SIP password crossed the LAN in clear")
+	}
 }
 
 func TestSimulateAgainstSnomprov(t *testing.T) {

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/snomcert"
 	"github.com/snomprov/snomprov/internal/syncbuf"
 )
 
@@ -51,9 +52,9 @@ firmware_dir = "%[1]s/fw"
 [pnp]
 enabled = false
 
-# The general files name setting_server (for every phone that fetches them),
-# as the assertions below expect; the default pins only [[phones]].
 [provision]
+# These tests read setting_server from the general files (the default,
+# "configured", pins it in the phones' own files only).
 pin_setting_server = "all"
 
 [settings]
@@ -119,10 +120,19 @@ func httpEnv(t *testing.T, extra string) (dir string, port int, cfgPath string) 
 
 func writeHTTPConfig(t *testing.T, path, dir string, port int, extra string) {
 	t.Helper()
+	if !strings.Contains(extra, "https_listen") {
+		// These tests are of plain HTTP: HTTPS off, and the phone with a
+		// SIP password an explicit exception (TestBootstrapE2E is HTTPS's).
+		extra = plainHTTP + extra
+	}
 	if err := os.WriteFile(path, []byte(fmt.Sprintf(httpBaseCfg, dir, port, extra)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// plainHTTP turns HTTPS off and makes the snomD785 phones, which carry SIP
+// passwords, explicit cleartext exceptions: for the tests of plain HTTP.
+const plainHTTP = "https_listen = \"\"\ncleartext_models = [\"snomD785\"]\n"
 
 var imageBytes = bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 
@@ -427,8 +437,9 @@ func TestHTTPSAuthAndDeny(t *testing.T) {
 	needTool(t, "curl")
 	dir := t.TempDir()
 	certFile, keyFile := e2eCert(t, dir)
-	extra := fmt.Sprintf("username = \"prov\"\npassword = \"pw-e2e\"\ntls_cert = %q\ntls_key = %q\nunknown_phones = \"deny\"", certFile, keyFile)
-	_, port, cfg := httpEnv(t, extra)
+	port := freePort(t)
+	extra := fmt.Sprintf("https_listen = \"127.0.0.1:%d\"\nusername = \"prov\"\npassword = \"pw-e2e\"\ntls_cert = %q\ntls_key = %q\nunknown_phones = \"deny\"", port, certFile, keyFile)
+	_, _, cfg := httpEnv(t, extra)
 	p := startServe(t, cfg)
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
 	if code, hdr, _ := curl(t, "--cacert", certFile, base+"/snomD345.htm"); code != 401 || headerValue(hdr, "WWW-Authenticate") == "" {
@@ -462,6 +473,64 @@ func TestHTTPSAuthAndDeny(t *testing.T) {
 	}
 	if strings.Contains(p.logs.String(), "pw-e2e") || strings.Contains(p.logs.String(), httpSecret) {
 		t.Errorf("secret in logs:\n%s", p.logs)
+	}
+}
+
+// TestBootstrapE2E: the default, through the real binary and curl. Over
+// plain HTTP a configured phone's own file is the bootstrap (no secret,
+// setting_server moved to HTTPS); over HTTPS, trusting the CA snomprov
+// made in state_dir/tls, it is the phone's file; check reports the
+// configuration clean.
+func TestBootstrapE2E(t *testing.T) {
+	needTool(t, "curl")
+	tlsPort := freePort(t)
+	dir, port, cfg := httpEnv(t, fmt.Sprintf("https_listen = \"127.0.0.1:%d\"", tlsPort))
+	startServe(t, cfg)
+	own := "/snomD785-" + httpMAC + ".htm"
+	code, _, body := curl(t, "-A", httpUA, fmt.Sprintf("http://127.0.0.1:%d%s", port, own))
+	if d := parseDoc(t, body); code != 200 || d.value("setting_server") != fmt.Sprintf("https://127.0.0.1:%d/", tlsPort) || strings.Contains(body, httpSecret) {
+		t.Fatalf("own file over plain HTTP: %d\n%s", code, body)
+	}
+	ca := filepath.Join(dir, "state", "tls", "ca.crt")
+	code, _, body = curl(t, "--cacert", ca, "-A", httpUA, fmt.Sprintf("https://127.0.0.1:%d%s", tlsPort, own))
+	if code != 200 || parseDoc(t, body).value("user_pass") != httpSecret {
+		t.Fatalf("own file over HTTPS: %d\n%s", code, body)
+	}
+	out, err := exec.Command(binary(t), "check", "-config", cfg).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": ok (") {
+		t.Errorf("check: %v\n%s", err, out)
+	}
+}
+
+// TestClientCertE2E: client_cert = "require" through the binary: the
+// phone's own file needs a device certificate of client_ca (minted with
+// Snom's layout) naming that phone; another phone's gets 404, and so does
+// none; general files need none.
+func TestClientCertE2E(t *testing.T) {
+	needTool(t, "curl")
+	tlsPort := freePort(t)
+	caDir := t.TempDir()
+	caFile, devices := snomcert.Mint(t, caDir, httpMAC, "000413B22FB8")
+	dir, _, cfg := httpEnv(t, fmt.Sprintf("https_listen = \"127.0.0.1:%d\"\nclient_cert = \"require\"\nclient_ca = %q", tlsPort, caFile))
+	p := startServe(t, cfg)
+	ca := filepath.Join(dir, "state", "tls", "ca.crt")
+	base := fmt.Sprintf("https://127.0.0.1:%d", tlsPort)
+	own := base + "/snomD785-" + httpMAC + ".htm"
+	mine, other := devices[httpMAC], devices["000413B22FB8"]
+	if code, _, body := curl(t, "--cacert", ca, "--cert", mine.CertFile, "--key", mine.KeyFile, own); code != 200 || parseDoc(t, body).value("user_pass") != httpSecret {
+		t.Errorf("own certificate: %d\n%s", code, body)
+	}
+	if code, _, body := curl(t, "--cacert", ca, "--cert", other.CertFile, "--key", other.KeyFile, own); code != 404 || strings.Contains(body, httpSecret) {
+		t.Errorf("another phone's certificate: %d\n%s", code, body)
+	}
+	if code, _, body := curl(t, "--cacert", ca, own); code != 404 || strings.Contains(body, httpSecret) {
+		t.Errorf("no certificate: %d\n%s", code, body)
+	}
+	if code, _, _ := curl(t, "--cacert", ca, base+"/snomD785.htm"); code != 200 {
+		t.Errorf("general file without a certificate: %d", code)
+	}
+	if !strings.Contains(p.logs.String(), "the client certificate is phone 000413B22FB8's, not 000413A11FA7's") {
+		t.Errorf("no warning for the other phone's certificate:\n%s", p.logs)
 	}
 }
 

@@ -133,6 +133,8 @@ advertise = "10.77.0.1"
 state_dir = "` + state + `"
 [http]
 listen = ":8080"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "` + filepath.Join(state, "fw") + `"
 [pnp]
 answer = "all"

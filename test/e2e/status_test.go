@@ -31,6 +31,8 @@ state_dir = "%[1]s/state"
 
 [http]
 listen = "127.0.0.1:%[2]d"
+https_listen = ""
+cleartext_models = ["snomD785"]
 firmware_dir = "%[1]s/fw"
 unknown_phones = "deny"
 

@@ -30,6 +30,8 @@ advertise = "10.77.9.1"
 state_dir = "` + state + `"
 [http]
 listen = "10.77.9.1:8080"
+https_listen = ""
+cleartext_models = ["snomD785"]
 verify_mac = "` + mode + `"
 [pnp]
 enabled = false

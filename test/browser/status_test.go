@@ -1,7 +1,12 @@
-package status
+// Package browser drives the status page in headless Chromium. It is its
+// own module (go.mod here) so chromedp and its dependencies stay out of
+// the product's go.mod; `make test` runs it.
+package browser
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -11,7 +16,36 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/snomprov/snomprov/internal/statusfixture"
+	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/status"
 )
+
+const failReason = statusfixture.FailReason
+
+// fixtureOptions is the page status's own tests render (statusfixture).
+func fixtureOptions(t *testing.T) status.Options {
+	return status.Options{
+		Inventory: statusfixture.Store(t),
+		Preview: func(mac phone.MAC, model string) ([]status.File, error) {
+			files, err := statusfixture.Preview(mac, model)
+			out := make([]status.File, len(files))
+			for i, f := range files {
+				out[i] = status.File(f)
+			}
+			return out, err
+		},
+		PoolUsage: statusfixture.PoolUsage,
+		Health: func() []status.Component {
+			return []status.Component{{Name: "http", OK: true, Detail: ":8080"}, {Name: "pnp", OK: false, Detail: "eth0: no multicast"}}
+		},
+		StaleAfter: statusfixture.StaleAfter,
+		Metrics:    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "# metrics here\n") }),
+		Version:    "test",
+		Now:        func() time.Time { return statusfixture.Now },
+	}
+}
 
 // browser starts headless Chromium with a fresh profile and returns a tab
 // context. It skips when Chromium is missing, and fails under CI=true,
@@ -120,7 +154,7 @@ func rowWith(rows []string, mac string) string {
 }
 
 func TestBrowserStatusPage(t *testing.T) {
-	srv := httptest.NewServer(New(fixtureOptions(t))) // 127.0.0.1
+	srv := httptest.NewServer(status.New(fixtureOptions(t))) // 127.0.0.1
 	t.Cleanup(srv.Close)
 	ctx := browser(t)
 
