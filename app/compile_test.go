@@ -266,3 +266,29 @@ func TestTrapsAreCheckErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadRefusesSocketChanges: a reload that would need new sockets is
+// refused whole, and the refusal names what changed.
+func TestReloadRefusesSocketChanges(t *testing.T) {
+	dir := t.TempDir()
+	inv, _ := inventory.Open("", inventory.Options{})
+	srv := newServers(testLAN, inv, quiet)
+	p, err := srv.compile(goodConfig(t, dir, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.build(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ old, new, want string }{
+		{`language = "English"`, `language = "Deutsch"`, ""},
+		{`listen = "127.0.0.1:8080"`, `listen = "127.0.0.1:9090"`, "http.listen"},
+		{`answer = "snom"`, `answer = "snom"` + "\ninterfaces = [\"lo\", \"lo\"]", "[pnp] interfaces"},
+	} {
+		cfg := goodConfig(t, dir, func(s string) string { return strings.Replace(s, tt.old, tt.new, 1) })
+		_, err := srv.reload(cfg)
+		if (tt.want == "") != (err == nil) || (err != nil && (!strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "nothing was reloaded"))) {
+			t.Errorf("%s: %v, want %q", tt.new, err, tt.want)
+		}
+	}
+}

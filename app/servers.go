@@ -231,6 +231,22 @@ func (s *servers) current() *plan.Plan {
 	return s.plan
 }
 
+// restartNeeded asks the appliance and every running server whether next
+// needs what only a start sets up (new sockets, another interface).
+func (s *servers) restartNeeded(next *plan.Plan) error {
+	errs := []error{plan.RestartNeeded(s.current(), next), s.http.RestartNeeded(next.HTTP)}
+	if s.pnp != nil && next.PnP != nil {
+		errs = append(errs, s.pnp.RestartNeeded(next.PnP))
+	}
+	if s.dhcp != nil && next.DHCP != nil {
+		errs = append(errs, s.dhcp.RestartNeeded(next.DHCP))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w; nothing was reloaded", err)
+	}
+	return nil
+}
+
 // reload compiles cfg into a whole new plan and, only if that succeeds
 // and needs no new sockets, swaps it into every server, the status page
 // and the plan the systemd status reads, with steps that cannot fail. On
@@ -240,7 +256,7 @@ func (s *servers) reload(cfg *config.Config) (*plan.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := plan.RestartNeeded(s.current(), next); err != nil {
+	if err := s.restartNeeded(next); err != nil {
 		next.Close()
 		return nil, err
 	}

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/snomprov/snomprov/config"
@@ -486,20 +485,15 @@ func withUser(u *url.URL, user, password string) string {
 func maskURL(u *url.URL) string { return redact.URL(u.String()) }
 
 // RestartNeeded reports, as an error naming the keys, whether next changes
-// what is bound to sockets or files at start: such a reload is refused
-// whole.
+// what the appliance set up at start (which servers run, the interface,
+// the state directory): such a reload is refused whole. What each running
+// server has bound (listen addresses, interfaces, ports) is that server's
+// RestartNeeded to say; the appliance asks both.
 func RestartNeeded(cur, next *Plan) error {
 	old, cfg := cur.Config, next.Config
 	var changed []string
-	if old.HTTP.Listen != cfg.HTTP.Listen {
-		changed = append(changed, "http.listen")
-	}
-	if old.HTTPS() != cfg.HTTPS() {
-		changed = append(changed, "http.tls_cert/tls_key (HTTPS on or off)")
-	}
-	if old.PnP.Enabled != cfg.PnP.Enabled || (cur.PnP != nil && next.PnP != nil &&
-		!slices.Equal(cur.PnP.Options().Interfaces, next.PnP.Options().Interfaces)) {
-		changed = append(changed, "pnp.enabled/interfaces")
+	if old.PnP.Enabled != cfg.PnP.Enabled {
+		changed = append(changed, "pnp.enabled")
 	}
 	if old.DHCP.Enabled != cfg.DHCP.Enabled {
 		changed = append(changed, "dhcp.enabled")
