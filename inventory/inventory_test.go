@@ -1,7 +1,10 @@
 package inventory
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -291,5 +294,76 @@ func TestCountStates(t *testing.T) {
 		if got[st] != n {
 			t.Errorf("CountStates = %v, want %v", got, want)
 		}
+	}
+}
+
+// blockingWriter blocks its second Write (the first phone, after the
+// snapshot's header) until release is closed, like a snapshot write stuck
+// on a slow SD card.
+type blockingWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	writes  int
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if w.writes++; w.writes == 2 {
+		close(w.entered)
+		<-w.release
+	}
+	return len(p), nil
+}
+
+// A snapshot writer that blocks (a slow disk) must not block Record: the
+// flusher holds a copy, not the store's lock, while it writes.
+func TestSlowDiskDoesNotBlockRecord(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "phones.json"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More phones than one chunk, so the writer blocks between chunks too.
+	for i := 0; i < 2*flushChunk+1; i++ {
+		s.Record(Observation{MAC: mac(t, fmt.Sprintf("000413%06X", i)), Event: Event{Step: StepDHCP, OK: true}})
+	}
+	bw := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	var out bytes.Buffer
+	s.writeFile = func(_ string, _ os.FileMode, write func(io.Writer) error) error {
+		return write(io.MultiWriter(bw, &out))
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush() }()
+	<-bw.entered
+
+	// The flusher is now stuck in Write. Every Record must still complete:
+	// if one waited for the lock, the test would deadlock here and fail at
+	// the test timeout instead.
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for i := 0; i < 2*flushChunk+1; i++ {
+			s.Record(Observation{MAC: mac(t, fmt.Sprintf("000413%06X", i)), Event: Event{Step: StepPnP, OK: true}})
+		}
+		s.Record(Observation{MAC: mac(t, "0004130FFFFF"), Event: Event{Step: StepDHCP, OK: true}})
+		_ = s.Phones()
+	}()
+	select {
+	case <-recorded:
+	case err := <-flushed:
+		t.Fatalf("Flush returned (%v) while its writer was blocked", err)
+	}
+	close(bw.release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(out.Bytes(), &snap); err != nil {
+		t.Fatalf("snapshot written while phones changed is not valid JSON: %v", err)
+	}
+	if len(snap.Phones) < 2*flushChunk+1 {
+		t.Errorf("snapshot holds %d phones, want at least %d", len(snap.Phones), 2*flushChunk+1)
+	}
+	// What was recorded during the blocked write makes the store dirty again.
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }
