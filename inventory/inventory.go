@@ -42,16 +42,12 @@ var Steps = []Step{StepDHCP, StepPnP, StepGeneral, StepPhone, StepFirmwareFile, 
 
 // Event is one thing that happened to a phone.
 type Event struct {
-	Time time.Time `json:"time"`
-	Step Step      `json:"step"`
-	// Kind is short and machine-readable, for metrics: the DHCP message type
-	// (DISCOVER, OFFER, REQUEST, ACK, NAK, RELEASE, DECLINE, INFORM), the PnP
-	// outcome (SUBSCRIBE, IGNORED, NOTIFY-ACKED, NOTIFY-TIMEOUT) or the HTTP
-	// status code ("200", "404").
-	Kind   string `json:"kind,omitempty"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail"`
-	IP     string `json:"ip,omitempty"`
+	Time   time.Time `json:"time"`
+	Step   Step      `json:"step"`
+	Kind   Kind      `json:"kind,omitempty"` // see Kind
+	OK     bool      `json:"ok"`
+	Detail string    `json:"detail"`
+	IP     string    `json:"ip,omitempty"`
 }
 
 // Observation is what a server reports. Empty identity fields leave the

@@ -367,3 +367,51 @@ func TestSlowDiskDoesNotBlockRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestStatesAndKindsFromText(t *testing.T) {
+	for _, st := range States {
+		var got State
+		if err := got.UnmarshalText([]byte(st)); err != nil || got != st {
+			t.Errorf("state %q: %q, %v", st, got, err)
+		}
+	}
+	if len(States) != len(BootStates)+2 || States[len(BootStates)] != StateFailed {
+		t.Errorf("States = %v", States)
+	}
+	if _, err := ParseState("broken"); err == nil {
+		t.Error(`ParseState("broken") succeeded`)
+	}
+	kinds := []struct {
+		text string
+		ok   bool
+	}{
+		{"", true}, {"ACK", true}, {"NOTIFY-TIMEOUT", true}, {"404", true}, {"200", true},
+		{"ack", false}, {"99", false}, {"0404", false}, {"700", false}, {"NOTIFY", false},
+	}
+	for _, tc := range kinds {
+		var k Kind
+		err := k.UnmarshalText([]byte(tc.text))
+		if (err == nil) != tc.ok || (tc.ok && string(k) != tc.text) {
+			t.Errorf("kind %q: %q, %v; want ok=%v", tc.text, k, err, tc.ok)
+		}
+	}
+	if HTTPKind(404) != "404" || HTTPKind(999) != "999" {
+		t.Errorf("HTTPKind: %q %q", HTTPKind(404), HTTPKind(999))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = HTTPKind(304) }); n != 0 {
+		t.Errorf("HTTPKind allocates %v times", n)
+	}
+}
+
+// A snapshot with an event kind no version wrote is refused, not
+// silently kept.
+func TestLoadRejectsUnknownKind(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phones.json")
+	bad := `{"version":1,"phones":[{"mac":"000413A11FA7","steps":{},"events":[{"step":"dhcp","kind":"BOGUS","ok":true}]}]}`
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil {
+		t.Fatal("Load accepted an unknown event kind")
+	}
+}

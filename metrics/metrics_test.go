@@ -175,7 +175,7 @@ func (c *collect) Record(o inventory.Observation) {
 
 func TestRecorderCountsByStepAndKind(t *testing.T) {
 	mac := phone.MAC{0x00, 0x04, 0x13, 0xa1, 0x1f, 0xa7}
-	obs := func(m phone.MAC, step inventory.Step, kind string) inventory.Observation {
+	obs := func(m phone.MAC, step inventory.Step, kind inventory.Kind) inventory.Observation {
 		return inventory.Observation{MAC: m, Event: inventory.Event{Step: step, Kind: kind}}
 	}
 	in := []inventory.Observation{
@@ -342,7 +342,7 @@ func FuzzLabelValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		r := NewRecorder(nil)
-		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: v}})
+		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: inventory.Kind(v)}})
 		var b strings.Builder
 		if _, err := r.Registry().WriteTo(&b); err != nil {
 			t.Fatal(err)
@@ -426,7 +426,7 @@ func TestPromtoolAgrees(t *testing.T) {
 		t.Skip("promtool not installed; the in-test parser covers the format")
 	}
 	r := NewRecorder(nil)
-	for _, k := range []string{"ACK", `we"ird\kind`, "line\nfeed", "\xff"} {
+	for _, k := range []inventory.Kind{"ACK", `we"ird\kind`, "line\nfeed", "\xff"} {
 		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepDHCP, Kind: k}})
 		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: k}})
 		r.Record(inventory.Observation{Event: inventory.Event{Step: "x", Kind: k}})

@@ -382,7 +382,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 		if o.Answer == AnswerNone {
 			s.logHint(o)
 		}
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "IGNORED", OK: false, Detail: "seen, not answered: " + reason}
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindIgnored, OK: false, Detail: "seen, not answered: " + reason}
 		s.inv.Record(obs)
 		s.log.Debug("PnP SUBSCRIBE recorded, not answered", "mac", r.MAC, "source", src, "reason", reason)
 		return
@@ -403,7 +403,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 	bufPool.Put(bp)
 	if err != nil {
 		s.log.Warn("PnP: sending 200 OK failed", "mac", r.MAC, "to", dst, "error", err)
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyFailed, OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
 		s.inv.Record(obs)
 		return
 	}
@@ -424,7 +424,7 @@ func (s *Server) onSubscribe(r *request, src netip.AddrPort, arr arrival, known 
 		deadline: now.Add(o.NotifyTimeout),
 	}
 	// Recorded before sending, so the phone's 200 can never be recorded first.
-	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: "NOTIFY sent, url=" + url}
+	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindSubscribe, OK: true, Detail: "NOTIFY sent, url=" + url}
 	s.inv.Record(obs)
 	s.pmu.Lock()
 	if s.closed {
@@ -490,10 +490,10 @@ func (s *Server) onResponse(res response) {
 	}
 	obs := p.obs
 	if res.code < 300 {
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-ACKED", OK: true, Detail: "NOTIFY acknowledged"}
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyAcked, OK: true, Detail: "NOTIFY acknowledged"}
 		s.log.Debug("PnP NOTIFY acknowledged", "mac", obs.MAC, "after", time.Since(p.start))
 	} else {
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-REJECTED", OK: false,
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyRejected, OK: false,
 			Detail: fmt.Sprintf("phone answered the NOTIFY with %d %s", res.code, res.reason)}
 		s.log.Warn("PnP NOTIFY rejected by the phone", "mac", obs.MAC, "status", res.code, "reason", res.reason)
 	}
@@ -502,7 +502,7 @@ func (s *Server) onResponse(res response) {
 
 func (s *Server) timedOut(obs inventory.Observation, after time.Duration) {
 	after = after.Round(100 * time.Millisecond)
-	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-TIMEOUT", OK: false,
+	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyTimeout, OK: false,
 		Detail: fmt.Sprintf("NOTIFY timed out: no 200 OK from the phone after %s of retransmissions", after)}
 	s.inv.Record(obs)
 	s.log.Warn("PnP NOTIFY timed out: the phone never confirmed it (firewall on the phone's path, or it stopped listening)",

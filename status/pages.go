@@ -90,7 +90,7 @@ type listData struct {
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	o := h.opts.Load()
-	d := listData{page: newPage(o, "Phones"), States: States}
+	d := listData{page: newPage(o, "Phones"), States: inventory.States}
 	f, err := parseFilter(r)
 	if err != nil {
 		d.FilterError = err.Error()
@@ -129,7 +129,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	d.AllURL, d.AllActive = listURL("", f.Q, f.Refresh), f.State == ""
-	for _, st := range States {
+	for _, st := range inventory.States {
 		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: listURL(st, f.Q, f.Refresh), Active: f.State == st})
 	}
 	if f.Refresh > 0 {
@@ -206,7 +206,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		}
 		for i := len(p.Events) - 1; i >= 0; i-- {
 			e := p.Events[i]
-			d.Events = append(d.Events, eventRow{Time: formatTime(e.Time), Step: stepLabel(e.Step), Kind: e.Kind,
+			d.Events = append(d.Events, eventRow{Time: formatTime(e.Time), Step: stepLabel(e.Step), Kind: string(e.Kind),
 				Detail: e.Detail, IP: e.IP, OK: e.OK})
 		}
 	}

@@ -47,7 +47,7 @@ func fixtureStore(t testing.TB) *inventory.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := func(m phone.MAC, model, fw, ip string, ago time.Duration, step inventory.Step, kind string, ok bool, detail string) {
+	rec := func(m phone.MAC, model, fw, ip string, ago time.Duration, step inventory.Step, kind inventory.Kind, ok bool, detail string) {
 		o := inventory.Observation{MAC: m, Model: model, Firmware: fw,
 			Event: inventory.Event{Time: fixtureNow.Add(-ago), Step: step, Kind: kind, OK: ok, Detail: detail}}
 		if ip != "" {
@@ -674,7 +674,7 @@ func TestAutoRefresh(t *testing.T) {
 }
 
 func TestHints(t *testing.T) {
-	ev := func(step inventory.Step, kind string, ok bool) inventory.Phone {
+	ev := func(step inventory.Step, kind inventory.Kind, ok bool) inventory.Phone {
 		return inventory.Phone{MAC: macFailed, LastSeen: fixtureNow,
 			Steps:  map[inventory.Step]inventory.StepResult{step: {Time: fixtureNow, OK: ok}},
 			Events: []inventory.Event{{Time: fixtureNow, Step: inventory.StepDHCP, Kind: "ACK", OK: true}, {Time: fixtureNow, Step: step, Kind: kind, OK: ok}}}

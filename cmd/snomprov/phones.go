@@ -33,6 +33,14 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
+	var only inventory.State
+	if *state != "" {
+		st, err := inventory.ParseState(*state)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		only = st
+	}
 	list, stale, err := loadInventory(*path)
 	if err != nil {
 		return err
@@ -46,7 +54,7 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 	var rows []row
 	for _, p := range list {
 		st, why := p.State(now, stale)
-		if *state != "" && string(st) != *state {
+		if only != "" && st != only {
 			continue
 		}
 		rows = append(rows, row{Phone: p, State: st, Reason: why})
