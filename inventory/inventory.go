@@ -80,11 +80,14 @@ type StepResult struct {
 // Phone is everything known about one phone. Values returned by the Store are
 // copies and safe to keep.
 type Phone struct {
-	MAC      phone.MAC `json:"mac"`
-	Model    string    `json:"model,omitempty"`
-	Firmware string    `json:"firmware,omitempty"`
-	Hostname string    `json:"hostname,omitempty"`
-	IP       string    `json:"ip,omitempty"`
+	MAC phone.MAC `json:"mac"`
+	// Site is the appliance's site that saw the phone, in a shared
+	// (PostgreSQL) inventory; empty in the file store.
+	Site     string `json:"site,omitempty"`
+	Model    string `json:"model,omitempty"`
+	Firmware string `json:"firmware,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	IP       string `json:"ip,omitempty"`
 	// FirmwareTarget: see Observation.FirmwareTarget.
 	FirmwareTarget string              `json:"firmware_target,omitempty"`
 	FirstSeen      time.Time           `json:"first_seen"`
