@@ -21,7 +21,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/snomprov/snomprov/config"
-	"github.com/snomprov/snomprov/inventory"
 )
 
 // component is what every protocol server provides (see the server contract
@@ -45,7 +44,7 @@ type Appliance struct {
 	mu      sync.Mutex // guards cfg and the servers' options during reload
 	cfg     *config.Config
 	net     network
-	inv     *inventory.Store
+	inv     phoneStore
 	servers *servers
 	// reloadErr is the last refused reload, shown in the systemd status
 	// line until a reload succeeds.
@@ -79,9 +78,9 @@ func (a *Appliance) Run(ctx context.Context) error {
 			a.log.Warn("cannot create the firmware directory", "dir", a.cfg.HTTP.FirmwareDir, "err", err)
 		}
 	}
-	inv, err := inventory.Open(inventory.Path(a.cfg.Server.StateDir), inventory.Options{})
+	inv, err := openInventory(a.cfg, a.log)
 	if err != nil {
-		return fmt.Errorf("opening the phone inventory in %s: %w", a.cfg.Server.StateDir, err)
+		return err
 	}
 	a.inv = inv
 

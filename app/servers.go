@@ -15,7 +15,6 @@ import (
 	"github.com/snomprov/snomprov/dhcp"
 	"github.com/snomprov/snomprov/httpd"
 	"github.com/snomprov/snomprov/internal/netif"
-	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/pnp"
@@ -29,7 +28,7 @@ var Version = "dev"
 // servers is the set of running protocol servers and what they share.
 type servers struct {
 	log     *slog.Logger
-	inv     *inventory.Store
+	inv     phoneStore
 	metrics *metrics.Recorder
 	started time.Time
 	// neighbors is the LAN interface's ARP table, for http.verify_mac.
@@ -56,7 +55,7 @@ type namedComponent struct {
 	optional func(error) bool
 }
 
-func buildServers(cfg *config.Config, netw network, inv *inventory.Store, log *slog.Logger) (*servers, error) {
+func buildServers(cfg *config.Config, netw network, inv phoneStore, log *slog.Logger) (*servers, error) {
 	s := &servers{log: log, inv: inv, started: time.Now(), health: map[string]status.Component{},
 		neighbors: netif.NewNeighbors(netw.iface)}
 	s.metrics = metrics.NewRecorder(inv)
@@ -64,6 +63,9 @@ func buildServers(cfg *config.Config, netw network, inv *inventory.Store, log *s
 	metrics.RegisterBuildInfo(reg, Version)
 	metrics.RegisterStart(reg, s.started)
 	metrics.RegisterPhones(reg, inv, s.staleAfter, nil)
+	if b, ok := inv.(interface{ Stats() metrics.BufferStats }); ok {
+		metrics.RegisterInventoryBuffer(reg, b.Stats)
+	}
 
 	hopts, catalog, err := s.httpOptions(cfg, netw)
 	if err != nil {
@@ -205,6 +207,9 @@ func restartOnly(old, cfg *config.Config) error {
 	}
 	if old.Server.Interface != cfg.Server.Interface || old.Server.StateDir != cfg.Server.StateDir {
 		changed = append(changed, "server.interface/state_dir")
+	}
+	if old.Inventory != cfg.Inventory {
+		changed = append(changed, "inventory.url/site")
 	}
 	if len(changed) > 0 {
 		return fmt.Errorf("changing %v needs a restart (systemctl restart snomprov); nothing was reloaded", changed)

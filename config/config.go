@@ -101,14 +101,15 @@ func parse(name string, data []byte, stateDir string, defaults func(string) *Con
 	return cfg, nil
 }
 
-// compact keeps only the key positions ValidateNetwork can report (dhcp.*):
+// compact keeps only the key positions ValidateNetwork and Located can
+// report (dhcp.*, inventory.*):
 // for a config of 1000 phones the full index is megabytes the running
 // server never reads. A new map, because Go maps do not shrink when keys
 // are deleted.
 func (c *Config) compact() {
 	pos := make(keyPositions)
 	for k, v := range c.positions {
-		if k == "dhcp" || strings.HasPrefix(k, "dhcp.") {
+		if k == "dhcp" || strings.HasPrefix(k, "dhcp.") || k == "inventory" || strings.HasPrefix(k, "inventory.") {
 			pos[k] = v
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/snomprov/snomprov/internal/field"
 )
 
 // Error is one problem in a config file, located by line and column (both
@@ -77,4 +79,21 @@ func (es Errors) asError() error {
 		return nil
 	}
 	return es.sorted()
+}
+
+// Located turns the field errors a package's validation returned for
+// section ("inventory") into this file's errors, each at its key's line and
+// column. Other errors are returned as they are.
+func (c *Config) Located(section string, err error) error {
+	fes := field.List(err)
+	if len(fes) == 0 {
+		return err
+	}
+	var es Errors
+	for _, fe := range fes {
+		key := field.Prefix(section, fe.Key)
+		p := c.positions.lookup(key)
+		es = append(es, &Error{File: c.Source, Line: p.Line, Col: p.Col, Key: key, Msg: fe.Msg})
+	}
+	return es
 }

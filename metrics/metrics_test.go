@@ -446,3 +446,24 @@ func TestPromtoolAgrees(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, b.String())
 	}
 }
+
+func TestInventoryBuffer(t *testing.T) {
+	r := NewRecorder(nil)
+	st := BufferStats{Buffered: 7, Dropped: 2, Written: 40, Connected: false}
+	RegisterInventoryBuffer(r.Registry(), func() BufferStats { return st })
+	e := scrape(t, r)
+	for _, tc := range []struct {
+		name, typ string
+		want      float64
+	}{
+		{"snomprov_inventory_buffered_events", "gauge", 7},
+		{"snomprov_inventory_database_up", "gauge", 0},
+		{"snomprov_inventory_written_events_total", "counter", 40},
+		{"snomprov_inventory_dropped_events_total", "counter", 2},
+	} {
+		got, ok := e.value(tc.name, map[string]string{})
+		if f := e.families[tc.name]; !ok || got != tc.want || f.typ != tc.typ {
+			t.Errorf("%s = %v (present %v), want %s %v", tc.name, got, ok, tc.typ, tc.want)
+		}
+	}
+}

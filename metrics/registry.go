@@ -203,6 +203,7 @@ type Sample struct {
 
 type gaugeFunc struct {
 	fname, help string
+	typ         string // gauge or counter
 	labels      []string
 	collect     func() []Sample
 }
@@ -212,7 +213,14 @@ type gaugeFunc struct {
 // its HELP and TYPE lines); samples with the wrong number of label values
 // are dropped rather than written malformed.
 func (r *Registry) GaugeFunc(name, help string, labels []string, collect func() []Sample) {
-	g := &gaugeFunc{fname: name, help: help, labels: labels, collect: collect}
+	g := &gaugeFunc{fname: name, help: help, typ: "gauge", labels: labels, collect: collect}
+	r.register(g, help, labels)
+}
+
+// CounterFunc registers a counter family whose samples collect reads from
+// a count kept elsewhere (it must only grow), like GaugeFunc.
+func (r *Registry) CounterFunc(name, help string, labels []string, collect func() []Sample) {
+	g := &gaugeFunc{fname: name, help: help, typ: "counter", labels: labels, collect: collect}
 	r.register(g, help, labels)
 }
 
@@ -225,7 +233,7 @@ func (g *gaugeFunc) write(w *bufio.Writer) {
 			ok = append(ok, s)
 		}
 	}
-	writeFamily(w, g.fname, g.help, "gauge", g.labels, ok)
+	writeFamily(w, g.fname, g.help, g.typ, g.labels, ok)
 }
 
 func writeFamily(w *bufio.Writer, name, help, typ string, labels []string, samples []Sample) {

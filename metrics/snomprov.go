@@ -125,6 +125,33 @@ func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Durat
 		})
 }
 
+// BufferStats is what a shared inventory reports of its write buffer.
+type BufferStats struct {
+	Buffered  int    // events not yet written to the database
+	Dropped   uint64 // events dropped because the buffer was full
+	Written   uint64 // events written
+	Connected bool   // the database answered the last write
+}
+
+// RegisterInventoryBuffer exports the shared (PostgreSQL) inventory's
+// buffer: how much waits for the database, what was written and dropped.
+func RegisterInventoryBuffer(reg *Registry, stats func() BufferStats) {
+	reg.GaugeFunc("snomprov_inventory_buffered_events", "Inventory events waiting to be written to PostgreSQL.", nil,
+		func() []Sample { return []Sample{{Value: float64(stats().Buffered)}} })
+	reg.GaugeFunc("snomprov_inventory_database_up", "1 when the last write to the PostgreSQL inventory succeeded.", nil,
+		func() []Sample {
+			v := 0.0
+			if stats().Connected {
+				v = 1
+			}
+			return []Sample{{Value: v}}
+		})
+	reg.CounterFunc("snomprov_inventory_written_events_total", "Inventory events written to PostgreSQL.", nil,
+		func() []Sample { return []Sample{{Value: float64(stats().Written)}} })
+	reg.CounterFunc("snomprov_inventory_dropped_events_total", "Inventory events dropped because the buffer for PostgreSQL was full.", nil,
+		func() []Sample { return []Sample{{Value: float64(stats().Dropped)}} })
+}
+
 // RegisterBuildInfo exports the constant 1 labelled with the version, so
 // dashboards can show which build runs.
 func RegisterBuildInfo(reg *Registry, version string) {

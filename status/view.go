@@ -14,11 +14,13 @@ import (
 	"github.com/snomprov/snomprov/phone"
 )
 
-// filter is the query of the list page and /api/phones: ?state=failed&q=D785.
+// filter is the query of the list page and /api/phones:
+// ?state=failed&q=D785&site=berlin.
 type filter struct {
 	State   inventory.State
 	Q       string
-	Refresh int // seconds between automatic reloads of the page; 0 = off
+	Site    string // a shared inventory's site; empty: every site
+	Refresh int    // seconds between automatic reloads of the page; 0 = off
 }
 
 // refresh reads ?refresh=N: a page an installer leaves open while phones
@@ -42,9 +44,12 @@ const maxQuery = 200
 
 func parseFilter(r *http.Request) (filter, error) {
 	q := r.URL.Query()
-	f := filter{Q: strings.TrimSpace(q.Get("q")), Refresh: refresh(r)}
+	f := filter{Q: strings.TrimSpace(q.Get("q")), Site: strings.TrimSpace(q.Get("site")), Refresh: refresh(r)}
 	if len(f.Q) > maxQuery {
 		f.Q = f.Q[:maxQuery]
+	}
+	if len(f.Site) > maxQuery {
+		f.Site = f.Site[:maxQuery]
 	}
 	if s := strings.TrimSpace(q.Get("state")); s != "" && s != "all" {
 		st, err := inventory.ParseState(s)
@@ -61,6 +66,9 @@ func parseFilter(r *http.Request) (filter, error) {
 // failure reason.
 func (f filter) match(p inventory.Phone, st inventory.State, reason string) bool {
 	if f.State != "" && st != f.State {
+		return false
+	}
+	if f.Site != "" && p.Site != f.Site {
 		return false
 	}
 	if f.Q == "" {
@@ -234,14 +242,17 @@ func previewFiles(files []File) []previewFile {
 	return out
 }
 
-// listURL builds the list page's URL for a filter.
-func listURL(state inventory.State, q string, refresh int) string {
+// url builds the list page's URL for f with this state and refresh.
+func (f filter) url(state inventory.State, refresh int) string {
 	v := url.Values{}
 	if state != "" {
 		v.Set("state", string(state))
 	}
-	if q != "" {
-		v.Set("q", q)
+	if f.Q != "" {
+		v.Set("q", f.Q)
+	}
+	if f.Site != "" {
+		v.Set("site", f.Site)
 	}
 	if refresh > 0 {
 		v.Set("refresh", strconv.Itoa(refresh))

@@ -64,6 +64,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	} else if cfg.DHCP.Enabled {
 		fmt.Fprintf(stdout, "note: the DHCP pool was not checked against the interface: %s\n", note)
 	}
+	if err := app.CheckInventory(cfg); err != nil {
+		return configError{err}
+	}
 	catalog, err := provision.New(cfg)
 	if err != nil {
 		return configError{fmt.Errorf("%s: %w", name, err)}

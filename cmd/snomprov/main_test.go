@@ -148,3 +148,22 @@ func TestRouterConfig(t *testing.T) {
 		t.Errorf("no --for: exit %d", code)
 	}
 }
+
+func TestCheckInventory(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		body, want string
+	}{
+		// A missing key is reported at its section ([inventory], line 3).
+		{"[inventory]\nurl = \"postgres://snom:s3cret@db.example/snomprov\"\n", `:3:1: inventory\.site: set a site name`},
+		{"[inventory]\nurl = \"postgres://snom:s3cret@db:x/snomprov\"\nsite = \"hq\"\n", `:4:1: inventory\.url: not a PostgreSQL connection string`},
+		{"[inventory]\nsite = \"two words\"\n", `:4:1: inventory\.site: "two words"`},
+	} {
+		p := writeFile(t, dir, "inv.toml", "[server]\nstate_dir = \""+dir+"\"\n"+tc.body)
+		want := regexp.MustCompile("^" + regexp.QuoteMeta(p) + tc.want)
+		code, _, errOut := run(t, "check", "-config", p)
+		if code != exitUsage || !want.MatchString(strings.TrimSpace(errOut)) || strings.Contains(errOut, "s3cret") {
+			t.Errorf("%q: exit %d, %q; want %s", tc.body, code, errOut, want)
+		}
+	}
+}

@@ -39,6 +39,7 @@ import (
 	"github.com/snomprov/snomprov/internal/atomicfile"
 	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -286,20 +287,12 @@ func (s *Store) drop() {
 	}
 }
 
-// Stats is what /metrics shows of the store.
-type Stats struct {
-	Buffered  int    // events not yet in the database
-	Dropped   uint64 // events dropped because the buffer was full
-	Written   uint64 // events written to the database
-	Connected bool   // the last database operation succeeded
-}
-
-// Stats returns the current figures.
-func (s *Store) Stats() Stats {
+// Stats returns what /metrics shows of the store.
+func (s *Store) Stats() metrics.BufferStats {
 	s.mu.Lock()
 	n := len(s.queue) + s.pending
 	s.mu.Unlock()
-	return Stats{Buffered: n, Dropped: s.dropped.Load(), Written: s.written.Load(), Connected: s.connected.Load()}
+	return metrics.BufferStats{Buffered: n, Dropped: s.dropped.Load(), Written: s.written.Load(), Connected: s.connected.Load()}
 }
 
 // CountStates counts this site's phones by state (from memory).

@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/inventory/pgstore"
+	"github.com/snomprov/snomprov/metrics"
+	"github.com/snomprov/snomprov/status"
+)
+
+// phoneStore is the inventory the servers record into and the status page,
+// metrics and systemd status read: the file store in state_dir, or the
+// shared one in PostgreSQL.
+type phoneStore interface {
+	inventory.Recorder
+	status.Inventory
+	metrics.PhoneSource
+	Run(context.Context) error
+}
+
+// inventoryOptions is [inventory] as pgstore takes it; its errors are
+// located in the file.
+func inventoryOptions(cfg *config.Config) (pgstore.Options, error) {
+	o := pgstore.Options{URL: cfg.Inventory.URL, Site: cfg.Inventory.Site, StateDir: cfg.Server.StateDir}
+	if err := o.Validate(); err != nil {
+		return o, cfg.Located("inventory", err)
+	}
+	return o, nil
+}
+
+// CheckInventory runs the checks serve runs on [inventory], for check.
+func CheckInventory(cfg *config.Config) error {
+	_, err := inventoryOptions(cfg)
+	return err
+}
+
+// openInventory opens the store [inventory] names. The PostgreSQL store
+// does not connect here: phones are served while the database is away.
+func openInventory(cfg *config.Config, log *slog.Logger) (phoneStore, error) {
+	o, err := inventoryOptions(cfg)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	if o.URL == "" {
+		inv, err := inventory.Open(inventory.Path(cfg.Server.StateDir), inventory.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("opening the phone inventory in %s: %w", cfg.Server.StateDir, err)
+		}
+		return inv, nil
+	}
+	inv, err := pgstore.Open(o, log.With("component", "inventory"))
+	if err != nil {
+		return nil, fmt.Errorf("opening the PostgreSQL inventory: %w", err)
+	}
+	log.Info("inventory in PostgreSQL", "site", o.Site, "spool", cfg.Server.StateDir)
+	return inv, nil
+}
