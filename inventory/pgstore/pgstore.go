@@ -117,12 +117,28 @@ type Store struct {
 // errCrash is what a crash hook returns to stop Run mid-batch.
 var errCrash = errors.New("pgstore: simulated crash")
 
-// record is one observation with its key, as the spool keeps it.
+// record is one observation with its key.
 type record struct {
-	Key  string                `json:"k"`
-	Site string                `json:"s"`
-	Obs  observationJSON       `json:"o"`
-	obs  inventory.Observation // decoded form, not in the spool
+	Key  string
+	Site string
+	obs  inventory.Observation
+}
+
+// spoolLine is a record as the spool keeps it.
+type spoolLine struct {
+	Key  string          `json:"k"`
+	Site string          `json:"s"`
+	Obs  observationJSON `json:"o"`
+}
+
+func (r *record) line() spoolLine {
+	o := r.obs
+	ip := ""
+	if o.IP.IsValid() {
+		ip = o.IP.String()
+	}
+	return spoolLine{Key: r.Key, Site: r.Site, Obs: observationJSON{MAC: o.MAC, Model: o.Model, Firmware: o.Firmware,
+		Hostname: o.Hostname, IP: ip, FirmwareTarget: o.FirmwareTarget, Event: o.Event}}
 }
 
 type observationJSON struct {
@@ -200,13 +216,12 @@ func (s *Store) openSpool() error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var r record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Key == "" {
+		var l spoolLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Key == "" {
 			s.log.Warn("inventory spool: skipping an unreadable line", "file", path, "err", err)
 			continue
 		}
-		r.obs = r.Obs.observation()
-		s.unsent = append(s.unsent, r)
+		s.unsent = append(s.unsent, record{Key: l.Key, Site: l.Site, obs: l.Obs.observation()})
 	}
 	if err := sc.Err(); err != nil {
 		f.Close()
@@ -383,25 +398,16 @@ func (s *Store) spoolQueued() error {
 	if len(batch) == 0 {
 		return nil
 	}
-	var buf []byte
-	for i := range batch {
-		r := &batch[i]
-		o := r.obs
-		ip := ""
-		if o.IP.IsValid() {
-			ip = o.IP.String()
-		}
-		r.Obs = observationJSON{MAC: o.MAC, Model: o.Model, Firmware: o.Firmware, Hostname: o.Hostname, IP: ip,
-			FirmwareTarget: o.FirmwareTarget, Event: o.Event}
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		buf = append(append(buf, b...), '\n')
-	}
 	s.unsent = append(s.unsent, batch...)
 	s.spoolLines += len(batch)
-	if _, err := s.spool.Write(buf); err != nil {
+	w := bufio.NewWriterSize(s.spool, 64<<10)
+	enc := json.NewEncoder(w)
+	for i := range batch {
+		if err := enc.Encode(batch[i].line()); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
 		return err
 	}
 	return s.spool.Sync()
@@ -462,7 +468,7 @@ func (s *Store) compactSpool() error {
 	err := atomicfile.Write(path, 0o640, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		for i := range s.unsent {
-			if err := enc.Encode(&s.unsent[i]); err != nil {
+			if err := enc.Encode(s.unsent[i].line()); err != nil {
 				return err
 			}
 		}
