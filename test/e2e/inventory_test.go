@@ -51,8 +51,21 @@ func stormPhones(t *testing.T, port, first, n int) {
 	}
 }
 
+// appendFile appends text to the file at path.
+func appendFile(t testing.TB, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // scrapeMetric reads one unlabelled sample from /metrics.
-func scrapeMetric(t *testing.T, port int, name string) float64 {
+func scrapeMetric(t testing.TB, port int, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
@@ -79,14 +92,8 @@ func waitMetric(t *testing.T, port int, name string, want float64) {
 // back every event is in it exactly once.
 func TestInventoryDatabaseStoppedDuringStorm(t *testing.T) {
 	pg := pgtest.Start(t)
-	dir, port, cfgPath := httpEnv(t, "")
-	_ = dir
-	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "\n[inventory]\nurl = %q\nsite = \"e2e\"\n", pg.URL())
-	f.Close()
+	_, port, cfgPath := httpEnv(t, "")
+	appendFile(t, cfgPath, fmt.Sprintf("\n[inventory]\nurl = %q\nsite = \"e2e\"\n", pg.URL()))
 	p := startServe(t, cfgPath)
 
 	const before, during = 100, 300
