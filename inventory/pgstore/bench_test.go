@@ -3,16 +3,14 @@ package pgstore
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/snomprov/snomprov/internal/pgtest"
+	"github.com/snomprov/snomprov/internal/procstat"
 	"github.com/snomprov/snomprov/inventory"
 )
 
@@ -58,20 +56,7 @@ func report(b *testing.B, lat []time.Duration, total time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "record-p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "record-p99-ns")
 	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "record-max-ns")
-	b.ReportMetric(vmHWM(), "peak-RSS-MB")
-}
-
-// vmHWM is the process's peak RSS so far, in MB (run one benchmark per
-// process for a figure of its own).
-func vmHWM() float64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
+	b.ReportMetric(procstat.MB(0, "VmHWM"), "peak-RSS-MB") // one benchmark per process for a figure of its own
 }
 
 // BenchmarkStormFileStore: the load into the file store, then its

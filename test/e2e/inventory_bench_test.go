@@ -4,15 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/snomprov/snomprov/internal/pgtest"
+	"github.com/snomprov/snomprov/internal/procstat"
 )
 
 // BenchmarkHTTPStormInventory: 5000 phones each fetch their general and
@@ -80,23 +78,11 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				b.ReportMetric(storm.Seconds(), "s-storm")
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
-				b.ReportMetric(procStatusMB(p.cmd.Process.Pid, "VmHWM"), "appliance-peak-RSS-MB")
-				b.ReportMetric(procStatusMB(p.cmd.Process.Pid, "RssFile"), "appliance-RSS-file-MB")
+				b.ReportMetric(procstat.MB(p.cmd.Process.Pid, "VmHWM"), "appliance-peak-RSS-MB")
+				b.ReportMetric(procstat.MB(p.cmd.Process.Pid, "RssFile"), "appliance-RSS-file-MB")
 				tr.CloseIdleConnections()
 				p.stop(b)
 			}
 		})
 	}
-}
-
-// procStatusMB reads one kB figure of /proc/PID/status, in MB.
-func procStatusMB(pid int, field string) float64 {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
 }
