@@ -107,6 +107,7 @@ type Store struct {
 	dropped    atomic.Uint64
 	written    atomic.Uint64
 	connected  atomic.Bool
+	reported   atomic.Int32 // the state last logged: 0 none yet, 1 reachable, 2 unavailable
 	lastDropLg atomic.Int64 // unix seconds of the last "dropped" log line
 
 	// hooks for tests: called around each transaction's commit. An error
@@ -374,15 +375,17 @@ func (s *Store) migrateLogged(ctx context.Context) error {
 	return err
 }
 
-// setConnected logs the transitions between reachable and not, once each.
+// setConnected records whether the database answered, and logs each
+// change between reachable and unavailable once.
 func (s *Store) setConnected(err error, what string) {
+	s.connected.Store(err == nil)
 	if err == nil {
-		if !s.connected.Swap(true) {
+		if s.reported.Swap(1) != 1 {
 			s.log.Info("inventory: PostgreSQL reachable", "site", s.opts.Site)
 		}
 		return
 	}
-	if s.connected.Swap(false) || s.written.Load() == 0 {
+	if s.reported.Swap(2) != 2 {
 		s.log.Warn("inventory: PostgreSQL unavailable, buffering events", "while", what,
 			"err", MaskURL(err.Error(), s.opts.URL), "buffered", s.Stats().Buffered)
 	}
@@ -416,6 +419,13 @@ func (s *Store) spoolQueued() error {
 // send stores the unsent records, BatchSize per transaction, and empties
 // the spool once all are stored.
 func (s *Store) send(ctx context.Context) error {
+	if s.spoolLines-len(s.unsent) > s.opts.MaxBuffered {
+		// Stored records pile up in a spool that has not emptied for a
+		// while (a flapping or slow database): rewrite it with the rest.
+		if err := s.compactSpool(); err != nil {
+			s.log.Error("inventory: compacting the spool", "err", err)
+		}
+	}
 	for len(s.unsent) > 0 {
 		n := min(len(s.unsent), s.opts.BatchSize)
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -426,13 +436,6 @@ func (s *Store) send(ctx context.Context) error {
 		}
 		s.setConnected(err, "writing events")
 		if err != nil {
-			if s.spoolLines-len(s.unsent) > s.opts.MaxBuffered {
-				// Stored records pile up in a spool that never empties
-				// while the database flaps: rewrite it with the rest.
-				if cerr := s.compactSpool(); cerr != nil {
-					s.log.Error("inventory: compacting the spool", "err", cerr)
-				}
-			}
 			return err
 		}
 		if s.crash != nil {

@@ -340,3 +340,34 @@ func TestMaskURL(t *testing.T) {
 		}
 	}
 }
+
+// A spool that does not empty (stored records behind unsent ones) is
+// compacted to the unsent records; a restart replays only those.
+func TestSpoolCompacted(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir, MaxBuffered: 4}
+	s, err := Open(opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		s.Record(obs(i, 0))
+	}
+	if err := s.spoolQueued(); err != nil {
+		t.Fatal(err)
+	}
+	// As if the first three had been stored and the database then failed.
+	s.unsent = s.unsent[3:]
+	s.spoolLines += 2 // and more stored ones before them
+	if err := s.send(context.Background()); err == nil {
+		t.Fatal("send to a missing database succeeded")
+	}
+	s.spool.Close()
+	s2, err := Open(opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.unsent) != 1 || s2.unsent[0].obs.MAC != testMAC(3) {
+		t.Fatalf("after compaction the spool holds %d records", len(s2.unsent))
+	}
+}
