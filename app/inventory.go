@@ -38,6 +38,22 @@ func CheckInventory(cfg *config.Config) error {
 	return err
 }
 
+// inventoryHealth is the shared inventory's line in the status page's
+// health box.
+func inventoryHealth(st metrics.BufferStats) status.Component {
+	c := status.Component{Name: "inventory", OK: st.Connected, Detail: "PostgreSQL"}
+	if !st.Connected {
+		c.Detail = "PostgreSQL unavailable: phones are served, events are kept until it is back"
+	}
+	if st.Buffered > 0 {
+		c.Detail += fmt.Sprintf("; %d events waiting", st.Buffered)
+	}
+	if st.Dropped > 0 {
+		c.Detail += fmt.Sprintf("; %d dropped (buffer full)", st.Dropped)
+	}
+	return c
+}
+
 // openInventory opens the store [inventory] names. The PostgreSQL store
 // does not connect here: phones are served while the database is away.
 func openInventory(cfg *config.Config, log *slog.Logger) (phoneStore, error) {

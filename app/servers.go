@@ -132,9 +132,12 @@ func (s *servers) setHealth(name string, ok bool, detail string) {
 func (s *servers) healthList() []status.Component {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]status.Component, 0, len(s.health))
+	out := make([]status.Component, 0, len(s.health)+1)
 	for _, c := range s.health {
 		out = append(out, c)
+	}
+	if b, ok := s.inv.(interface{ Stats() metrics.BufferStats }); ok {
+		out = append(out, inventoryHealth(b.Stats()))
 	}
 	slices.SortFunc(out, func(a, b status.Component) int {
 		switch {
