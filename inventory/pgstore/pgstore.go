@@ -2,9 +2,11 @@
 // every appliance (each a "site") in one PostgreSQL database.
 //
 // Phones never wait for the database. Record only appends to a bounded
-// in-memory queue; a writer goroutine (Run) appends what it takes from the
-// queue to a spool file in the state directory, fsyncs it, and sends it to
-// PostgreSQL in transactions. While the database is slow or down, events
+// in-memory queue; a spooler goroutine writes what it takes from the queue
+// to a spool file in the state directory at once (in the kernel's page
+// cache it survives the process being killed), and a sender fsyncs the
+// spool and sends its records to PostgreSQL in transactions (both run under
+// Run). While the database is slow or down, events
 // stay in the spool (bounded: past MaxBuffered new events are dropped, and
 // counted) and are written when it is back. Every event carries a key made
 // of a random per-process boot id and a sequence number; the events table's
@@ -95,14 +97,16 @@ type Store struct {
 	boot  string // random per process: the first half of every event key
 	seq   atomic.Uint64
 
-	mu      sync.Mutex
-	queue   []record // taken by the writer
-	pending int      // records in the spool not yet stored; guarded by mu
-	wake    chan struct{}
+	mu       sync.Mutex // after spoolMu when both are held
+	queue    []record   // Record appends, the spooler takes
+	pending  int        // records in the spool not yet stored
+	wake     chan struct{}
+	sendWake chan struct{} // the spooler tells the sender
 
-	spool      *os.File // writer only
-	spoolLines int      // writer only
-	unsent     []record // writer only: the spool's records not yet stored
+	spoolMu    sync.Mutex
+	spool      *os.File
+	spoolLines int
+	unsent     []record // the spool's records not yet stored
 
 	dropped    atomic.Uint64
 	written    atomic.Uint64
@@ -191,7 +195,8 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	local, _ := inventory.Open("", inventory.Options{MaxEvents: opts.MaxEvents})
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	s := &Store{opts: opts, log: log, local: local, pool: pool, boot: hex.EncodeToString(b[:]), wake: make(chan struct{}, 1)}
+	s := &Store{opts: opts, log: log, local: local, pool: pool, boot: hex.EncodeToString(b[:]),
+		wake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1)}
 	if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("inventory: %w", err)
@@ -319,36 +324,40 @@ func (s *Store) CountStates(now time.Time, staleAfter time.Duration) map[invento
 // Run writes queued events until ctx ends, then once more within a short
 // bound, and closes the store. It returns nil: a database that is away is
 // logged and retried, never a reason to stop the appliance.
+//
+// Two goroutines: the spooler writes what Record queued into the spool as
+// soon as it arrives, without waiting for the disk (a killed process loses
+// only what was not yet written; a power cut what was not yet fsynced),
+// and the sender, this one, fsyncs the spool and stores its records in
+// PostgreSQL, as fast as the database takes them.
 func (s *Store) Run(ctx context.Context) error {
 	defer s.pool.Close()
-	defer s.spool.Close()
+	sctx, stopSpooler := context.WithCancel(ctx)
+	spooled := make(chan struct{})
+	go func() { s.spooler(sctx); close(spooled) }()
+	defer func() {
+		stopSpooler()
+		<-spooled
+		s.spool.Close()
+	}()
 	t := time.NewTicker(s.opts.Interval)
 	defer t.Stop()
 	migrated := false
 	backoff := time.Time{}
 	for {
-		done := false
 		select {
 		case <-ctx.Done():
-			done = true
-		case <-s.wake:
-		case <-t.C:
-		}
-		if err := s.spoolQueued(); err != nil {
-			s.log.Error("inventory: writing the spool", "err", err)
-		}
-		if done {
+			<-spooled // the spooler's last drain
 			// One last try, bounded, so a stop does not hang on a dead
 			// database; what is left stays in the spool for the next start.
 			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
 			if migrated || s.migrateLogged(fctx) == nil {
-				if err := s.send(fctx); errors.Is(err, errCrash) {
-					cancel()
-					return nil
-				}
+				_ = s.send(fctx)
 			}
-			cancel()
 			return nil
+		case <-s.sendWake:
+		case <-t.C:
 		}
 		if time.Now().Before(backoff) {
 			continue
@@ -365,6 +374,32 @@ func (s *Store) Run(ctx context.Context) error {
 				return nil
 			}
 			backoff = time.Now().Add(2 * time.Second)
+		}
+	}
+}
+
+// spooler moves queued records into the spool until ctx ends, then once
+// more.
+func (s *Store) spooler(ctx context.Context) {
+	for {
+		done := false
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-s.wake:
+		}
+		n, err := s.spoolQueued()
+		if err != nil {
+			s.log.Error("inventory: writing the spool", "err", err)
+		}
+		if n > 0 {
+			select {
+			case s.sendWake <- struct{}{}:
+			default:
+			}
+		}
+		if done {
+			return
 		}
 	}
 }
@@ -391,15 +426,18 @@ func (s *Store) setConnected(err error, what string) {
 	}
 }
 
-// spoolQueued moves the queue into the spool file and the unsent list.
-func (s *Store) spoolQueued() error {
+// spoolQueued moves the queue into the spool file and the unsent list,
+// and returns how many records it moved.
+func (s *Store) spoolQueued() (int, error) {
+	s.spoolMu.Lock()
+	defer s.spoolMu.Unlock()
 	s.mu.Lock()
 	batch := s.queue
 	s.queue = nil
 	s.pending += len(batch)
 	s.mu.Unlock()
 	if len(batch) == 0 {
-		return nil
+		return 0, nil
 	}
 	s.unsent = append(s.unsent, batch...)
 	s.spoolLines += len(batch)
@@ -407,29 +445,44 @@ func (s *Store) spoolQueued() error {
 	enc := json.NewEncoder(w)
 	for i := range batch {
 		if err := enc.Encode(batch[i].line()); err != nil {
-			return err
+			return len(batch), err
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	return s.spool.Sync()
+	return len(batch), w.Flush()
 }
 
 // send stores the unsent records, BatchSize per transaction, and empties
-// the spool once all are stored.
+// the spool once all are stored. Only the sender calls it; the spooler may
+// append to unsent meanwhile.
 func (s *Store) send(ctx context.Context) error {
-	if s.spoolLines-len(s.unsent) > s.opts.MaxBuffered {
-		// Stored records pile up in a spool that has not emptied for a
-		// while (a flapping or slow database): rewrite it with the rest.
-		if err := s.compactSpool(); err != nil {
-			s.log.Error("inventory: compacting the spool", "err", err)
+	for {
+		s.spoolMu.Lock()
+		if s.spoolLines-len(s.unsent) > s.opts.MaxBuffered {
+			// Stored records pile up in a spool that has not emptied for
+			// a while (a flapping or slow database): rewrite it with the
+			// rest.
+			if err := s.compactSpool(); err != nil {
+				s.log.Error("inventory: compacting the spool", "err", err)
+			}
 		}
-	}
-	for len(s.unsent) > 0 {
 		n := min(len(s.unsent), s.opts.BatchSize)
+		if n == 0 {
+			err := s.emptySpool()
+			s.spoolMu.Unlock()
+			return err
+		}
+		// The spooler only appends: these n stay as they are.
+		batch := s.unsent[:n]
+		spool := s.spool
+		s.spoolMu.Unlock()
+		// On disk before they are in the database: a power cut then
+		// cannot take records the database does not have yet.
+		if err := spool.Sync(); err != nil {
+			s.log.Error("inventory: syncing the spool", "err", err)
+		}
+
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.store(tctx, s.unsent[:n])
+		err := s.store(tctx, batch)
 		cancel()
 		if errors.Is(err, errCrash) {
 			return err
@@ -443,29 +496,39 @@ func (s *Store) send(ctx context.Context) error {
 				return err
 			}
 		}
+		s.spoolMu.Lock()
 		clear(s.unsent[:n])
 		s.unsent = s.unsent[n:]
+		if len(s.unsent) == 0 {
+			s.unsent = nil
+		}
+		s.spoolMu.Unlock()
 		s.written.Add(uint64(n))
 		s.mu.Lock()
 		s.pending -= n
 		s.mu.Unlock()
 	}
-	s.unsent = nil
-	if s.spoolLines > 0 {
-		if err := s.spool.Truncate(0); err != nil {
-			return err
-		}
-		if _, err := s.spool.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		s.spoolLines = 0
-		return s.spool.Sync()
-	}
-	return nil
 }
 
-// compactSpool rewrites the spool with only the unsent records. Rarely
-// needed: send empties the spool whenever everything is stored.
+// emptySpool truncates the spool once everything in it is stored; spoolMu
+// is held.
+func (s *Store) emptySpool() error {
+	if s.spoolLines == 0 {
+		return nil
+	}
+	if err := s.spool.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := s.spool.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	s.spoolLines = 0
+	return s.spool.Sync()
+}
+
+// compactSpool rewrites the spool with only the unsent records; spoolMu
+// is held. Rarely needed: send empties the spool whenever everything is
+// stored.
 func (s *Store) compactSpool() error {
 	path := filepath.Join(s.opts.StateDir, SpoolName)
 	err := atomicfile.Write(path, 0o640, func(w io.Writer) error {

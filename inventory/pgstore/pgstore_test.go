@@ -310,7 +310,7 @@ func TestSpoolTornLine(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		s.Record(obs(i, 0))
 	}
-	if err := s.spoolQueued(); err != nil {
+	if _, err := s.spoolQueued(); err != nil {
 		t.Fatal(err)
 	}
 	s.spool.Close()
@@ -353,7 +353,7 @@ func TestSpoolCompacted(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		s.Record(obs(i, 0))
 	}
-	if err := s.spoolQueued(); err != nil {
+	if _, err := s.spoolQueued(); err != nil {
 		t.Fatal(err)
 	}
 	// As if the first three had been stored and the database then failed.
