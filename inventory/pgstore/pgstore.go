@@ -105,6 +105,7 @@ type Store struct {
 
 	spoolMu    sync.Mutex
 	spool      *os.File
+	spoolW     *bufio.Writer // over spool, kept: the spooler runs once per wake
 	spoolLines int
 	unsent     []record // the spool's records not yet stored
 
@@ -439,16 +440,23 @@ func (s *Store) spoolQueued() (int, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	s.unsent = append(s.unsent, batch...)
+	if len(s.unsent) == 0 {
+		s.unsent = batch // the usual case: the database keeps up; no copy
+	} else {
+		s.unsent = append(s.unsent, batch...)
+	}
 	s.spoolLines += len(batch)
-	w := bufio.NewWriterSize(s.spool, 64<<10)
-	enc := json.NewEncoder(w)
+	if s.spoolW == nil {
+		s.spoolW = bufio.NewWriterSize(s.spool, 64<<10)
+	}
+	s.spoolW.Reset(s.spool) // after a compaction, the new file
+	enc := json.NewEncoder(s.spoolW)
 	for i := range batch {
 		if err := enc.Encode(batch[i].line()); err != nil {
 			return len(batch), err
 		}
 	}
-	return len(batch), w.Flush()
+	return len(batch), s.spoolW.Flush()
 }
 
 // send stores the unsent records, BatchSize per transaction, and empties
