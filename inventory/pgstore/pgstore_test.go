@@ -298,21 +298,28 @@ func TestCrashMidBatchExactlyOnce(t *testing.T) {
 	}
 }
 
-// A torn last line (a crash while appending to the spool) is skipped; the
-// rest is replayed.
-func TestSpoolTornLine(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir}
+// spooled opens a store (not run) and puts n phones' events in its spool.
+func spooled(t *testing.T, opts Options, n int) *Store {
+	t.Helper()
 	s, err := Open(opts, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 3; i++ {
+	for i := 0; i < n; i++ {
 		s.Record(obs(i, 0))
 	}
 	if _, err := s.spoolQueued(); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// A torn last line (a crash while appending to the spool) is skipped; the
+// rest is replayed.
+func TestSpoolTornLine(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir}
+	s := spooled(t, opts, 3)
 	s.spool.Close()
 	f, _ := os.OpenFile(filepath.Join(dir, SpoolName), os.O_WRONLY|os.O_APPEND, 0)
 	f.WriteString(`{"k":"abc-4","s":"a","o":{"mac":"0004`)
@@ -344,18 +351,8 @@ func TestMaskURL(t *testing.T) {
 // A spool that does not empty (stored records behind unsent ones) is
 // compacted to the unsent records; a restart replays only those.
 func TestSpoolCompacted(t *testing.T) {
-	dir := t.TempDir()
-	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir, MaxBuffered: 4}
-	s, err := Open(opts, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 4; i++ {
-		s.Record(obs(i, 0))
-	}
-	if _, err := s.spoolQueued(); err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: t.TempDir(), MaxBuffered: 4}
+	s := spooled(t, opts, 4)
 	// As if the first three had been stored and the database then failed.
 	s.unsent = s.unsent[3:]
 	s.spoolLines += 2 // and more stored ones before them

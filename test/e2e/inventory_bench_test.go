@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"sync"
 	"testing"
@@ -34,40 +32,20 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				_, port, cfgPath := httpEnv(b, "")
 				appendFile(b, cfgPath, extra)
 				p := startServe(b, cfgPath)
-				tr := &http.Transport{MaxIdleConnsPerHost: workers}
-				client := &http.Client{Transport: tr}
-				lat := make([]time.Duration, 2*phones)
-				var wg sync.WaitGroup
-				var failed sync.Map
+				lat := make([]time.Duration, 0, 2*phones)
+				var mu sync.Mutex
 				t0 := time.Now()
-				for w := 0; w < workers; w++ {
-					wg.Add(1)
-					go func(w int) {
-						defer wg.Done()
-						for n := w; n < phones; n += workers {
-							mac := fmt.Sprintf("000413E%05X", n)
-							for k, path := range []string{"/snomD785.htm", "/snomD785-" + mac + ".htm"} {
-								req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-								req.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 "+mac+" SXM:0 UXM:0)")
-								s := time.Now()
-								resp, err := client.Do(req)
-								if err != nil {
-									failed.Store(path, err)
-									continue
-								}
-								io.Copy(io.Discard, resp.Body)
-								resp.Body.Close()
-								lat[2*n+k] = time.Since(s)
-								if resp.StatusCode >= 500 {
-									failed.Store(path, resp.Status)
-								}
-							}
+				phoneStorm{port: port, n: phones, workers: workers, macTag: "E",
+					paths: func(mac string) []string { return []string{"/snomD785.htm", "/snomD785-" + mac + ".htm"} },
+					done: func(_ int, path string, d time.Duration, status int, _ []byte, err error) {
+						mu.Lock()
+						defer mu.Unlock()
+						lat = append(lat, d)
+						if err != nil || status >= 500 {
+							b.Errorf("%s: %d %v", path, status, err)
 						}
-					}(w)
-				}
-				wg.Wait()
+					}}.run()
 				storm := time.Since(t0)
-				failed.Range(func(k, v any) bool { b.Errorf("%v: %v", k, v); return true })
 				if store == "postgres" {
 					for scrapeMetric(b, port, "snomprov_inventory_written_events_total") < 2*phones {
 						time.Sleep(10 * time.Millisecond)
@@ -80,7 +58,6 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 				b.ReportMetric(procstat.MB(p.cmd.Process.Pid, "VmHWM"), "appliance-peak-RSS-MB")
 				b.ReportMetric(procstat.MB(p.cmd.Process.Pid, "RssFile"), "appliance-RSS-file-MB")
-				tr.CloseIdleConnections()
 				p.stop(b)
 			}
 		})

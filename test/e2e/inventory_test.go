@@ -21,38 +21,65 @@ import (
 	"github.com/snomprov/snomprov/inventory/pgstore"
 )
 
-// stormPhones GETs the general settings file for phones first..first+n-1,
-// 16 at a time, each with its own User-Agent, and fails on any answer but
-// 200 with the file.
-func stormPhones(t *testing.T, port, first, n int) {
-	t.Helper()
+// phoneStorm is a boot storm of phones first..first+n-1, each with its own
+// Snom User-Agent (MAC 000413 + macTag + the phone's number) GETting paths,
+// workers at a time over keep-alive connections to 127.0.0.1:port. done is
+// called (from the workers) after each request with its latency, status
+// and body, or its error.
+type phoneStorm struct {
+	port, first, n, workers int
+	macTag                  string // one hex digit, so that storms do not share MACs
+	paths                   func(mac string) []string
+	done                    func(phone int, path string, d time.Duration, status int, body []byte, err error)
+}
+
+func (st phoneStorm) run() {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: st.workers}}
+	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	errs := make(chan error, n)
-	for i := first; i < first+n; i++ {
+	for w := 0; w < st.workers; w++ {
 		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
+		go func(w int) {
 			defer wg.Done()
-			defer func() { <-sem }()
-			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/snomD785.htm", port), nil)
-			req.Header.Set("User-Agent", fmt.Sprintf("Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413F%05X SXM:0 UXM:0)", i))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				errs <- err
-				return
+			for i := st.first + w; i < st.first+st.n; i += st.workers {
+				mac := fmt.Sprintf("000413%s%05X", st.macTag, i)
+				for _, path := range st.paths(mac) {
+					req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", st.port, path), nil)
+					req.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 "+mac+" SXM:0 UXM:0)")
+					t0 := time.Now()
+					resp, err := client.Do(req)
+					if err != nil {
+						st.done(i, path, time.Since(t0), 0, nil, err)
+						continue
+					}
+					body, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					st.done(i, path, time.Since(t0), resp.StatusCode, body, err)
+				}
 			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || !regexp.MustCompile(`<settings>`).Match(body) {
-				errs <- fmt.Errorf("phone %d: %d %.80q", i, resp.StatusCode, body)
-			}
-		}(i)
+		}(w)
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+}
+
+func generalFile(string) []string { return []string{"/snomD785.htm"} }
+
+// stormPhones: every phone of first..first+n-1 must get its general
+// settings file.
+func stormPhones(t *testing.T, port, first, n int) {
+	t.Helper()
+	var mu sync.Mutex
+	var failed []string
+	phoneStorm{port: port, first: first, n: n, workers: 16, macTag: "F", paths: generalFile,
+		done: func(i int, _ string, _ time.Duration, status int, body []byte, err error) {
+			if err != nil || status != 200 || !strings.Contains(string(body), "<settings>") {
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("phone %d: %d %v %.80q", i, status, err, body))
+				mu.Unlock()
+			}
+		}}.run()
+	for _, f := range failed {
+		t.Error(f)
 	}
 }
 
@@ -234,40 +261,25 @@ func TestInventoryThreeAppliancesBehindNginxOneKilled(t *testing.T) {
 	const phones, workers, killAt = 900, 16, 300
 	var answered atomic.Int32
 	var once sync.Once
-	var wg sync.WaitGroup
-	errs := make(chan error, phones)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < phones; i += workers {
-				req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/snomD785.htm", lb), nil)
-				req.Header.Set("User-Agent", fmt.Sprintf("Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 000413D%05X SXM:0 UXM:0)", i))
-				resp, err := client.Do(req)
-				if err != nil {
-					errs <- fmt.Errorf("phone %d: %v", i, err)
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || !strings.Contains(string(body), "<settings>") {
-					errs <- fmt.Errorf("phone %d: %d %.80q", i, resp.StatusCode, body)
-				}
-				if answered.Add(1) == killAt {
-					once.Do(func() {
-						procs[1].cmd.Process.Kill()
-						err := <-procs[1].done
-						procs[1].done <- err
-					})
-				}
+	var mu sync.Mutex
+	var failed []string
+	phoneStorm{port: lb, n: phones, workers: workers, macTag: "D", paths: generalFile,
+		done: func(i int, _ string, _ time.Duration, status int, body []byte, err error) {
+			if err != nil || status != 200 || !strings.Contains(string(body), "<settings>") {
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("phone %d: %d %v %.80q", i, status, err, body))
+				mu.Unlock()
 			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+			if answered.Add(1) == killAt {
+				once.Do(func() {
+					procs[1].cmd.Process.Kill()
+					err := <-procs[1].done
+					procs[1].done <- err
+				})
+			}
+		}}.run()
+	for _, f := range failed {
+		t.Error(f)
 	}
 	if procs[1].cmd.ProcessState == nil {
 		t.Fatal("appliance 2 was not killed during the storm")
