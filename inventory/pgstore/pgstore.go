@@ -20,6 +20,7 @@ package pgstore
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -220,19 +221,14 @@ func (s *Store) openSpool() error {
 	if err != nil {
 		return fmt.Errorf("inventory: spool: %w", err)
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l spoolLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Key == "" {
-			s.log.Warn("inventory spool: skipping an unreadable line", "file", path, "err", err)
-			continue
-		}
-		s.unsent = append(s.unsent, record{Key: l.Key, Site: l.Site, obs: l.Obs.observation()})
-	}
-	if err := sc.Err(); err != nil {
+	var skipped int
+	s.unsent, skipped, err = readSpool(f)
+	if err != nil {
 		f.Close()
 		return fmt.Errorf("inventory: spool %s: %w", path, err)
+	}
+	if skipped > 0 {
+		s.log.Warn("inventory spool: skipped unreadable lines (a crash while writing, or damage)", "file", path, "lines", skipped)
 	}
 	if _, err := f.Seek(0, io.SeekEnd); err != nil {
 		f.Close()
@@ -244,6 +240,46 @@ func (s *Store) openSpool() error {
 		s.log.Info("inventory: events from the previous run still to be written to PostgreSQL", "events", n)
 	}
 	return nil
+}
+
+// maxSpoolLine bounds one spool line; a longer one is damage, skipped.
+const maxSpoolLine = 64 << 10
+
+// readSpool reads the spool's records. A line that is not a record (torn
+// by a crash, too long, damaged) is skipped and counted; only a read error
+// is an error.
+func readSpool(r io.Reader) (recs []record, skipped int, err error) {
+	br := bufio.NewReaderSize(r, maxSpoolLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			skipped++
+			for errors.Is(err, bufio.ErrBufferFull) { // the rest of the long line
+				_, err = br.ReadSlice('\n')
+			}
+			if err == io.EOF {
+				return recs, skipped, nil
+			}
+			if err != nil {
+				return recs, skipped, err
+			}
+			continue
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			var l spoolLine
+			if jerr := json.Unmarshal(line, &l); jerr != nil || l.Key == "" || l.Obs.MAC.IsZero() {
+				skipped++
+			} else {
+				recs = append(recs, record{Key: l.Key, Site: l.Site, obs: l.Obs.observation()})
+			}
+		}
+		if err == io.EOF {
+			return recs, skipped, nil
+		}
+		if err != nil {
+			return recs, skipped, err
+		}
+	}
 }
 
 func (o observationJSON) observation() inventory.Observation {

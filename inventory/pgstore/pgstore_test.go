@@ -368,3 +368,46 @@ func TestSpoolCompacted(t *testing.T) {
 		t.Fatalf("after compaction the spool holds %d records", len(s2.unsent))
 	}
 }
+
+func TestReadSpool(t *testing.T) {
+	good := `{"k":"b-1","s":"a","o":{"mac":"000413A11FA7","event":{"time":"2026-12-07T10:00:00Z","step":"dhcp","kind":"ACK","ok":true,"detail":"x"}}}`
+	for _, tc := range []struct {
+		name          string
+		text          string
+		recs, skipped int
+	}{
+		{"empty", "", 0, 0},
+		{"one", good + "\n", 1, 0},
+		{"torn last line", good + "\n" + good[:40], 1, 1},
+		{"no newline at the end", good, 1, 0},
+		{"unknown kind", strings.Replace(good, "ACK", "BOGUS", 1) + "\n" + good + "\n", 1, 1},
+		{"no key", strings.Replace(good, `"k":"b-1"`, `"k":""`, 1) + "\n", 0, 1},
+		{"no MAC", strings.Replace(good, "000413A11FA7", "000000000000", 1) + "\n", 0, 1},
+		{"overlong line", `{"k":"` + strings.Repeat("x", 200<<10) + "\"}\n" + good + "\n", 1, 1},
+		{"blank lines", "\n\n" + good + "\n\n", 1, 0},
+	} {
+		recs, skipped, err := readSpool(strings.NewReader(tc.text))
+		if err != nil || len(recs) != tc.recs || skipped != tc.skipped {
+			t.Errorf("%s: %d records, %d skipped, %v; want %d, %d", tc.name, len(recs), skipped, err, tc.recs, tc.skipped)
+		}
+	}
+}
+
+func FuzzReadSpool(f *testing.F) {
+	f.Add(`{"k":"b-1","s":"a","o":{"mac":"000413A11FA7","event":{"step":"dhcp","kind":"ACK","ok":true}}}` + "\n")
+	f.Add("{\n}\n\x00")
+	f.Fuzz(func(t *testing.T, text string) {
+		recs, skipped, err := readSpool(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("a strings.Reader cannot fail: %v", err)
+		}
+		if len(recs)+skipped > strings.Count(text, "\n")+1 {
+			t.Fatalf("%d records and %d skipped from %d lines", len(recs), skipped, strings.Count(text, "\n")+1)
+		}
+		for _, r := range recs {
+			if r.Key == "" || r.obs.MAC.IsZero() {
+				t.Fatalf("record without key or MAC: %+v", r)
+			}
+		}
+	})
+}
