@@ -415,3 +415,28 @@ func TestLoadRejectsUnknownKind(t *testing.T) {
 		t.Fatal("Load accepted an unknown event kind")
 	}
 }
+
+// FuzzLoad: any snapshot file is loaded or refused with an error; a loaded
+// one holds only known event kinds.
+func FuzzLoad(f *testing.F) {
+	f.Add(`{"version":1,"phones":[{"mac":"000413A11FA7","steps":{},"events":[{"step":"dhcp","kind":"ACK","ok":true}]}]}`)
+	f.Add(`{"version":1,"phones":[{"mac":"zz","events":[{"kind":"404"}]}]}`)
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, text string) {
+		path := filepath.Join(dir, "phones.json")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		list, err := Load(path)
+		if err != nil {
+			return
+		}
+		for _, p := range list {
+			for _, e := range p.Events {
+				if _, err := ParseKind(string(e.Kind)); err != nil {
+					t.Fatalf("loaded an unknown kind %q", e.Kind)
+				}
+			}
+		}
+	})
+}
