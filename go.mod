@@ -2,7 +2,17 @@ module github.com/snomprov/snomprov
 
 go 1.26.0
 
-require github.com/emiago/sipgo v1.7.3
+require (
+	github.com/emiago/sipgo v1.7.3
+	github.com/jackc/pgx/v5 v5.13.0
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)
 
 require (
 	github.com/BurntSushi/toml v1.6.0

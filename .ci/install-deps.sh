@@ -7,7 +7,8 @@ PKGS=(iproute2 iputils-ping procps curl python3
       dnsmasq-base kea-dhcp4-server kea-admin
       isc-dhcp-client udhcpc dhcpcd5
       sip-tester wrk nginx-light tshark tcpdump chromium
-      systemd systemd-container debootstrap isc-dhcp-server)
+      systemd systemd-container debootstrap isc-dhcp-server
+      postgresql)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then echo "install-deps: all packages present"; exit 0; fi

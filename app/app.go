@@ -22,7 +22,6 @@ import (
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/internal/redact"
-	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/plan"
 )
 
@@ -47,7 +46,7 @@ type Appliance struct {
 	mu      sync.Mutex // guards cfg and the servers' options during reload
 	cfg     *config.Config
 	net     network
-	inv     *inventory.Store
+	inv     phoneStore
 	servers *servers
 	// reloadErr is the last refused reload, shown in the systemd status
 	// line until a reload succeeds.
@@ -78,18 +77,21 @@ func (a *Appliance) Run(ctx context.Context) error {
 			a.log.Warn("cannot create the firmware directory", "dir", a.cfg.HTTP.FirmwareDir, "err", err)
 		}
 	}
-	inv, err := inventory.Open(inventory.Path(a.cfg.Server.StateDir), inventory.Options{})
-	if err != nil {
-		return fmt.Errorf("opening the phone inventory in %s: %w", a.cfg.Server.StateDir, err)
-	}
-	a.inv = inv
-
-	srv := newServers(netw, inv, a.log)
+	// The compile comes first: it says which inventory to open. Only the
+	// servers' wiring (status page, ARP table) is needed for it.
+	srv := newWiring(netw, a.log)
 	var p *plan.Plan
 	WithLoadGC(func() { p, err = srv.compile(a.cfg) })
 	if err != nil {
 		return &ConfigError{Err: err}
 	}
+	inv, err := openInventory(p, a.log)
+	if err != nil {
+		p.Close()
+		return err
+	}
+	a.inv = inv
+	srv.attach(inv)
 	for _, w := range p.Warnings {
 		a.log.Warn("configuration", "warning", w.Error())
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,12 +16,12 @@ import (
 var statusInterval = 30 * time.Second
 
 // statusOrder lists phone states in the order the status line names them:
-// done first, trouble last.
-var statusOrder = []inventory.State{
-	inventory.StateUpToDate, inventory.StateFirmwareFetched, inventory.StateSettingsFetched,
-	inventory.StatePnPAnswered, inventory.StateLeased, inventory.StateSeen,
-	inventory.StateFailed, inventory.StateStale,
-}
+// done first (the boot path backwards), trouble last.
+var statusOrder = func() []inventory.State {
+	order := slices.Clone(inventory.BootStates)
+	slices.Reverse(order)
+	return append(order, inventory.States[len(inventory.BootStates):]...)
+}()
 
 // statusLine is the one line `systemctl status snomprov` shows: what runs,
 // where the phones are, and a reload that was refused, e.g.

@@ -13,7 +13,6 @@ import (
 	"github.com/snomprov/snomprov/dhcp"
 	"github.com/snomprov/snomprov/httpd"
 	"github.com/snomprov/snomprov/internal/netif"
-	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
@@ -27,7 +26,7 @@ var Version = "dev"
 // servers is the set of running protocol servers and what they share.
 type servers struct {
 	log     *slog.Logger
-	inv     *inventory.Store
+	inv     phoneStore
 	metrics *metrics.Recorder
 	started time.Time
 	// neighbors is the LAN interface's ARP table, for http.verify_mac.
@@ -58,17 +57,32 @@ type namedComponent struct {
 	optional func(error) bool
 }
 
-// newServers makes the shared parts; build adds the servers of a plan.
-func newServers(netw network, inv *inventory.Store, log *slog.Logger) *servers {
-	s := &servers{log: log, inv: inv, started: time.Now(), health: map[string]status.Component{},
-		neighbors: netif.NewNeighbors(netw.iface), netw: netw}
+// newServers is newWiring and attach at once, for a known inventory.
+func newServers(netw network, inv phoneStore, log *slog.Logger) *servers {
+	s := newWiring(netw, log)
+	s.attach(inv)
+	return s
+}
+
+// newWiring makes what every plan's servers are wired to (the status page,
+// the ARP table): enough to compile. attach adds the inventory the plan
+// names, and build the servers.
+func newWiring(netw network, log *slog.Logger) *servers {
+	return &servers{log: log, started: time.Now(), health: map[string]status.Component{},
+		neighbors: netif.NewNeighbors(netw.iface), netw: netw, page: status.New(status.Options{})}
+}
+
+// attach adds the inventory and the metrics counted on its way.
+func (s *servers) attach(inv phoneStore) {
+	s.inv = inv
 	s.metrics = metrics.NewRecorder(inv)
 	reg := s.metrics.Registry()
 	metrics.RegisterBuildInfo(reg, Version)
 	metrics.RegisterStart(reg, s.started)
 	metrics.RegisterPhones(reg, inv, s.staleAfter, nil)
-	s.page = status.New(status.Options{})
-	return s
+	if b, ok := inv.(interface{ Stats() metrics.BufferStats }); ok {
+		metrics.RegisterInventoryBuffer(reg, b.Stats)
+	}
 }
 
 // runtime is what the servers of every plan are wired to; it stays the
@@ -190,9 +204,12 @@ func (s *servers) setHealth(name string, ok bool, detail string) {
 func (s *servers) healthList() []status.Component {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]status.Component, 0, len(s.health))
+	out := make([]status.Component, 0, len(s.health)+1)
 	for _, c := range s.health {
 		out = append(out, c)
+	}
+	if b, ok := s.inv.(interface{ Stats() metrics.BufferStats }); ok {
+		out = append(out, inventoryHealth(b.Stats()))
 	}
 	slices.SortFunc(out, func(a, b status.Component) int {
 		switch {

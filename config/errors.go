@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
 )
 
 // Error is one problem in a config file, located by line and column (both

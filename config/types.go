@@ -30,6 +30,7 @@ type Config struct {
 	DHCP       DHCP             `toml:"dhcp"`
 	Provision  Provision        `toml:"provision"`
 	Status     Status           `toml:"status"`
+	Inventory  Inventory        `toml:"inventory"`
 	Settings   Settings         `toml:"settings"` // <phone-settings> for every phone
 	Models     map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
 	Phones     []Phone          `toml:"phones"`
@@ -201,6 +202,14 @@ type Status struct {
 	AdminUser     string   `toml:"admin_user"`     // default "admin" when a password is set
 	AdminPassword string   `toml:"admin_password"` // protects the status page and API when set
 	StaleAfter    Duration `toml:"stale_after"`    // default 24h
+}
+
+// Inventory is [inventory]: where the phone records go. The default is the
+// file store in state_dir; a PostgreSQL URL shares one inventory between
+// appliances (inventory/pgstore validates both keys).
+type Inventory struct {
+	URL  string `toml:"url"`  // postgres://user:pass@host/db or key=value; empty: phones.json in state_dir
+	Site string `toml:"site"` // this appliance's site, e.g. "berlin"; required with url
 }
 
 // Model is [models.<type>]: what every phone of one type gets.

@@ -109,13 +109,13 @@ func (s *Server) sendReply(ex *exchange) {
 	}
 	if rt != dhcpv4.MessageTypeOffer {
 		ip := ex.lease.IP
-		s.record(ex, rt.String(), rt != dhcpv4.MessageTypeNak, ip, ex.detail)
+		s.record(ex, inventory.Kind(rt.String()), rt != dhcpv4.MessageTypeNak, ip, ex.detail)
 	}
 }
 
 // record sends an inventory event for phones (and reserved MACs); other
 // clients are not phones and would only crowd the inventory.
-func (s *Server) record(ex *exchange, kind string, ok bool, ip netip.Addr, detail string) {
+func (s *Server) record(ex *exchange, kind inventory.Kind, ok bool, ip netip.Addr, detail string) {
 	if !ex.isPhone && ex.reserved == nil {
 		return
 	}
@@ -186,7 +186,7 @@ func (s *Server) admit(ex *exchange) bool {
 		}
 	}
 	if ex.mtype != dhcpv4.MessageTypeDecline { // decline records its own, failed, event
-		s.record(ex, ex.mtype.String(), true, addrOf(req.ClientIPAddr), ex.mtype.String())
+		s.record(ex, inventory.Kind(ex.mtype.String()), true, addrOf(req.ClientIPAddr), ex.mtype.String())
 	}
 	return true
 }
@@ -280,7 +280,7 @@ func (s *Server) poolExhausted(ex *exchange) {
 		s.log.Warn("DHCP pool exhausted: no free address; enlarge [dhcp] pool or shorten lease_time",
 			"pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd), "client", ex.mac.Colon())
 	}
-	s.record(ex, "NAK", false, netip.Addr{}, "no free address in the pool")
+	s.record(ex, inventory.KindNak, false, netip.Addr{}, "no free address in the pool")
 }
 
 func (s *Server) request(ex *exchange) bool {
@@ -400,7 +400,7 @@ func (s *Server) decline(ex *exchange) {
 	s.mu.Unlock()
 	s.store.commit(q, nil)
 	s.log.Warn("client declined its address (another host uses it); address quarantined", "ip", ip, "mac", ex.mac.Colon(), "for", o.DeclineTime)
-	s.record(ex, "DECLINE", false, ip, "declined "+ip.String())
+	s.record(ex, inventory.KindDecline, false, ip, "declined "+ip.String())
 }
 
 func (s *Server) release(ex *exchange) {
@@ -576,7 +576,7 @@ func (s *Server) makeDurable(ex *exchange) bool {
 	}
 	s.store.commit(ex.lease, func(err error) {
 		if err != nil {
-			s.record(ex, "NAK", false, ex.lease.IP, "lease not stored: "+err.Error())
+			s.record(ex, inventory.KindNak, false, ex.lease.IP, "lease not stored: "+err.Error())
 			return
 		}
 		// On the writer goroutine: the ACK joins the batch the writer

@@ -194,7 +194,7 @@ func TestDORAAndDurability(t *testing.T) {
 	// Inventory: DISCOVER, REQUEST, ACK with the model from option 60.
 	var kinds []string
 	for _, o := range ts.obs {
-		kinds = append(kinds, o.Event.Kind)
+		kinds = append(kinds, string(o.Event.Kind))
 		if o.Model != "snomD785" || o.Hostname != "desk1" || o.Event.Step != inventory.StepDHCP {
 			t.Errorf("observation %+v", o)
 		}

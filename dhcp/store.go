@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/atomicfile"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -184,45 +185,15 @@ func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, erro
 	return s, m, nil
 }
 
-// writeSnapshot replaces the snapshot atomically: temp file, fsync, rename,
-// fsync of the directory.
+// writeSnapshot replaces the snapshot atomically (internal/atomicfile).
 func (s *store) writeSnapshot(list []Lease) error {
 	sort.Slice(list, func(i, j int) bool { return list[i].IP.Less(list[j].IP) })
 	b, err := json.Marshal(list)
 	if err != nil {
 		return fmt.Errorf("encoding lease snapshot: %w", err)
 	}
-	final := filepath.Join(s.dir, snapshotName)
-	tmp, err := os.CreateTemp(s.dir, snapshotName+".tmp*")
-	if err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, snapshotName), b, 0o600); err != nil {
 		return fmt.Errorf("writing lease snapshot: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing lease snapshot: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("syncing lease snapshot: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing lease snapshot: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return fmt.Errorf("replacing lease snapshot: %w", err)
-	}
-	return syncDir(s.dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing state directory: %w", err)
 	}
 	return nil
 }

@@ -543,8 +543,6 @@ func stepFor(k RouteKind) inventory.Step {
 	return inventory.StepFile
 }
 
-var statusText = map[int]string{200: "200", 206: "206", 304: "304", 401: "401", 404: "404", 412: "412", 416: "416"}
-
 // record reports one request: "GET /snomD785-000413A11FA7.htm 200 812B",
 // or for a failure the reason.
 func (s *Server) record(req *request, id identity, step inventory.Step, status, n int, reason string) {
@@ -554,10 +552,7 @@ func (s *Server) record(req *request, id identity, step inventory.Step, status, 
 	}
 	// MAC-less requests are reported too: the metrics count them, the
 	// inventory (per phone) drops them.
-	kind, ok := statusText[status]
-	if !ok {
-		kind = strconv.Itoa(status)
-	}
+	kind := inventory.HTTPKind(status)
 	// One allocation: the Builder's bytes become the string.
 	var b strings.Builder
 	b.Grow(32 + len(req.path) + len(reason))
@@ -565,7 +560,7 @@ func (s *Server) record(req *request, id identity, step inventory.Step, status, 
 	b.WriteByte(' ')
 	b.WriteString(safePath(req.path))
 	b.WriteByte(' ')
-	b.WriteString(kind)
+	b.WriteString(string(kind))
 	if reason != "" {
 		b.WriteString(": ")
 		b.WriteString(reason)

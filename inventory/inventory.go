@@ -5,7 +5,6 @@
 package inventory
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/atomicfile"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -42,16 +42,12 @@ var Steps = []Step{StepDHCP, StepPnP, StepGeneral, StepPhone, StepFirmwareFile, 
 
 // Event is one thing that happened to a phone.
 type Event struct {
-	Time time.Time `json:"time"`
-	Step Step      `json:"step"`
-	// Kind is short and machine-readable, for metrics: the DHCP message type
-	// (DISCOVER, OFFER, REQUEST, ACK, NAK, RELEASE, DECLINE, INFORM), the PnP
-	// outcome (SUBSCRIBE, IGNORED, NOTIFY-ACKED, NOTIFY-TIMEOUT) or the HTTP
-	// status code ("200", "404").
-	Kind   string `json:"kind,omitempty"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail"`
-	IP     string `json:"ip,omitempty"`
+	Time   time.Time `json:"time"`
+	Step   Step      `json:"step"`
+	Kind   Kind      `json:"kind,omitempty"` // see Kind
+	OK     bool      `json:"ok"`
+	Detail string    `json:"detail"`
+	IP     string    `json:"ip,omitempty"`
 }
 
 // Observation is what a server reports. Empty identity fields leave the
@@ -84,11 +80,14 @@ type StepResult struct {
 // Phone is everything known about one phone. Values returned by the Store are
 // copies and safe to keep.
 type Phone struct {
-	MAC      phone.MAC `json:"mac"`
-	Model    string    `json:"model,omitempty"`
-	Firmware string    `json:"firmware,omitempty"`
-	Hostname string    `json:"hostname,omitempty"`
-	IP       string    `json:"ip,omitempty"`
+	MAC phone.MAC `json:"mac"`
+	// Site is the appliance's site that saw the phone, in a shared
+	// (PostgreSQL) inventory; empty in the file store.
+	Site     string `json:"site,omitempty"`
+	Model    string `json:"model,omitempty"`
+	Firmware string `json:"firmware,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	IP       string `json:"ip,omitempty"`
 	// FirmwareTarget: see Observation.FirmwareTarget.
 	FirmwareTarget string              `json:"firmware_target,omitempty"`
 	FirstSeen      time.Time           `json:"first_seen"`
@@ -114,7 +113,8 @@ type Store struct {
 	phones map[phone.MAC]*Phone
 	dirty  bool
 
-	flushMu sync.Mutex // serialises writers of the snapshot file
+	flushMu   sync.Mutex // serialises writers of the snapshot file
+	writeFile func(path string, perm os.FileMode, write func(io.Writer) error) error
 }
 
 const fileName = "phones.json"
@@ -134,7 +134,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 2 * time.Second
 	}
-	s := &Store{path: path, opts: opts, now: time.Now, phones: make(map[phone.MAC]*Phone)}
+	s := &Store{path: path, opts: opts, now: time.Now, phones: make(map[phone.MAC]*Phone), writeFile: atomicfile.Write}
 	if path == "" {
 		return s, nil
 	}
@@ -308,7 +308,7 @@ func (p *Phone) view(maxEvents int) Phone {
 }
 
 // Flush writes the snapshot if anything changed since the last write. The
-// write is atomic: a temporary file, fsync, rename, fsync of the directory.
+// write is atomic (internal/atomicfile).
 func (s *Store) Flush() error {
 	if s.path == "" {
 		return nil
@@ -322,7 +322,10 @@ func (s *Store) Flush() error {
 	}
 	s.dirty = false
 	s.mu.Unlock()
-	err := writeAtomic(s.path, 0o640, s.encodeSnapshot)
+	err := os.MkdirAll(filepath.Dir(s.path), 0o750)
+	if err == nil {
+		err = s.writeFile(s.path, 0o640, s.encodeSnapshot)
+	}
 	if err != nil {
 		s.mu.Lock()
 		s.dirty = true
@@ -332,10 +335,15 @@ func (s *Store) Flush() error {
 	return nil
 }
 
-// encodeSnapshot streams the snapshot phone by phone, each under the lock
-// only while it is encoded: a full store is megabytes of JSON, written every
-// few seconds under a boot storm, and neither a copy of it nor a long lock
-// hold on the servers' hot path is wanted.
+// flushChunk is how many phones encodeSnapshot copies per hold of the lock.
+const flushChunk = 256
+
+// encodeSnapshot writes the snapshot to w without holding the store's lock
+// while it encodes or writes: the phones are copied under the lock a chunk
+// at a time, and each chunk is encoded and written after the lock is
+// released. So a slow disk (an SD card) delays only the flusher, never a
+// Record on the servers' hot path, and the copy held at once is bounded
+// by flushChunk phones rather than the whole store.
 func (s *Store) encodeSnapshot(w io.Writer) error {
 	s.mu.Lock()
 	macs := make([]phone.MAC, 0, len(s.phones))
@@ -348,25 +356,31 @@ func (s *Store) encodeSnapshot(w io.Writer) error {
 		return err
 	}
 	enc := json.NewEncoder(w)
+	chunk := make([]Phone, 0, min(flushChunk, len(macs)))
 	first := true
-	for _, m := range macs {
+	for len(macs) > 0 {
+		n := min(flushChunk, len(macs))
+		chunk = chunk[:0]
 		s.mu.Lock()
-		p, ok := s.phones[m]
-		var err error
-		if ok {
-			if !first {
-				_, err = io.WriteString(w, ",")
-			}
-			if err == nil {
-				v := p.view(s.opts.MaxEvents)
-				err = enc.Encode(&v)
+		for _, m := range macs[:n] {
+			if p, ok := s.phones[m]; ok {
+				chunk = append(chunk, p.clone(s.opts.MaxEvents))
 			}
 		}
 		s.mu.Unlock()
-		if err != nil {
-			return err
+		macs = macs[n:]
+		for i := range chunk {
+			if !first {
+				if _, err := io.WriteString(w, ","); err != nil {
+					return err
+				}
+			}
+			first = false
+			if err := enc.Encode(&chunk[i]); err != nil {
+				return err
+			}
+			chunk[i] = Phone{} // let the copy go as soon as it is written
 		}
-		first = first && !ok
 	}
 	_, err := io.WriteString(w, "]}\n")
 	return err
@@ -386,54 +400,6 @@ func (s *Store) Run(ctx context.Context) error {
 			_ = s.Flush()
 		}
 	}
-}
-
-// WriteFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a mix.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeAtomic(path, perm, func(w io.Writer) error { _, err := w.Write(data); return err })
-}
-
-func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	bw := bufio.NewWriterSize(f, 64<<10)
-	if err := write(bw); err != nil {
-		f.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Recorder is what the protocol servers need from the inventory. Tests pass

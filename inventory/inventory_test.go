@@ -1,7 +1,10 @@
 package inventory
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -292,4 +295,148 @@ func TestCountStates(t *testing.T) {
 			t.Errorf("CountStates = %v, want %v", got, want)
 		}
 	}
+}
+
+// blockingWriter blocks its second Write (the first phone, after the
+// snapshot's header) until release is closed, like a snapshot write stuck
+// on a slow SD card.
+type blockingWriter struct {
+	entered chan struct{}
+	release chan struct{}
+	writes  int
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if w.writes++; w.writes == 2 {
+		close(w.entered)
+		<-w.release
+	}
+	return len(p), nil
+}
+
+// A snapshot writer that blocks (a slow disk) must not block Record: the
+// flusher holds a copy, not the store's lock, while it writes.
+func TestSlowDiskDoesNotBlockRecord(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "phones.json"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// More phones than one chunk, so the writer blocks between chunks too.
+	for i := 0; i < 2*flushChunk+1; i++ {
+		s.Record(Observation{MAC: mac(t, fmt.Sprintf("000413%06X", i)), Event: Event{Step: StepDHCP, OK: true}})
+	}
+	bw := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	var out bytes.Buffer
+	s.writeFile = func(_ string, _ os.FileMode, write func(io.Writer) error) error {
+		return write(io.MultiWriter(bw, &out))
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush() }()
+	<-bw.entered
+
+	// The flusher is now stuck in Write. Every Record must still complete:
+	// if one waited for the lock, the test would deadlock here and fail at
+	// the test timeout instead.
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		for i := 0; i < 2*flushChunk+1; i++ {
+			s.Record(Observation{MAC: mac(t, fmt.Sprintf("000413%06X", i)), Event: Event{Step: StepPnP, OK: true}})
+		}
+		s.Record(Observation{MAC: mac(t, "0004130FFFFF"), Event: Event{Step: StepDHCP, OK: true}})
+		_ = s.Phones()
+	}()
+	select {
+	case <-recorded:
+	case err := <-flushed:
+		t.Fatalf("Flush returned (%v) while its writer was blocked", err)
+	}
+	close(bw.release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(out.Bytes(), &snap); err != nil {
+		t.Fatalf("snapshot written while phones changed is not valid JSON: %v", err)
+	}
+	if len(snap.Phones) < 2*flushChunk+1 {
+		t.Errorf("snapshot holds %d phones, want at least %d", len(snap.Phones), 2*flushChunk+1)
+	}
+	// What was recorded during the blocked write makes the store dirty again.
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStatesAndKindsFromText(t *testing.T) {
+	for _, st := range States {
+		var got State
+		if err := got.UnmarshalText([]byte(st)); err != nil || got != st {
+			t.Errorf("state %q: %q, %v", st, got, err)
+		}
+	}
+	if len(States) != len(BootStates)+2 || States[len(BootStates)] != StateFailed {
+		t.Errorf("States = %v", States)
+	}
+	if _, err := ParseState("broken"); err == nil {
+		t.Error(`ParseState("broken") succeeded`)
+	}
+	kinds := []struct {
+		text string
+		ok   bool
+	}{
+		{"", true}, {"ACK", true}, {"NOTIFY-TIMEOUT", true}, {"404", true}, {"200", true},
+		{"ack", false}, {"99", false}, {"0404", false}, {"700", false}, {"NOTIFY", false},
+	}
+	for _, tc := range kinds {
+		var k Kind
+		err := k.UnmarshalText([]byte(tc.text))
+		if (err == nil) != tc.ok || (tc.ok && string(k) != tc.text) {
+			t.Errorf("kind %q: %q, %v; want ok=%v", tc.text, k, err, tc.ok)
+		}
+	}
+	if HTTPKind(404) != "404" || HTTPKind(999) != "999" {
+		t.Errorf("HTTPKind: %q %q", HTTPKind(404), HTTPKind(999))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = HTTPKind(304) }); n != 0 {
+		t.Errorf("HTTPKind allocates %v times", n)
+	}
+}
+
+// A snapshot with an event kind no version wrote is refused, not
+// silently kept.
+func TestLoadRejectsUnknownKind(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "phones.json")
+	bad := `{"version":1,"phones":[{"mac":"000413A11FA7","steps":{},"events":[{"step":"dhcp","kind":"BOGUS","ok":true}]}]}`
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil {
+		t.Fatal("Load accepted an unknown event kind")
+	}
+}
+
+// FuzzLoad: any snapshot file is loaded or refused with an error; a loaded
+// one holds only known event kinds.
+func FuzzLoad(f *testing.F) {
+	f.Add(`{"version":1,"phones":[{"mac":"000413A11FA7","steps":{},"events":[{"step":"dhcp","kind":"ACK","ok":true}]}]}`)
+	f.Add(`{"version":1,"phones":[{"mac":"zz","events":[{"kind":"404"}]}]}`)
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, text string) {
+		path := filepath.Join(dir, "phones.json")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		list, err := Load(path)
+		if err != nil {
+			return
+		}
+		for _, p := range list {
+			for _, e := range p.Events {
+				if _, err := ParseKind(string(e.Kind)); err != nil {
+					t.Fatalf("loaded an unknown kind %q", e.Kind)
+				}
+			}
+		}
+	})
 }

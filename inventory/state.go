@@ -1,6 +1,11 @@
 package inventory
 
-import "time"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
 
 // State is a phone's place on its way to a working configuration.
 type State string
@@ -16,6 +21,39 @@ const (
 	StateFailed          State = "failed"
 	StateStale           State = "stale"
 )
+
+// BootStates lists the states on a booting phone's path, in order.
+var BootStates = []State{
+	StateSeen, StateLeased, StatePnPAnswered, StateSettingsFetched, StateFirmwareFetched, StateUpToDate,
+}
+
+// States lists every state: the boot path, then the two off it. The status
+// page, the metrics and the systemd status line name states in this order
+// (or, the status line, the boot path reversed).
+var States = append(slices.Clip(BootStates), StateFailed, StateStale)
+
+// ParseState reads a state's name (as `--state` and `?state=` give it).
+func ParseState(text string) (State, error) {
+	st := State(text)
+	if slices.Contains(States, st) {
+		return st, nil
+	}
+	names := make([]string, len(States))
+	for i, s := range States {
+		names[i] = string(s)
+	}
+	return "", fmt.Errorf("unknown state %q: use one of %s", text, strings.Join(names, ", "))
+}
+
+// UnmarshalText accepts only the states above.
+func (s *State) UnmarshalText(text []byte) error {
+	st, err := ParseState(string(text))
+	if err != nil {
+		return err
+	}
+	*s = st
+	return nil
+}
 
 var stepState = map[Step]State{
 	StepDHCP:          StateLeased,

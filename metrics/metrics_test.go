@@ -175,7 +175,7 @@ func (c *collect) Record(o inventory.Observation) {
 
 func TestRecorderCountsByStepAndKind(t *testing.T) {
 	mac := phone.MAC{0x00, 0x04, 0x13, 0xa1, 0x1f, 0xa7}
-	obs := func(m phone.MAC, step inventory.Step, kind string) inventory.Observation {
+	obs := func(m phone.MAC, step inventory.Step, kind inventory.Kind) inventory.Observation {
 		return inventory.Observation{MAC: m, Event: inventory.Event{Step: step, Kind: kind}}
 	}
 	in := []inventory.Observation{
@@ -350,7 +350,7 @@ func FuzzLabelValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		r := NewRecorder(nil)
-		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: v}})
+		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: inventory.Kind(v)}})
 		var b strings.Builder
 		if _, err := r.Registry().WriteTo(&b); err != nil {
 			t.Fatal(err)
@@ -434,7 +434,7 @@ func TestPromtoolAgrees(t *testing.T) {
 		t.Skip("promtool not installed; the in-test parser covers the format")
 	}
 	r := NewRecorder(nil)
-	for _, k := range []string{"ACK", `we"ird\kind`, "line\nfeed", "\xff"} {
+	for _, k := range []inventory.Kind{"ACK", `we"ird\kind`, "line\nfeed", "\xff"} {
 		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepDHCP, Kind: k}})
 		r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: k}})
 		r.Record(inventory.Observation{Event: inventory.Event{Step: "x", Kind: k}})
@@ -453,5 +453,26 @@ func TestPromtoolAgrees(t *testing.T) {
 	cmd.Stdin = strings.NewReader(b.String())
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s\n%s", err, out, b.String())
+	}
+}
+
+func TestInventoryBuffer(t *testing.T) {
+	r := NewRecorder(nil)
+	st := BufferStats{Buffered: 7, Dropped: 2, Written: 40, Connected: false}
+	RegisterInventoryBuffer(r.Registry(), func() BufferStats { return st })
+	e := scrape(t, r)
+	for _, tc := range []struct {
+		name, typ string
+		want      float64
+	}{
+		{"snomprov_inventory_buffered_events", "gauge", 7},
+		{"snomprov_inventory_database_up", "gauge", 0},
+		{"snomprov_inventory_written_events_total", "counter", 40},
+		{"snomprov_inventory_dropped_events_total", "counter", 2},
+	} {
+		got, ok := e.value(tc.name, map[string]string{})
+		if f := e.families[tc.name]; !ok || got != tc.want || f.typ != tc.typ {
+			t.Errorf("%s = %v (present %v), want %s %v", tc.name, got, ok, tc.typ, tc.want)
+		}
 	}
 }

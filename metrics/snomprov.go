@@ -3,6 +3,7 @@ package metrics
 import (
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/snomprov/snomprov/inventory"
@@ -46,7 +47,7 @@ func NewRecorder(next inventory.Recorder) *Recorder {
 // too: the inventory drops them, but a 404 for an unidentified phone is
 // exactly what an operator needs to see.
 func (r *Recorder) Record(o inventory.Observation) {
-	kind := o.Event.Kind
+	kind := string(o.Event.Kind)
 	if kind == "" {
 		kind = "unknown"
 	}
@@ -103,16 +104,9 @@ type PhoneSource interface {
 	CountStates(now time.Time, staleAfter time.Duration) map[inventory.State]int
 }
 
-// AllStates lists every state the phones gauge reports, so a state with no
-// phones shows as 0 rather than disappearing from graphs.
-var AllStates = []inventory.State{
-	inventory.StateSeen, inventory.StateLeased, inventory.StatePnPAnswered,
-	inventory.StateSettingsFetched, inventory.StateFirmwareFetched, inventory.StateUpToDate,
-	inventory.StateFailed, inventory.StateStale,
-}
-
 // RegisterPhones exports the number of phones in each state, derived at
-// scrape time. staleAfter is a func so a config reload takes effect; now may
+// scrape time; every state of inventory.States is reported, so a state with
+// no phones shows as 0 rather than disappearing from graphs. staleAfter is a func so a config reload takes effect; now may
 // be nil (time.Now).
 func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Duration, now func() time.Time) {
 	if now == nil {
@@ -126,13 +120,13 @@ func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Durat
 				stale = staleAfter()
 			}
 			counts := src.CountStates(t, stale)
-			out := make([]Sample, 0, len(AllStates))
-			for _, st := range AllStates {
+			out := make([]Sample, 0, len(inventory.States))
+			for _, st := range inventory.States {
 				out = append(out, Sample{Values: []string{string(st)}, Value: float64(counts[st])})
 			}
 			// A state added to the inventory later still shows up.
 			for st, n := range counts {
-				if !knownState(st) {
+				if !slices.Contains(inventory.States, st) {
 					out = append(out, Sample{Values: []string{string(st)}, Value: float64(n)})
 				}
 			}
@@ -140,13 +134,31 @@ func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Durat
 		})
 }
 
-func knownState(st inventory.State) bool {
-	for _, s := range AllStates {
-		if s == st {
-			return true
-		}
-	}
-	return false
+// BufferStats is what a shared inventory reports of its write buffer.
+type BufferStats struct {
+	Buffered  int    // events not yet written to the database
+	Dropped   uint64 // events dropped because the buffer was full
+	Written   uint64 // events written
+	Connected bool   // the database answered the last write
+}
+
+// RegisterInventoryBuffer exports the shared (PostgreSQL) inventory's
+// buffer: how much waits for the database, what was written and dropped.
+func RegisterInventoryBuffer(reg *Registry, stats func() BufferStats) {
+	reg.GaugeFunc("snomprov_inventory_buffered_events", "Inventory events waiting to be written to PostgreSQL.", nil,
+		func() []Sample { return []Sample{{Value: float64(stats().Buffered)}} })
+	reg.GaugeFunc("snomprov_inventory_database_up", "1 when the last write to the PostgreSQL inventory succeeded.", nil,
+		func() []Sample {
+			v := 0.0
+			if stats().Connected {
+				v = 1
+			}
+			return []Sample{{Value: v}}
+		})
+	reg.CounterFunc("snomprov_inventory_written_events_total", "Inventory events written to PostgreSQL.", nil,
+		func() []Sample { return []Sample{{Value: float64(stats().Written)}} })
+	reg.CounterFunc("snomprov_inventory_dropped_events_total", "Inventory events dropped because the buffer for PostgreSQL was full.", nil,
+		func() []Sample { return []Sample{{Value: float64(stats().Dropped)}} })
 }
 
 // RegisterBuildInfo exports the constant 1 labelled with the version, so

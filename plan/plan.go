@@ -29,6 +29,7 @@ import (
 	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/internal/redact"
+	"github.com/snomprov/snomprov/inventory/pgstore"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/pnp"
 	"github.com/snomprov/snomprov/provision"
@@ -78,6 +79,9 @@ type Plan struct {
 	HTTP *httpd.Prepared
 	PnP  *pnp.Prepared  // nil when [pnp] enabled = false
 	DHCP *dhcp.Prepared // nil when [dhcp] enabled = false
+	// Inventory is where phones and events are kept: the file store in
+	// state_dir (URL empty) or the shared PostgreSQL one.
+	Inventory pgstore.Options
 
 	// Warnings are located problems that do not stop the appliance.
 	Warnings config.Errors
@@ -213,6 +217,29 @@ func (c *compiler) compile() {
 	c.dhcp()
 	c.handedURL()
 	c.urlPort()
+	c.inventory()
+}
+
+func (c *compiler) inventory() {
+	o := inventoryOptions(c.cfg)
+	if c.under("inventory", o.Validate()) {
+		c.plan.Inventory = o
+	}
+}
+
+func inventoryOptions(cfg *config.Config) pgstore.Options {
+	return pgstore.Options{URL: cfg.Inventory.URL, Site: cfg.Inventory.Site, StateDir: cfg.Server.StateDir}
+}
+
+// Inventory is [inventory] checked as the compile checks it, for the
+// commands that only read the inventory (snomprov phones).
+func Inventory(cfg *config.Config) (pgstore.Options, error) {
+	o := inventoryOptions(cfg)
+	c := &compiler{cfg: cfg}
+	if !c.under("inventory", o.Validate()) {
+		return o, cfg.Locate(c.errs)
+	}
+	return o, nil
 }
 
 // urlPort: an http.url naming this appliance by address must name the
@@ -500,6 +527,9 @@ func RestartNeeded(cur, next *Plan) error {
 	}
 	if old.Server.Interface != cfg.Server.Interface || old.Server.StateDir != cfg.Server.StateDir {
 		changed = append(changed, "server.interface/state_dir")
+	}
+	if old.Inventory != cfg.Inventory {
+		changed = append(changed, "inventory.url/site")
 	}
 	if len(changed) > 0 {
 		return fmt.Errorf("changing %s needs a restart (systemctl restart snomprov); nothing was reloaded", strings.Join(changed, ", "))

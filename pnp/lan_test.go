@@ -51,7 +51,7 @@ func (r *recorder) Record(o inventory.Observation) {
 	}
 }
 
-func (r *recorder) find(mac phone.MAC, kind string) (inventory.Observation, bool) {
+func (r *recorder) find(mac phone.MAC, kind inventory.Kind) (inventory.Observation, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, o := range r.obs {
@@ -62,7 +62,7 @@ func (r *recorder) find(mac phone.MAC, kind string) (inventory.Observation, bool
 	return inventory.Observation{}, false
 }
 
-func (r *recorder) count(kind string) int {
+func (r *recorder) count(kind inventory.Kind) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
@@ -74,7 +74,7 @@ func (r *recorder) count(kind string) int {
 	return n
 }
 
-func (r *recorder) wait(t testing.TB, mac phone.MAC, kind string, timeout time.Duration) inventory.Observation {
+func (r *recorder) wait(t testing.TB, mac phone.MAC, kind inventory.Kind, timeout time.Duration) inventory.Observation {
 	t.Helper()
 	deadline := time.After(timeout)
 	for {

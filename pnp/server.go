@@ -395,7 +395,7 @@ func (s *Server) onSubscribe(req *sip.Request, sub Subscribe, src netip.AddrPort
 		if o.Answer == AnswerNone {
 			s.logHint(o)
 		}
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "IGNORED", OK: false, Detail: "seen, not answered: " + reason}
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindIgnored, OK: false, Detail: "seen, not answered: " + reason}
 		s.inv.Record(obs)
 		s.log.Debug("PnP SUBSCRIBE recorded, not answered", "mac", sub.MAC, "source", src, "reason", reason)
 		return
@@ -413,7 +413,7 @@ func (s *Server) onSubscribe(req *sip.Request, sub Subscribe, src netip.AddrPort
 	bufPool.Put(buf)
 	if err != nil {
 		s.log.Warn("PnP: sending 200 OK failed", "mac", sub.MAC, "to", dst, "err", err)
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-FAILED", OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyFailed, OK: false, Detail: "200 OK to SUBSCRIBE could not be sent: " + err.Error()}
 		s.inv.Record(obs)
 		return
 	}
@@ -458,7 +458,7 @@ func (s *Server) onSubscribe(req *sip.Request, sub Subscribe, src netip.AddrPort
 				"pending", pending, "max_pending", o.MaxPending, "mac", sub.MAC, "shed_since_last_log", suppressed+1, "shed_total", s.shed.Load())
 		}
 	}
-	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "SUBSCRIBE", OK: true, Detail: detail}
+	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindSubscribe, OK: true, Detail: detail}
 	s.inv.Record(obs)
 	if _, err := s.notify.WriteToUDPAddrPort(p.msg, dst); err != nil {
 		// Timer E retries; a persistent error ends in a timeout.
@@ -513,10 +513,10 @@ func (s *Server) onResponse(res *sip.Response) {
 	}
 	obs := p.obs
 	if res.StatusCode < 300 {
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-ACKED", OK: true, Detail: "NOTIFY acknowledged"}
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyAcked, OK: true, Detail: "NOTIFY acknowledged"}
 		s.log.Debug("PnP NOTIFY acknowledged", "mac", obs.MAC, "after", time.Since(p.start))
 	} else {
-		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-REJECTED", OK: false,
+		obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyRejected, OK: false,
 			Detail: fmt.Sprintf("phone answered the NOTIFY with %d %s", res.StatusCode, res.Reason)}
 		s.log.Warn("PnP NOTIFY rejected by the phone", "mac", obs.MAC, "status", res.StatusCode, "reason", res.Reason)
 	}
@@ -525,7 +525,7 @@ func (s *Server) onResponse(res *sip.Response) {
 
 func (s *Server) timedOut(obs inventory.Observation, after time.Duration) {
 	after = after.Round(100 * time.Millisecond)
-	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: "NOTIFY-TIMEOUT", OK: false,
+	obs.Event = inventory.Event{Step: inventory.StepPnP, Kind: inventory.KindNotifyTimeout, OK: false,
 		Detail: fmt.Sprintf("NOTIFY timed out: no 200 OK from the phone after %s of retransmissions", after)}
 	s.inv.Record(obs)
 	if ok, suppressed := s.timeoutLog.allow(time.Now()); ok {

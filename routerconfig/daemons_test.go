@@ -47,12 +47,12 @@ func needTool(t *testing.T, name string) string {
 // so they cannot pass for the options.
 const dhclientScript = `#!/bin/sh
 case "$reason" in
-BOUND|RENEW|REBIND|REBOOT) echo "LEASE ip=$new_ip_address opt66=${new_tftp_server_name:-} opt67=${new_bootfile_name:-}" ;;
+BOUND|RENEW|REBIND|REBOOT) echo "LEASE ip=$new_ip_address server=${new_dhcp_server_identifier:-} opt66=${new_tftp_server_name:-} opt67=${new_bootfile_name:-}" ;;
 esac
 exit 0
 `
 
-type lease struct{ ip, opt66, opt67 string }
+type lease struct{ ip, server, opt66, opt67 string }
 
 // client is one DHCP client on the LAN: its vendor class and MAC decide
 // whether the snippet treats it as a Snom phone.
@@ -98,6 +98,8 @@ func getLease(t *testing.T, h *lantest.Host, c client, dir string) lease {
 			switch k {
 			case "ip":
 				l.ip = v
+			case "server":
+				l.server = v
 			case "opt66":
 				l.opt66 = v
 			case "opt67":
@@ -126,7 +128,7 @@ func checkClients(t *testing.T, l *lantest.LAN, dir string) {
 		if !strings.HasPrefix(got.ip, "10.77.0.") {
 			t.Errorf("%s: leased %q, want an address in %s", c.name, got.ip, lanSubnet)
 		}
-		want := lease{ip: got.ip}
+		want := lease{ip: got.ip, server: got.server}
 		if c.isPhone {
 			want.opt66, want.opt67 = testURL, testFile
 		}

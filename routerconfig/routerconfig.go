@@ -152,16 +152,14 @@ func kea(p Params) string {
 	b.WriteString("// If you already have \"client-classes\", add just the class to that list.\n")
 	b.WriteString("// Phones: vendor class (option 60) starting with \"snom\", or a Snom MAC prefix.\n")
 	b.WriteString("// always-send: even when the phone's request list (option 55) lacks them.\n")
-	test := []string{"substring(option[60].hex,0,4) == 'snom'"}
-	for _, o := range snomOUIs {
-		test = append(test, fmt.Sprintf("substring(pkt4.mac,0,3) == 0x%s", ouiHex(o)))
-	}
 	b.WriteString("\"client-classes\": [\n  {\n    \"name\": \"snom\",\n")
-	fmt.Fprintf(&b, "    \"test\": \"%s\",\n", strings.Join(test, " or "))
+	fmt.Fprintf(&b, "    \"test\": \"%s\",\n", snomTest())
 	b.WriteString("    \"option-data\": [\n")
-	fmt.Fprintf(&b, "      { \"name\": \"tftp-server-name\", \"code\": 66, \"data\": \"%s\", \"always-send\": true }", p.SettingURL)
-	if p.Filename != "" {
-		fmt.Fprintf(&b, ",\n      { \"name\": \"boot-file-name\", \"code\": 67, \"data\": \"%s\", \"always-send\": true }", p.Filename)
+	for i, o := range phoneOptions(p) {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "      { \"name\": \"%s\", \"code\": %d, \"data\": \"%s\", \"always-send\": true }", o["name"], o["code"], o["data"])
 	}
 	b.WriteString("\n    ]\n  }\n],\n")
 	return b.String()

@@ -66,6 +66,7 @@ type countData struct {
 
 type rowData struct {
 	MAC, MACColon, URL            string
+	Site                          string
 	Model, Firmware, IP, Hostname string
 	State                         inventory.State
 	Reason, Hint                  string
@@ -82,6 +83,7 @@ type listData struct {
 	AllActive     bool
 	Counts        []countData
 	States        []inventory.State
+	Sites         []string // of a shared inventory; none: no site column
 	Filter        filter
 	FilterError   string
 	Rows          []rowData
@@ -91,7 +93,7 @@ type listData struct {
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	o := h.opts.Load()
-	d := listData{page: newPage(o, "Phones"), States: States}
+	d := listData{page: newPage(o, "Phones"), States: inventory.States}
 	f, err := parseFilter(r)
 	if err != nil {
 		d.FilterError = err.Error()
@@ -115,7 +117,15 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	now := o.Now()
 	counts := map[inventory.State]int{}
+	sites := map[string]bool{}
 	for _, p := range o.Inventory.Phones() {
+		if p.Site != "" && !sites[p.Site] {
+			sites[p.Site] = true
+			d.Sites = append(d.Sites, p.Site)
+		}
+		if f.Site != "" && p.Site != f.Site {
+			continue // the counts are the site's
+		}
 		st, reason := p.State(now, o.StaleAfter)
 		counts[st]++
 		d.Total++
@@ -124,19 +134,20 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Rows = append(d.Rows, rowData{
 			MAC: p.MAC.String(), MACColon: p.MAC.Colon(), URL: phoneURL(p.MAC),
-			Model: p.Model, Firmware: p.Firmware, IP: p.IP, Hostname: p.Hostname,
+			Site: p.Site, Model: p.Model, Firmware: p.Firmware, IP: p.IP, Hostname: p.Hostname,
 			State: st, Reason: reason, Hint: hint(p, st),
 			LastSeen: ago(now, p.LastSeen), LastSeenAbs: formatTime(p.LastSeen),
 		})
 	}
-	d.AllURL, d.AllActive = listURL("", f.Q, f.Refresh), f.State == ""
-	for _, st := range States {
-		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: listURL(st, f.Q, f.Refresh), Active: f.State == st})
+	sort.Strings(d.Sites)
+	d.AllURL, d.AllActive = f.url("", f.Refresh), f.State == ""
+	for _, st := range inventory.States {
+		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: f.url(st, f.Refresh), Active: f.State == st})
 	}
 	if f.Refresh > 0 {
-		d.RefreshToggle, d.RefreshLabel = listURL(f.State, f.Q, 0), fmt.Sprintf("stop auto-refresh (every %d s)", f.Refresh)
+		d.RefreshToggle, d.RefreshLabel = f.url(f.State, 0), fmt.Sprintf("stop auto-refresh (every %d s)", f.Refresh)
 	} else {
-		d.RefreshToggle, d.RefreshLabel = listURL(f.State, f.Q, defaultRefresh), fmt.Sprintf("auto-refresh every %d s", defaultRefresh)
+		d.RefreshToggle, d.RefreshLabel = f.url(f.State, defaultRefresh), fmt.Sprintf("auto-refresh every %d s", defaultRefresh)
 	}
 	code := http.StatusOK
 	if d.FilterError != "" {
@@ -160,6 +171,7 @@ type phoneData struct {
 	MAC, MACColon, URL            string
 	Seen                          bool
 	Model, Firmware, IP, Hostname string
+	Site                          string
 	FirstSeen, LastSeen           string
 	LastSeenAgo                   string
 	State                         inventory.State
@@ -186,7 +198,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 	p, seen := o.Inventory.Phone(mac)
 	if seen {
 		d.Seen = true
-		d.Model, d.Firmware, d.IP, d.Hostname = p.Model, p.Firmware, p.IP, p.Hostname
+		d.Model, d.Firmware, d.IP, d.Hostname, d.Site = p.Model, p.Firmware, p.IP, p.Hostname, p.Site
 		d.FirstSeen, d.LastSeen, d.LastSeenAgo = formatTime(p.FirstSeen), formatTime(p.LastSeen), ago(now, p.LastSeen)
 		d.State, d.Reason = p.State(now, o.StaleAfter)
 		d.Hint = hint(p, d.State)
@@ -207,7 +219,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		}
 		for i := len(p.Events) - 1; i >= 0; i-- {
 			e := p.Events[i]
-			d.Events = append(d.Events, eventRow{Time: formatTime(e.Time), Step: stepLabel(e.Step), Kind: e.Kind,
+			d.Events = append(d.Events, eventRow{Time: formatTime(e.Time), Step: stepLabel(e.Step), Kind: string(e.Kind),
 				Detail: e.Detail, IP: e.IP, OK: e.OK})
 		}
 	}

@@ -169,6 +169,7 @@ func (h *Handler) metrics(w http.ResponseWriter, r *http.Request) {
 // derived state.
 type apiPhoneJSON struct {
 	MAC       phone.MAC                               `json:"mac"`
+	Site      string                                  `json:"site,omitempty"`
 	Model     string                                  `json:"model,omitempty"`
 	Firmware  string                                  `json:"firmware,omitempty"`
 	Hostname  string                                  `json:"hostname,omitempty"`
@@ -182,7 +183,7 @@ type apiPhoneJSON struct {
 }
 
 func toAPI(p inventory.Phone, st inventory.State, reason string, withEvents bool) apiPhoneJSON {
-	a := apiPhoneJSON{MAC: p.MAC, Model: p.Model, Firmware: p.Firmware, Hostname: p.Hostname, IP: p.IP,
+	a := apiPhoneJSON{MAC: p.MAC, Site: p.Site, Model: p.Model, Firmware: p.Firmware, Hostname: p.Hostname, IP: p.IP,
 		State: st, Reason: reason, FirstSeen: p.FirstSeen, LastSeen: p.LastSeen, Steps: p.Steps}
 	if a.Steps == nil {
 		a.Steps = map[inventory.Step]inventory.StepResult{}

@@ -635,7 +635,7 @@ func TestAutoRefresh(t *testing.T) {
 }
 
 func TestHints(t *testing.T) {
-	ev := func(step inventory.Step, kind string, ok bool) inventory.Phone {
+	ev := func(step inventory.Step, kind inventory.Kind, ok bool) inventory.Phone {
 		return inventory.Phone{MAC: macFailed, LastSeen: fixtureNow,
 			Steps:  map[inventory.Step]inventory.StepResult{step: {Time: fixtureNow, OK: ok}},
 			Events: []inventory.Event{{Time: fixtureNow, Step: inventory.StepDHCP, Kind: "ACK", OK: true}, {Time: fixtureNow, Step: step, Kind: kind, OK: ok}}}
@@ -665,5 +665,57 @@ func TestHints(t *testing.T) {
 				t.Errorf("state %s: hint %q, want one with %q", st, got, tc.want)
 			}
 		})
+	}
+}
+
+// sitesInventory is a shared inventory's view: the same MAC at two sites.
+type sitesInventory []inventory.Phone
+
+func (s sitesInventory) Phones() []inventory.Phone { return s }
+func (s sitesInventory) Phone(m phone.MAC) (inventory.Phone, bool) {
+	for _, p := range s {
+		if p.MAC == m {
+			return p, true
+		}
+	}
+	return inventory.Phone{}, false
+}
+
+func TestSites(t *testing.T) {
+	seen := func(m phone.MAC, site string) inventory.Phone {
+		return inventory.Phone{MAC: m, Site: site, LastSeen: fixtureNow, Steps: map[inventory.Step]inventory.StepResult{}}
+	}
+	inv := sitesInventory{seen(macUpToDate, "berlin"), seen(macFailed, "paris"), seen(macSeen, "berlin")}
+	o := fixtureOptions(t)
+	o.Inventory = inv
+	h := New(o)
+	for _, tc := range []struct {
+		target string
+		want   []string
+	}{
+		{"/", []string{macUpToDate.String(), macFailed.String(), macSeen.String()}},
+		{"/?site=berlin", []string{macUpToDate.String(), macSeen.String()}},
+		{"/?site=paris", []string{macFailed.String()}},
+		{"/?site=nowhere", nil},
+	} {
+		r := get(t, h, tc.target)
+		if got := rowMACs(r.body); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: rows %v, want %v", tc.target, got, tc.want)
+		}
+		if !strings.Contains(r.body, `<select name="site">`) || (tc.want != nil && !strings.Contains(r.body, `<th>Site</th>`)) {
+			t.Errorf("%s: no site filter or column", tc.target)
+		}
+	}
+	if r := get(t, h, "/?site=paris&state=seen"); !strings.Contains(r.body, "site=paris") {
+		t.Error("the state chips drop the site filter")
+	}
+	var api []map[string]any
+	r := get(t, h, "/api/phones?site=paris")
+	if err := json.Unmarshal([]byte(r.body), &api); err != nil || len(api) != 1 || api[0]["site"] != "paris" {
+		t.Fatalf("/api/phones?site=paris = %s", r.body)
+	}
+	// The file store has no sites: no column.
+	if r := get(t, New(fixtureOptions(t)), "/"); strings.Contains(r.body, `<th>Site</th>`) {
+		t.Error("site column without sites")
 	}
 }

@@ -15,19 +15,13 @@ import (
 	"github.com/snomprov/snomprov/phone"
 )
 
-// States lists every state a filter may name, in the order the page shows
-// them: the boot path, then the two off it.
-var States = []inventory.State{
-	inventory.StateSeen, inventory.StateLeased, inventory.StatePnPAnswered,
-	inventory.StateSettingsFetched, inventory.StateFirmwareFetched, inventory.StateUpToDate,
-	inventory.StateFailed, inventory.StateStale,
-}
-
-// filter is the query of the list page and /api/phones: ?state=failed&q=D785.
+// filter is the query of the list page and /api/phones:
+// ?state=failed&q=D785&site=berlin.
 type filter struct {
 	State   inventory.State
 	Q       string
-	Refresh int // seconds between automatic reloads of the page; 0 = off
+	Site    string // a shared inventory's site; empty: every site
+	Refresh int    // seconds between automatic reloads of the page; 0 = off
 }
 
 // refresh reads ?refresh=N: a page an installer leaves open while phones
@@ -51,24 +45,21 @@ const maxQuery = 200
 
 func parseFilter(r *http.Request) (filter, error) {
 	q := r.URL.Query()
-	f := filter{State: inventory.State(strings.TrimSpace(q.Get("state"))), Q: strings.TrimSpace(q.Get("q")), Refresh: refresh(r)}
+	f := filter{Q: strings.TrimSpace(q.Get("q")), Site: strings.TrimSpace(q.Get("site")), Refresh: refresh(r)}
 	if len(f.Q) > maxQuery {
 		f.Q = f.Q[:maxQuery]
 	}
-	if f.State == "" || f.State == "all" {
-		f.State = ""
-		return f, nil
+	if len(f.Site) > maxQuery {
+		f.Site = f.Site[:maxQuery]
 	}
-	for _, s := range States {
-		if s == f.State {
-			return f, nil
+	if s := strings.TrimSpace(q.Get("state")); s != "" && s != "all" {
+		st, err := inventory.ParseState(s)
+		if err != nil {
+			return f, err
 		}
+		f.State = st
 	}
-	names := make([]string, len(States))
-	for i, s := range States {
-		names[i] = string(s)
-	}
-	return filter{Q: f.Q, Refresh: f.Refresh}, fmt.Errorf("unknown state %q: use one of %s", f.State, strings.Join(names, ", "))
+	return f, nil
 }
 
 // match applies the filter. q matches, ignoring case, a part of the MAC in
@@ -76,6 +67,9 @@ func parseFilter(r *http.Request) (filter, error) {
 // failure reason.
 func (f filter) match(p inventory.Phone, st inventory.State, reason string) bool {
 	if f.State != "" && st != f.State {
+		return false
+	}
+	if f.Site != "" && p.Site != f.Site {
 		return false
 	}
 	if f.Q == "" {
@@ -110,22 +104,22 @@ func hint(p inventory.Phone, st inventory.State) string {
 	}
 	switch e.Step {
 	case inventory.StepDHCP:
-		if e.Kind == "DECLINE" {
+		if e.Kind == inventory.KindDecline {
 			return "The phone declined the offered address because another device already uses it: find that device or shrink [dhcp] pool."
 		}
 		return "The DHCP exchange failed: check that the pool is not exhausted and that no other DHCP server answers (snomprov doctor names them)."
 	case inventory.StepPnP:
 		switch e.Kind {
-		case "IGNORED":
+		case inventory.KindIgnored:
 			return "snomprov saw the PnP SUBSCRIBE and did not answer it, as [pnp] answer tells it to: set answer = \"snom\" (or \"all\"), or add the phone to [[phones]] for answer = \"configured\"."
-		case "NOTIFY-REJECTED":
+		case inventory.KindNotifyRejected:
 			return "The phone refused the PnP NOTIFY: it may already be provisioned from elsewhere or have PnP turned off; a factory reset starts it over."
-		case "NOTIFY-FAILED":
+		case inventory.KindNotifyFailed:
 			return "snomprov could not send the PnP answer: check the interface in [pnp] interfaces and the server log."
 		}
 		return "The PnP NOTIFY was not acknowledged: a firewall on the phone's path may drop it, or the phone took another responder's URL (snomprov doctor lists every responder)."
 	case inventory.StepGeneral, inventory.StepPhone, inventory.StepFirmwareFile:
-		if e.Kind == "401" {
+		if e.Kind == inventory.HTTPKind(http.StatusUnauthorized) {
 			return "The phone sent no or wrong HTTP credentials: phones provisioned by DHCP or PnP know none, so leave [http] username/password empty or give them in the setting URL."
 		}
 		return "The phone asked for a settings file snomprov could not serve: check [[phones]] and [models] and http.unknown_phones in the config; `snomprov render MAC` shows what it would get."
@@ -246,14 +240,17 @@ func previewFiles(files []File) []previewFile {
 	return out
 }
 
-// listURL builds the list page's URL for a filter.
-func listURL(state inventory.State, q string, refresh int) string {
+// url builds the list page's URL for f with this state and refresh.
+func (f filter) url(state inventory.State, refresh int) string {
 	v := url.Values{}
 	if state != "" {
 		v.Set("state", string(state))
 	}
-	if q != "" {
-		v.Set("q", q)
+	if f.Q != "" {
+		v.Set("q", f.Q)
+	}
+	if f.Site != "" {
+		v.Set("site", f.Site)
 	}
 	if refresh > 0 {
 		v.Set("refresh", strconv.Itoa(refresh))

@@ -152,7 +152,8 @@ func cmdResync(args []string, stdout, stderr io.Writer) error {
 	if (len(rest) > 0) == (*all || *state != "") || (*all && *state != "") {
 		return usageError{"name phones by MAC, or use --all, or --state S (exactly one of these)"}
 	}
-	list, stale, err := loadInventory(*path)
+	// Only this site's phones: another site's addresses are not on this LAN.
+	list, stale, err := loadInventory(*path, "", true)
 	if err != nil {
 		return err
 	}

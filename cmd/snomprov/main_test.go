@@ -194,3 +194,41 @@ func TestRenderAndCheckContainers(t *testing.T) {
 		t.Errorf("check warning: %d\n%s", code, out)
 	}
 }
+
+func TestCheckInventory(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		body, want string
+	}{
+		// A missing key is reported at its section ([inventory], line 3).
+		{"[inventory]\nurl = \"postgres://snom:s3cret@db.example/snomprov\"\n", `:3:1: inventory\.site: set a site name`},
+		{"[inventory]\nurl = \"postgres://snom:s3cret@db:x/snomprov\"\nsite = \"hq\"\n", `:4:1: inventory\.url: not a PostgreSQL connection string`},
+		{"[inventory]\nsite = \"two words\"\n", `:4:1: inventory\.site: "two words"`},
+	} {
+		p := writeFile(t, dir, "inv.toml", "[server]\nstate_dir = \""+dir+"\"\n"+tc.body)
+		want := regexp.MustCompile("^" + regexp.QuoteMeta(p) + tc.want)
+		code, _, errOut := run(t, "check", "-config", p)
+		if code != exitUsage || !want.MatchString(strings.TrimSpace(errOut)) || strings.Contains(errOut, "s3cret") {
+			t.Errorf("%q: exit %d, %q; want %s", tc.body, code, errOut, want)
+		}
+	}
+}
+
+func TestRouterConfigKeaHA(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "rc.toml", "[server]\nadvertise = \"10.0.0.2\"\n[http]\nlisten = \":8080\"\n[dhcp]\npool = \"10.0.0.100-10.0.0.199\"\nrouter = \"10.0.0.1\"\n")
+	args := []string{"router-config", "-config", p, "--for", "kea-ha", "--subnet", "10.0.0.0/24", "--primary", "10.0.0.5", "--standby", "10.0.0.6"}
+	code, out, errOut := run(t, append(args, "--out", dir)...)
+	if code != exitOK || !strings.Contains(out, "kea-dhcp4-primary.conf") {
+		t.Fatalf("kea-ha --out: %d %q %q", code, out, errOut)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "kea-dhcp4-standby.conf"))
+	for _, want := range []string{`"this-server-name": "standby"`, `"pool": "10.0.0.100 - 10.0.0.199"`, `"data": "10.0.0.1"`, `"data": "http://10.0.0.2:8080/"`} {
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("standby config lacks %s (%v)", want, err)
+		}
+	}
+	if code, _, errOut := run(t, args[:len(args)-2]...); code != exitUsage || !strings.Contains(errOut, "--standby") {
+		t.Errorf("without --standby: exit %d %q", code, errOut)
+	}
+}

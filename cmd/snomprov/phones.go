@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/inventory/pgstore"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/plan"
 )
 
 func init() {
@@ -16,24 +20,57 @@ func init() {
 	register("phone", "show one phone's provisioning timeline", cmdPhone)
 }
 
-func loadInventory(path string) ([]inventory.Phone, time.Duration, error) {
+// loadInventory reads the phones: the snapshot in state_dir, or with
+// [inventory] url the shared inventory of every site (site names one; own
+// takes the configured [inventory] site instead).
+func loadInventory(path, site string, own bool) ([]inventory.Phone, time.Duration, error) {
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, 0, err
 	}
-	list, err := inventory.Load(inventory.Path(cfg.Server.StateDir))
-	return list, cfg.Status.StaleAfter.Duration, err
+	stale := cfg.Status.StaleAfter.Duration
+	if cfg.Inventory.URL == "" {
+		list, err := inventory.Load(inventory.Path(cfg.Server.StateDir))
+		return list, stale, err
+	}
+	if _, err := plan.Inventory(cfg); err != nil {
+		return nil, 0, configError{err}
+	}
+	if own {
+		site = cfg.Inventory.Site
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	pool, err := pgstore.Connect(ctx, cfg.Inventory.URL)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer pool.Close()
+	list, err := pgstore.Query(ctx, pool, pgstore.Filter{Site: site}, 50)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading the PostgreSQL inventory: %s", pgstore.MaskURL(err.Error(), cfg.Inventory.URL))
+	}
+	return list, stale, nil
 }
 
 func cmdPhones(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("phones", "[-config FILE] [--state S] [--json]", stderr)
+	fs := newFlags("phones", "[-config FILE] [--state S] [--site S] [--json]", stderr)
 	path := configFlag(fs, true)
+	site := fs.String("site", "", "only phones of `SITE` (a shared inventory; default every site)")
 	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	list, stale, err := loadInventory(*path)
+	var only inventory.State
+	if *state != "" {
+		st, err := inventory.ParseState(*state)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		only = st
+	}
+	list, stale, err := loadInventory(*path, *site, false)
 	if err != nil {
 		return err
 	}
@@ -46,7 +83,7 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 	var rows []row
 	for _, p := range list {
 		st, why := p.State(now, stale)
-		if *state != "" && string(st) != *state {
+		if only != "" && st != only {
 			continue
 		}
 		rows = append(rows, row{Phone: p, State: st, Reason: why})
@@ -63,9 +100,19 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "no phones seen yet")
 		return nil
 	}
+	sites := false
+	for _, r := range rows {
+		sites = sites || r.Site != ""
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if sites {
+		fmt.Fprint(tw, "SITE\t")
+	}
 	fmt.Fprintln(tw, "MAC\tMODEL\tFIRMWARE\tIP\tSTATE\tDHCP\tPNP\tSETTINGS\tFIRMWARE FILE\tLAST SEEN\tREASON")
 	for _, r := range rows {
+		if sites {
+			fmt.Fprintf(tw, "%s\t", r.Site)
+		}
 		settings := stepCell(r.Steps, inventory.StepPhone)
 		if settings == "-" {
 			settings = stepCell(r.Steps, inventory.StepGeneral)
@@ -79,8 +126,9 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPhone(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("phone", "[-config FILE] MAC", stderr)
+	fs := newFlags("phone", "[-config FILE] [--site S] MAC", stderr)
 	path := configFlag(fs, true)
+	site := fs.String("site", "", "the phone as `SITE` saw it (a shared inventory; default the site that saw it last)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -92,13 +140,21 @@ func cmdPhone(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	list, stale, err := loadInventory(*path)
+	list, stale, err := loadInventory(*path, *site, false)
 	if err != nil {
 		return err
 	}
+	var found []inventory.Phone
 	for _, p := range list {
-		if p.MAC != m {
-			continue
+		if p.MAC == m {
+			found = append(found, p)
+		}
+	}
+	// Seen at several sites: the most recent one.
+	slices.SortStableFunc(found, func(a, b inventory.Phone) int { return b.LastSeen.Compare(a.LastSeen) })
+	for _, p := range found {
+		if p.Site != "" {
+			fmt.Fprintf(stdout, "site %s  ", p.Site)
 		}
 		st, why := p.State(time.Now(), stale)
 		fmt.Fprintf(stdout, "%s  model %s  firmware %s  ip %s  hostname %s\n", p.MAC, dash(p.Model), dash(p.Firmware), dash(p.IP), dash(p.Hostname))

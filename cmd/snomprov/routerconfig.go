@@ -4,8 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/dhcp"
 	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/routerconfig"
 )
@@ -15,10 +20,21 @@ func init() {
 }
 
 func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("router-config", "--for "+strings.Join(routerconfig.Targets(), "|"), stderr)
+	targets := strings.Join(append(routerconfig.Targets(), routerconfig.KeaHATarget), "|")
+	fs := newFlags("router-config", "--for "+targets+" (kea-ha: --primary IP --standby IP [--out DIR])", stderr)
 	path := configFlag(fs, true)
-	target := fs.String("for", "", "the DHCP server to configure: `"+strings.Join(routerconfig.Targets(), "|")+"`")
+	target := fs.String("for", "", "the DHCP server to configure: `"+targets+"`")
 	subnet := fs.String("subnet", "", "the phones' `SUBNET` (e.g. 192.168.1.0/24); default: the LAN interface's")
+	var ha routerconfig.KeaHA
+	primary := fs.String("primary", "", "kea-ha: the primary Kea server's `IP` on the phones' LAN")
+	standby := fs.String("standby", "", "kea-ha: the standby Kea server's `IP` on the phones' LAN")
+	pool := fs.String("pool", "", "kea-ha: the `RANGE` both lease from, e.g. 10.0.0.100-10.0.0.199; default [dhcp] pool")
+	fs.StringVar(&ha.Interface, "interface", "eth0", "kea-ha: the `INTERFACE` Kea listens on")
+	fs.StringVar(&ha.HooksDir, "hooks-dir", routerconfig.DebianKeaHooks, "kea-ha: the `DIR` of libdhcp_ha.so and libdhcp_lease_cmds.so on the Kea servers")
+	fs.StringVar(&ha.LeaseFile, "lease-file", "/var/lib/kea/kea-leases4.csv", "kea-ha: Kea's lease `FILE`")
+	fs.DurationVar(&ha.HeartbeatDelay, "heartbeat", 10*time.Second, "kea-ha: how often the peers check each other")
+	fs.DurationVar(&ha.MaxResponseDelay, "takeover-after", 60*time.Second, "kea-ha: how long the primary may be silent before the standby serves")
+	out := fs.String("out", "", "kea-ha: write kea-dhcp4-primary.conf and kea-dhcp4-standby.conf into `DIR` instead of printing both")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -47,10 +63,48 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 	if lanErr != nil && !addr.IsValid() {
 		return fmt.Errorf("cannot tell this appliance's address (%v); set [server] advertise or [http] url", lanErr)
 	}
-	out, err := routerconfig.Generate(*target, p)
+	if *target == routerconfig.KeaHATarget {
+		return keaHA(cfg, p, ha, *primary, *standby, *pool, *out, stdout)
+	}
+	text, err := routerconfig.Generate(*target, p)
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	fmt.Fprint(stdout, out)
+	fmt.Fprint(stdout, text)
+	return nil
+}
+
+// keaHA writes the Kea hot-standby pair; pool, router and DNS default to
+// [dhcp]'s.
+func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, primary, standby, pool, out string, stdout io.Writer) error {
+	var err error
+	if ha.Primary, err = netip.ParseAddr(primary); err != nil {
+		return usageError{fmt.Sprintf("--primary %q: the primary Kea server's IPv4 address is required", primary)}
+	}
+	if ha.Standby, err = netip.ParseAddr(standby); err != nil {
+		return usageError{fmt.Sprintf("--standby %q: the standby Kea server's IPv4 address is required", standby)}
+	}
+	if pool == "" {
+		pool = cfg.DHCP.Pool
+	}
+	if ha.PoolFirst, ha.PoolLast, err = dhcp.ParsePool(pool); err != nil {
+		return usageError{fmt.Sprintf("--pool %q: %v (or set [dhcp] pool)", pool, err)}
+	}
+	ha.Router, ha.DNS = cfg.DHCP.Router, cfg.DHCP.DNS
+	pri, sb, err := routerconfig.KeaHAPair(p, ha)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if out == "" {
+		fmt.Fprint(stdout, pri, "\n", sb)
+		return nil
+	}
+	for name, text := range map[string]string{"kea-dhcp4-primary.conf": pri, "kea-dhcp4-standby.conf": sb} {
+		path := filepath.Join(out, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "wrote", path)
+	}
 	return nil
 }

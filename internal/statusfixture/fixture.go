@@ -45,7 +45,7 @@ func Store(t testing.TB) *inventory.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := func(m phone.MAC, model, fw, ip string, ago time.Duration, step inventory.Step, kind string, ok bool, detail string) {
+	rec := func(m phone.MAC, model, fw, ip string, ago time.Duration, step inventory.Step, kind inventory.Kind, ok bool, detail string) {
 		o := inventory.Observation{MAC: m, Model: model, Firmware: fw,
 			Event: inventory.Event{Time: Now.Add(-ago), Step: step, Kind: kind, OK: ok, Detail: detail}}
 		if ip != "" {

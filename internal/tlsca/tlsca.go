@@ -28,7 +28,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/internal/atomicfile"
 )
 
 // File names inside the directory.
@@ -249,10 +249,10 @@ func serial() *big.Int {
 // fingerprint is the SHA-256 of a certificate's DER, for people to compare.
 func fingerprint(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
 
-// writeFile replaces name atomically (inventory's one atomic write).
+// writeFile replaces name atomically (the project's one atomic write).
 func writeFile(name string, data []byte, perm os.FileMode) error {
-	if err := inventory.WriteFileAtomic(name, data, perm); err != nil {
-		return fmt.Errorf("tlsca: writing %s: %w", name, err)
+	if err := atomicfile.WriteFile(name, data, perm); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
 	}
 	return nil
 }

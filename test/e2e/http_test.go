@@ -92,7 +92,7 @@ type serveProc struct {
 }
 
 // freePort picks an unused high port on loopback.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -103,7 +103,7 @@ func freePort(t *testing.T) int {
 }
 
 // httpEnv is a config directory with the firmware image in place.
-func httpEnv(t *testing.T, extra string) (dir string, port int, cfgPath string) {
+func httpEnv(t testing.TB, extra string) (dir string, port int, cfgPath string) {
 	t.Helper()
 	dir = t.TempDir()
 	port = freePort(t)
@@ -118,7 +118,7 @@ func httpEnv(t *testing.T, extra string) (dir string, port int, cfgPath string) 
 	return dir, port, cfgPath
 }
 
-func writeHTTPConfig(t *testing.T, path, dir string, port int, extra string) {
+func writeHTTPConfig(t testing.TB, path, dir string, port int, extra string) {
 	t.Helper()
 	if !strings.Contains(extra, "https_listen") {
 		// These tests are of plain HTTP: HTTPS off, and the phone with a
@@ -137,7 +137,7 @@ const plainHTTP = "https_listen = \"\"\ncleartext_models = [\"snomD785\"]\n"
 var imageBytes = bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 
 // startServe runs the binary and waits for msg=ready.
-func startServe(t *testing.T, cfgPath string) *serveProc {
+func startServe(t testing.TB, cfgPath string) *serveProc {
 	t.Helper()
 	p := &serveProc{logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary(t), "serve", "-config", cfgPath)
@@ -164,7 +164,7 @@ func startServe(t *testing.T, cfgPath string) *serveProc {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *serveProc) stop(t *testing.T) {
+func (p *serveProc) stop(t testing.TB) {
 	t.Helper()
 	if p.cmd.ProcessState != nil {
 		return

@@ -147,7 +147,7 @@ type apiPhone struct {
 }
 
 // metricValue reads one sample of the exposition, labels in written order.
-func metricValue(t *testing.T, text, series string) float64 {
+func metricValue(t testing.TB, text, series string) float64 {
 	t.Helper()
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(text)
 	if m == nil {

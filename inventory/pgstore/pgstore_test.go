@@ -1,0 +1,413 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/snomprov/snomprov/internal/pgtest"
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func testMAC(i int) phone.MAC {
+	m, _ := phone.ParseMAC(fmt.Sprintf("000413%06X", i))
+	return m
+}
+
+func obs(i, n int) inventory.Observation {
+	return inventory.Observation{MAC: testMAC(i), Model: "snomD785", IP: netip.MustParseAddr("10.77.0.10"),
+		Event: inventory.Event{Step: inventory.StepGeneral, Kind: inventory.HTTPKind(200), OK: true, Detail: fmt.Sprintf("event %d of phone %d", n, i)}}
+}
+
+func pool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	p, err := Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// start opens a store and runs it until the test ends (or stop is called).
+func start(t *testing.T, opts Options) (s *Store, stop func()) {
+	t.Helper()
+	s, err := Open(opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// waitDrained waits for every buffered event to be in the database.
+func waitDrained(t *testing.T, s *Store) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats().Buffered > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("events still buffered after 30 s: %+v", s.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eventCounts returns how many times each event detail is stored.
+func eventCounts(t *testing.T, p *pgxpool.Pool) map[string]int {
+	t.Helper()
+	rows, err := p.Query(context.Background(), `SELECT site || ' ' || detail, count(*) FROM snomprov_events GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var d string
+		var n int
+		if err := rows.Scan(&d, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[d] = n
+	}
+	return out
+}
+
+// exactlyOnce checks that every event of want phones × per events of site
+// is stored once.
+func exactlyOnce(t *testing.T, p *pgxpool.Pool, site string, phones, per int) {
+	t.Helper()
+	counts := eventCounts(t, p)
+	missing, doubled := 0, 0
+	for i := 0; i < phones; i++ {
+		for n := 0; n < per; n++ {
+			switch c := counts[fmt.Sprintf("%s event %d of phone %d", site, n, i)]; {
+			case c == 0:
+				missing++
+			case c > 1:
+				doubled++
+			}
+		}
+	}
+	if missing > 0 || doubled > 0 {
+		t.Fatalf("site %s: of %d events, %d missing and %d stored more than once", site, phones*per, missing, doubled)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		opts Options
+		want string // substring of the error; empty: valid
+	}{
+		{Options{}, ""},
+		{Options{URL: "postgres://u:p@db.example/snomprov", Site: "berlin"}, ""},
+		{Options{URL: "host=/run/postgresql dbname=snomprov", Site: "hq-1"}, ""},
+		{Options{URL: "postgres://u@db/x"}, "site: set a site name"},
+		{Options{URL: "postgres://u:secret@db:notaport/x", Site: "a"}, "url: not a PostgreSQL connection string"},
+		{Options{URL: "postgres://u@db/x", Site: "no spaces"}, "site: \"no spaces\""},
+	}
+	for _, tc := range tests {
+		err := tc.opts.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.opts, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v, want %q", tc.opts, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "secret"):
+			t.Errorf("the password shows in %q", err)
+		}
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	pg := pgtest.Start(t)
+	p := pool(t, pg.URL())
+	ctx := context.Background()
+	for i := 0; i < 2; i++ { // the second run finds nothing to do
+		if err := Migrate(ctx, p); err != nil {
+			t.Fatalf("migrate #%d: %v", i+1, err)
+		}
+	}
+	var v, n int
+	if err := p.QueryRow(ctx, `SELECT max(version), count(*) FROM snomprov_schema`).Scan(&v, &n); err != nil || v != SchemaVersion || n != SchemaVersion {
+		t.Fatalf("schema version %d (%d rows), %v; want %d", v, n, err, SchemaVersion)
+	}
+	if _, err := p.Exec(ctx, `INSERT INTO snomprov_schema (version) VALUES ($1)`, SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, p); !errors.Is(err, ErrSchemaNewer) {
+		t.Fatalf("migrate against a newer schema: %v, want ErrSchemaNewer", err)
+	}
+}
+
+// Two sites write into one database; reads show both and filter by site.
+func TestSitesShareOneDatabase(t *testing.T) {
+	pg := pgtest.Start(t)
+	a, _ := start(t, Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	b, _ := start(t, Options{URL: pg.URL(), Site: "paris", StateDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	for i := 0; i < 3; i++ {
+		a.Record(obs(i, 0))
+	}
+	b.Record(obs(0, 0))
+	b.Record(inventory.Observation{MAC: testMAC(9), Firmware: "10.1.73.4", Event: inventory.Event{Step: inventory.StepDHCP, Kind: inventory.KindAck, OK: true, Detail: "event 0 of phone 9"}})
+	waitDrained(t, a)
+	waitDrained(t, b)
+
+	all := a.Phones()
+	var got []string
+	for _, p := range all {
+		got = append(got, p.Site+"/"+p.MAC.String())
+	}
+	want := "berlin/000413000000 paris/000413000000 berlin/000413000001 berlin/000413000002 paris/000413000009"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("phones = %v, want %s", got, want)
+	}
+	p9 := all[4]
+	if p9.Firmware != "10.1.73.4" || !p9.Steps[inventory.StepDHCP].OK || len(p9.Events) != 1 || p9.Events[0].Kind != inventory.KindAck {
+		t.Errorf("paris phone 9 = %+v", p9)
+	}
+	if st, _ := p9.State(time.Now(), 0); st != inventory.StateLeased {
+		t.Errorf("state = %s, want leased", st)
+	}
+	only, err := Query(context.Background(), pool(t, pg.URL()), Filter{Site: "paris"}, 50)
+	if err != nil || len(only) != 2 {
+		t.Fatalf("site filter: %d phones, %v", len(only), err)
+	}
+	if p, ok := b.Phone(testMAC(1)); !ok || p.Site != "berlin" {
+		t.Errorf("paris reads berlin's phone 1: %+v %v", p, ok)
+	}
+}
+
+// The database stops while phones are recorded: Record goes on, events are
+// buffered (and counted), and all arrive once it is back.
+func TestDatabaseAwayThenBack(t *testing.T) {
+	pg := pgtest.Start(t)
+	s, _ := start(t, Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	const phones, per = 50, 4
+	for i := 0; i < phones; i++ {
+		s.Record(obs(i, 0))
+	}
+	waitDrained(t, s)
+	pg.Stop()
+	for n := 1; n < per; n++ {
+		for i := 0; i < phones; i++ {
+			s.Record(obs(i, n))
+		}
+	}
+	// The writer finds the database gone and keeps everything.
+	deadline := time.Now().Add(30 * time.Second)
+	for st := s.Stats(); st.Connected || st.Buffered != phones*(per-1); st = s.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats with the database stopped: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Reads fall back to this site's memory.
+	if list := s.Phones(); len(list) != phones || list[0].Site != "berlin" || len(list[0].Events) != per {
+		t.Fatalf("reading with the database stopped: %d phones", len(list))
+	}
+	pg.Start()
+	waitDrained(t, s)
+	exactlyOnce(t, pool(t, pg.URL()), "berlin", phones, per)
+	if st := s.Stats(); st.Dropped != 0 || st.Written != phones*per {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// A full buffer drops new events and counts them; it never blocks.
+func TestBufferBounded(t *testing.T) {
+	s, err := Open(Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: t.TempDir(), MaxBuffered: 10}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 25; i++ {
+		s.Record(obs(i, 0))
+	}
+	if st := s.Stats(); st.Buffered != 10 || st.Dropped != 15 {
+		t.Fatalf("stats = %+v, want 10 buffered, 15 dropped", st)
+	}
+	// This site's phones are all still known in memory.
+	if n := len(s.localPhones()); n != 25 {
+		t.Errorf("local phones = %d", n)
+	}
+}
+
+// The appliance crashes in the middle of writing a batch, before or after
+// the commit: a new process replays the spool and every event is stored
+// exactly once.
+func TestCrashMidBatchExactlyOnce(t *testing.T) {
+	pg := pgtest.Start(t)
+	p := pool(t, pg.URL())
+	for _, stage := range []string{"before-commit", "after-commit"} {
+		t.Run(stage, func(t *testing.T) {
+			site := "crash-" + stage
+			dir := t.TempDir()
+			opts := Options{URL: pg.URL(), Site: site, StateDir: dir, BatchSize: 10, Interval: 20 * time.Millisecond}
+			s, err := Open(opts, quiet)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches := 0
+			s.crash = func(at string, n int) error {
+				if at == stage {
+					if batches++; batches == 2 {
+						return errCrash
+					}
+				}
+				return nil
+			}
+			const phones, per = 7, 5
+			for n := 0; n < per; n++ {
+				for i := 0; i < phones; i++ {
+					s.Record(obs(i, n))
+				}
+			}
+			// Run stops by itself at the crash; the spool stays as it was.
+			if err := s.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if c := eventCounts(t, p); len(c) == 0 || len(c) == phones*per {
+				t.Fatalf("%d events stored before the crash: the crash was not mid-way", len(c))
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, SpoolName)); err != nil || strings.Count(string(b), "\n") != phones*per {
+				t.Fatalf("spool after the crash: %d lines, %v", strings.Count(string(b), "\n"), err)
+			}
+			s2, _ := start(t, opts)
+			waitDrained(t, s2)
+			exactlyOnce(t, p, site, phones, per)
+			if b, _ := os.ReadFile(filepath.Join(dir, SpoolName)); len(b) != 0 {
+				t.Errorf("spool not emptied once everything was stored: %d bytes", len(b))
+			}
+		})
+	}
+}
+
+// spooled opens a store (not run) and puts n phones' events in its spool.
+func spooled(t *testing.T, opts Options, n int) *Store {
+	t.Helper()
+	s, err := Open(opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		s.Record(obs(i, 0))
+	}
+	if _, err := s.spoolQueued(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A torn last line (a crash while appending to the spool) is skipped; the
+// rest is replayed.
+func TestSpoolTornLine(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir}
+	s := spooled(t, opts, 3)
+	s.spool.Close()
+	f, _ := os.OpenFile(filepath.Join(dir, SpoolName), os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"k":"abc-4","s":"a","o":{"mac":"0004`)
+	f.Close()
+	s2, err := Open(opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := s2.Stats(); st.Buffered != 3 {
+		t.Fatalf("replayed %d events, want 3", st.Buffered)
+	}
+	if n := len(s2.localPhones()); n != 3 {
+		t.Errorf("replayed phones in memory: %d", n)
+	}
+}
+
+func TestMaskURL(t *testing.T) {
+	for _, tc := range []struct{ url, text, want string }{
+		{"postgres://snom:s3cret@db/x", "failed to connect to user=snom password=s3cret", "failed to connect to user=snom password=xxxxx"},
+		{"host=db password=p%40ss user=u", "password=p%40ss", "password=xxxxx"},
+		{"postgres://u@db/x", "no password here", "no password here"},
+	} {
+		if got := MaskURL(tc.text, tc.url); got != tc.want {
+			t.Errorf("MaskURL(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
+
+// A spool that does not empty (stored records behind unsent ones) is
+// compacted to the unsent records; a restart replays only those.
+func TestSpoolCompacted(t *testing.T) {
+	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: t.TempDir(), MaxBuffered: 4}
+	s := spooled(t, opts, 4)
+	// As if the first three had been stored and the database then failed.
+	s.unsent = s.unsent[3:]
+	s.spoolLines += 2 // and more stored ones before them
+	if err := s.send(context.Background()); err == nil {
+		t.Fatal("send to a missing database succeeded")
+	}
+	s.spool.Close()
+	s2, err := Open(opts, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.unsent) != 1 || s2.unsent[0].obs.MAC != testMAC(3) {
+		t.Fatalf("after compaction the spool holds %d records", len(s2.unsent))
+	}
+}
+
+func TestReadSpool(t *testing.T) {
+	good := `{"k":"b-1","s":"a","o":{"mac":"000413A11FA7","event":{"time":"2026-12-07T10:00:00Z","step":"dhcp","kind":"ACK","ok":true,"detail":"x"}}}`
+	for _, tc := range []struct {
+		name          string
+		text          string
+		recs, skipped int
+	}{
+		{"empty", "", 0, 0},
+		{"one", good + "\n", 1, 0},
+		{"torn last line", good + "\n" + good[:40], 1, 1},
+		{"no newline at the end", good, 1, 0},
+		{"unknown kind", strings.Replace(good, "ACK", "BOGUS", 1) + "\n" + good + "\n", 1, 1},
+		{"no key", strings.Replace(good, `"k":"b-1"`, `"k":""`, 1) + "\n", 0, 1},
+		{"no MAC", strings.Replace(good, "000413A11FA7", "000000000000", 1) + "\n", 0, 1},
+		{"overlong line", `{"k":"` + strings.Repeat("x", 200<<10) + "\"}\n" + good + "\n", 1, 1},
+		{"blank lines", "\n\n" + good + "\n\n", 1, 0},
+	} {
+		recs, skipped, err := readSpool(strings.NewReader(tc.text))
+		if err != nil || len(recs) != tc.recs || skipped != tc.skipped {
+			t.Errorf("%s: %d records, %d skipped, %v; want %d, %d", tc.name, len(recs), skipped, err, tc.recs, tc.skipped)
+		}
+	}
+}
+
+func FuzzReadSpool(f *testing.F) {
+	f.Add(`{"k":"b-1","s":"a","o":{"mac":"000413A11FA7","event":{"step":"dhcp","kind":"ACK","ok":true}}}` + "\n")
+	f.Add("{\n}\n\x00")
+	f.Fuzz(func(t *testing.T, text string) {
+		recs, skipped, err := readSpool(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("a strings.Reader cannot fail: %v", err)
+		}
+		if len(recs)+skipped > strings.Count(text, "\n")+1 {
+			t.Fatalf("%d records and %d skipped from %d lines", len(recs), skipped, strings.Count(text, "\n")+1)
+		}
+		for _, r := range recs {
+			if r.Key == "" || r.obs.MAC.IsZero() {
+				t.Fatalf("record without key or MAC: %+v", r)
+			}
+		}
+	})
+}
