@@ -350,7 +350,7 @@ func (s *Server) bindTLS(ctx context.Context, st *state) (net.Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", st.opts.HTTPSListen)
 	if err != nil {
-		return nil, fmt.Errorf("httpd: listening on http.https_listen %q: %w; stop the other server on that port, change http.https_listen, or set it to \"\" to turn HTTPS off", st.opts.HTTPSListen, err)
+		return nil, fmt.Errorf("listening on http.https_listen %q: %w; stop the other server on that port, change http.https_listen, or set it to \"\" to turn HTTPS off", st.opts.HTTPSListen, err)
 	}
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
 		s.tlsPort.Store(int32(ap.Port()))

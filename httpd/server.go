@@ -297,7 +297,7 @@ func (s *Server) Bind(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", st.opts.Listen)
 	if err != nil {
-		return fmt.Errorf("httpd: listening on http.listen %q: %w; stop the other server on that port or change http.listen", st.opts.Listen, err)
+		return fmt.Errorf("listening on http.listen %q: %w; stop the other server on that port or change http.listen", st.opts.Listen, err)
 	}
 	if st.tlsOn() {
 		if s.tlsLn, err = s.bindTLS(ctx, st); err != nil {
@@ -336,7 +336,7 @@ func (s *Server) Addr() net.Addr {
 // both.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.srv == nil {
-		return errors.New("httpd: Serve called before Bind")
+		return errors.New("Serve called before Bind")
 	}
 	lns := []net.Listener{s.ln}
 	if s.tlsLn != nil {
@@ -350,7 +350,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var failed error
 	select {
 	case err := <-errc:
-		failed = fmt.Errorf("httpd: %w", err)
+		failed = err
 		running--
 	case <-ctx.Done():
 	}

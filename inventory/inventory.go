@@ -160,11 +160,11 @@ func Load(path string) ([]Phone, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
+		return nil, err
 	}
 	var snap snapshot
 	if err := json.Unmarshal(b, &snap); err != nil {
-		return nil, fmt.Errorf("inventory: %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return snap.Phones, nil
 }
@@ -330,7 +330,7 @@ func (s *Store) Flush() error {
 		s.mu.Lock()
 		s.dirty = true
 		s.mu.Unlock()
-		return fmt.Errorf("inventory: %w", err)
+		return err
 	}
 	return nil
 }

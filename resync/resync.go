@@ -110,7 +110,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	// One socket for all targets: answers are matched by Call-ID.
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{})
 	if err != nil {
-		return rep, fmt.Errorf("resync: open a UDP socket: %w", err)
+		return rep, fmt.Errorf("open a UDP socket: %w", err)
 	}
 	defer conn.Close()
 	localPort := conn.LocalAddr().(*net.UDPAddr).Port

@@ -194,13 +194,13 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 
 func (o *Options) fill() error {
 	if o.Interface == "" {
-		return errors.New("simulate: no interface given; name the phones' LAN interface, e.g. eth0")
+		return errors.New("no interface given; name the phones' LAN interface, e.g. eth0")
 	}
 	if o.Model == "" {
 		o.Model = DefaultModel
 	}
 	if !phone.ValidModel(o.Model) {
-		return fmt.Errorf("simulate: model %q is not a Snom phone type; use the vendor class form, e.g. snomD785", o.Model)
+		return fmt.Errorf("model %q is not a Snom phone type; use the vendor class form, e.g. snomD785", o.Model)
 	}
 	if o.Firmware == "" {
 		o.Firmware = DefaultFirmware
@@ -209,7 +209,7 @@ func (o *Options) fill() error {
 		o.Count = 1
 	}
 	if o.Count > MaxCount {
-		return fmt.Errorf("simulate: %d phones is more than the %d allowed; a DHCP pool rarely has room for that many", o.Count, MaxCount)
+		return fmt.Errorf("%d phones is more than the %d allowed; a DHCP pool rarely has room for that many", o.Count, MaxCount)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout

@@ -75,7 +75,7 @@ type Pair struct {
 func Ensure(dir string, names Names, now time.Time) (Pair, error) {
 	p := Pair{Dir: dir, CertFile: filepath.Join(dir, CertFile), KeyFile: filepath.Join(dir, KeyFile), CAFile: filepath.Join(dir, CAFile)}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return p, fmt.Errorf("tlsca: %w", err)
+		return p, err
 	}
 	ca, caPriv, err := loadCA(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -131,17 +131,17 @@ func loadCA(dir string) (*x509.Certificate, crypto.Signer, error) {
 	keyPEM, err := os.ReadFile(filepath.Join(dir, caKey))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("tlsca: %s exists but %s does not; restore the key, or move both away to make a new CA (every phone must then be given the new one)", filepath.Join(dir, CAFile), caKey)
+			return nil, nil, fmt.Errorf("%s exists but %s does not; restore the key, or move both away to make a new CA (every phone must then be given the new one)", filepath.Join(dir, CAFile), caKey)
 		}
-		return nil, nil, fmt.Errorf("tlsca: %w", err)
+		return nil, nil, err
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: the CA in %s: %w; restore it, or move %s and %s away to make a new CA (every phone must then be given the new one)", dir, err, CAFile, caKey)
+		return nil, nil, fmt.Errorf("the CA in %s: %w; restore it, or move %s and %s away to make a new CA (every phone must then be given the new one)", dir, err, CAFile, caKey)
 	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return nil, nil, fmt.Errorf("tlsca: the CA key in %s cannot sign", dir)
+		return nil, nil, fmt.Errorf("the CA key in %s cannot sign", dir)
 	}
 	return pair.Leaf, signer, nil
 }
@@ -157,7 +157,7 @@ func loadLeaf(certFile, keyFile string) (*x509.Certificate, error) {
 func createCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: %w", err)
+		return nil, nil, err
 	}
 	host, _ := os.Hostname()
 	tpl := &x509.Certificate{
@@ -172,11 +172,11 @@ func createCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, erro
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, key.Public(), key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: %w", err)
+		return nil, nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: %w", err)
+		return nil, nil, err
 	}
 	// The key first: a CA certificate without its key would be refused
 	// at the next start.
@@ -188,7 +188,7 @@ func createCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, erro
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tlsca: %w", err)
+		return nil, nil, err
 	}
 	return cert, key, nil
 }
@@ -196,7 +196,7 @@ func createCA(dir string, now time.Time) (*x509.Certificate, crypto.Signer, erro
 func issue(p Pair, ca *x509.Certificate, caKey crypto.Signer, names Names, now time.Time) (*x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("tlsca: %w", err)
+		return nil, err
 	}
 	cn := "snomprov"
 	if len(names.DNS) > 0 {
@@ -218,11 +218,11 @@ func issue(p Pair, ca *x509.Certificate, caKey crypto.Signer, names Names, now t
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tpl, ca, key.Public(), caKey)
 	if err != nil {
-		return nil, fmt.Errorf("tlsca: %w", err)
+		return nil, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("tlsca: %w", err)
+		return nil, err
 	}
 	var chain bytes.Buffer
 	pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})

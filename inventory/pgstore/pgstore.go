@@ -122,7 +122,7 @@ type Store struct {
 }
 
 // errCrash is what a crash hook returns to stop Run mid-batch.
-var errCrash = errors.New("pgstore: simulated crash")
+var errCrash = errors.New("simulated crash")
 
 // record is one observation with its key.
 type record struct {
@@ -180,11 +180,11 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		opts.ReadTimeout = 3 * time.Second
 	}
 	if opts.StateDir == "" {
-		return nil, errors.New("inventory: no state directory for the PostgreSQL spool: set [server] state_dir")
+		return nil, errors.New("no state directory for the PostgreSQL spool: set [server] state_dir")
 	}
 	cfg, err := pgxpool.ParseConfig(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: url: %s", maskErr(err, opts.URL))
+		return nil, fmt.Errorf("url: %s", maskErr(err, opts.URL))
 	}
 	cfg.MaxConns = 4
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -192,7 +192,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	// pgxpool.NewWithConfig connects lazily: the database may be down.
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: %s", maskErr(err, opts.URL))
+		return nil, errors.New(maskErr(err, opts.URL))
 	}
 	local, _ := inventory.Open("", inventory.Options{MaxEvents: opts.MaxEvents})
 	var b [8]byte
@@ -201,7 +201,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		wake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1)}
 	if err := os.MkdirAll(opts.StateDir, 0o750); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("inventory: %w", err)
+		return nil, err
 	}
 	if err := s.openSpool(); err != nil {
 		pool.Close()
@@ -219,20 +219,20 @@ func (s *Store) openSpool() error {
 	path := filepath.Join(s.opts.StateDir, SpoolName)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o640)
 	if err != nil {
-		return fmt.Errorf("inventory: spool: %w", err)
+		return fmt.Errorf("spool: %w", err)
 	}
 	var skipped int
 	s.unsent, skipped, err = readSpool(f)
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("inventory: spool %s: %w", path, err)
+		return fmt.Errorf("spool %s: %w", path, err)
 	}
 	if skipped > 0 {
 		s.log.Warn("inventory spool: skipped unreadable lines (a crash while writing, or damage)", "file", path, "lines", skipped)
 	}
 	if _, err := f.Seek(0, io.SeekEnd); err != nil {
 		f.Close()
-		return fmt.Errorf("inventory: spool: %w", err)
+		return fmt.Errorf("spool: %w", err)
 	}
 	s.spool, s.spoolLines = f, len(s.unsent)
 	s.pending = len(s.unsent)
@@ -643,11 +643,11 @@ func (s *Store) Phone(m phone.MAC) (inventory.Phone, bool) {
 func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: %s", maskErr(err, url))
+		return nil, errors.New(maskErr(err, url))
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("inventory: %s", maskErr(err, url))
+		return nil, errors.New(maskErr(err, url))
 	}
 	return pool, nil
 }
