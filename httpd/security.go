@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/internal/field"
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
 )
@@ -401,7 +402,7 @@ func ownFileAnswer(st *state, req *request, id *identity, mac phone.MAC) (a answ
 	u := st.httpsSettingURL(req, req.httpsPort)
 	doc := st.bootstrapDoc(u)
 	a = answer{status: http.StatusOK, doc: doc, bootstrap: true,
-		reason: "bootstrap: own file withheld over plain HTTP (it is served only over HTTPS); setting_server moved to " + maskURL(u)}
+		reason: "bootstrap: own file withheld over plain HTTP (it is served only over HTTPS); setting_server moved to " + redact.URL(u)}
 	if notModified(req, doc.ETag, st.cat.Loaded()) {
 		a.status = http.StatusNotModified
 	}
@@ -414,7 +415,7 @@ func (st *state) bootstrapDoc(u string) provision.Doc {
 	if b := st.lastBoot.Load(); b != nil && b.url == u {
 		return b.doc
 	}
-	b := &bootDoc{url: u, doc: provision.Bootstrap(u)}
+	b := &bootDoc{url: u, doc: provision.Bootstrap(u, st.trust)}
 	st.lastBoot.Store(b)
 	return b.doc
 }
@@ -422,20 +423,6 @@ func (st *state) bootstrapDoc(u string) provision.Doc {
 type bootDoc struct {
 	url string
 	doc provision.Doc
-}
-
-// maskURL hides a password in a URL's userinfo for the log.
-func maskURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	host, path, _ := strings.Cut(rest, "/")
-	if at := strings.LastIndexByte(host, '@'); at >= 0 {
-		user, _, _ := strings.Cut(host[:at], ":")
-		host = user + ":********" + host[at:]
-	}
-	return scheme + "://" + host + "/" + path
 }
 
 // redirectHTTPS sends a plain-HTTP request for the status page, API or

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -44,7 +46,7 @@ func tlsClient(pool *x509.CertPool, certs ...tls.Certificate) *http.Client {
 // and replaced by the file that moves the phone to HTTPS; over HTTPS,
 // trusting the appliance's CA, it gets its own file.
 func TestBootstrap(t *testing.T) {
-	https, pool := withHTTPS(t)
+	https, _ := withHTTPS(t)
 	h := start(t, testConfig(), https)
 	port := h.srv.TLSAddr().(interface{ String() string }).String()
 	port = port[strings.LastIndexByte(port, ':')+1:]
@@ -71,6 +73,8 @@ func TestBootstrap(t *testing.T) {
 	if r := get(t, nil, "GET", h.url+"/snomD785.htm"); r.status != 200 {
 		t.Errorf("general file over plain HTTP: %d", r.status)
 	}
+	// The bootstrap hands the CA, and only the CA, in <certificates>.
+	pool := handedCA(t, r.body)
 	// Over HTTPS, trusting the CA it was handed: its own file.
 	r = get(t, tlsClient(pool), "GET", h.tlsURL+own, "User-Agent", uaD785)
 	if r.status != 200 || !strings.Contains(r.body, "topsecret401") {
@@ -89,6 +93,34 @@ func TestBootstrap(t *testing.T) {
 	if strings.Contains(h.logs.String(), "topsecret401") {
 		t.Error("secret in the log")
 	}
+}
+
+// handedCA parses the bootstrap's <certificates> into a pool, checking that
+// it holds CA certificates only (the leaf renews; its CA does not).
+func handedCA(t *testing.T, body string) *x509.CertPool {
+	t.Helper()
+	var doc struct {
+		Certs []struct {
+			Type string `xml:"type,attr"`
+			Data string `xml:",chardata"`
+		} `xml:"certificates>certificate"`
+	}
+	if err := xml.Unmarshal([]byte(body), &doc); err != nil || len(doc.Certs) == 0 {
+		t.Fatalf("bootstrap without <certificates> (%v):\n%s", err, body)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range doc.Certs {
+		der, err := base64.StdEncoding.DecodeString(c.Data)
+		if err != nil || c.Type != "base64" {
+			t.Fatalf("certificate %q: %v", c.Type, err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil || !cert.IsCA {
+			t.Fatalf("handed certificate is not a CA (%v): %v", err, cert.Subject)
+		}
+		pool.AddCert(cert)
+	}
+	return pool
 }
 
 // TestBootstrapNamedURL: with a {mac} URL the bootstrap names the same URL

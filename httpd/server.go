@@ -108,6 +108,11 @@ type state struct {
 	lastModified []string
 	sec          security
 	lastBoot     atomic.Pointer[bootDoc]
+	// trust is what the bootstrap hands phones to trust for HTTPS: the
+	// certificates above the leaf in tls_cert's chain (the appliance's
+	// CA), or the leaf itself when the file holds no chain. A renewed
+	// leaf keeps its CA, so this stays true between reloads.
+	trust [][]byte
 	// lastBase caches the base URL of the last Host seen: nearly every
 	// request names the same one.
 	lastBase atomic.Pointer[hostBase]
@@ -244,6 +249,9 @@ func Prepare(o Options) (*Prepared, error) {
 	}
 	st := &state{opts: o, cat: o.Catalog, tpl: tpl, sec: sec,
 		lastModified: []string{o.Catalog.Loaded().Format(http.TimeFormat)}}
+	if p.cert != nil {
+		st.trust = p.cert.Certificate[min(1, len(p.cert.Certificate)-1):]
+	}
 	if o.Username != "" {
 		st.userinfo = url.UserPassword(o.Username, o.Password).String()
 		st.authUser, st.authPass = []byte(o.Username), []byte(o.Password)

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bytes"
+	"encoding/base64"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -13,12 +14,26 @@ import (
 // Bootstrap is the file a phone gets for its own file's URL when it asked
 // over plain HTTP and its own file is served only over HTTPS: no setting
 // of its own, no secret, only setting_server (read-only) moving it to
-// httpsURL. It is small and rendered on demand.
-func Bootstrap(httpsURL string) Doc {
-	w := &writer{b: make([]byte, 0, 256)}
+// httpsURL, and trust (DER certificates: the CA of the HTTPS certificate)
+// in <certificates>, the phone's list of trusted server certificates,
+// inline as type="base64" so it holds at once, before the phone follows
+// setting_server (Snom's <certificates> tag, as Gigaset's copy of the
+// configuration-file pages documents it). It is small and rendered on
+// demand.
+func Bootstrap(httpsURL string, trust [][]byte) Doc {
+	w := &writer{b: make([]byte, 0, 256+2048*len(trust))}
 	w.raw(xmlHeader)
 	w.raw("<settings>\n")
 	w.phoneSettings(config.Settings{"setting_server": {Value: httpsURL, Perm: "R"}}, "R", true)
+	if len(trust) > 0 {
+		w.raw("  <certificates>\n")
+		for _, der := range trust {
+			w.raw("    <certificate type=\"base64\">")
+			w.raw(base64.StdEncoding.EncodeToString(der))
+			w.raw("</certificate>\n")
+		}
+		w.raw("  </certificates>\n")
+	}
 	w.raw("</settings>\n")
 	return newDoc(bytes.Clone(w.b))
 }
