@@ -2,9 +2,8 @@ package app
 
 import (
 	"fmt"
-	"net/netip"
-	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"weak"
 
@@ -19,35 +18,16 @@ func TestReloadKeepsNoOldConfig(t *testing.T) {
 	dir := t.TempDir()
 	load := func(language string) *config.Config {
 		t.Helper()
-		src := fmt.Sprintf(`
-[server]
-interface = "lo"
-state_dir = %q
-[http]
-listen = "127.0.0.1:8080"
-firmware_dir = %q
-[dhcp]
-enabled = true
-pool = "10.79.0.100-10.79.0.199"
-[settings]
-language = %q
-[[phones]]
-mac = "000413A11FA7"
-model = "snomD785"
-`, dir, filepath.Join(dir, "fw"), language)
-		cfg, err := config.Parse(filepath.Join(dir, "snomprov.toml"), []byte(src))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
+		return goodConfig(t, dir, func(s string) string {
+			return strings.Replace(s, `language = "English"`, fmt.Sprintf("language = %q\n[[phones]]\nmac = \"000413A11FA7\"\nmodel = \"snomD785\"", language), 1)
+		})
 	}
-	netw := network{iface: "lo", prefix: netip.MustParsePrefix("10.79.0.1/24"), advertise: netip.MustParseAddr("10.79.0.1")}
 	inv, err := inventory.Open("", inventory.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := load("English")
-	srv := newServers(netw, inv, quiet)
+	srv := newServers(testLAN, inv, quiet)
 	p, err := srv.compile(first)
 	if err != nil {
 		t.Fatal(err)
