@@ -411,6 +411,9 @@ func (s *Server) serveSettings(w http.ResponseWriter, req *request, st *state, r
 	if req.method != http.MethodHead {
 		w.Write(a.doc.Body)
 	}
+	if a.bootstrap {
+		step = inventory.StepBootstrap
+	}
 	s.record(req, id, step, http.StatusOK, len(a.doc.Body), a.reason)
 }
 

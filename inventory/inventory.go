@@ -35,6 +35,9 @@ const (
 	StepFirmwareFile  Step = "firmware-file"  // <phoneType>-firmware.htm
 	StepFirmwareImage Step = "firmware-image" // the image under /firmware/
 	StepFile          Step = "file"           // anything else served (language files, images)
+	// StepBootstrap: over plain HTTP the phone's own file was withheld and
+	// the secret-free file that moves it to HTTPS served instead.
+	StepBootstrap Step = "bootstrap"
 )
 
 // Steps lists the steps in boot order.

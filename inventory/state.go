@@ -97,6 +97,17 @@ func (p Phone) State(now time.Time, staleAfter time.Duration) (State, string) {
 			state = stepState[st]
 		}
 	}
+	if b, ok := p.Steps[StepBootstrap]; ok && b.OK {
+		if own, ok := p.Steps[StepPhone]; !ok || !own.OK || own.Time.Before(b.Time) {
+			// Moved to HTTPS but its own file not fetched there since: it has
+			// not got its settings, whatever the general file gave it.
+			if slices.Index(BootStates, state) > slices.Index(BootStates, StateSettingsFetched) {
+				state = StateSettingsFetched
+			}
+			return state, "the bootstrap moved it to HTTPS, where it has not fetched its own file yet " +
+				"(does it trust the appliance's CA, and can it reach http.https_listen?)"
+		}
+	}
 	if state == StateSettingsFetched || state == StateFirmwareFetched {
 		if unmanaged || (p.FirmwareTarget != "" && p.Firmware == p.FirmwareTarget) {
 			state = StateUpToDate

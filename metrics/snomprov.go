@@ -57,7 +57,7 @@ func (r *Recorder) Record(o inventory.Observation) {
 	case inventory.StepPnP:
 		r.pnp.Inc(kind)
 	case inventory.StepGeneral, inventory.StepPhone, inventory.StepFirmwareFile,
-		inventory.StepFirmwareImage, inventory.StepFile:
+		inventory.StepFirmwareImage, inventory.StepFile, inventory.StepBootstrap:
 		r.http.Inc(string(o.Event.Step), kind)
 	default:
 		step := string(o.Event.Step)

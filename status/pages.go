@@ -203,8 +203,10 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		d.State, d.Reason = p.State(now, o.StaleAfter)
 		d.Hint = hint(p, d.State)
 		steps := append([]inventory.Step(nil), inventory.Steps...)
-		if _, ok := p.Steps[inventory.StepFile]; ok {
-			steps = append(steps, inventory.StepFile)
+		for _, extra := range []inventory.Step{inventory.StepBootstrap, inventory.StepFile} {
+			if _, ok := p.Steps[extra]; ok {
+				steps = append(steps, extra)
+			}
 		}
 		for _, st := range steps {
 			row := stepRow{Label: stepLabel(st), Result: "not yet", Class: "none", When: "never"}

@@ -171,6 +171,7 @@ var stepLabels = map[inventory.Step]string{
 	inventory.StepFirmwareFile:  "Firmware file",
 	inventory.StepFirmwareImage: "Firmware image",
 	inventory.StepFile:          "Other files",
+	inventory.StepBootstrap:     "Bootstrap to HTTPS",
 }
 
 func stepLabel(s inventory.Step) string {
