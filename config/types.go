@@ -34,6 +34,7 @@ type Config struct {
 	Models     map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
 	Phones     []Phone          `toml:"phones"`
 	Phonebook  []PhonebookEntry `toml:"phonebook"`
+	Lines      LineDefaults     `toml:"lines"` // what every line of [[phones]] lines = [...] leaves out
 	Containers                  // the global scope's containers (containers.go), top-level keys
 
 	// Filled by Parse; a Config built by hand works without them.
@@ -191,6 +192,7 @@ type Phone struct {
 	FKeys       FKeys            `toml:"fkeys"`
 	Modules     []string         `toml:"modules"`   // overrides the model's modules
 	Phonebook   []PhonebookEntry `toml:"phonebook"` // the phone's own book
+	Lines       []Line           `toml:"lines"`     // SIP accounts, written as user_* settings (lines.go)
 	Containers
 }
 
