@@ -24,15 +24,18 @@ type Config struct {
 	// Source is the file the config was read from; empty for the embedded defaults.
 	Source string `toml:"-"`
 
-	Server     Server           `toml:"server"`
-	HTTP       HTTP             `toml:"http"`
-	PnP        PnP              `toml:"pnp"`
-	DHCP       DHCP             `toml:"dhcp"`
-	Provision  Provision        `toml:"provision"`
-	Status     Status           `toml:"status"`
-	Settings   Settings         `toml:"settings"` // <phone-settings> for every phone
-	Models     map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
-	Phones     []Phone          `toml:"phones"`
+	Server    Server           `toml:"server"`
+	HTTP      HTTP             `toml:"http"`
+	PnP       PnP              `toml:"pnp"`
+	DHCP      DHCP             `toml:"dhcp"`
+	Provision Provision        `toml:"provision"`
+	Status    Status           `toml:"status"`
+	Settings  Settings         `toml:"settings"` // <phone-settings> for every phone
+	Models    map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
+	Phones    []Phone          `toml:"phones"`
+	// PhonesCSV names CSV files of phones (csv.go), relative to the config
+	// file; their rows follow [[phones]] in Phones.
+	PhonesCSV  []string         `toml:"phones_csv"`
 	Phonebook  []PhonebookEntry `toml:"phonebook"`
 	Lines      LineDefaults     `toml:"lines"` // what every line of [[phones]] lines = [...] leaves out
 	Containers                  // the global scope's containers (containers.go), top-level keys

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
@@ -17,27 +19,78 @@ func init() {
 }
 
 func loadInventory(path string) ([]inventory.Phone, time.Duration, error) {
-	cfg, err := loadConfig(path)
+	list, cfg, err := loadInventoryConfig(path)
 	if err != nil {
 		return nil, 0, err
 	}
+	return list, cfg.Status.StaleAfter.Duration, nil
+}
+
+func loadInventoryConfig(path string) ([]inventory.Phone, *config.Config, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	list, err := inventory.Load(inventory.Path(cfg.Server.StateDir))
-	return list, cfg.Status.StaleAfter.Duration, err
+	return list, cfg, err
+}
+
+// writePhonesCSV writes the phones seen that the config does not list yet,
+// in the columns of a phones CSV (config/csv.go): fill in the lines, save,
+// name the file in phones_csv and the rows read back as they are. The
+// reference columns (ip, firmware_seen, state, last_seen) are ignored
+// when read.
+func writePhonesCSV(w io.Writer, list []inventory.Phone, cfg *config.Config, now time.Time) error {
+	cw := csv.NewWriter(w)
+	header := []string{"mac", "model", "description", "line1_account", "line1_password", "line1_name"}
+	header = append(header, config.CSVInfoColumns...)
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	for _, p := range list {
+		if _, listed := cfg.Phone(p.MAC); listed {
+			continue
+		}
+		st, _ := p.State(now, cfg.Status.StaleAfter.Duration)
+		last := ""
+		if !p.LastSeen.IsZero() {
+			last = p.LastSeen.UTC().Format(time.RFC3339)
+		}
+		if err := cw.Write([]string{p.MAC.Colon(), p.Model, "", "", "", "", p.IP, p.Firmware, string(st), last}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 func cmdPhones(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("phones", "[-config FILE] [--state S] [--json]", stderr)
+	fs := newFlags("phones", "[-config FILE] [--state S] [--json | --csv]", stderr)
 	path := configFlag(fs, true)
 	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asCSV := fs.Bool("csv", false, "print the phones seen that the config does not list, as a phones CSV to fill in and name in phones_csv")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	list, stale, err := loadInventory(*path)
+	if *asJSON && *asCSV {
+		return usageError{"give --json or --csv, not both"}
+	}
+	list, cfg, err := loadInventoryConfig(*path)
 	if err != nil {
 		return err
 	}
+	stale := cfg.Status.StaleAfter.Duration
 	now := time.Now()
+	if *asCSV {
+		var keep []inventory.Phone
+		for _, p := range list {
+			if st, _ := p.State(now, stale); *state == "" || string(st) == *state {
+				keep = append(keep, p)
+			}
+		}
+		return writePhonesCSV(stdout, keep, cfg, now)
+	}
 	type row struct {
 		inventory.Phone
 		State  inventory.State `json:"state"`
