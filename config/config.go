@@ -112,6 +112,7 @@ func parse(name string, data []byte, stateDir string, defaults func(string) *Con
 	d := &decoder{file: name, pos: scanPositions(string(data)), set: map[string]bool{}}
 	cfg := defaults(stateDir)
 	d.table("", tree, reflectValue(cfg))
+	d.phonesCSV(cfg, filepath.Dir(name))
 	cfg.explicit = d.set
 	cfg.positions = d.pos
 	cfg.applyDerivedDefaults(filepath.Dir(name))
@@ -162,8 +163,7 @@ func (c *Config) LocateAll(fes []*field.Error) Errors {
 			continue
 		}
 		seen[fe.Key+"\x00"+fe.Msg] = true
-		p := c.positions.lookup(fe.Key)
-		out = append(out, &Error{File: c.FileName(), Line: p.Line, Col: p.Col, Key: fe.Key, Msg: fe.Msg})
+		out = append(out, c.positions.locate(c.FileName(), fe.Key, fe.Msg))
 	}
 	return out.sorted()
 }

@@ -29,8 +29,7 @@ type decoder struct {
 }
 
 func (d *decoder) fail(path, format string, args ...any) {
-	p := d.pos.lookup(path)
-	d.errs = append(d.errs, &Error{File: d.file, Line: p.Line, Col: p.Col, Key: path, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, d.pos.locate(d.file, path, fmt.Sprintf(format, args...)))
 }
 
 var (

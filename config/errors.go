@@ -62,10 +62,18 @@ func (es Errors) Unwrap() []error {
 	return out
 }
 
-// sorted orders problems by place in the file; problems without a place come first.
+// sorted orders problems by file, then place in the file; problems without
+// a place come first. Files keep the order they first appear in (the
+// config file, then the phones CSVs it names).
 func (es Errors) sorted() Errors {
+	order := map[string]int{}
+	for _, e := range es {
+		if _, ok := order[e.File]; !ok {
+			order[e.File] = len(order)
+		}
+	}
 	slices.SortStableFunc(es, func(a, b *Error) int {
-		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
+		return cmp.Or(cmp.Compare(order[a.File], order[b.File]), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Col, b.Col))
 	})
 	return es
 }

@@ -73,3 +73,28 @@ func FuzzScanPositions(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPhonesCSV: arbitrary bytes never panic; every problem names the
+// file and, when it has a place, one inside the text; every row returned
+// with no problem has a MAC.
+func FuzzPhonesCSV(f *testing.F) {
+	f.Add([]byte("mac,model,description,line1_account,line1_password\n000413A11FA7,snomD785,Desk,101,pw\n"))
+	f.Add([]byte("\ufeffmac;line2_name;language\r\n00-04-13-a1-1f-a7;\"A \"\"B\"\"\";Deutsch\r\n"))
+	f.Add([]byte("mac\tfoo-bar\n\"x\ty\"\n\"unterminated\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rows, errs := ParsePhonesCSV("fuzz.csv", data)
+		lines := strings.Count(string(data), "\n") + 1
+		for _, e := range errs {
+			if e.File != "fuzz.csv" || e.Line > lines {
+				t.Fatalf("problem outside the file: %v", e)
+			}
+		}
+		if len(errs) == 0 {
+			for _, r := range rows {
+				if r.Phone.MAC.IsZero() {
+					t.Fatalf("row without a MAC and no problem: %+v", r)
+				}
+			}
+		}
+	})
+}

@@ -11,8 +11,13 @@ import (
 // understands just enough TOML to name every key the way the decoder walk
 // names it (see joinKey and indexKey).
 
-// position is a 1-based line and byte column.
-type position struct{ Line, Col int }
+// position is a 1-based line and byte column. File and Name are set for a
+// key that came from another file than the config (a phones CSV): the file
+// and the column name problems there are reported under.
+type position struct {
+	Line, Col  int
+	File, Name string
+}
 
 // keyPositions maps a dotted key path (phones[1].settings.user_name) to where
 // the key, table header or array element starts.
@@ -27,6 +32,17 @@ func (kp keyPositions) lookup(path string) position {
 		path = parentKey(path)
 	}
 	return position{}
+}
+
+// locate names where path is: in file, or, for a key a phones CSV gave,
+// in that CSV under its column's name.
+func (kp keyPositions) locate(file, path, msg string) *Error {
+	p := kp.lookup(path)
+	e := &Error{File: file, Line: p.Line, Col: p.Col, Key: path, Msg: msg}
+	if p.File != "" {
+		e.File, e.Key = p.File, p.Name
+	}
+	return e
 }
 
 // joinKey appends one key segment to a dotted path, quoting it when it is not

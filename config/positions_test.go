@@ -33,31 +33,31 @@ inline = { a = [1, 2], 'b' = { c = 3 } }
 `
 	pos := scanPositions(doc)
 	want := map[string]position{
-		"top":                                 {2, 1},
-		"server":                              {3, 1},
-		"server.interface":                    {4, 1},
-		`server."quoted key"`:                 {5, 1},
-		"server.a":                            {6, 1},
-		"server.a.b":                          {6, 3},
-		"server.a.b.c":                        {6, 7},
-		"phones":                              {8, 1},
-		"phones[0]":                           {8, 1},
-		"phones[0].mac":                       {9, 1},
-		"phones[0].settings":                  {10, 1},
-		"phones[0].settings.user_name":        {11, 1},
-		"phones[0].settings.user_name.1":      {11, 15},
-		"phones[0].settings.user_name.2":      {11, 26},
-		"phones[0].settings.user_name.2.perm": {11, 47},
-		"phones[1]":                           {12, 1},
-		"phones[1].mac":                       {13, 3},
-		"phones[1].lines[0]":                  {17, 1},
-		"phones[1].lines[0].x":                {18, 1},
-		"phones[1].fkeys.0":                   {20, 1},
-		"phones[1].fkeys.dns[0]":              {22, 3},
-		"phones[1].fkeys.dns[1]":              {23, 3},
-		"phones[1].fkeys.lit":                 {25, 1},
-		"phones[1].fkeys.inline.a[1]":         {27, 20},
-		"phones[1].fkeys.inline.b.c":          {27, 32},
+		"top":                                 {Line: 2, Col: 1},
+		"server":                              {Line: 3, Col: 1},
+		"server.interface":                    {Line: 4, Col: 1},
+		`server."quoted key"`:                 {Line: 5, Col: 1},
+		"server.a":                            {Line: 6, Col: 1},
+		"server.a.b":                          {Line: 6, Col: 3},
+		"server.a.b.c":                        {Line: 6, Col: 7},
+		"phones":                              {Line: 8, Col: 1},
+		"phones[0]":                           {Line: 8, Col: 1},
+		"phones[0].mac":                       {Line: 9, Col: 1},
+		"phones[0].settings":                  {Line: 10, Col: 1},
+		"phones[0].settings.user_name":        {Line: 11, Col: 1},
+		"phones[0].settings.user_name.1":      {Line: 11, Col: 15},
+		"phones[0].settings.user_name.2":      {Line: 11, Col: 26},
+		"phones[0].settings.user_name.2.perm": {Line: 11, Col: 47},
+		"phones[1]":                           {Line: 12, Col: 1},
+		"phones[1].mac":                       {Line: 13, Col: 3},
+		"phones[1].lines[0]":                  {Line: 17, Col: 1},
+		"phones[1].lines[0].x":                {Line: 18, Col: 1},
+		"phones[1].fkeys.0":                   {Line: 20, Col: 1},
+		"phones[1].fkeys.dns[0]":              {Line: 22, Col: 3},
+		"phones[1].fkeys.dns[1]":              {Line: 23, Col: 3},
+		"phones[1].fkeys.lit":                 {Line: 25, Col: 1},
+		"phones[1].fkeys.inline.a[1]":         {Line: 27, Col: 20},
+		"phones[1].fkeys.inline.b.c":          {Line: 27, Col: 32},
 	}
 	for k, w := range want {
 		if got, ok := pos[k]; !ok || got != w {
@@ -69,7 +69,7 @@ inline = { a = [1, 2], 'b' = { c = 3 } }
 			t.Errorf("%s: indexed from inside a string or comment", k)
 		}
 	}
-	if got := pos.lookup("phones[1].settings.nothing.here"); got != (position{12, 1}) {
+	if got := pos.lookup("phones[1].settings.nothing.here"); got != (position{Line: 12, Col: 1}) {
 		t.Errorf("lookup falls back to the nearest ancestor: got %v", got)
 	}
 }

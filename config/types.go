@@ -24,17 +24,21 @@ type Config struct {
 	// Source is the file the config was read from; empty for the embedded defaults.
 	Source string `toml:"-"`
 
-	Server     Server           `toml:"server"`
-	HTTP       HTTP             `toml:"http"`
-	PnP        PnP              `toml:"pnp"`
-	DHCP       DHCP             `toml:"dhcp"`
-	Provision  Provision        `toml:"provision"`
-	Status     Status           `toml:"status"`
-	Inventory  Inventory        `toml:"inventory"`
-	Settings   Settings         `toml:"settings"` // <phone-settings> for every phone
-	Models     map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
-	Phones     []Phone          `toml:"phones"`
+	Server    Server           `toml:"server"`
+	HTTP      HTTP             `toml:"http"`
+	PnP       PnP              `toml:"pnp"`
+	DHCP      DHCP             `toml:"dhcp"`
+	Provision Provision        `toml:"provision"`
+	Status    Status           `toml:"status"`
+	Inventory Inventory        `toml:"inventory"`
+	Settings  Settings         `toml:"settings"` // <phone-settings> for every phone
+	Models    map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
+	Phones    []Phone          `toml:"phones"`
+	// PhonesCSV names CSV files of phones (csv.go), relative to the config
+	// file; their rows follow [[phones]] in Phones.
+	PhonesCSV  []string         `toml:"phones_csv"`
 	Phonebook  []PhonebookEntry `toml:"phonebook"`
+	Lines      LineDefaults     `toml:"lines"` // what every line of [[phones]] lines = [...] leaves out
 	Containers                  // the global scope's containers (containers.go), top-level keys
 
 	// Filled by Parse; a Config built by hand works without them.
@@ -234,6 +238,7 @@ type Phone struct {
 	FKeys       FKeys            `toml:"fkeys"`
 	Modules     []string         `toml:"modules"`   // overrides the model's modules
 	Phonebook   []PhonebookEntry `toml:"phonebook"` // the phone's own book
+	Lines       []Line           `toml:"lines"`     // SIP accounts, written as user_* settings (lines.go)
 	Containers
 }
 

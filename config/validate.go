@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -124,7 +125,11 @@ func (c *checker) phones() {
 		case p.MAC.IsZero():
 			c.fail(joinKey(at, "mac"), `a phone needs a mac, like mac = "00:04:13:A1:1F:A7"`)
 		case dup:
-			c.fail(joinKey(at, "mac"), "duplicate phone: MAC %s is also phones[%d] (line %d); merge the two entries", p.MAC, j, c.pos.lookup(indexKey("phones", j)).Line)
+			hint := "merge the two entries"
+			if c.pos.lookup(at).File != "" || c.pos.lookup(indexKey("phones", j)).File != "" {
+				hint = "a phone is listed once, in [[phones]] or in a phones CSV: merge the two"
+			}
+			c.fail(joinKey(at, "mac"), "duplicate phone: MAC %s is also %s; %s", p.MAC, c.where(indexKey("phones", j)), hint)
 		default:
 			first[p.MAC] = i
 		}
@@ -132,6 +137,16 @@ func (c *checker) phones() {
 			c.fail(joinKey(at, "model"), "%q is not a Snom phone type; write it as the phone reports it, like \"snomD785\"", p.Model)
 		}
 	}
+}
+
+// where names the place of a key for a message: "phones[2] (line 14)", or
+// "the row at phones.csv line 3" for a phone from a CSV.
+func (c *checker) where(key string) string {
+	p := c.pos.lookup(key)
+	if p.File != "" {
+		return fmt.Sprintf("the row at %s line %d", filepath.Base(p.File), p.Line)
+	}
+	return fmt.Sprintf("%s (line %d)", key, p.Line)
 }
 
 func sortedModelNames(m map[string]Model) []string {

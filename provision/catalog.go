@@ -490,13 +490,14 @@ func (c *Catalog) phoneSettings(p *config.Phone, base string) config.Settings {
 	if p == nil {
 		return nil
 	}
+	own := c.lineSettings(p)
 	if c.cfg.Provision.PinSettingServer != config.PinConfigured {
-		return p.Settings
+		return own
 	}
-	if _, set := merge(c.cfg.Settings, p.Settings)["setting_server"]; set {
-		return p.Settings
+	if _, set := merge(c.cfg.Settings, own)["setting_server"]; set {
+		return own
 	}
-	s := merge(nil, p.Settings)
+	s := merge(nil, own)
 	c.pin(s, base)
 	return s
 }

@@ -45,6 +45,7 @@ func (c *Catalog) prepare() field.Errors {
 		p.device(at, row, m.Modules, m.Settings, m.FKeys, m.Containers, m.Phonebook)
 	}
 	p.global()
+	p.lineDefaults()
 	p.reachable = p.reach()
 	for i := range c.cfg.Phones {
 		ph := &c.cfg.Phones[i]
@@ -437,6 +438,7 @@ func (p *preparer) global() {
 func (p *preparer) phone(at string, ph *config.Phone) {
 	if ph.Model != "" {
 		row, ok := phone.Lookup(ph.Model)
+		p.lines(at, ph, row.Identities, row.Type) // zero when the catalogue does not know it: nothing held against
 		if !ok {
 			p.moduleNames(at, ph.Modules)
 			if _, configured := p.c.cfg.Models[ph.Model]; !configured {
@@ -454,6 +456,7 @@ func (p *preparer) phone(at string, ph *config.Phone) {
 		return
 	}
 	p.moduleNames(at, ph.Modules)
+	p.lines(at, ph, p.reachIdentities(), "any model this phone may be")
 	reach := p.reachable
 	// key -> the first problem and the models that have it
 	type finding struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/inventory/pgstore"
 	"github.com/snomprov/snomprov/phone"
@@ -24,17 +26,25 @@ func init() {
 // [inventory] url the shared inventory of every site (site names one; own
 // takes the configured [inventory] site instead).
 func loadInventory(path, site string, own bool) ([]inventory.Phone, time.Duration, error) {
-	cfg, err := loadConfig(path)
+	list, cfg, err := loadInventoryConfig(path, site, own)
 	if err != nil {
 		return nil, 0, err
 	}
-	stale := cfg.Status.StaleAfter.Duration
+	return list, cfg.Status.StaleAfter.Duration, nil
+}
+
+// loadInventoryConfig is loadInventory that also returns the config.
+func loadInventoryConfig(path, site string, own bool) ([]inventory.Phone, *config.Config, error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	if cfg.Inventory.URL == "" {
 		list, err := inventory.Load(inventory.Path(cfg.Server.StateDir))
-		return list, stale, err
+		return list, cfg, err
 	}
 	if _, err := plan.Inventory(cfg); err != nil {
-		return nil, 0, configError{err}
+		return nil, nil, configError{err}
 	}
 	if own {
 		site = cfg.Inventory.Site
@@ -43,22 +53,52 @@ func loadInventory(path, site string, own bool) ([]inventory.Phone, time.Duratio
 	defer cancel()
 	pool, err := pgstore.Connect(ctx, cfg.Inventory.URL)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer pool.Close()
 	list, err := pgstore.Query(ctx, pool, pgstore.Filter{Site: site}, 50)
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading the PostgreSQL inventory: %s", pgstore.MaskURL(err.Error(), cfg.Inventory.URL))
+		return nil, nil, fmt.Errorf("reading the PostgreSQL inventory: %s", pgstore.MaskURL(err.Error(), cfg.Inventory.URL))
 	}
-	return list, stale, nil
+	return list, cfg, nil
+}
+
+// writePhonesCSV writes the phones seen that the config does not list yet,
+// in the columns of a phones CSV (config/csv.go): fill in the lines, save,
+// name the file in phones_csv and the rows read back as they are. The
+// reference columns (ip, firmware_seen, state, last_seen) are ignored
+// when read.
+func writePhonesCSV(w io.Writer, list []inventory.Phone, cfg *config.Config, now time.Time) error {
+	cw := csv.NewWriter(w)
+	header := []string{"mac", "model", "description", "line1_account", "line1_password", "line1_name"}
+	header = append(header, config.CSVInfoColumns...)
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	for _, p := range list {
+		if _, listed := cfg.Phone(p.MAC); listed {
+			continue
+		}
+		st, _ := p.State(now, cfg.Status.StaleAfter.Duration)
+		last := ""
+		if !p.LastSeen.IsZero() {
+			last = p.LastSeen.UTC().Format(time.RFC3339)
+		}
+		if err := cw.Write([]string{p.MAC.Colon(), p.Model, "", "", "", "", p.IP, p.Firmware, string(st), last}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 func cmdPhones(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("phones", "[-config FILE] [--state S] [--site S] [--json]", stderr)
+	fs := newFlags("phones", "[-config FILE] [--state S] [--site S] [--json | --csv]", stderr)
 	path := configFlag(fs, true)
 	site := fs.String("site", "", "only phones of `SITE` (a shared inventory; default every site)")
 	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	asCSV := fs.Bool("csv", false, "print the phones seen that the config does not list, as a phones CSV to fill in and name in phones_csv")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -70,11 +110,24 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 		}
 		only = st
 	}
-	list, stale, err := loadInventory(*path, *site, false)
+	if *asJSON && *asCSV {
+		return usageError{"give --json or --csv, not both"}
+	}
+	list, cfg, err := loadInventoryConfig(*path, *site, false)
 	if err != nil {
 		return err
 	}
+	stale := cfg.Status.StaleAfter.Duration
 	now := time.Now()
+	if *asCSV {
+		var keep []inventory.Phone
+		for _, p := range list {
+			if st, _ := p.State(now, stale); only == "" || st == only {
+				keep = append(keep, p)
+			}
+		}
+		return writePhonesCSV(stdout, keep, cfg, now)
+	}
 	type row struct {
 		inventory.Phone
 		State  inventory.State `json:"state"`
