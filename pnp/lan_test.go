@@ -949,9 +949,6 @@ func TestLANFloodOfUnansweredSubscribes(t *testing.T) {
 	if peak > maxPending {
 		t.Errorf("%d NOTIFYs pending at the peak, cap %d", peak, maxPending)
 	}
-	if shed := s.Shed(); shed == 0 || shed+uint64(maxPending) < uint64(rec.count("SUBSCRIBE")) {
-		t.Errorf("shed %d of %d answered SUBSCRIBEs with a cap of %d", shed, rec.count("SUBSCRIBE"), maxPending)
-	}
 
 	tr := traces[2]
 	sub := tr.Build(p.ip.String())
@@ -971,6 +968,12 @@ func TestLANFloodOfUnansweredSubscribes(t *testing.T) {
 	}
 	if got := pending(); got != 0 {
 		t.Errorf("%d NOTIFYs still pending after their timeout", got)
+	}
+	// Every NOTIFY not shed held a pending slot, freed only by a timeout
+	// (the flooder never answers) or the real phone's 200: so, once all is
+	// settled, all but those were shed, however long the flood took.
+	if shed, answered, timeouts := s.Shed(), rec.count("SUBSCRIBE"), rec.count("NOTIFY-TIMEOUT"); shed == 0 || uint64(answered)-shed > uint64(timeouts+1) {
+		t.Errorf("shed %d of %d answered SUBSCRIBEs with a cap of %d and %d timeouts", shed, answered, maxPending, timeouts)
 	}
 	t.Logf("flood: %d SUBSCRIBEs sent, %d answered, %d NOTIFYs shed, peak pending %d, %d timeouts",
 		flood, rec.count("SUBSCRIBE"), s.Shed(), peak, rec.count("NOTIFY-TIMEOUT"))
