@@ -45,7 +45,7 @@ type Appliance struct {
 
 	mu      sync.Mutex // guards cfg and the servers' options during reload
 	cfg     *config.Config
-	net     network
+	net     plan.LAN
 	inv     phoneStore
 	servers *servers
 	// reloadErr is the last refused reload, shown in the systemd status
@@ -273,12 +273,12 @@ func waitBounded(gctx context.Context, g *errgroup.Group, log *slog.Logger) erro
 // the appliance and what each server will do, in plain words.
 func (a *Appliance) announce() {
 	cfg, n := a.cfg, a.net
-	url := redact.URL(cfg.SettingURL(n.advertise))
+	url := redact.URL(cfg.SettingURL(n.Advertise))
 	plain := *cfg
 	plain.HTTP.URL, plain.HTTP.Username = "", ""
-	statusPage := plain.SettingURL(n.advertise)
+	statusPage := plain.SettingURL(n.Advertise)
 	if cfg.HTTPS() {
-		statusPage = plan.HTTPSURL(cfg, n.advertise) // plain HTTP redirects there
+		statusPage = plan.HTTPSURL(cfg, n.Advertise) // plain HTTP redirects there
 	}
 	a.log.Info("HTTP server listening", "listen", cfg.HTTP.Listen, "https_listen", cfg.HTTP.HTTPSListen, "setting_server_url", url, "status_page", statusPage)
 	if cfg.HTTPS() {
@@ -295,7 +295,7 @@ func (a *Appliance) announce() {
 		a.log.Info("PnP responder", "group", "224.0.1.75:5060", "answer", a.servers.pnpAnswer(cfg))
 	}
 	if cfg.DHCP.Enabled {
-		a.log.Info("DHCP server", "interface", n.iface, "pool", cfg.DHCP.Pool, "option66", url)
+		a.log.Info("DHCP server", "interface", n.Interface, "pool", cfg.DHCP.Pool, "option66", url)
 	} else {
 		a.log.Info("DHCP server off (enable with [dhcp] enabled = true)")
 	}

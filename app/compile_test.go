@@ -17,7 +17,7 @@ import (
 
 // testLAN is the LAN the tests' servers are compiled for: lo exists on
 // every machine, and nothing here opens a socket.
-var testLAN = network{iface: "lo", prefix: netip.MustParsePrefix("10.79.0.1/24"), advertise: netip.MustParseAddr("10.79.0.1")}
+var testLAN = plan.LAN{Interface: "lo", Prefix: netip.MustParsePrefix("10.79.0.1/24"), Advertise: netip.MustParseAddr("10.79.0.1")}
 
 // goodConfig is a file every server accepts; edit changes one part of it.
 func goodConfig(t *testing.T, dir string, edit func(string) string) *config.Config {
@@ -156,7 +156,7 @@ language = "Deutsch"
 // the LAN given by flags.
 func checkVerdict(name string, data []byte) error {
 	cfg, err := config.Decode(name, data)
-	p, err := plan.CompileDecoded(cfg, err, plan.LAN{Interface: testLAN.iface, Prefix: testLAN.prefix}, plan.Runtime{InterfaceExists: plan.InterfaceExists})
+	p, err := plan.CompileDecoded(cfg, err, testLAN, plan.Runtime{InterfaceExists: plan.InterfaceExists})
 	p.Close()
 	return err
 }

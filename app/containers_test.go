@@ -10,6 +10,7 @@ import (
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/plan"
 )
 
 // TestStatusShowsChainedFiles: the status page's "what this phone gets"
@@ -45,7 +46,7 @@ KEY = "line"
 		os.WriteFile(cfg.Source, []byte(strings.Replace(src, "KEY", key, 1)), 0o644)
 		return cfg
 	}
-	netw := network{iface: "lo", prefix: netip.MustParsePrefix("10.79.0.1/24"), advertise: netip.MustParseAddr("10.79.0.1")}
+	netw := plan.LAN{Interface: "lo", Prefix: netip.MustParsePrefix("10.79.0.1/24"), Advertise: netip.MustParseAddr("10.79.0.1")}
 	inv, err := inventory.Open("", inventory.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,31 +4,24 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/plan"
 )
 
-// network is where the appliance sits on the LAN, resolved at start.
-type network struct {
-	iface     string       // LAN interface, e.g. eth0
-	prefix    netip.Prefix // its IPv4 address and subnet
-	advertise netip.Addr   // the address phones reach us on
-}
-
-// waitForNetwork resolves the LAN interface and its address. A Raspberry Pi
+// waitForNetwork resolves the LAN (plan.ResolveLAN): the interface, its
+// address and subnet, and the address phones reach us on. A Raspberry Pi
 // often starts the service before DHCP or the link is up, so a missing
 // interface or address is waited for with backoff (and logged) instead of
 // being fatal. Only ctx ends the wait.
-func waitForNetwork(ctx context.Context, cfg *config.Config, log *slog.Logger) (network, error) {
+func waitForNetwork(ctx context.Context, cfg *config.Config, log *slog.Logger) (plan.LAN, error) {
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		n, err := resolveNetwork(cfg)
+		n, err := plan.ResolveLAN(cfg)
 		if err == nil {
 			if attempt > 1 {
-				log.Info("network is up", "interface", n.iface, "address", n.prefix)
+				log.Info("network is up", "interface", n.Interface, "address", n.Prefix)
 			}
 			return n, nil
 		}
@@ -39,19 +32,11 @@ func waitForNetwork(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 			(delay+30*time.Second).Microseconds(), err))
 		select {
 		case <-ctx.Done():
-			return network{}, fmt.Errorf("stopped while waiting for the LAN interface: %w", err)
+			return plan.LAN{}, fmt.Errorf("stopped while waiting for the LAN interface: %w", err)
 		case <-time.After(delay):
 		}
 		if delay < 10*time.Second {
 			delay *= 2
 		}
 	}
-}
-
-func resolveNetwork(cfg *config.Config) (network, error) {
-	lan, err := plan.ResolveLAN(cfg)
-	if err != nil {
-		return network{}, err
-	}
-	return network{iface: lan.Interface, prefix: lan.Prefix, advertise: lan.Advertise}, nil
 }

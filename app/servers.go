@@ -37,7 +37,7 @@ type servers struct {
 	dhcp *dhcp.Server // nil when [dhcp] enabled = false
 
 	// netw is where the appliance sits; a reload never changes it.
-	netw network
+	netw plan.LAN
 	// page is the status page, API and metrics, reloaded with each plan.
 	page *status.Handler
 
@@ -58,7 +58,7 @@ type namedComponent struct {
 }
 
 // newServers is newWiring and attach at once, for a known inventory.
-func newServers(netw network, inv phoneStore, log *slog.Logger) *servers {
+func newServers(netw plan.LAN, inv phoneStore, log *slog.Logger) *servers {
 	s := newWiring(netw, log)
 	s.attach(inv)
 	return s
@@ -67,9 +67,9 @@ func newServers(netw network, inv phoneStore, log *slog.Logger) *servers {
 // newWiring makes what every plan's servers are wired to (the status page,
 // the ARP table): enough to compile. attach adds the inventory the plan
 // names, and build the servers.
-func newWiring(netw network, log *slog.Logger) *servers {
+func newWiring(netw plan.LAN, log *slog.Logger) *servers {
 	return &servers{log: log, started: time.Now(), health: map[string]status.Component{},
-		neighbors: netif.NewNeighbors(netw.iface), netw: netw, page: status.New(status.Options{})}
+		neighbors: netif.NewNeighbors(netw.Interface), netw: netw, page: status.New(status.Options{})}
 }
 
 // attach adds the inventory and the metrics counted on its way.
@@ -93,7 +93,7 @@ func (s *servers) runtime() plan.Runtime {
 		LANMAC: func(ip netip.Addr) (phone.MAC, bool) {
 			// Only the interface's own subnet is in its ARP table; a
 			// routed phone is not checked.
-			if !s.netw.prefix.Contains(ip) {
+			if !s.netw.Prefix.Contains(ip) {
 				return phone.MAC{}, false
 			}
 			m, ok := s.neighbors.Lookup(ip)
@@ -105,8 +105,7 @@ func (s *servers) runtime() plan.Runtime {
 }
 
 func (s *servers) compile(cfg *config.Config) (*plan.Plan, error) {
-	lan := plan.LAN{Interface: s.netw.iface, Prefix: s.netw.prefix, Advertise: s.netw.advertise}
-	return plan.Compile(cfg, lan, s.runtime())
+	return plan.Compile(cfg, s.netw, s.runtime())
 }
 
 // build makes every server of p. Nothing here checks the configuration

@@ -30,12 +30,11 @@ func (a *Appliance) renewTLS(ctx context.Context) error {
 
 func (a *Appliance) renewOnce(now time.Time) {
 	a.mu.Lock()
-	cfg, netw, srv := a.cfg, a.net, a.servers.http
+	cfg, lan, srv := a.cfg, a.net, a.servers.http
 	a.mu.Unlock()
 	if srv == nil || !cfg.HTTPS() || cfg.HTTP.TLSCert != "" {
 		return
 	}
-	lan := plan.LAN{Interface: netw.iface, Prefix: netw.prefix, Advertise: netw.advertise}
 	p, err := tlsca.Ensure(plan.TLSDir(cfg), plan.CertNames(lan), now)
 	if err != nil {
 		a.log.Error("renewing the HTTPS certificate", "err", err)

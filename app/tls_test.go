@@ -34,7 +34,7 @@ enabled = false
 	if err != nil {
 		t.Fatal(err)
 	}
-	netw := network{iface: "lo", prefix: netip.MustParsePrefix("10.79.0.1/24"), advertise: netip.MustParseAddr("10.79.0.1")}
+	netw := plan.LAN{Interface: "lo", Prefix: netip.MustParsePrefix("10.79.0.1/24"), Advertise: netip.MustParseAddr("10.79.0.1")}
 	inv, _ := inventory.Open("", inventory.Options{})
 	srv := newServers(netw, inv, quiet)
 	p, err := srv.compile(cfg)
