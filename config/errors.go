@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/snomprov/snomprov/internal/field"
 )
 
 // Error is one problem in a config file, located by line and column (both
@@ -45,22 +47,10 @@ func (e *Error) Error() string {
 type Errors []*Error
 
 // Error prints one problem per line.
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+func (es Errors) Error() string { return field.JoinLines(es) }
 
 // Unwrap lets errors.As find a single *Error.
-func (es Errors) Unwrap() []error {
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
+func (es Errors) Unwrap() []error { return field.UnwrapAll(es) }
 
 // sorted orders problems by file, then place in the file; problems without
 // a place come first. Files keep the order they first appear in (the

@@ -48,7 +48,14 @@ func (es Errors) Err() error {
 	return es
 }
 
-func (es Errors) Error() string {
+func (es Errors) Error() string { return JoinLines(es) }
+
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error { return UnwrapAll(es) }
+
+// JoinLines prints a list of errors one per line: the Error method of
+// this package's Errors and of config.Errors.
+func JoinLines[E error](es []E) string {
 	lines := make([]string, len(es))
 	for i, e := range es {
 		lines[i] = e.Error()
@@ -56,8 +63,8 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Unwrap lets errors.As find each *Error.
-func (es Errors) Unwrap() []error {
+// UnwrapAll is the Unwrap method of a list of errors, for errors.As.
+func UnwrapAll[E error](es []E) []error {
 	out := make([]error, len(es))
 	for i, e := range es {
 		out[i] = e
