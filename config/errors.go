@@ -42,8 +42,8 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Errors is every problem found in one config, in file order. Load, Parse and
-// ValidateNetwork return it (never an empty one) as their error.
+// Errors is every problem found in one config, in file order. Load, Parse,
+// Decode and Locate return it (never an empty one) as their error.
 type Errors []*Error
 
 // Error prints one problem per line.

@@ -1,9 +1,11 @@
 // Package config is snomprov's one TOML file: its types, its embedded
-// defaults, strict decoding and validation with file:line:col errors.
+// defaults, strict decoding, the rules no server owns, and the key
+// positions that locate every problem (FILE:LINE:COL: key: message).
 //
 // The layout of the file is the user-facing contract; packaging/snomprov.toml
 // shows every key with a comment. Protocol packages do not import config:
-// cmd/snomprov translates a Config into each server's own options.
+// package plan translates a Config into each server's own options and runs
+// their rules.
 package config
 
 import (
