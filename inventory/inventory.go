@@ -38,6 +38,10 @@ const (
 	// StepBootstrap: over plain HTTP the phone's own file was withheld and
 	// the secret-free file that moves it to HTTPS served instead.
 	StepBootstrap Step = "bootstrap"
+	// StepAction: something an installer did to the phone (resync, reboot,
+	// clearing the firmware loop guard), recorded with its result. It is off
+	// the boot path and never changes the phone's state by itself.
+	StepAction Step = "action"
 )
 
 // Steps lists the steps in boot order.

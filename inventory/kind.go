@@ -31,10 +31,18 @@ const (
 	KindNotifyTimeout  Kind = "NOTIFY-TIMEOUT"  // no answer to the NOTIFY
 )
 
-// Kinds lists the DHCP and PnP kinds; HTTP kinds are status codes.
+// Action kinds: what an installer did (StepAction events).
+const (
+	KindResync      Kind = "RESYNC"       // check-sync NOTIFY: re-read settings, reboot only if needed
+	KindReboot      Kind = "REBOOT"       // check-sync;reboot=true NOTIFY: re-read settings and reboot
+	KindLoopCleared Kind = "LOOP-CLEARED" // the firmware loop guard released the phone
+)
+
+// Kinds lists the DHCP, PnP and action kinds; HTTP kinds are status codes.
 var Kinds = []Kind{
 	KindDiscover, KindOffer, KindRequest, KindAck, KindNak, KindRelease, KindDecline, KindInform,
 	KindSubscribe, KindIgnored, KindNotifyFailed, KindNotifyAcked, KindNotifyRejected, KindNotifyTimeout,
+	KindResync, KindReboot, KindLoopCleared,
 }
 
 // httpKinds holds the status codes as kinds, so HTTPKind does not allocate
