@@ -20,6 +20,10 @@ const (
 	StateUpToDate        State = "up-to-date"
 	StateFailed          State = "failed"
 	StateStale           State = "stale"
+	// StateFirmwareLoop: the firmware loop guard holds the phone (it fetched
+	// the same image again and again without its version changing); it gets
+	// no firmware until an installer releases it (a KindLoopCleared action).
+	StateFirmwareLoop State = "firmware-loop"
 )
 
 // BootStates lists the states on a booting phone's path, in order.
