@@ -21,7 +21,9 @@ import (
 // the columns:
 //
 //	mac                      required
-//	model, description       as in [[phones]]
+//	model, description,      as in [[phones]]
+//	group, firmware,
+//	firmware_uxm
 //	line<N>_<key>            line N's account, password, name, auth_user,
 //	                         host, outbound or mailbox (N is its identity)
 //	ip, firmware_seen,       written by `snomprov phones --csv` for
@@ -33,7 +35,7 @@ import (
 
 // CSVColumns are the named columns of a phones CSV, in the order `snomprov
 // phones --csv` writes them.
-var CSVColumns = []string{"mac", "model", "description"}
+var CSVColumns = []string{"mac", "model", "description", "group", "firmware", "firmware_uxm"}
 
 // CSVInfoColumns are written by `snomprov phones --csv` and ignored on read.
 var CSVInfoColumns = []string{"ip", "firmware_seen", "state", "last_seen"}
@@ -63,7 +65,7 @@ type CSVPos struct {
 
 type csvColumn struct {
 	name    string // as in the header, trimmed
-	kind    string // mac, model, description, group, firmware, line, info, setting
+	kind    string // mac, model, description, group, firmware, firmware_uxm, line, info, setting
 	line    int    // for kind line
 	lineKey string
 }
@@ -179,6 +181,12 @@ func ParsePhonesCSV(name string, data []byte) ([]CSVRow, Errors) {
 				p.Model, row.Pos["model"] = v, at
 			case "description":
 				p.Description, row.Pos["description"] = v, at
+			case "group":
+				p.Group, row.Pos["group"] = v, at
+			case "firmware":
+				p.Firmware, row.Pos["firmware"] = v, at
+			case "firmware_uxm":
+				p.FirmwareUXM, row.Pos["firmware_uxm"] = v, at
 			case "line":
 				l := lines[c.line]
 				if l == nil {
@@ -287,7 +295,7 @@ func (c csvColumn) why() string {
 	if strings.HasPrefix(strings.ToLower(c.name), "line") && strings.Contains(c.name, "_") {
 		return fmt.Sprintf("%q is not a line column: write line<N>_<key> with N from 1 to %d and key one of %s", c.name, maxCSVLine, strings.Join(CSVLineKeys, ", "))
 	}
-	return fmt.Sprintf("%q is not a column name; a column is mac, model, description, line<N>_<%s> or a setting name (letters, digits and _)", c.name, strings.Join(CSVLineKeys, "|"))
+	return fmt.Sprintf("%q is not a column name; a column is mac, model, description, group, firmware, firmware_uxm, line<N>_<%s> or a setting name (letters, digits and _)", c.name, strings.Join(CSVLineKeys, "|"))
 }
 
 func (l *Line) set(key, v string) {

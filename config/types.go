@@ -36,6 +36,9 @@ type Config struct {
 	Settings  Settings         `toml:"settings"` // <phone-settings> for every phone
 	Models    map[string]Model `toml:"models"`   // keyed by phone type, e.g. snomD785
 	Phones    []Phone          `toml:"phones"`
+	// Groups are named sets of phones with their own firmware
+	// ([groups.<name>]), keyed by name.
+	Groups map[string]Group `toml:"groups"`
 	// PhonesCSV names CSV files of phones (csv.go), relative to the config
 	// file; their rows follow [[phones]] in Phones.
 	PhonesCSV  []string         `toml:"phones_csv"`
@@ -222,6 +225,7 @@ type Inventory struct {
 type Model struct {
 	Firmware    string   `toml:"firmware"`     // a file in firmware_dir, or an absolute URL
 	FirmwareUXM string   `toml:"firmware_uxm"` // expansion-module image, same rules
+	Rollout              // canaries for firmware
 	Settings    Settings `toml:"settings"`
 	FKeys       FKeys    `toml:"fkeys"`
 	Modules     []string `toml:"modules"` // expansion modules in chain order, e.g. ["D7"]
@@ -231,11 +235,33 @@ type Model struct {
 	Containers
 }
 
+// Rollout is how a new firmware image of a model or group goes out: to
+// the canaries first, to the rest once every canary runs it (package
+// rollout decides). No canaries: to every phone at once.
+type Rollout struct {
+	Canaries []phone.MAC `toml:"canaries"`
+	// CanaryTimeout is how long a canary may take from fetching the image
+	// to reporting its version before it holds the rollout; default 1h.
+	CanaryTimeout Duration `toml:"canary_timeout"`
+}
+
+// Group is [groups.<name>]: phones that share a firmware image, listed
+// here by MAC or naming the group in their own group key (or CSV column).
+type Group struct {
+	Phones      []phone.MAC `toml:"phones"`
+	Firmware    string      `toml:"firmware"`     // as [models.X] firmware; wins over it for the members
+	FirmwareUXM string      `toml:"firmware_uxm"` // as [models.X] firmware_uxm
+	Rollout
+}
+
 // Phone is one [[phones]] entry.
 type Phone struct {
 	MAC         phone.MAC        `toml:"mac"`
 	Model       string           `toml:"model"` // optional; else taken from the request
 	Description string           `toml:"description"`
+	Group       string           `toml:"group"`        // a [groups.<name>] it belongs to
+	Firmware    string           `toml:"firmware"`     // this phone's image; wins over its group's and model's
+	FirmwareUXM string           `toml:"firmware_uxm"` // this phone's expansion-module image
 	Settings    Settings         `toml:"settings"`
 	FKeys       FKeys            `toml:"fkeys"`
 	Modules     []string         `toml:"modules"`   // overrides the model's modules

@@ -375,7 +375,7 @@ func TestStatesAndKindsFromText(t *testing.T) {
 			t.Errorf("state %q: %q, %v", st, got, err)
 		}
 	}
-	if len(States) != len(BootStates)+2 || States[len(BootStates)] != StateFailed {
+	if len(States) != len(BootStates)+3 || States[len(BootStates)] != StateFailed || States[len(States)-1] != StateFirmwareLoop {
 		t.Errorf("States = %v", States)
 	}
 	if _, err := ParseState("broken"); err == nil {

@@ -10,7 +10,7 @@ import (
 // State is a phone's place on its way to a working configuration.
 type State string
 
-// States in boot order, then the two off the path.
+// States in boot order, then the three off the path.
 const (
 	StateSeen            State = "seen"
 	StateLeased          State = "leased"
@@ -31,10 +31,10 @@ var BootStates = []State{
 	StateSeen, StateLeased, StatePnPAnswered, StateSettingsFetched, StateFirmwareFetched, StateUpToDate,
 }
 
-// States lists every state: the boot path, then the two off it. The status
+// States lists every state: the boot path, then the three off it. The status
 // page, the metrics and the systemd status line name states in this order
 // (or, the status line, the boot path reversed).
-var States = append(slices.Clip(BootStates), StateFailed, StateStale)
+var States = append(slices.Clip(BootStates), StateFailed, StateStale, StateFirmwareLoop)
 
 // ParseState reads a state's name (as `--state` and `?state=` give it).
 func ParseState(text string) (State, error) {
@@ -71,7 +71,8 @@ var stepState = map[Step]State{
 // State derives the phone's state: the furthest step that succeeded, unless
 // the most recent event of the boot is a failure (then failed, with that
 // event's detail as the reason), or stale when the phone has not been seen
-// for staleAfter (0 disables staleness).
+// for staleAfter (0 disables staleness), or firmware-loop while the loop
+// guard holds it (FirmwareLoop).
 //
 // A phone is up to date once it fetched its firmware image, or once it
 // fetched its settings and either runs the firmware they point at or its
@@ -80,6 +81,9 @@ var stepState = map[Step]State{
 func (p Phone) State(now time.Time, staleAfter time.Duration) (State, string) {
 	if staleAfter > 0 && !p.LastSeen.IsZero() && now.Sub(p.LastSeen) > staleAfter {
 		return StateStale, "not seen since " + p.LastSeen.Format(time.RFC3339)
+	}
+	if held, reason := p.FirmwareLoop(); held {
+		return StateFirmwareLoop, reason
 	}
 	unmanaged := p.FirmwareTarget == FirmwareUnmanaged
 	for i := len(p.Events) - 1; i >= 0; i-- {
