@@ -1,0 +1,176 @@
+// Package rollout decides whether a phone gets its firmware image now: a
+// new image goes to a model's or group's canaries first and to the rest
+// only once every canary runs it and is up to date; a canary that fetched
+// it and did not come back with its version within canary_timeout holds
+// the rollout; and the loop guard (inventory.Phone.FirmwareLoop) holds a
+// phone that downloads one image again and again.
+//
+// Nothing is kept here: every answer is derived from the inventory's
+// phones, so it survives a restart and reads the same from the file store
+// and from PostgreSQL.
+package rollout
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/phone"
+)
+
+// DefaultCanaryTimeout is canary_timeout's default.
+const DefaultCanaryTimeout = time.Hour
+
+// Rollout is one image going to the phones of one scope (a model or a
+// group), canaries first.
+type Rollout struct {
+	Scope    string // the config key of its scope: models.snomD785, groups.sales
+	Image    string // the image (firmware) as configured: file name or URL
+	Version  string // what a phone running it reports
+	Canaries []phone.MAC
+	Timeout  time.Duration // canary_timeout
+}
+
+// Phones is what the decision reads from the inventory.
+type Phones interface {
+	Phone(phone.MAC) (inventory.Phone, bool)
+}
+
+// State is where a rollout stands.
+type State string
+
+// Rollout states.
+const (
+	Waiting State = "waiting" // some canaries do not run the image yet
+	Held    State = "held"    // a canary fetched it and did not come back with it in time
+	Done    State = "done"    // every canary runs it and is up to date: the rest get it
+)
+
+// Status is a rollout with its canaries' progress.
+type Status struct {
+	Rollout
+	State   State
+	Done    []phone.MAC // run the image and are up to date
+	Pending []phone.MAC // not yet
+	Failed  []phone.MAC // fetched it, not back with it within Timeout
+	Reason  string      // for waiting and held: which phones, and why
+}
+
+// Evaluate derives a rollout's status from its canaries' records at now.
+func Evaluate(r Rollout, phones Phones, now time.Time) Status {
+	st := Status{Rollout: r, State: Done}
+	var failures []string
+	for _, mac := range r.Canaries {
+		p, seen := phones.Phone(mac)
+		switch state, _ := p.State(now, 0); {
+		case seen && p.Firmware == r.Version && state == inventory.StateUpToDate:
+			st.Done = append(st.Done, mac)
+		default:
+			at, fetched := fetchedAt(p, r.Image)
+			if fetched && now.Sub(at) > r.Timeout {
+				st.Failed = append(st.Failed, mac)
+				running := p.Firmware
+				if running == "" {
+					running = "an unknown version"
+				}
+				failures = append(failures, "canary "+mac.String()+" fetched "+phone.ImageName(r.Image)+" at "+
+					at.UTC().Format(time.RFC3339)+" and still reports "+running+" after canary_timeout "+r.Timeout.String())
+				continue
+			}
+			st.Pending = append(st.Pending, mac)
+		}
+	}
+	switch {
+	case len(st.Failed) > 0:
+		st.State = Held
+		st.Reason = "held: " + strings.Join(failures, "; ")
+	case len(st.Pending) > 0:
+		st.State = Waiting
+		st.Reason = "waits for canaries " + macList(st.Pending) + " to report " + r.Version
+	}
+	return st
+}
+
+// fetchedAt is when the phone first fetched the image: downloaded it from
+// here, or was handed a firmware file pointing at it (an image elsewhere).
+func fetchedAt(p inventory.Phone, image string) (time.Time, bool) {
+	name := phone.ImageName(image)
+	for _, e := range p.Events {
+		if !e.OK || (e.Step != inventory.StepFirmwareImage && e.Step != inventory.StepFirmwareFile) {
+			continue
+		}
+		if e.Step == inventory.StepFirmwareImage {
+			if _, path := inventory.RequestPath(e.Detail); phone.ImageName(path) == name {
+				return e.Time, true
+			}
+			continue
+		}
+		if strings.HasSuffix(e.Detail, PointsAt+name) {
+			return e.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// PointsAt ends the detail of a firmware file served with an image, before
+// the image's name, so the timeline shows which image a phone was given.
+const PointsAt = "points at "
+
+func macList(macs []phone.MAC) string {
+	parts := make([]string, len(macs))
+	for i, m := range macs {
+		parts[i] = m.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Decision is whether a phone gets its image now, and why not.
+type Decision struct {
+	Serve  bool
+	Reason string // when not served: the loop guard's or the rollout's reason
+	Loop   bool   // held by the loop guard
+}
+
+// Gate decides for the HTTP server, reading the inventory.
+type Gate struct {
+	Phones Phones
+	Now    func() time.Time // default time.Now
+}
+
+// Decide says whether the phone mac gets image now. r is the rollout the
+// image is part of (nil: a phone's own image, or no canaries).
+func (g Gate) Decide(mac phone.MAC, r *Rollout) Decision {
+	now := time.Now()
+	if g.Now != nil {
+		now = g.Now()
+	}
+	return decide(g.Phones, mac, r, now)
+}
+
+func decide(phones Phones, mac phone.MAC, r *Rollout, now time.Time) Decision {
+	if !mac.IsZero() {
+		if p, ok := phones.Phone(mac); ok {
+			if held, reason := p.FirmwareLoop(); held {
+				return Decision{Reason: reason, Loop: true}
+			}
+		}
+	}
+	if r == nil || len(r.Canaries) == 0 || (!mac.IsZero() && slices.Contains(r.Canaries, mac)) {
+		return Decision{Serve: true}
+	}
+	st := Evaluate(*r, phones, now)
+	if st.State == Done {
+		return Decision{Serve: true}
+	}
+	return Decision{Reason: "keep the running firmware: the rollout of " + phone.ImageName(r.Image) + " to " + r.Scope + " " + st.Reason}
+}
+
+// Statuses evaluates every rollout, for the status page and doctor.
+func Statuses(rs []Rollout, phones Phones, now time.Time) []Status {
+	out := make([]Status, len(rs))
+	for i, r := range rs {
+		out[i] = Evaluate(r, phones, now)
+	}
+	return out
+}
