@@ -99,22 +99,30 @@ func (c *checker) models() {
 
 // firmware accepts an absolute http(s) URL, or a file that exists in firmware_dir.
 func (c *checker) firmware(path, fw string) {
+	if err := FirmwareImageProblem(c.cfg.HTTP.FirmwareDir, fw); err != "" {
+		c.fail(path, "%s", err)
+	}
+}
+
+// FirmwareImageProblem says what is wrong with an image of a firmware key
+// (models', groups' and phones' firmware and firmware_uxm): it must be an
+// absolute http(s) URL or a file in firmwareDir. Empty is no problem.
+func FirmwareImageProblem(firmwareDir, fw string) string {
 	if fw == "" {
-		return
+		return ""
 	}
 	if strings.Contains(fw, "://") {
-		c.url(path, fw)
-		return
+		return urlProblem(fw)
 	}
 	clean := filepath.Clean(fw)
 	if filepath.IsAbs(fw) || clean == ".." || strings.HasPrefix(clean, "../") {
-		c.fail(path, "%q must be a file name inside firmware_dir (%s) or an absolute http:// URL", fw, c.cfg.HTTP.FirmwareDir)
-		return
+		return fmt.Sprintf("%q must be a file name inside firmware_dir (%s) or an absolute http:// URL", fw, firmwareDir)
 	}
-	full := filepath.Join(c.cfg.HTTP.FirmwareDir, clean)
+	full := filepath.Join(firmwareDir, clean)
 	if st, err := os.Stat(full); err != nil || !st.Mode().IsRegular() {
-		c.fail(path, "firmware file %s not found in firmware_dir %s; copy the image there or give an absolute URL", fw, c.cfg.HTTP.FirmwareDir)
+		return fmt.Sprintf("firmware file %s not found in firmware_dir %s; copy the image there or give an absolute URL", fw, firmwareDir)
 	}
+	return ""
 }
 
 func (c *checker) phones() {
@@ -160,8 +168,15 @@ func sortedModelNames(m map[string]Model) []string {
 
 // url accepts an absolute http or https URL with a host.
 func (c *checker) url(path, raw string) {
+	if msg := urlProblem(raw); msg != "" {
+		c.fail(path, "%s", msg)
+	}
+}
+
+func urlProblem(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
-		c.fail(path, "%q is not an absolute http:// or https:// URL with a host; write it like \"http://10.0.0.2/\", or leave it empty for the default", raw)
+		return fmt.Sprintf("%q is not an absolute http:// or https:// URL with a host; write it like \"http://10.0.0.2/\", or leave it empty for the default", raw)
 	}
+	return ""
 }

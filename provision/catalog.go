@@ -94,6 +94,9 @@ type Catalog struct {
 	loaded      time.Time
 	phones      map[phone.MAC]*config.Phone
 	targets     map[string]fwTarget // per type; "" for types without [models.X]
+	modelFW     map[string]*Firmware    // [models.X] firmware
+	phoneFW     map[phone.MAC]*Firmware // a phone's own or its group's firmware
+	fwByKey     map[string]*Firmware    // by firmware file cache key
 	certs       map[string][]string // certificates file -> base64 DER of each certificate
 
 	// Warnings are what New could not check or found doubtful (an unknown
@@ -148,6 +151,7 @@ func New(cfg *config.Config) (*Catalog, error) {
 		return nil, &PrepareError{Errors: errs, Warnings: c.Warnings}
 	}
 	c.computeTargets()
+	c.computeFirmware()
 	switch {
 	case !tpl.IsZero():
 		c.defaultBase = tpl.Base
@@ -237,6 +241,15 @@ func (c *Catalog) FirmwareTarget(model string) (version string, managed bool) {
 	return t.version, t.managed
 }
 
+// FirmwareTargetFor is FirmwareTarget for one phone: its own or its
+// group's image wins over its model's.
+func (c *Catalog) FirmwareTargetFor(mac phone.MAC, model string) (version string, managed bool) {
+	if f := c.phoneFW[mac]; f != nil && (model == "" || strings.EqualFold(f.Model, model)) {
+		return f.Version(), true
+	}
+	return c.FirmwareTarget(model)
+}
+
 type fwTarget struct {
 	version string
 	managed bool
@@ -254,30 +267,12 @@ func (c *Catalog) computeTargets() {
 		if m.Firmware == "" {
 			return fwTarget{}
 		}
-		return fwTarget{version: versionFromName(m.Firmware), managed: true}
+		return fwTarget{version: phone.ImageVersion(m.Firmware), managed: true}
 	}
 	c.targets[""] = target(config.Model{})
 	for name, m := range c.cfg.Models {
 		c.targets[name] = target(m)
 	}
-}
-
-// versionFromName finds the first dotted number between - or _ in the last
-// path segment of an image name or URL.
-func versionFromName(name string) string {
-	if i := strings.IndexAny(name, "?#"); i >= 0 {
-		name = name[:i]
-	}
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
-	}
-	for _, tok := range strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' }) {
-		dots := strings.Count(tok, ".")
-		if dots >= 1 && strings.Trim(tok, "0123456789.") == "" && tok[0] != '.' && tok[len(tok)-1] != '.' {
-			return tok
-		}
-	}
-	return ""
 }
 
 // Warm renders every file for base now, so later requests only look up.
@@ -286,10 +281,11 @@ func (c *Catalog) Warm(base string) {
 	c.get(bc, base, docKey{kind: KindGeneral})
 	for name := range c.cfg.Models {
 		c.get(bc, base, docKey{kind: KindGeneral, model: name})
-		if c.HasFirmware(name) {
-			c.get(bc, base, docKey{kind: KindFirmware, model: name})
-		}
 	}
+	for key := range c.fwByKey {
+		c.get(bc, base, docKey{kind: KindFirmware, model: key})
+	}
+	c.get(bc, base, docKey{kind: KindFirmware, model: keepKey})
 	for mac := range c.phones {
 		c.get(bc, base, docKey{kind: KindPhone, mac: mac})
 	}
@@ -323,15 +319,6 @@ func (c *Catalog) Combined(base, model string, mac phone.MAC) Doc {
 		return c.General(base, model)
 	}
 	return c.lookup(base, docKey{kind: KindCombined, model: c.modelKey(model), mac: mac})
-}
-
-// Firmware returns the firmware file of a type; ok is false when the type
-// has no firmware configured.
-func (c *Catalog) Firmware(base, model string) (Doc, bool) {
-	if !c.HasFirmware(model) {
-		return Doc{}, false
-	}
-	return c.lookup(base, docKey{kind: KindFirmware, model: model}), true
 }
 
 // modelKey folds every type without [models.X] into one cache entry,
@@ -413,7 +400,14 @@ func (c *Catalog) get(bc *baseCache, base string, k docKey) Doc {
 // Render renders one file without caching, masking secrets unless
 // showSecrets. mac is ignored for general and firmware files.
 func (c *Catalog) Render(kind Kind, base, model string, mac phone.MAC, showSecrets bool) []byte {
-	if kind != KindFirmware {
+	if kind == KindFirmware {
+		f, ok := c.FirmwareFor(mac, model)
+		if !ok {
+			model = keepKey
+		} else {
+			model = f.key
+		}
+	} else {
 		model = c.modelKey(model)
 	}
 	return c.render(docKey{kind: kind, model: model, mac: mac}, base, showSecrets)
@@ -427,16 +421,20 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 	w.raw(xmlHeader)
 	switch k.kind {
 	case KindFirmware:
-		m := c.cfg.Models[k.model]
 		w.raw("<firmware-settings>\n")
-		fw, uxm := firmwareURL(base, m.Firmware), firmwareURL(base, m.FirmwareUXM)
+		m := c.fwByKey[k.model]
+		if m == nil { // keepKey: no image, the phone keeps what it runs
+			w.raw("</firmware-settings>\n")
+			return w.b
+		}
+		fw, uxm := firmwareURL(base, m.Image), firmwareURL(base, m.UXM)
 		if !showSecrets {
 			fw, uxm = redact.URL(fw), redact.URL(uxm)
 		}
 		w.raw("  <firmware perm=\"\">")
 		w.text(fw)
 		w.raw("</firmware>\n")
-		if m.FirmwareUXM != "" {
+		if m.UXM != "" {
 			w.raw("  <firmware_uxm perm=\"\">")
 			w.text(uxm)
 			w.raw("</firmware_uxm>\n")
@@ -490,7 +488,7 @@ func (c *Catalog) phoneSettings(p *config.Phone, base string) config.Settings {
 	if p == nil {
 		return nil
 	}
-	own := c.lineSettings(p)
+	own := c.ownFirmwareStatus(p, base, c.lineSettings(p))
 	if c.cfg.Provision.PinSettingServer != config.PinConfigured {
 		return own
 	}
@@ -619,8 +617,8 @@ func (c *Catalog) Files(mac phone.MAC, model, base string, showSecrets bool) ([]
 			add(per, docKey{kind: KindPhone, mac: mac})
 		}
 	}
-	if c.HasFirmware(model) {
-		files = append(files, File{Path: "/" + model + "-firmware.htm", Body: c.Render(KindFirmware, base, model, mac, showSecrets)})
+	if f, ok := c.FirmwareFor(mac, model); ok {
+		files = append(files, File{Path: "/" + f.Model + "-firmware.htm", Body: c.Render(KindFirmware, base, model, mac, showSecrets)})
 	}
 	return files, nil
 }

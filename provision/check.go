@@ -53,6 +53,7 @@ func (c *Catalog) prepare() field.Errors {
 		p.scope(at, ph.Containers, ph.Phonebook)
 		p.phone(at, ph)
 	}
+	p.firmwares()
 	c.Warnings = p.warns
 	return p.errs
 }

@@ -356,7 +356,7 @@ func TestDeviceFamilies(t *testing.T) {
 	if strings.Contains(string(body), "firmware_status") {
 		t.Error("a DECT base was pointed at a firmware file")
 	}
-	if _, ok := c.Firmware(base, "snomM900"); ok {
+	if _, ok := modelFirmware(c, base, "snomM900"); ok {
 		t.Error("a DECT base has a firmware file")
 	}
 	if v, managed := c.FirmwareTarget("snomM900"); v != "0740" || !managed {

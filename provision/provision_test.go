@@ -334,7 +334,7 @@ func TestFirmwareFile(t *testing.T) {
 		{"snomD120", "", "", false},
 	}
 	for _, tt := range tests {
-		d, ok := c.Firmware(base, tt.model)
+		d, ok := modelFirmware(c, base, tt.model)
 		if ok != tt.ok {
 			t.Errorf("%s: ok = %v", tt.model, ok)
 			continue
@@ -604,4 +604,14 @@ func TestFirmwareStatusGetsUpdatePolicy(t *testing.T) {
 	if got, _, _ := parseSettings(t, b).get("update_policy", ""); got != "ask_for_update" {
 		t.Errorf("the config's own update_policy was replaced: %q", got)
 	}
+}
+
+// modelFirmware is the firmware file of a type for a phone with no image
+// of its own.
+func modelFirmware(c *Catalog, base, model string) (Doc, bool) {
+	f, ok := c.FirmwareFor(phone.MAC{}, model)
+	if !ok {
+		return Doc{}, false
+	}
+	return c.FirmwareDoc(base, f), true
 }
