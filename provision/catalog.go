@@ -93,11 +93,11 @@ type Catalog struct {
 	defaultPerm string
 	loaded      time.Time
 	phones      map[phone.MAC]*config.Phone
-	targets     map[string]fwTarget // per type; "" for types without [models.X]
+	targets     map[string]fwTarget     // per type; "" for types without [models.X]
 	modelFW     map[string]*Firmware    // [models.X] firmware
 	phoneFW     map[phone.MAC]*Firmware // a phone's own or its group's firmware
 	fwByKey     map[string]*Firmware    // by firmware file cache key
-	certs       map[string][]string // certificates file -> base64 DER of each certificate
+	certs       map[string][]string     // certificates file -> base64 DER of each certificate
 
 	// Warnings are what New could not check or found doubtful (an unknown
 	// phone type, a phone whose settings fit only some of the models it
