@@ -20,6 +20,7 @@ import (
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
+	"github.com/snomprov/snomprov/rollout"
 )
 
 // Header values shared by every response; net/http only reads them.
@@ -127,6 +128,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case RouteFirmwareImage:
 		if reason := denied(st, id); reason != "" {
 			s.notFound(w, &req, id, inventory.StepFirmwareImage, rt.Pattern, reason)
+			return
+		}
+		if d := st.opts.Firmware.Decide(id.mac, nil); !d.Serve {
+			s.notFound(w, &req, id, inventory.StepFirmwareImage, rt.Pattern, d.Reason)
 			return
 		}
 		if st.fwRoot == nil {
@@ -301,11 +306,25 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 			return a
 		}
 	case RouteFirmwareFile:
-		var ok bool
-		doc, ok = st.cat.Firmware(base, rt.Model)
+		f, ok := st.cat.FirmwareFor(id.mac, rt.Model)
 		if !ok {
 			return answer{status: http.StatusNotFound, reason: "phone type " + rt.Model + " has no firmware configured ([models." + rt.Model + "] firmware)"}
 		}
+		// What the file says changes without a reload (a rollout moves on,
+		// the loop guard holds or releases): only its ETag tells a copy
+		// the phone has from the current one.
+		fresh := *req
+		fresh.ifModifiedSince = ""
+		var reason string
+		if d := st.opts.Firmware.Decide(id.mac, f.Rollout); d.Serve {
+			doc, reason = st.cat.FirmwareDoc(base, f), rollout.PointsAt+phone.ImageName(f.Image)
+		} else {
+			doc, reason = st.cat.KeepFirmware(base), d.Reason
+		}
+		if notModified(&fresh, doc.ETag, st.cat.Loaded()) {
+			return answer{status: http.StatusNotModified, doc: doc}
+		}
+		return answer{status: http.StatusOK, doc: doc, reason: reason}
 	case RoutePart:
 		var ok bool
 		doc, ok = st.cat.Part(base, rt.Name)
@@ -319,7 +338,7 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 		}
 	}
 	if rt.Kind != RouteFirmwareFile {
-		switch v, managed := st.cat.FirmwareTarget(id.model); {
+		switch v, managed := st.cat.FirmwareTargetFor(id.mac, id.model); {
 		case !managed:
 			id.target = inventory.FirmwareUnmanaged
 		default:
@@ -547,7 +566,9 @@ func stepFor(k RouteKind) inventory.Step {
 }
 
 // record reports one request: "GET /snomD785-000413A11FA7.htm 200 812B",
-// or for a failure the reason.
+// with what was decided after a colon ("GET /snomD785-firmware.htm 200
+// 190B: points at snomD785-10.1.73.4-SIP-r.bin"), or for a failure the
+// reason ("GET /x 404: why").
 func (s *Server) record(req *request, id identity, step inventory.Step, status, n int, reason string) {
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("request", "method", req.method, "path", safePath(req.path), "status", status, "bytes", n,
@@ -564,14 +585,15 @@ func (s *Server) record(req *request, id identity, step inventory.Step, status, 
 	b.WriteString(safePath(req.path))
 	b.WriteByte(' ')
 	b.WriteString(string(kind))
-	if reason != "" {
-		b.WriteString(": ")
-		b.WriteString(reason)
-	} else {
+	if status < 400 {
 		var num [20]byte
 		b.WriteByte(' ')
 		b.Write(strconv.AppendInt(num[:0], int64(n), 10))
 		b.WriteByte('B')
+	}
+	if reason != "" {
+		b.WriteString(": ")
+		b.WriteString(reason)
 	}
 	s.rec.Record(inventory.Observation{
 		MAC:            id.mac,

@@ -31,6 +31,7 @@ import (
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
+	"github.com/snomprov/snomprov/rollout"
 )
 
 // http.verify_mac values.
@@ -79,6 +80,23 @@ type Options struct {
 	// Extra serves paths the router does not claim (status page, /metrics);
 	// nil = 404.
 	Extra http.Handler
+	// Firmware decides whether a phone gets its firmware image now (the
+	// staged rollout and the loop guard); nil: always.
+	Firmware FirmwareGate
+}
+
+// FirmwareGate decides whether the phone mac gets its image now. r is the
+// staged rollout the image goes out in; nil for an image without one
+// (then only the loop guard may hold the phone).
+type FirmwareGate interface {
+	Decide(mac phone.MAC, r *rollout.Rollout) rollout.Decision
+}
+
+// alwaysServe is the gate of a server without one.
+type alwaysServe struct{}
+
+func (alwaysServe) Decide(phone.MAC, *rollout.Rollout) rollout.Decision {
+	return rollout.Decision{Serve: true}
 }
 
 // Limits. Phones send small GETs; firmware images are tens of MB and may
@@ -246,6 +264,9 @@ func Prepare(o Options) (*Prepared, error) {
 			return nil, ferr
 		}
 		p.cert = c
+	}
+	if o.Firmware == nil {
+		o.Firmware = alwaysServe{}
 	}
 	st := &state{opts: o, cat: o.Catalog, tpl: tpl, sec: sec,
 		lastModified: []string{o.Catalog.Loaded().Format(http.TimeFormat)}}

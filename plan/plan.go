@@ -57,6 +57,9 @@ type Runtime struct {
 	// LANMAC answers the MAC of a LAN address from the ARP table, for
 	// http.verify_mac.
 	LANMAC func(netip.Addr) (phone.MAC, bool)
+	// Firmware decides whether a phone gets its firmware image now (the
+	// staged rollout, the loop guard), reading the inventory; nil: always.
+	Firmware httpd.FirmwareGate
 	// InterfaceExists reports whether a network interface exists on this
 	// machine; nil: do not check (a LAN given by flags, not this machine's).
 	InterfaceExists func(name string) bool
@@ -301,6 +304,7 @@ func (c *compiler) http() {
 		LANMAC:          c.rt.LANMAC,
 		Catalog:         c.plan.Catalog,
 		Extra:           c.rt.Extra,
+		Firmware:        c.rt.Firmware,
 	}
 	if o.HTTPSListen != "" && o.TLSCert == "" && o.TLSKey == "" {
 		cert, key, cleanup, err := c.certificate()
