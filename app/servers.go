@@ -13,10 +13,12 @@ import (
 	"github.com/snomprov/snomprov/dhcp"
 	"github.com/snomprov/snomprov/httpd"
 	"github.com/snomprov/snomprov/internal/netif"
+	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/pnp"
+	"github.com/snomprov/snomprov/rollout"
 	"github.com/snomprov/snomprov/status"
 )
 
@@ -99,6 +101,7 @@ func (s *servers) runtime() plan.Runtime {
 			m, ok := s.neighbors.Lookup(ip)
 			return phone.MAC(m), ok
 		},
+		Firmware:        rollout.Gate{Phones: attached{s}},
 		InterfaceExists: plan.InterfaceExists,
 		MakeCert:        true,
 	}
@@ -132,6 +135,17 @@ func (s *servers) build(p *plan.Plan) error {
 	return nil
 }
 
+// attached is the inventory the servers were attached to, read when the
+// rollout gate asks (the plan is compiled before the inventory opens).
+type attached struct{ s *servers }
+
+func (a attached) Phone(m phone.MAC) (inventory.Phone, bool) {
+	if a.s.inv == nil {
+		return inventory.Phone{}, false
+	}
+	return a.s.inv.Phone(m)
+}
+
 func (s *servers) statusOptions(p *plan.Plan) status.Options {
 	cfg, catalog, base := p.Config, p.Catalog, p.BaseURL
 	var pool func() (int, int, bool)
@@ -159,9 +173,19 @@ func (s *servers) statusOptions(p *plan.Plan) status.Options {
 		AdminUser:     cfg.Status.AdminUser,
 		AdminPassword: cfg.Status.AdminPassword,
 		StaleAfter:    cfg.Status.StaleAfter.Duration,
+		Rollouts:      s.rollouts(catalog.Rollouts()),
 		Metrics:       s.metrics,
 		Version:       Version,
 	}
+}
+
+// rollouts reports where each staged rollout of a plan stands, from the
+// inventory; nil when the plan has none.
+func (s *servers) rollouts(rs []rollout.Rollout) func() []rollout.Status {
+	if len(rs) == 0 {
+		return nil
+	}
+	return func() []rollout.Status { return rollout.Statuses(rs, attached{s}, time.Now()) }
 }
 
 func (s *servers) components() []namedComponent {

@@ -78,6 +78,7 @@ type listData struct {
 	HasHealth     bool
 	Health        []Component
 	Pool          *poolData
+	Rollouts      []rolloutJSON // staged firmware rollouts; nil: no box
 	Total         int
 	AllURL        string
 	AllActive     bool
@@ -115,6 +116,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Pool = p
 	}
+	d.Rollouts = rolloutsView(o)
 	now := o.Now()
 	counts := map[inventory.State]int{}
 	sites := map[string]bool{}

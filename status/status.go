@@ -17,6 +17,7 @@ import (
 
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/rollout"
 )
 
 // Inventory is what the page reads; *inventory.Store has it.
@@ -55,6 +56,8 @@ type Options struct {
 	AdminUser, AdminPassword string
 	// StaleAfter marks phones not seen for this long as stale; 0 disables it.
 	StaleAfter time.Duration
+	// Rollouts reports every staged firmware rollout (nil: no box).
+	Rollouts func() []rollout.Status
 	// Metrics serves GET /metrics (nil: 404).
 	Metrics http.Handler
 	// Version is shown in the page footer.
@@ -77,6 +80,7 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET /phones/{mac}", h.phone)
 	h.mux.HandleFunc("GET /api/phones", h.apiList)
 	h.mux.HandleFunc("GET /api/phones/{mac}", h.apiPhone)
+	h.mux.HandleFunc("GET /api/rollouts", h.apiRollouts)
 	h.mux.HandleFunc("GET /metrics", h.metrics)
 	h.mux.HandleFunc("GET /static/{file}", h.static)
 	return h
@@ -105,7 +109,7 @@ func (emptyInventory) Phone(phone.MAC) (inventory.Phone, bool) { return inventor
 // Owns reports whether path is one of the handler's routes, so a router in
 // front can send everything else to its own 404.
 func Owns(path string) bool {
-	return path == "/" || path == "/metrics" || path == "/api/phones" || path == "/favicon.ico" ||
+	return path == "/" || path == "/metrics" || path == "/api/phones" || path == "/api/rollouts" || path == "/favicon.ico" ||
 		strings.HasPrefix(path, "/api/phones/") || strings.HasPrefix(path, "/phones/") ||
 		strings.HasPrefix(path, "/static/")
 }

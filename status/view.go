@@ -94,6 +94,8 @@ func hint(p inventory.Phone, st inventory.State) string {
 	switch st {
 	case inventory.StateStale:
 		return "Not seen for a while: it may be unplugged, on another subnet, or provisioned by another server."
+	case inventory.StateFirmwareLoop:
+		return "The phone keeps downloading the same image without coming up on it: check that the image is for its model and not damaged; clearing the loop guard (status page) gives it the image again."
 	case inventory.StateFailed:
 	default:
 		return ""
