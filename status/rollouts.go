@@ -48,4 +48,3 @@ func (h *Handler) apiRollouts(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
-
