@@ -17,6 +17,8 @@
 //     from a random Snom MAC, retransmitted on timer E until someone answers;
 //     every NOTIFY is answered with 200 OK. Answers are collected for
 //     Options.Timeout. Responders record this probe like a phone.
+//   - Firmware (nothing sent): the staged rollouts of the configuration and
+//     the phones the loop guard holds, from the appliance's inventory.
 //   - HTTP: one GET of <type>.htm (per the seed's URL rules) with a Snom
 //     User-Agent for each distinct setting URL announced by DHCP or PnP and
 //     for Options.SelfURL.
@@ -66,6 +68,9 @@ type Options struct {
 	// certificate chain file and the CA phones are to trust; empty: not
 	// checked.
 	HTTPSURL, CertFile, CAFile string
+	// Firmware is the appliance's rollouts and phones, when its inventory
+	// could be read; nil: not checked.
+	Firmware *Firmware
 }
 
 // Mode is the recommended way to get phones to snomprov.
@@ -115,17 +120,19 @@ type URLCheck struct {
 
 // Report is everything doctor found.
 type Report struct {
-	Interface      string       `json:"interface"`
-	Up             bool         `json:"up"`
-	Multicast      bool         `json:"multicast"`
-	Addresses      []netip.Addr `json:"addresses"`
-	DHCPServers    []DHCPServer `json:"dhcp_servers"`
-	Responders     []Responder  `json:"pnp_responders"`
-	URLs           []URLCheck   `json:"urls"`
-	Ports          []PortOwner  `json:"ports"`
-	Findings       []Finding    `json:"findings"`
-	Mode           Mode         `json:"mode"`
-	Recommendation string       `json:"recommendation"`
+	Interface      string         `json:"interface"`
+	Up             bool           `json:"up"`
+	Multicast      bool           `json:"multicast"`
+	Addresses      []netip.Addr   `json:"addresses"`
+	DHCPServers    []DHCPServer   `json:"dhcp_servers"`
+	Responders     []Responder    `json:"pnp_responders"`
+	URLs           []URLCheck     `json:"urls"`
+	Ports          []PortOwner    `json:"ports"`
+	Rollouts       []RolloutCheck `json:"rollouts,omitempty"`
+	Looping        []LoopingPhone `json:"looping_phones,omitempty"`
+	Findings       []Finding      `json:"findings"`
+	Mode           Mode           `json:"mode"`
+	Recommendation string         `json:"recommendation"`
 }
 
 // Problems counts the findings at level Problem.
@@ -198,6 +205,7 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 		d.checkURLs(ctx)
 	}
 	d.checkTLS(ctx)
+	d.checkFirmware()
 	d.recommend()
 	d.print(w)
 	if n := rep.Problems(); n > 0 {

@@ -12,12 +12,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/doctor"
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/internal/tlsca"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
+	"github.com/snomprov/snomprov/provision"
 	"github.com/snomprov/snomprov/resync"
 	"github.com/snomprov/snomprov/simulate"
 )
@@ -131,11 +133,29 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 				o.CAFile = filepath.Join(plan.TLSDir(cfg), tlsca.CAFile)
 			}
 		}
+		if o.Firmware, err = doctorFirmware(cfg, *path); err != nil {
+			fmt.Fprintf(stderr, "doctor: firmware rollouts and the loop guard are not checked: %v\n", err)
+		}
 	}
 	ctx, stop := interruptible()
 	defer stop()
 	_, err = doctor.Run(ctx, o, stdout)
 	return err
+}
+
+// doctorFirmware reads what doctor needs of the running appliance's
+// firmware: the configuration's rollouts and its inventory's phones (the
+// state_dir snapshot the appliance writes, or the shared PostgreSQL one).
+func doctorFirmware(cfg *config.Config, path string) (*doctor.Firmware, error) {
+	cat, err := provision.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("the configuration does not compile (snomprov check): %w", err)
+	}
+	list, _, err := loadInventoryConfig(path, "", false)
+	if err != nil {
+		return nil, fmt.Errorf("reading the inventory: %w", err)
+	}
+	return &doctor.Firmware{Rollouts: cat.Rollouts(), Phones: list, Now: time.Now()}, nil
 }
 
 func cmdResync(args []string, stdout, stderr io.Writer) error {
