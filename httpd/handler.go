@@ -319,7 +319,7 @@ func settingsAnswer(st *state, req *request, rt Route, id *identity) answer {
 		if d := st.opts.Firmware.Decide(id.mac, f.Rollout); d.Serve {
 			doc, reason = st.cat.FirmwareDoc(base, f), rollout.PointsAt+phone.ImageName(f.Image)
 		} else {
-			doc, reason = st.cat.KeepFirmware(base), d.Reason
+			doc, reason = st.cat.KeepFirmware(d.Reason), d.Reason
 		}
 		if notModified(&fresh, doc.ETag, st.cat.Loaded()) {
 			return answer{status: http.StatusNotModified, doc: doc}

@@ -285,7 +285,6 @@ func (c *Catalog) Warm(base string) {
 	for key := range c.fwByKey {
 		c.get(bc, base, docKey{kind: KindFirmware, model: key})
 	}
-	c.get(bc, base, docKey{kind: KindFirmware, model: keepKey})
 	for mac := range c.phones {
 		c.get(bc, base, docKey{kind: KindPhone, mac: mac})
 	}

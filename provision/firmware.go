@@ -29,7 +29,7 @@ type Firmware struct {
 // Version is what a phone running the image reports, read from its name.
 func (f *Firmware) Version() string { return phone.ImageVersion(f.Image) }
 
-// keepKey is the cache key of the firmware file that points at no image.
+// keepKey renders the firmware file that points at no image.
 const keepKey = "\x00keep"
 
 var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
@@ -133,9 +133,19 @@ func (c *Catalog) FirmwareDoc(base string, f *Firmware) Doc {
 }
 
 // KeepFirmware is the firmware file pointing at no image: the phone keeps
-// the firmware it runs (a rollout waiting for its canaries, the loop guard).
-func (c *Catalog) KeepFirmware(base string) Doc {
-	return c.lookup(base, docKey{kind: KindFirmware, model: keepKey})
+// the firmware it runs (a rollout waiting for its canaries, the loop
+// guard). reason is written into it as an XML comment, which phones
+// ignore and `snomprov simulate` reports; it is rendered per request.
+func (c *Catalog) KeepFirmware(reason string) Doc {
+	w := &writer{b: make([]byte, 0, 128+len(reason))}
+	w.raw(xmlHeader)
+	w.raw("<firmware-settings>\n")
+	if reason != "" {
+		// "--" may not stand inside a comment.
+		w.raw("  <!-- " + strings.ReplaceAll(reason, "--", "- -") + " -->\n")
+	}
+	w.raw("</firmware-settings>\n")
+	return newDoc(w.b)
 }
 
 // ownFirmwareStatus is the firmware pointer a phone's own file carries

@@ -95,7 +95,8 @@ func TestFirmwarePrecedence(t *testing.T) {
 	if own, _ := c.Phone(base, mac(1)); strings.Contains(string(own.Body), "firmware_status") {
 		t.Errorf("a phone on its model's image got its own pointer:\n%s", own.Body)
 	}
-	if keep := string(c.KeepFirmware(base).Body); strings.Contains(keep, "<firmware") && !strings.Contains(keep, "<firmware-settings>") {
+	keep := string(c.KeepFirmware("held: canary 000413000001 -- gone").Body)
+	if strings.Contains(keep, "<firmware ") || !strings.Contains(keep, "<firmware-settings>\n  <!-- held: canary 000413000001 - - gone -->\n</firmware-settings>") {
 		t.Errorf("keep file: %s", keep)
 	}
 }

@@ -93,12 +93,16 @@ func FirmwareFallbackURLs(settingURL string, id Identity) ([]string, error) {
 
 // SettingsFile is what a parsed provisioning XML file holds.
 type SettingsFile struct {
-	Root            string            // settings | setting-files | firmware-settings | ...
-	Files           []string          // <setting-files><file url=...>
-	Settings        map[string]string // phone-settings name → value (idx 1 or first seen)
-	SettingCount    int               // every element below <phone-settings>
-	FirmwareStatus  string            // phone-settings firmware_status
-	Firmware        string            // <firmware> (firmware file) or phone-settings firmware
+	Root           string            // settings | setting-files | firmware-settings | ...
+	Files          []string          // <setting-files><file url=...>
+	Settings       map[string]string // phone-settings name → value (idx 1 or first seen)
+	SettingCount   int               // every element below <phone-settings>
+	FirmwareStatus string            // phone-settings firmware_status
+	Firmware       string            // <firmware> (firmware file) or phone-settings firmware
+	// Keep is the comment of a firmware file that names no image: why the
+	// server tells the phone to keep its firmware (snomprov's rollout or
+	// loop guard).
+	Keep            string
 	FunctionKeys    int
 	PhonebookItems  int
 	UnknownElements int // direct children of <settings> that are not known containers
@@ -160,6 +164,10 @@ func ParseSettings(b []byte) (SettingsFile, error) {
 			text.Reset()
 		case xml.CharData:
 			text.Write(t)
+		case xml.Comment:
+			if len(stack) == 1 && f.Root == "firmware-settings" && f.Keep == "" {
+				f.Keep = strings.TrimSpace(string(t))
+			}
 		case xml.EndElement:
 			name := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]

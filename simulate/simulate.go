@@ -601,6 +601,13 @@ func (r *phoneRun) firmware(f *Fetcher, id Identity, files []SettingsFile) {
 				continue
 			}
 			parsed, err := ParseSettings(body)
+			if err == nil && parsed.Firmware == "" && parsed.Keep != "" {
+				// Not a failure: the server holds this phone's image back
+				// (a rollout waiting for or held by a canary, the loop guard).
+				s.Status, s.Detail = Warn, fmt.Sprintf("HTTP 200, %d bytes, no image: the server holds it back (%s)", n, parsed.Keep)
+				r.add(s)
+				return
+			}
 			if err == nil && parsed.Firmware == "" {
 				err = errors.New("it has no <firmware> element naming an image")
 			}

@@ -169,6 +169,9 @@ func TestParseSettings(t *testing.T) {
 		{"settings", `<settings><phone-settings e="2"><setting_server perm="R">http://a/</setting_server><firmware_status perm="R">http://a/fw.xml</firmware_status><user_name idx="1" perm="R">401</user_name><user_name idx="2" perm="R">402</user_name></phone-settings><functionKeys><fkey idx="0">line</fkey></functionKeys></settings>`, "settings", 0, "http://a/fw.xml", "", 4, ""},
 		{"firmware-settings", `<firmware-settings><firmware perm="">http://a/firmware/x.bin</firmware></firmware-settings>`, "firmware-settings", 0, "", "http://a/firmware/x.bin", 0, ""},
 		{"escaped ampersand", `<firmware-settings><firmware>http://a/r.bin?mac={mac}&amp;chained_url=x</firmware></firmware-settings>`, "firmware-settings", 0, "", "http://a/r.bin?mac={mac}&chained_url=x", 0, ""},
+		{"keep", `<firmware-settings>
+  <!-- keep the running firmware: the rollout waits -->
+</firmware-settings>`, "firmware-settings", 0, "", "", 0, ""},
 		{"html 404 page", `<html><body>404</body></html>`, "", 0, "", "", 0, "not a Snom provisioning file"},
 		{"broken", `<settings><phone-settings>`, "", 0, "", "", 0, "not well-formed"},
 		{"raw ampersand", `<firmware-settings><firmware>http://a/?a=1&b=2</firmware></firmware-settings>`, "", 0, "", "", 0, "not well-formed"},
@@ -183,7 +186,11 @@ func TestParseSettings(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || f.Root != tt.root || len(f.Files) != tt.files || f.FirmwareStatus != tt.status || f.Firmware != tt.fw || f.SettingCount != tt.count {
+		keep := ""
+		if tt.name == "keep" {
+			keep = "keep the running firmware: the rollout waits"
+		}
+		if err != nil || f.Root != tt.root || len(f.Files) != tt.files || f.FirmwareStatus != tt.status || f.Firmware != tt.fw || f.SettingCount != tt.count || f.Keep != keep {
 			t.Errorf("%s: %+v, %v", tt.name, f, err)
 		}
 	}
@@ -193,6 +200,7 @@ func FuzzParseSettings(f *testing.F) {
 	f.Add([]byte(`<setting-files><file url="http://a/g.xml"/></setting-files>`))
 	f.Add([]byte(`<settings><phone-settings><firmware_status>x</firmware_status></phone-settings></settings>`))
 	f.Add([]byte(`<firmware-settings><firmware>http://a/x.bin</firmware></firmware-settings>`))
+	f.Add([]byte(`<firmware-settings><!-- keep: held --></firmware-settings>`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSettings(b)
 		if err == nil && s.Root == "" {
