@@ -163,7 +163,11 @@ func decide(phones Phones, mac phone.MAC, r *Rollout, now time.Time) Decision {
 	if st.State == Done {
 		return Decision{Serve: true}
 	}
-	return Decision{Reason: "keep the running firmware: the rollout of " + phone.ImageName(r.Image) + " to " + r.Scope + " " + st.Reason}
+	verb := " " // "waits for canaries ..."
+	if st.State == Held {
+		verb = " is " // "is held: canary ..."
+	}
+	return Decision{Reason: "keep the running firmware: the rollout of " + phone.ImageName(r.Image) + " to " + r.Scope + verb + st.Reason}
 }
 
 // Statuses evaluates every rollout, for the status page and doctor.
