@@ -58,7 +58,7 @@ func TestPhonesCSVErrors(t *testing.T) {
 			[]string{
 				`p.csv:1:5: line0_account: "line0_account" is not a line column: write line<N>_<key> with N from 1 to 64 and key one of account, password, name, auth_user, host, outbound, mailbox`,
 				`p.csv:1:19: line1_pass: "line1_pass" is not a line column: write line<N>_<key> with N from 1 to 64 and key one of account, password, name, auth_user, host, outbound, mailbox`,
-				`p.csv:1:30: user-name: "user-name" is not a column name; a column is mac, model, description, line<N>_<account|password|name|auth_user|host|outbound|mailbox> or a setting name (letters, digits and _)`,
+				`p.csv:1:30: user-name: "user-name" is not a column name; a column is mac, model, description, group, firmware, firmware_uxm, line<N>_<account|password|name|auth_user|host|outbound|mailbox> or a setting name (letters, digits and _)`,
 				`p.csv:1:40: column 5 has no name; name it, or remove the column`,
 				`p.csv:1:41: mac: column "mac" is also column 1; keep one`,
 			}},

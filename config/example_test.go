@@ -76,9 +76,9 @@ func examplesConfig(t *testing.T, edit func(string) string) *Config {
 // proven to parse.
 func TestExampleEveryKey(t *testing.T) {
 	cfg := examplesConfig(t, nil)
-	// Model and DECT handset names are the example's own (a DECT base's
+	// Model, group and DECT handset names are the example's own (a DECT base's
 	// keys are shown on [models.snomM900]).
-	anyName := regexp.MustCompile(`^(models|[a-z_.\[\]0-9]*handsets)\.[A-Za-z0-9]+`)
+	anyName := regexp.MustCompile(`^(models|groups|[a-z_.\[\]0-9]*handsets)\.[A-Za-z0-9]+`)
 	norm := func(k string) string {
 		k = anyName.ReplaceAllString(k, "$1.*")
 		return regexp.MustCompile(`handsets\.[A-Za-z0-9]+`).ReplaceAllString(k, "handsets.*")
