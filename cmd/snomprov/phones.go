@@ -96,7 +96,7 @@ func cmdPhones(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("phones", "[-config FILE] [--state S] [--site S] [--json | --csv]", stderr)
 	path := configFlag(fs, true)
 	site := fs.String("site", "", "only phones of `SITE` (a shared inventory; default every site)")
-	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale)")
+	state := fs.String("state", "", "only phones in `STATE` (seen, leased, pnp-answered, settings-fetched, firmware-fetched, up-to-date, failed, stale, firmware-loop)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	asCSV := fs.Bool("csv", false, "print the phones seen that the config does not list, as a phones CSV to fill in and name in phones_csv")
 	if err := parseNoArgs(fs, args); err != nil {
