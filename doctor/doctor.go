@@ -49,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snomprov/snomprov/rollout"
 	"github.com/snomprov/snomprov/simulate"
 )
 
@@ -120,19 +121,19 @@ type URLCheck struct {
 
 // Report is everything doctor found.
 type Report struct {
-	Interface      string         `json:"interface"`
-	Up             bool           `json:"up"`
-	Multicast      bool           `json:"multicast"`
-	Addresses      []netip.Addr   `json:"addresses"`
-	DHCPServers    []DHCPServer   `json:"dhcp_servers"`
-	Responders     []Responder    `json:"pnp_responders"`
-	URLs           []URLCheck     `json:"urls"`
-	Ports          []PortOwner    `json:"ports"`
-	Rollouts       []RolloutCheck `json:"rollouts,omitempty"`
-	Looping        []LoopingPhone `json:"looping_phones,omitempty"`
-	Findings       []Finding      `json:"findings"`
-	Mode           Mode           `json:"mode"`
-	Recommendation string         `json:"recommendation"`
+	Interface      string            `json:"interface"`
+	Up             bool              `json:"up"`
+	Multicast      bool              `json:"multicast"`
+	Addresses      []netip.Addr      `json:"addresses"`
+	DHCPServers    []DHCPServer      `json:"dhcp_servers"`
+	Responders     []Responder       `json:"pnp_responders"`
+	URLs           []URLCheck        `json:"urls"`
+	Ports          []PortOwner       `json:"ports"`
+	Rollouts       []rollout.Summary `json:"rollouts,omitempty"`
+	Looping        []LoopingPhone    `json:"looping_phones,omitempty"`
+	Findings       []Finding         `json:"findings"`
+	Mode           Mode              `json:"mode"`
+	Recommendation string            `json:"recommendation"`
 }
 
 // Problems counts the findings at level Problem.

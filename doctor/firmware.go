@@ -19,16 +19,6 @@ type Firmware struct {
 	Now      time.Time
 }
 
-// RolloutCheck is one rollout in the report.
-type RolloutCheck struct {
-	Scope   string   `json:"scope"`
-	Image   string   `json:"image"`
-	State   string   `json:"state"`
-	Reason  string   `json:"reason,omitempty"`
-	Failed  []string `json:"canaries_failed,omitempty"`
-	Pending []string `json:"canaries_pending,omitempty"`
-}
-
 // LoopingPhone is a phone the loop guard holds.
 type LoopingPhone struct {
 	MAC    string `json:"mac"`
@@ -53,13 +43,7 @@ func (d *doctor) checkFirmware() {
 		}
 	}
 	for _, st := range rollout.Statuses(f.Rollouts, byMAC, f.Now) {
-		c := RolloutCheck{Scope: st.Scope, Image: phone.ImageName(st.Image), State: string(st.State), Reason: st.Reason}
-		for _, m := range st.Failed {
-			c.Failed = append(c.Failed, m.String())
-		}
-		for _, m := range st.Pending {
-			c.Pending = append(c.Pending, m.String())
-		}
+		c := st.Summary()
 		d.rep.Rollouts = append(d.rep.Rollouts, c)
 		detail := fmt.Sprintf("rollout of %s to %s: %s", c.Image, st.Scope, st.State)
 		switch st.State {

@@ -33,6 +33,18 @@ func RequestPath(detail string) (method, path string) {
 	return method, path
 }
 
+// requestReason is what an HTTP event's detail says after its status
+// ("GET /p 200 12B: why" → "why"); empty when it says nothing more.
+func requestReason(detail string) string {
+	method, path := RequestPath(detail)
+	if method == "" {
+		return ""
+	}
+	rest := detail[len(method)+1+len(path):]
+	_, reason, _ := strings.Cut(rest, ": ")
+	return reason
+}
+
 // FirmwareLoop reports whether the loop guard holds the phone, with the
 // reason (which starts with LoopGuardMark). Only what happened since the
 // phone's last KindLoopCleared action counts; then the count starts over.
@@ -48,10 +60,14 @@ func (p Phone) FirmwareLoop() (held bool, reason string) {
 	events := p.Events[from:]
 	var fetches map[string][]time.Time
 	for _, e := range events {
-		if strings.Contains(e.Detail, LoopGuardMark) {
-			// Held before, and not released since.
-			_, msg, _ := strings.Cut(e.Detail, LoopGuardMark)
-			return true, LoopGuardMark + msg
+		if e.Step == StepFirmwareFile && e.OK {
+			// Held before (the firmware file the guard answered with), and
+			// not released since. Only the firmware file's detail counts:
+			// its path is a fixed pattern, so no requested path can forge
+			// the mark.
+			if reason := requestReason(e.Detail); strings.HasPrefix(reason, LoopGuardMark) {
+				return true, reason
+			}
 		}
 		if e.Step != StepFirmwareImage || !e.OK || e.Kind != HTTPKind(200) {
 			continue

@@ -37,6 +37,9 @@ func TestFirmwareLoop(t *testing.T) {
 		{"cleared, then two more", "10.1.33.33", []Event{img(0, bin), img(10, bin), img(20, bin), cleared, img(55, bin), img(56, bin)}, false},
 		{"cleared, then three more", "10.1.33.33", []Event{img(0, bin), img(10, bin), img(20, bin), cleared, img(55, bin), img(56, bin), img(57, bin)}, true},
 		{"held answer keeps it held once the downloads are gone", "10.1.33.33", []Event{held}, true},
+		{"a path cannot forge the mark", "10.1.33.33", []Event{
+			{Time: t0, Step: StepFirmwareImage, Kind: HTTPKind(404), Detail: "GET /firmware/a 200 1B: " + LoopGuardMark + "x 404: no such file"},
+			{Time: t0, Step: StepFile, Kind: HTTPKind(404), Detail: "GET /x: " + LoopGuardMark + "x 404: no such file"}}, false},
 		{"a failed clear does not release", "10.1.33.33", []Event{held, {Time: t0.Add(time.Hour), Step: StepAction, Kind: KindLoopCleared, OK: false}}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -68,4 +71,31 @@ func TestRequestPath(t *testing.T) {
 			t.Errorf("RequestPath(%q) = %q %q", c.in, m, p)
 		}
 	}
+}
+
+// FuzzFirmwareLoop: any stored timeline (details are free text from the
+// file or the database) gives an answer, and a held phone always says why.
+func FuzzFirmwareLoop(f *testing.F) {
+	f.Add("GET /firmware/snomD785-10.1.73.4-SIP-r.bin 200 9B", "10.1.33.33", 3, false)
+	f.Add("GET /x 200 1B: "+LoopGuardMark+"held", "", 1, true)
+	f.Add("HEAD", "1.2", 5, false)
+	f.Fuzz(func(t *testing.T, detail, firmware string, n int, cleared bool) {
+		n = n % 8
+		p := Phone{Firmware: firmware}
+		t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+		for i := range max(n, 0) {
+			p.Events = append(p.Events, Event{Time: t0.Add(time.Duration(i) * time.Minute), Step: StepFirmwareImage, Kind: HTTPKind(200), OK: true, Detail: detail})
+		}
+		if cleared {
+			p.Events = append(p.Events, Event{Time: t0.Add(time.Hour), Step: StepAction, Kind: KindLoopCleared, OK: true})
+		}
+		held, reason := p.FirmwareLoop()
+		if held != strings.HasPrefix(reason, LoopGuardMark) || (cleared && held) {
+			t.Fatalf("held %v, %q", held, reason)
+		}
+		m, path := RequestPath(detail)
+		if (m == "") != (path == "") && path != "" {
+			t.Fatalf("RequestPath(%q) = %q %q", detail, m, path)
+		}
+	})
 }

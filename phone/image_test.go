@@ -1,6 +1,9 @@
 package phone
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestImageNames(t *testing.T) {
 	for _, c := range []struct{ in, version, model string }{
@@ -18,4 +21,22 @@ func TestImageNames(t *testing.T) {
 			t.Errorf("ImageModel(%q) = %q, want %q", c.in, m, c.model)
 		}
 	}
+}
+
+func FuzzImageName(f *testing.F) {
+	f.Add("snomD785-10.1.215.13-SIP-r.bin")
+	f.Add("https://h/a/snomD865-10.1.180.0-r.swu?x=1#y")
+	f.Add("-.-_..1.-")
+	f.Fuzz(func(t *testing.T, name string) {
+		v, m, base := ImageVersion(name), ImageModel(name), ImageName(name)
+		if strings.ContainsAny(base, "/?#") {
+			t.Fatalf("ImageName(%q) = %q", name, base)
+		}
+		if v != "" && (!strings.Contains(base, v) || strings.Trim(v, "0123456789.") != "" || !strings.Contains(v, ".")) {
+			t.Fatalf("ImageVersion(%q) = %q", name, v)
+		}
+		if m != "" && (!ValidModel(m) || !strings.HasPrefix(base, m)) {
+			t.Fatalf("ImageModel(%q) = %q", name, m)
+		}
+	})
 }

@@ -117,13 +117,7 @@ func fetchedAt(p inventory.Phone, image string) (time.Time, bool) {
 // the image's name, so the timeline shows which image a phone was given.
 const PointsAt = "points at "
 
-func macList(macs []phone.MAC) string {
-	parts := make([]string, len(macs))
-	for i, m := range macs {
-		parts[i] = m.String()
-	}
-	return strings.Join(parts, ", ")
-}
+func macList(macs []phone.MAC) string { return strings.Join(macTexts(macs), ", ") }
 
 // Decision is whether a phone gets its image now, and why not.
 type Decision struct {
@@ -175,6 +169,33 @@ func Statuses(rs []Rollout, phones Phones, now time.Time) []Status {
 	out := make([]Status, len(rs))
 	for i, r := range rs {
 		out[i] = Evaluate(r, phones, now)
+	}
+	return out
+}
+
+// Summary is a Status as the status page, its API and doctor show it.
+type Summary struct {
+	Scope   string   `json:"scope"` // models.snomD785, groups.sales
+	Image   string   `json:"image"` // the image's file name
+	Version string   `json:"version"`
+	State   State    `json:"state"`
+	Reason  string   `json:"reason,omitempty"`
+	Done    []string `json:"canaries_done"`
+	Pending []string `json:"canaries_pending"`
+	Failed  []string `json:"canaries_failed"`
+	Timeout string   `json:"canary_timeout"`
+}
+
+// Summary is st for display.
+func (st Status) Summary() Summary {
+	return Summary{Scope: st.Scope, Image: phone.ImageName(st.Image), Version: st.Version, State: st.State, Reason: st.Reason,
+		Done: macTexts(st.Done), Pending: macTexts(st.Pending), Failed: macTexts(st.Failed), Timeout: st.Timeout.String()}
+}
+
+func macTexts(macs []phone.MAC) []string {
+	out := make([]string, len(macs))
+	for i, m := range macs {
+		out[i] = m.String()
 	}
 	return out
 }

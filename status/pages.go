@@ -13,6 +13,7 @@ import (
 	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/rollout"
 )
 
 //go:embed templates/*.html
@@ -78,7 +79,7 @@ type listData struct {
 	HasHealth     bool
 	Health        []Component
 	Pool          *poolData
-	Rollouts      []rolloutJSON // staged firmware rollouts; nil: no box
+	Rollouts      []rollout.Summary // staged firmware rollouts; nil: no box
 	Total         int
 	AllURL        string
 	AllActive     bool

@@ -30,7 +30,7 @@ func TestRolloutBox(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/rollouts", nil))
-	var got []rolloutJSON
+	var got []rollout.Summary
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got) != 1 || got[0].State != "held" ||
 		len(got[0].Failed) != 1 || got[0].Failed[0] != "00041300000B" || got[0].Timeout != "1h0m0s" {
 		t.Errorf("api %s: %+v %v", rec.Body, got, err)
