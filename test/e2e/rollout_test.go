@@ -89,12 +89,33 @@ model = "snomD785"
 		t.Fatalf("snomprov serve did not get ready: %v\n%s", err, p.Output())
 	}
 	t.Cleanup(p.Stop)
-	return &snomprovProcess{Process: p, state: state}
+	return &snomprovProcess{Process: p, state: state, config: cfg}
 }
 
 type snomprovProcess struct {
 	*lantest.Process
-	state string // its state_dir
+	state  string // its state_dir
+	config string // its config file
+}
+
+// doctor runs `snomprov doctor` on the appliance's host with its config
+// and returns what it printed, once the inventory it reads (the state_dir
+// snapshot, flushed every 2 s) holds want.
+func (s *snomprovLAN) doctor(t *testing.T, srv *snomprovProcess, want string) string {
+	t.Helper()
+	var out string
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, _ = s.srv.Run(ctx, binary(t), "doctor", "-config", srv.config, "-interface", "eth0", "-timeout", "1s")
+		cancel()
+		if strings.Contains(out, want) {
+			t.Logf("snomprov doctor:\n%s", out)
+			return out
+		}
+		time.Sleep(time.Second)
+	}
+	t.Errorf("snomprov doctor does not say %q:\n%s", want, out)
+	return out
 }
 
 // boot simulates one phone running firmware and returns its firmware
@@ -213,6 +234,7 @@ func TestRolloutOnTheWire(t *testing.T) {
 		if err != nil || !strings.Contains(page, `id="rollouts"`) || !strings.Contains(page, "held: canary "+canaryMAC.String()) {
 			t.Errorf("status page (%v) does not show the held rollout:\n%s", err, page)
 		}
+		s.doctor(t, srv, "PROBLEM rollout of "+rolloutImage+" to models.snomD785: held; held: canary "+canaryMAC.String())
 	})
 
 	t.Run("a phone looping on its image is held, released, served again", func(t *testing.T) {
@@ -231,6 +253,7 @@ func TestRolloutOnTheWire(t *testing.T) {
 		if p.State != string(inventory.StateFirmwareLoop) || !strings.HasPrefix(p.Reason, inventory.LoopGuardMark) {
 			t.Errorf("phone %+v", p)
 		}
+		s.doctor(t, srv, "PROBLEM phone "+loopMAC.String()+" is held by the "+inventory.LoopGuardMark)
 		// The installer clears the loop guard: the status page's action
 		// records exactly this event; here it goes into the inventory
 		// directly, with the appliance stopped so its flush does not
