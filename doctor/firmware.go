@@ -45,15 +45,15 @@ func (d *doctor) checkFirmware() {
 	for _, st := range rollout.Statuses(f.Rollouts, byMAC, f.Now) {
 		c := st.Summary()
 		d.rep.Rollouts = append(d.rep.Rollouts, c)
-		detail := fmt.Sprintf("rollout of %s to %s: %s", c.Image, st.Scope, st.State)
+		detail := fmt.Sprintf("rollout of %s to %s", c.Image, st.Scope)
 		switch st.State {
 		case rollout.Held:
-			d.add("firmware", Problem, detail+"; "+st.Reason,
+			d.add("firmware", Problem, detail+" is "+st.Reason,
 				"look at the canary's timeline (snomprov phone MAC): put the old image back in "+st.Scope+" firmware, or fix the canary and let it report the new version")
 		case rollout.Waiting:
-			d.add("firmware", Warning, detail+"; "+st.Reason, "boot the pending canaries; the other phones keep their firmware until they report it")
+			d.add("firmware", Warning, detail+" "+st.Reason, "boot the pending canaries; the other phones keep their firmware until they report it")
 		default:
-			d.add("firmware", Info, detail+": every canary runs it, the other phones get it", "")
+			d.add("firmware", Info, detail+" is done: every canary runs it, the other phones get it", "")
 		}
 	}
 	for _, p := range f.Phones {

@@ -40,8 +40,8 @@ func TestCheckFirmware(t *testing.T) {
 	}
 	all := strings.Join(text, "\n")
 	for _, want := range []string{
-		"PROBLEM rollout of " + img + " to models.snomD785: held; held: canary 000413000001 fetched",
-		"warn rollout of " + img + " to groups.lab: waiting; waits for canaries 000413000009",
+		"PROBLEM rollout of " + img + " to models.snomD785 is held: canary 000413000001 fetched",
+		"warn rollout of " + img + " to groups.lab waits for canaries 000413000009",
 		"PROBLEM phone 000413000002 is held by the firmware loop guard: it downloaded " + img + " 3 times",
 	} {
 		if !strings.Contains(all, want) {

@@ -234,7 +234,7 @@ func TestRolloutOnTheWire(t *testing.T) {
 		if err != nil || !strings.Contains(page, `id="rollouts"`) || !strings.Contains(page, "held: canary "+canaryMAC.String()) {
 			t.Errorf("status page (%v) does not show the held rollout:\n%s", err, page)
 		}
-		s.doctor(t, srv, "PROBLEM rollout of "+rolloutImage+" to models.snomD785: held; held: canary "+canaryMAC.String())
+		s.doctor(t, srv, "PROBLEM rollout of "+rolloutImage+" to models.snomD785 is held: canary "+canaryMAC.String())
 	})
 
 	t.Run("a phone looping on its image is held, released, served again", func(t *testing.T) {
