@@ -101,7 +101,7 @@ func (s *servers) runtime() plan.Runtime {
 			m, ok := s.neighbors.Lookup(ip)
 			return phone.MAC(m), ok
 		},
-		Firmware:        rollout.Gate{Phones: attached{s}},
+		Firmware:        rollout.NewGate(attached{s}, nil),
 		InterfaceExists: plan.InterfaceExists,
 		MakeCert:        true,
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/provision"
+	"github.com/snomprov/snomprov/rollout"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing, so the benchmark
@@ -107,4 +108,58 @@ func fuzzPathMAC(path string) (phone.MAC, bool) {
 	tpl, _ := provision.ParseURLTemplate("http://127.0.0.1/cfg/{phone_type}-{mac}.xml")
 	r := route(path, &tpl)
 	return r.MAC, r.HasMAC
+}
+
+// BenchmarkServeFirmwareFile is the firmware file's path with the rollout
+// gate reading a real inventory store (the phone and its canaries each
+// with a full timeline), beside the same path without a gate in the same
+// run: the cost of the decision is the difference.
+func BenchmarkServeFirmwareFile(b *testing.B) {
+	const requester = "0004130001F4"
+	canaries := []phone.MAC{{0, 4, 0x13, 0, 0, 1}, {0, 4, 0x13, 0, 0, 2}, {0, 4, 0x13, 0, 0, 3}}
+	for _, c := range []struct {
+		name     string
+		gate     bool
+		canaries []phone.MAC
+	}{
+		{"no gate", false, nil},
+		{"loop guard only", true, nil},
+		{"rollout with 3 canaries", true, canaries},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			cfg := testConfig()
+			m := cfg.Models["snomD785"]
+			m.Canaries = c.canaries
+			cfg.Models["snomD785"] = m
+			cat, err := provision.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			store, _ := inventory.Open("", inventory.Options{})
+			req, _ := phone.ParseMAC(requester)
+			for _, mac := range append([]phone.MAC{req}, canaries...) {
+				for i := range 50 {
+					store.Record(inventory.Observation{MAC: mac, Firmware: "10.1.33.33", Event: inventory.Event{Step: inventory.StepGeneral, Kind: "200", OK: true, Detail: fmt.Sprintf("GET /snomD785.htm 200 %dB", i)}})
+				}
+			}
+			o := Options{Listen: ":0", Catalog: cat, CleartextPhones: plainA}
+			if c.gate {
+				o.Firmware = rollout.NewGate(store, nil)
+			}
+			s, err := New(o, nil, store)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := httptest.NewRequest("GET", "http://127.0.0.1/snomD785-firmware.htm", nil)
+			r.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 "+requester+" SXM:0 UXM:0)")
+			r.RemoteAddr = "10.77.0.11:40000"
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				clear(w.h)
+				s.ServeHTTP(w, r)
+			}
+		})
+	}
 }

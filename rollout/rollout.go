@@ -13,6 +13,7 @@ package rollout
 import (
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/snomprov/snomprov/inventory"
@@ -126,23 +127,67 @@ type Decision struct {
 	Loop   bool   // held by the loop guard
 }
 
-// Gate decides for the HTTP server, reading the inventory.
+// Gate decides for the HTTP server, reading the inventory. A rollout's
+// status is derived at most once per CacheFor: a boot storm of phones
+// asking for their firmware file reads each canary's record once a
+// second, not once per phone (which, with the PostgreSQL inventory, is a
+// query each). The requesting phone's own record (the loop guard) is read
+// on every request. Safe for concurrent use; the zero value is not: use
+// NewGate.
 type Gate struct {
-	Phones Phones
-	Now    func() time.Time // default time.Now
+	phones Phones
+	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+// CacheFor is how long a Gate reuses a rollout's derived status.
+const CacheFor = time.Second
+
+type cached struct {
+	at time.Time
+	st Status
+}
+
+// maxCached bounds the cache: rollouts of configurations reloaded away
+// are dropped with the rest once it is full.
+const maxCached = 256
+
+// NewGate is a Gate over phones; now may be nil (time.Now).
+func NewGate(phones Phones, now func() time.Time) *Gate {
+	if now == nil {
+		now = time.Now
+	}
+	return &Gate{phones: phones, now: now, cache: map[string]cached{}}
 }
 
 // Decide says whether the phone mac gets image now. r is the rollout the
 // image is part of (nil: a phone's own image, or no canaries).
-func (g Gate) Decide(mac phone.MAC, r *Rollout) Decision {
-	now := time.Now()
-	if g.Now != nil {
-		now = g.Now()
-	}
-	return decide(g.Phones, mac, r, now)
+func (g *Gate) Decide(mac phone.MAC, r *Rollout) Decision {
+	return decide(g.phones, mac, r, g.now(), g.status)
 }
 
-func decide(phones Phones, mac phone.MAC, r *Rollout, now time.Time) Decision {
+// status is Evaluate, cached for CacheFor.
+func (g *Gate) status(r Rollout, phones Phones, now time.Time) Status {
+	key := r.Scope + "\x00" + r.Image + "\x00" + macList(r.Canaries) + "\x00" + r.Timeout.String()
+	g.mu.Lock()
+	c, ok := g.cache[key]
+	g.mu.Unlock()
+	if ok && now.Sub(c.at) < CacheFor && !now.Before(c.at) {
+		return c.st
+	}
+	st := Evaluate(r, phones, now)
+	g.mu.Lock()
+	if len(g.cache) >= maxCached {
+		clear(g.cache)
+	}
+	g.cache[key] = cached{at: now, st: st}
+	g.mu.Unlock()
+	return st
+}
+
+func decide(phones Phones, mac phone.MAC, r *Rollout, now time.Time, evaluate func(Rollout, Phones, time.Time) Status) Decision {
 	if !mac.IsZero() {
 		if p, ok := phones.Phone(mac); ok {
 			if held, reason := p.FirmwareLoop(); held {
@@ -153,7 +198,7 @@ func decide(phones Phones, mac phone.MAC, r *Rollout, now time.Time) Decision {
 	if r == nil || len(r.Canaries) == 0 || (!mac.IsZero() && slices.Contains(r.Canaries, mac)) {
 		return Decision{Serve: true}
 	}
-	st := Evaluate(*r, phones, now)
+	st := evaluate(*r, phones, now)
 	if st.State == Done {
 		return Decision{Serve: true}
 	}

@@ -72,7 +72,7 @@ func TestDecide(t *testing.T) {
 		{"the loop guard holds a pinned phone", fakePhones{looper: looping()}, looper, nil, 10, false, "", inventory.LoopGuardMark},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := decide(c.phones, c.mac, c.r, at(c.now))
+			d := decide(c.phones, c.mac, c.r, at(c.now), Evaluate)
 			if d.Serve != c.serve || !strings.Contains(d.Reason, c.reason) || (d.Serve && d.Reason != "") {
 				t.Errorf("decide = %+v, want serve %v with %q", d, c.serve, c.reason)
 			}
@@ -101,5 +101,48 @@ func TestEvaluateLists(t *testing.T) {
 	stale.FirmwareTarget = "10.1.80.0"
 	if st := Evaluate(Rollout{Image: image, Version: "10.1.73.4", Canaries: []phone.MAC{canA}, Timeout: time.Hour}, fakePhones{canA: stale}, at(40)); st.State != Waiting {
 		t.Errorf("%+v", st)
+	}
+}
+
+// countingPhones counts the records read.
+type countingPhones struct {
+	fakePhones
+	reads int
+}
+
+func (c *countingPhones) Phone(m phone.MAC) (inventory.Phone, bool) {
+	c.reads++
+	return c.fakePhones.Phone(m)
+}
+
+// TestGateCache: within CacheFor the canaries are read once; after it, or
+// for another rollout, again; the requester's own record every time.
+func TestGateCache(t *testing.T) {
+	phones := &countingPhones{fakePhones: fakePhones{canA: upToDate("10.1.33.33")}}
+	now := at(0)
+	g := NewGate(phones, func() time.Time { return now })
+	r := &Rollout{Scope: "models.snomD785", Image: image, Version: "10.1.73.4", Canaries: []phone.MAC{canA, canB}, Timeout: time.Hour}
+	for range 3 {
+		if d := g.Decide(other, r); d.Serve {
+			t.Fatal("served while waiting")
+		}
+	}
+	if phones.reads != 3+2 { // the requester thrice, the two canaries once
+		t.Errorf("%d reads", phones.reads)
+	}
+	phones.fakePhones[canA], phones.fakePhones[canB] = upToDate("10.1.73.4"), upToDate("10.1.73.4")
+	if d := g.Decide(other, r); d.Serve {
+		t.Error("the cached status changed within CacheFor")
+	}
+	now = now.Add(CacheFor)
+	if d := g.Decide(other, r); !d.Serve {
+		t.Errorf("not served once the canaries are back: %+v", d)
+	}
+	r2 := *r
+	r2.Canaries = []phone.MAC{canA}
+	before := phones.reads
+	g.Decide(other, &r2)
+	if phones.reads != before+2 {
+		t.Errorf("another rollout read %d records", phones.reads-before)
 	}
 }
