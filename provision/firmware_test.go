@@ -1,10 +1,13 @@
 package provision
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/snomprov/snomprov/config"
+	"github.com/snomprov/snomprov/internal/field"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -222,4 +225,33 @@ func matchPrefixes(t *testing.T, what string, got, want []string) {
 			t.Errorf("no %s %q in\n%s", what, w, strings.Join(got, "\n"))
 		}
 	}
+}
+
+// TestFirmwareChecksInCSV: a CSV row's group and firmware problems are
+// reported at their cells, FILE:LINE:COL: column.
+func TestFirmwareChecksInCSV(t *testing.T) {
+	dir := t.TempDir()
+	csv := "mac;model;group;firmware\n" +
+		"000413000001;snomD785;sale;\n" +
+		"000413000002;snomD717;;http://fw/snomD785-10.1.80.0-SIP-r.bin\n" +
+		"000413000003;snomD785;sales;\n"
+	toml := "phones_csv = [\"p.csv\"]\n[groups.sales]\nfirmware = \"http://fw/snomD785-10.1.80.0-SIP-r.bin\"\n"
+	for name, body := range map[string]string{"p.csv": csv, "office.toml": toml} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "office.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg)
+	var got []string
+	for _, e := range cfg.LocateAll(field.List(err)) {
+		got = append(got, strings.TrimPrefix(e.Error(), dir+"/"))
+	}
+	matchPrefixes(t, "error", got, []string{
+		"p.csv:2:23: group: there is no [groups.sale]; the groups are sales",
+		"p.csv:3:24: firmware: snomD785-10.1.80.0-SIP-r.bin is an image for snomD785, not for snomD717",
+	})
 }
