@@ -420,12 +420,12 @@ func (c *Catalog) render(k docKey, base string, showSecrets bool) []byte {
 	w.raw(xmlHeader)
 	switch k.kind {
 	case KindFirmware:
-		w.raw("<firmware-settings>\n")
 		m := c.fwByKey[k.model]
 		if m == nil { // keepKey: no image, the phone keeps what it runs
-			w.raw("</firmware-settings>\n")
+			w.keepFirmware("")
 			return w.b
 		}
+		w.raw("<firmware-settings>\n")
 		fw, uxm := firmwareURL(base, m.Image), firmwareURL(base, m.UXM)
 		if !showSecrets {
 			fw, uxm = redact.URL(fw), redact.URL(uxm)

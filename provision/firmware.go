@@ -48,10 +48,20 @@ func (c *Catalog) computeFirmware() {
 			Rollout: newRollout("models."+name, m.Firmware, m.Rollout)}
 		c.modelFW[name], c.fwByKey[f.key] = f, f
 	}
+	listed := map[phone.MAC]string{} // the group whose phones list a MAC
+	for name, g := range c.cfg.Groups {
+		for _, mac := range g.Phones {
+			listed[mac] = name
+		}
+	}
 	groups := map[string]*Firmware{}
 	for i := range c.cfg.Phones {
 		ph := &c.cfg.Phones[i]
-		switch g, name := c.group(ph.MAC); {
+		name := ph.Group
+		if name == "" {
+			name = listed[ph.MAC]
+		}
+		switch g := c.cfg.Groups[name]; {
 		case ph.Firmware != "":
 			f := &Firmware{Image: ph.Firmware, UXM: ph.FirmwareUXM, Model: imageModel(ph.Model, ph.Firmware), Scope: indexKey("phones", i)}
 			f.key = f.Scope
@@ -91,20 +101,6 @@ func imageModel(model, image string) string {
 	return phone.ImageModel(image)
 }
 
-// group is the group a configured phone is in: named by its group key or
-// listing it in phones.
-func (c *Catalog) group(mac phone.MAC) (config.Group, string) {
-	if p := c.phones[mac]; p != nil && p.Group != "" {
-		return c.cfg.Groups[p.Group], p.Group
-	}
-	for name, g := range c.cfg.Groups {
-		if slices.Contains(g.Phones, mac) {
-			return g, name
-		}
-	}
-	return config.Group{}, ""
-}
-
 // FirmwareFor is the image the phone mac of type model is pointed at:
 // its own, its group's or its model's. ok is false when none is.
 func (c *Catalog) FirmwareFor(mac phone.MAC, model string) (f *Firmware, ok bool) {
@@ -139,13 +135,18 @@ func (c *Catalog) FirmwareDoc(base string, f *Firmware) Doc {
 func (c *Catalog) KeepFirmware(reason string) Doc {
 	w := &writer{b: make([]byte, 0, 128+len(reason))}
 	w.raw(xmlHeader)
+	w.keepFirmware(reason)
+	return newDoc(w.b)
+}
+
+// keepFirmware writes a <firmware-settings> that names no image, with why.
+func (w *writer) keepFirmware(reason string) {
 	w.raw("<firmware-settings>\n")
 	if reason != "" {
 		// "--" may not stand inside a comment.
 		w.raw("  <!-- " + strings.ReplaceAll(reason, "--", "- -") + " -->\n")
 	}
 	w.raw("</firmware-settings>\n")
-	return newDoc(w.b)
 }
 
 // ownFirmwareStatus is the firmware pointer a phone's own file carries
