@@ -42,6 +42,22 @@ func TestParsePhonesCSV(t *testing.T) {
 	}
 }
 
+// TestPhonesCSVFirmwareColumns: group, firmware and firmware_uxm are the
+// phone's keys (not settings), each located at its cell.
+func TestPhonesCSVFirmwareColumns(t *testing.T) {
+	rows, errs := ParsePhonesCSV("p.csv", []byte("mac;Group;firmware;firmware_uxm\n000413A11FA7;sales;snomD785-10.1.73.4-SIP-r.bin;http://fw/uxm.bin\n"))
+	if len(errs) > 0 || len(rows) != 1 {
+		t.Fatalf("%d rows, %v", len(rows), errs)
+	}
+	p, pos := rows[0].Phone, rows[0].Pos
+	if p.Group != "sales" || p.Firmware != "snomD785-10.1.73.4-SIP-r.bin" || p.FirmwareUXM != "http://fw/uxm.bin" || len(p.Settings) != 0 {
+		t.Errorf("phone %+v", p)
+	}
+	if pos["group"] != (CSVPos{Line: 2, Col: 14, Column: "group"}) || pos["firmware"].Col != 20 || pos["firmware_uxm"].Col != 49 {
+		t.Errorf("positions %+v", pos)
+	}
+}
+
 // TestPhonesCSVErrors: every bad-row case, with its place in the CSV.
 func TestPhonesCSVErrors(t *testing.T) {
 	tests := []struct {

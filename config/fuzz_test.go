@@ -81,6 +81,7 @@ func FuzzPhonesCSV(f *testing.F) {
 	f.Add([]byte("mac,model,description,line1_account,line1_password\n000413A11FA7,snomD785,Desk,101,pw\n"))
 	f.Add([]byte("\ufeffmac;line2_name;language\r\n00-04-13-a1-1f-a7;\"A \"\"B\"\"\";Deutsch\r\n"))
 	f.Add([]byte("mac\tfoo-bar\n\"x\ty\"\n\"unterminated\n"))
+	f.Add([]byte("mac;group;firmware;firmware_uxm\n000413A11FA7;sales;snomD785-10.1.73.4-SIP-r.bin;\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rows, errs := ParsePhonesCSV("fuzz.csv", data)
 		lines := strings.Count(string(data), "\n") + 1
