@@ -49,8 +49,14 @@ func benchServer(b *testing.B) *Server {
 // lookup, headers, one inventory record, with 1000 phones configured.
 func BenchmarkServePerMAC(b *testing.B) {
 	s := benchServer(b)
-	req := httptest.NewRequest("GET", "http://127.0.0.1/snomD785-0004130001F4.htm", nil)
-	req.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 0004130001F4 SXM:0 UXM:0)")
+	benchServe(b, s, "/snomD785-0004130001F4.htm", "0004130001F4")
+}
+
+// benchServe serves GET path from the phone mac (its Snom User-Agent) b.N
+// times.
+func benchServe(b *testing.B, s *Server, path, mac string) {
+	req := httptest.NewRequest("GET", "http://127.0.0.1"+path, nil)
+	req.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 "+mac+" SXM:0 UXM:0)")
 	req.RemoteAddr = "10.77.0.11:40000"
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
@@ -150,16 +156,7 @@ func BenchmarkServeFirmwareFile(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			r := httptest.NewRequest("GET", "http://127.0.0.1/snomD785-firmware.htm", nil)
-			r.Header.Set("User-Agent", "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 2010.12-00004-g9ba52f5 "+requester+" SXM:0 UXM:0)")
-			r.RemoteAddr = "10.77.0.11:40000"
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				clear(w.h)
-				s.ServeHTTP(w, r)
-			}
+			benchServe(b, s, "/snomD785-firmware.htm", requester)
 		})
 	}
 }
