@@ -14,6 +14,7 @@ import (
 	"github.com/snomprov/snomprov/httpd"
 	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/inventory"
+	"github.com/snomprov/snomprov/inventory/pgstore"
 	"github.com/snomprov/snomprov/metrics"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
@@ -101,7 +102,7 @@ func (s *servers) runtime() plan.Runtime {
 			m, ok := s.neighbors.Lookup(ip)
 			return phone.MAC(m), ok
 		},
-		Firmware:        rollout.NewGate(attached{s}, nil),
+		Firmware:        rollout.NewGate(attachedLocal{s}, s.sharedInventory, nil),
 		InterfaceExists: plan.InterfaceExists,
 		MakeCert:        true,
 	}
@@ -136,7 +137,8 @@ func (s *servers) build(p *plan.Plan) error {
 }
 
 // attached is the inventory the servers were attached to, read when the
-// rollout gate asks (the plan is compiled before the inventory opens).
+// rollout gate or the status page asks (the plan is compiled before the
+// inventory opens).
 type attached struct{ s *servers }
 
 func (a attached) Phone(m phone.MAC) (inventory.Phone, bool) {
@@ -144,6 +146,26 @@ func (a attached) Phone(m phone.MAC) (inventory.Phone, bool) {
 		return inventory.Phone{}, false
 	}
 	return a.s.inv.Phone(m)
+}
+
+// attachedLocal is the part of it a phone's request may wait for: all of
+// the file store, only this appliance's records of a shared inventory.
+type attachedLocal struct{ s *servers }
+
+func (a attachedLocal) Phone(m phone.MAC) (inventory.Phone, bool) {
+	if pg, ok := a.s.inv.(*pgstore.Store); ok {
+		return pg.Local().Phone(m)
+	}
+	return attached(a).Phone(m)
+}
+
+// sharedInventory is the shared inventory when there is one, for the
+// rollout gate to read off the request path; nil with the file store.
+func (s *servers) sharedInventory() rollout.Phones {
+	if pg, ok := s.inv.(*pgstore.Store); ok {
+		return pg
+	}
+	return nil
 }
 
 func (s *servers) statusOptions(p *plan.Plan) status.Options {

@@ -150,7 +150,7 @@ func BenchmarkServeFirmwareFile(b *testing.B) {
 			}
 			o := Options{Listen: ":0", Catalog: cat, CleartextPhones: plainA}
 			if c.gate {
-				o.Firmware = rollout.NewGate(store, nil)
+				o.Firmware = rollout.NewGate(store, nil, nil)
 			}
 			s, err := New(o, nil, store)
 			if err != nil {

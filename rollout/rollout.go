@@ -130,16 +130,23 @@ type Decision struct {
 // Gate decides for the HTTP server, reading the inventory. A rollout's
 // status is derived at most once per CacheFor: a boot storm of phones
 // asking for their firmware file reads each canary's record once a
-// second, not once per phone (which, with the PostgreSQL inventory, is a
-// query each). The requesting phone's own record (the loop guard) is read
-// on every request. Safe for concurrent use; the zero value is not: use
-// NewGate.
+// second, not once per phone. The requesting phone's own record (the loop
+// guard) is read on every request, from the local view.
+//
+// With a shared inventory (PostgreSQL) no phone waits for the database:
+// the request path reads only the local view (this appliance's records in
+// memory) and the last status derived from the shared one; a status older
+// than CacheFor is derived again in the background, and until a first one
+// is there the local view's stands in. Safe for concurrent use; the zero
+// value is not: use NewGate.
 type Gate struct {
-	phones Phones
+	local  Phones
+	shared func() Phones // the shared inventory; nil, or returning nil: local is all
 	now    func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached
+	mu       sync.Mutex
+	cache    map[string]cached
+	deriving map[string]bool // keys being derived from shared in the background
 }
 
 // CacheFor is how long a Gate reuses a rollout's derived status.
@@ -154,37 +161,69 @@ type cached struct {
 // are dropped with the rest once it is full.
 const maxCached = 256
 
-// NewGate is a Gate over phones; now may be nil (time.Now).
-func NewGate(phones Phones, now func() time.Time) *Gate {
+// NewGate is a Gate over local, the phones this appliance holds in memory,
+// and shared, which returns the inventory every appliance writes to (nil
+// when local is all there is, as with the file store; shared itself may be
+// nil). now may be nil (time.Now).
+func NewGate(local Phones, shared func() Phones, now func() time.Time) *Gate {
 	if now == nil {
 		now = time.Now
 	}
-	return &Gate{phones: phones, now: now, cache: map[string]cached{}}
+	return &Gate{local: local, shared: shared, now: now, cache: map[string]cached{}, deriving: map[string]bool{}}
 }
 
 // Decide says whether the phone mac gets image now. r is the rollout the
 // image is part of (nil: a phone's own image, or no canaries).
 func (g *Gate) Decide(mac phone.MAC, r *Rollout) Decision {
-	return decide(g.phones, mac, r, g.now(), g.status)
+	return decide(g.local, mac, r, g.now(), g.status)
 }
 
-// status is Evaluate, cached for CacheFor.
-func (g *Gate) status(r Rollout, phones Phones, now time.Time) Status {
+// status is Evaluate, cached for CacheFor; with a shared inventory it is
+// derived from it off the request path.
+func (g *Gate) status(r Rollout, local Phones, now time.Time) Status {
 	key := r.Scope + "\x00" + r.Image + "\x00" + macList(r.Canaries) + "\x00" + r.Timeout.String()
+	var shared Phones
+	if g.shared != nil {
+		shared = g.shared()
+	}
 	g.mu.Lock()
 	c, ok := g.cache[key]
-	g.mu.Unlock()
-	if ok && now.Sub(c.at) < CacheFor && !now.Before(c.at) {
-		return c.st
+	fresh := ok && now.Sub(c.at) < CacheFor && !now.Before(c.at)
+	start := !fresh && shared != nil && !g.deriving[key]
+	if start {
+		g.deriving[key] = true
 	}
-	st := Evaluate(r, phones, now)
+	g.mu.Unlock()
+	switch {
+	case fresh:
+		return c.st
+	case shared == nil:
+		st := Evaluate(r, local, now)
+		g.store(key, now, st)
+		return st
+	}
+	if start {
+		go func() {
+			st := Evaluate(r, shared, g.now())
+			g.store(key, now, st)
+			g.mu.Lock()
+			delete(g.deriving, key)
+			g.mu.Unlock()
+		}()
+	}
+	if ok {
+		return c.st // stale by less than one derivation
+	}
+	return Evaluate(r, local, now)
+}
+
+func (g *Gate) store(key string, at time.Time, st Status) {
 	g.mu.Lock()
 	if len(g.cache) >= maxCached {
 		clear(g.cache)
 	}
-	g.cache[key] = cached{at: now, st: st}
+	g.cache[key] = cached{at: at, st: st}
 	g.mu.Unlock()
-	return st
 }
 
 func decide(phones Phones, mac phone.MAC, r *Rollout, now time.Time, evaluate func(Rollout, Phones, time.Time) Status) Decision {

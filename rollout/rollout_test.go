@@ -120,7 +120,7 @@ func (c *countingPhones) Phone(m phone.MAC) (inventory.Phone, bool) {
 func TestGateCache(t *testing.T) {
 	phones := &countingPhones{fakePhones: fakePhones{canA: upToDate("10.1.33.33")}}
 	now := at(0)
-	g := NewGate(phones, func() time.Time { return now })
+	g := NewGate(phones, nil, func() time.Time { return now })
 	r := &Rollout{Scope: "models.snomD785", Image: image, Version: "10.1.73.4", Canaries: []phone.MAC{canA, canB}, Timeout: time.Hour}
 	for range 3 {
 		if d := g.Decide(other, r); d.Serve {
@@ -144,5 +144,40 @@ func TestGateCache(t *testing.T) {
 	g.Decide(other, &r2)
 	if phones.reads != before+2 {
 		t.Errorf("another rollout read %d records", phones.reads-before)
+	}
+}
+
+// blockingPhones is a shared inventory that answers only when released,
+// as a hung database would.
+type blockingPhones struct {
+	fakePhones
+	release chan struct{}
+}
+
+func (b blockingPhones) Phone(m phone.MAC) (inventory.Phone, bool) {
+	<-b.release
+	return b.fakePhones.Phone(m)
+}
+
+// TestGateNeverWaitsForShared: with a shared inventory that does not
+// answer, Decide answers from the local view at once; once the shared one
+// answers, its status is what Decide gives.
+func TestGateNeverWaitsForShared(t *testing.T) {
+	local := fakePhones{} // this appliance has seen no canary
+	shared := blockingPhones{fakePhones{canA: upToDate("10.1.73.4"), canB: upToDate("10.1.73.4")}, make(chan struct{})}
+	g := NewGate(local, func() Phones { return shared }, nil)
+	r := &Rollout{Scope: "models.snomD785", Image: image, Version: "10.1.73.4", Canaries: []phone.MAC{canA, canB}, Timeout: time.Hour}
+	for range 3 { // would block here if the request path read shared
+		if d := g.Decide(other, r); d.Serve || !strings.Contains(d.Reason, "waits for canaries") {
+			t.Fatalf("while the shared inventory hangs: %+v", d)
+		}
+	}
+	close(shared.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for !g.Decide(other, r).Serve {
+		if time.Now().After(deadline) {
+			t.Fatal("the shared inventory's status (every canary back) never reached Decide")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -651,3 +651,19 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	return pool, nil
 }
+
+// LocalView is this appliance's own records, in memory: what a request
+// path may read without waiting for the database.
+type LocalView struct{ s *Store }
+
+// Local is the store's LocalView.
+func (s *Store) Local() LocalView { return LocalView{s} }
+
+// Phone is the phone as this appliance has seen it.
+func (v LocalView) Phone(m phone.MAC) (inventory.Phone, bool) {
+	p, ok := v.s.local.Phone(m)
+	if ok {
+		p.Site = v.s.opts.Site
+	}
+	return p, ok
+}
