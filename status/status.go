@@ -7,6 +7,7 @@
 package status
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/resync"
 )
 
 // Inventory is what the page reads; *inventory.Store has it.
@@ -61,17 +63,31 @@ type Options struct {
 	Version string
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// Recorder takes the events of the installer's actions (resync, reboot,
+	// releasing the firmware loop guard). The page offers actions only when
+	// AdminPassword is set and Recorder is not nil.
+	Recorder inventory.Recorder
+	// Resync sends check-sync NOTIFYs, telling o.Done each phone's result
+	// (resync.Run); nil: resync and reboot record that nothing was sent.
+	Resync func(ctx context.Context, o resync.Options) (resync.Report, error)
+	// Site is this appliance's site in a shared inventory: phones seen at
+	// another site are not on its LAN, so no action is sent to them.
+	Site string
 }
 
 // Handler serves the status page, the JSON API and /metrics.
 type Handler struct {
-	opts atomic.Pointer[Options]
-	mux  *http.ServeMux
+	opts   atomic.Pointer[Options]
+	mux    *http.ServeMux
+	tokens *tokens
+	runner *runner
 }
 
 // New returns the handler. It never fails: a nil Inventory shows no phones.
+// Close stops the actions it runs.
 func New(o Options) *Handler {
-	h := &Handler{mux: http.NewServeMux()}
+	h := &Handler{mux: http.NewServeMux(), tokens: newTokens(), runner: newRunner()}
 	h.Reload(o)
 	h.mux.HandleFunc("GET /{$}", h.list)
 	h.mux.HandleFunc("GET /phones/{mac}", h.phone)
@@ -79,6 +95,9 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET /api/phones/{mac}", h.apiPhone)
 	h.mux.HandleFunc("GET /metrics", h.metrics)
 	h.mux.HandleFunc("GET /static/{file}", h.static)
+	h.mux.HandleFunc("POST /actions", h.act)
+	h.mux.HandleFunc("GET /actions/{id}", h.runPage)
+	h.mux.HandleFunc("POST /api/phones/{mac}/{action}", h.apiAct)
 	return h
 }
 
@@ -107,7 +126,7 @@ func (emptyInventory) Phone(phone.MAC) (inventory.Phone, bool) { return inventor
 func Owns(path string) bool {
 	return path == "/" || path == "/metrics" || path == "/api/phones" || path == "/favicon.ico" ||
 		strings.HasPrefix(path, "/api/phones/") || strings.HasPrefix(path, "/phones/") ||
-		strings.HasPrefix(path, "/static/")
+		strings.HasPrefix(path, "/static/") || path == "/actions" || strings.HasPrefix(path, "/actions/")
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +157,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Everything is served from here: no scripts, no other origins.
 	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser sends
+	// "Origin: null" on the action forms' POSTs, which the same-origin
+	// check must refuse. Other sites still get no Referer.
+	hdr.Set("Referrer-Policy", "same-origin")
 	h.mux.ServeHTTP(w, r)
 }
 
