@@ -7,40 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
-)
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
+	"github.com/snomprov/snomprov/internal/servetest"
 )
 
 // binary builds cmd/snomprov once per test run and returns its path.
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "snomprov-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "snomprov")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/snomprov")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("building snomprov: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
-}
+func binary(t testing.TB) string { return servetest.Binary(t) }
 
 // writeConfig writes a TOML config into a fresh temp dir and returns its path.
 func writeConfig(t testing.TB, body string) string {
