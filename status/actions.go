@@ -430,16 +430,11 @@ func (h *Handler) apiAct(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, err.Error()+"."+nothingDone)
 		return
 	}
-	mac, err := phone.ParseMAC(r.PathValue("mac"))
-	if err != nil {
-		writeJSONError(w, http.StatusBadRequest, err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7")
-		return
-	}
-	p, ok := o.Inventory.Phone(mac)
+	p, ok := apiLookup(w, r, o)
 	if !ok {
-		writeJSONError(w, http.StatusNotFound, "phone "+mac.String()+" has not been seen, so its address is unknown."+nothingDone)
 		return
 	}
+	mac := p.MAC
 	rn, err := h.begin(o, a, []target{{mac: mac, p: p, known: true}}, "phone "+mac.String())
 	if err != nil {
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error()+"."+nothingDone)

@@ -239,18 +239,27 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) apiPhone(w http.ResponseWriter, r *http.Request) {
 	o := h.opts.Load()
-	mac, err := phone.ParseMAC(r.PathValue("mac"))
-	if err != nil {
-		writeJSONError(w, http.StatusBadRequest, err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7")
-		return
-	}
-	p, ok := o.Inventory.Phone(mac)
+	p, ok := apiLookup(w, r, o)
 	if !ok {
-		writeJSONError(w, http.StatusNotFound, "phone "+mac.String()+" has not been seen: it has not asked for DHCP, PnP or a settings file yet")
 		return
 	}
 	st, reason := p.State(o.Now(), o.StaleAfter)
 	writeJSON(w, http.StatusOK, toAPI(p, st, reason, true))
+}
+
+// apiLookup finds the phone of the API path's {mac}, or answers the
+// client why not.
+func apiLookup(w http.ResponseWriter, r *http.Request, o *Options) (inventory.Phone, bool) {
+	mac, err := phone.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7")
+		return inventory.Phone{}, false
+	}
+	p, ok := o.Inventory.Phone(mac)
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "phone "+mac.String()+" has not been seen: it has not asked for DHCP, PnP or a settings file yet")
+	}
+	return p, ok
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,11 +1,13 @@
 // Package servetest runs the real appliance for a test: it builds
 // cmd/snomprov once per test process and starts `snomprov serve` on a
 // config, waits for it to be ready and stops it (SIGTERM, then a clean
-// exit is checked) when the test ends. test/e2e and test/browser (its own
-// module) share it.
+// exit is checked) when the test ends; and the small helpers such tests
+// need (an external program, a free port). test/e2e and test/browser (its
+// own module) share it.
 package servetest
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,4 +114,30 @@ func (p *Proc) Kill() {
 	p.Cmd.Process.Kill()
 	err := <-p.done
 	p.done <- err
+}
+
+// NeedTool returns the path of an external program the test runs, and
+// skips the test without it (fails it under CI=true, where
+// .ci/install-deps.sh installs every one).
+func NeedTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not installed; .ci/install-deps.sh must install it", name)
+		}
+		t.Skipf("%s not installed; skipping", name)
+	}
+	return p
+}
+
+// FreePort picks an unused TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -64,29 +64,6 @@ mac = "00:04:13:a1:70:01"
 model = "snomD785"
 `
 
-// needTool skips (or fails under CI=true) when an external program is missing.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed; .ci/install-deps.sh must install it", name)
-		}
-		t.Skipf("%s not installed; skipping", name)
-	}
-	return p
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // phoneAddr picks a loopback address for the phone, away from 127.0.0.1
 // and from other test runs.
 func phoneAddr() string {
@@ -127,7 +104,7 @@ func startUAS(t *testing.T, ip string, calls int) *uas {
 	t.Helper()
 	dir := t.TempDir()
 	u := &uas{done: make(chan error, 1), msgFile: filepath.Join(dir, "messages.log"), logFile: filepath.Join(dir, "sipp.log")}
-	u.cmd = exec.Command(needTool(t, "sipp"), "-sf", filepath.Join(servetest.Root(), "test", "sipp", "checksync_uas.xml"),
+	u.cmd = exec.Command(servetest.NeedTool(t, "sipp"), "-sf", filepath.Join(servetest.Root(), "test", "sipp", "checksync_uas.xml"),
 		"-t", "u1", "-i", ip, "-p", "5060", "-m", fmt.Sprint(calls), "-nostdin",
 		"-trace_msg", "-message_file", u.msgFile, "-trace_logs", "-log_file", u.logFile, "-timeout", "60", "-timeout_error")
 	u.cmd.Stdout, u.cmd.Stderr = &u.out, &u.out
@@ -224,13 +201,13 @@ func pageText(t *testing.T, ctx context.Context, sel string) string {
 }
 
 func TestBrowserActions(t *testing.T) {
-	needTool(t, "sipp")
+	servetest.NeedTool(t, "sipp")
 	ctx := browser(t)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "fw"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := servetest.FreePort(t)
 	cfg := filepath.Join(dir, "snomprov.toml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(actionsCfg, dir, port)), 0o644); err != nil {
 		t.Fatal(err)

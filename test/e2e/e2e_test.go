@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -26,14 +25,4 @@ func writeConfig(t testing.TB, body string) string {
 }
 
 // needTool skips (or fails under CI=true) when an external client is missing.
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed; .ci/install-deps.sh must install it", name)
-		}
-		t.Skipf("%s not installed; skipping", name)
-	}
-	return p
-}
+func needTool(t testing.TB, name string) string { return servetest.NeedTool(t, name) }

@@ -93,15 +93,7 @@ type serveProc struct {
 }
 
 // freePort picks an unused high port on loopback.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return servetest.FreePort(t) }
 
 // httpEnv is a config directory with the firmware image in place.
 func httpEnv(t testing.TB, extra string) (dir string, port int, cfgPath string) {
