@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -543,3 +545,92 @@ var (
 	regexpTags  = regexp.MustCompile(`<[^>]*>`)
 	regexpToken = regexp.MustCompile(`name="token" value="([^"]+)"`)
 )
+
+// loopback5000 puts phone i at 127.77.x.y: a resync to it stays on this
+// machine, and nothing listens there, so every phone stays silent.
+func loopback5000(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 77, byte(i/250 + 1), byte(i%250 + 1)})
+}
+
+// BenchmarkListPageDuringAction5000 renders the list (5000 phones, actions
+// on) while nothing runs, and while a resync of all 5000 phones runs with
+// the real resync.Run against silent loopback addresses: the page must not
+// wait for the action.
+func BenchmarkListPageDuringAction5000(b *testing.B) {
+	o := fixtureOptions(b)
+	store := store5000(b, loopback5000)
+	o.Inventory, o.Recorder, o.AdminPassword = store, inventory.Discard, "pw"
+	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) { return resync.Run(ctx, ro, io.Discard) }
+	for _, during := range []bool{false, true} {
+		name := "idle"
+		if during {
+			name = "during-resync-of-5000"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := New(o)
+			defer h.Close()
+			var rn *run
+			if during {
+				var targets []target
+				for _, p := range store.Phones() {
+					targets = append(targets, target{mac: p.MAC, p: p, known: true})
+				}
+				var err error
+				if rn, err = h.begin(h.opts.Load(), actionResync, targets, "every phone"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				req := httptest.NewRequest(http.MethodGet, "/", nil)
+				req.SetBasicAuth("admin", "pw")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatal(rec.Code)
+				}
+			}
+			b.StopTimer()
+			if rn != nil {
+				if _, finished := rn.snapshot(); finished {
+					b.Log("the action finished before the loop did: the page was measured partly without it")
+				}
+				start := time.Now()
+				h.Close()
+				b.ReportMetric(float64(time.Since(start).Milliseconds()), "close-ms")
+			}
+		})
+	}
+}
+
+// BenchmarkAction5000Silent is one resync of 5000 phones that never answer
+// (real resync.Run, loopback addresses): bounded by resync's concurrency
+// (256) × its 4 s timeout, about 80 s. Run it with -benchtime=1x.
+func BenchmarkAction5000Silent(b *testing.B) {
+	o := fixtureOptions(b)
+	store := store5000(b, loopback5000)
+	o.Inventory, o.Recorder, o.AdminPassword = store, inventory.Discard, "pw"
+	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) { return resync.Run(ctx, ro, io.Discard) }
+	var targets []target
+	for _, p := range store.Phones() {
+		targets = append(targets, target{mac: p.MAC, p: p, known: true})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h := New(o)
+		rn, err := h.begin(h.opts.Load(), actionResync, targets, "every phone")
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-rn.done
+		results, _ := rn.snapshot()
+		for _, r := range results {
+			if r.OK || !r.Done {
+				b.Fatalf("result %+v", r)
+			}
+		}
+		h.Close()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/action")
+}
