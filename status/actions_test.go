@@ -560,7 +560,9 @@ func BenchmarkListPageDuringAction5000(b *testing.B) {
 	o := fixtureOptions(b)
 	store := store5000(b, loopback5000)
 	o.Inventory, o.Recorder, o.AdminPassword = store, inventory.Discard, "pw"
-	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) { return resync.Run(ctx, ro, io.Discard) }
+	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) {
+		return resync.Run(ctx, ro, io.Discard)
+	}
 	for _, during := range []bool{false, true} {
 		name := "idle"
 		if during {
@@ -611,7 +613,9 @@ func BenchmarkAction5000Silent(b *testing.B) {
 	o := fixtureOptions(b)
 	store := store5000(b, loopback5000)
 	o.Inventory, o.Recorder, o.AdminPassword = store, inventory.Discard, "pw"
-	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) { return resync.Run(ctx, ro, io.Discard) }
+	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) {
+		return resync.Run(ctx, ro, io.Discard)
+	}
 	var targets []target
 	for _, p := range store.Phones() {
 		targets = append(targets, target{mac: p.MAC, p: p, known: true})
