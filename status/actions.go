@@ -212,8 +212,6 @@ type refusal struct {
 	msg  string
 }
 
-func (e *refusal) Error() string { return e.msg }
-
 func refuse(code int, msg string) *refusal {
 	return &refusal{code: code, msg: msg}
 }
@@ -383,8 +381,12 @@ func execute(ctx context.Context, o *Options, rn *run, targets []target) {
 			record(i, true, by)
 		default:
 			ip, err := netip.ParseAddr(t.p.IP)
-			if err != nil || !ip.Is4() {
+			if err != nil {
 				record(i, false, by+"no IP known for this phone, nothing was sent")
+				continue
+			}
+			if ip = ip.Unmap(); !ip.Is4() {
+				record(i, false, by+"its address "+ip.String()+" is IPv6, and check-sync is sent over IPv4 only; nothing was sent")
 				continue
 			}
 			sends = append(sends, resync.Target{MAC: t.mac, Addr: netip.AddrPortFrom(ip, resync.DefaultPort)})
