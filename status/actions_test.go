@@ -264,6 +264,7 @@ func (f *actionFixture) results(t *testing.T, r response) response {
 
 func TestActionResults(t *testing.T) {
 	noIP := mustMAC("000413F00006")
+	v6 := mustMAC("000413F00008")
 	cases := []struct {
 		name     string
 		status   int // the phones' SIP answer; 0: none
@@ -299,15 +300,17 @@ func TestActionResults(t *testing.T) {
 		},
 		{
 			name: "a phone that does not answer, one without an IP, one never seen", status: 0,
-			form:     []string{"action", "resync", "mac", macStale.String(), "mac", noIP.String(), "mac", macUnknown.String()},
+			form:     []string{"action", "resync", "mac", macStale.String(), "mac", noIP.String(), "mac", macUnknown.String(), "mac", v6.String()},
 			wantSent: []string{"10.77.0.103:5060"},
 			wantRows: map[phone.MAC][]string{
 				macStale:   {"failed", "no answer within 4s"},
 				noIP:       {"failed", "no IP known for this phone, nothing was sent"},
 				macUnknown: {"skipped", "not in the inventory"},
+				v6:         {"failed", "fd00::8 is IPv6"},
 			},
-			wantEvents: map[phone.MAC]string{macStale: "failed: Resync by admin from the status page: no answer", noIP: "failed: Resync by admin from the status page: no IP known"},
-			wantKind:   inventory.KindResync, done: "Done: 0 ok, 2 failed, 1 skipped, of 3.",
+			wantEvents: map[phone.MAC]string{macStale: "failed: Resync by admin from the status page: no answer", noIP: "failed: Resync by admin from the status page: no IP known",
+				v6: "failed: Resync by admin from the status page: its address fd00::8 is IPv6"},
+			wantKind: inventory.KindResync, done: "Done: 0 ok, 3 failed, 1 skipped, of 4.",
 		},
 		{
 			name: "release a phone the loop guard does not hold", status: 200,
@@ -320,6 +323,7 @@ func TestActionResults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newActionFixture(t, "pw")
 			f.store.Record(inventory.Observation{MAC: noIP, Event: inventory.Event{Time: fixtureNow, Step: inventory.StepFile, OK: true}})
+			f.store.Record(inventory.Observation{MAC: v6, IP: netip.MustParseAddr("fd00::8"), Event: inventory.Event{Time: fixtureNow, Step: inventory.StepFile, OK: true}})
 			f.sip.status = tc.status
 			res := f.results(t, f.post(t, "/actions", formType, form(append(tc.form, "token", f.token())...), sameSite()...))
 			var sent []string
