@@ -171,6 +171,7 @@ func (s *servers) statusOptions(p *plan.Plan) status.Options {
 			return resync.Run(ctx, o, io.Discard)
 		},
 		Site: cfg.Inventory.Site,
+		Log:  s.log.With("component", "status"),
 	}
 }
 

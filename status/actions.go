@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/netip"
@@ -82,6 +83,7 @@ type run struct {
 	by      string
 	scope   string // "phone 000413A11FA7", "3 selected phones", "every phone in state failed"
 	started time.Time
+	logger  *slog.Logger
 	done    chan struct{}
 
 	mu       sync.Mutex
@@ -110,6 +112,24 @@ func (r *run) snapshot() ([]runResult, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]runResult(nil), r.results...), !r.finished.IsZero()
+}
+
+// log says what the finished run did, in one line.
+func (r *run) log() {
+	results, _ := r.snapshot()
+	ok, failed, skipped := 0, 0, 0
+	for _, res := range results {
+		switch {
+		case res.Skipped:
+			skipped++
+		case res.OK:
+			ok++
+		default:
+			failed++
+		}
+	}
+	r.logger.Info("status page action", "action", string(r.action), "by", r.by, "phones", r.scope,
+		"ok", ok, "failed", failed, "skipped", skipped, "took", r.finished.Sub(r.started).Round(time.Millisecond), "results", "/actions/"+r.id)
 }
 
 // runner runs the actions in the background, at most maxActiveRuns at a
@@ -162,6 +182,7 @@ func (rn *runner) start(r *run, work func(ctx context.Context)) error {
 		r.mu.Lock()
 		r.finished = time.Now()
 		r.mu.Unlock()
+		r.log()
 		close(r.done)
 		rn.mu.Lock()
 		rn.active--
@@ -336,7 +357,7 @@ func checkCount(n int) error {
 
 // begin starts the action on the targets.
 func (h *Handler) begin(o *Options, a action, targets []target, scope string) (*run, error) {
-	rn := &run{id: newRunID(), action: a, by: o.AdminUser, scope: scope, started: o.Now(), done: make(chan struct{}),
+	rn := &run{id: newRunID(), action: a, by: o.AdminUser, scope: scope, started: time.Now(), logger: o.Log, done: make(chan struct{}),
 		results: make([]runResult, len(targets))}
 	for i, t := range targets {
 		rn.results[i] = runResult{MAC: t.mac, IP: t.p.IP}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/syncbuf"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/resync"
@@ -411,6 +413,9 @@ func TestAPIAction(t *testing.T) {
 	}{{200, 200, true}, {0, 502, false}} {
 		f := newActionFixture(t, "pw")
 		f.sip.status = tc.status
+		logs := &syncbuf.Buffer{}
+		f.o.Log = slog.New(slog.NewTextHandler(logs, nil))
+		f.h.Reload(f.o)
 		r := f.post(t, "/api/phones/00:04:13:b0:00:02/reboot", "application/json; charset=utf-8", "{}")
 		if r.code != tc.code {
 			t.Fatalf("status %d, want %d: %s", r.code, tc.code, r.body)
@@ -425,6 +430,11 @@ func TestAPIAction(t *testing.T) {
 		}
 		if c := f.sip.calls; len(c) != 1 || !c[0].Reboot {
 			t.Errorf("calls %+v", c)
+		}
+		f.h.Close() // the log line is written once the run has finished
+		want := fmt.Sprintf(`msg="status page action" action=reboot by=admin phones="phone 000413B00002" ok=%d failed=%d skipped=0`, map[bool]int{true: 1}[tc.ok], map[bool]int{false: 1}[tc.ok])
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -74,6 +75,9 @@ type Options struct {
 	// Site is this appliance's site in a shared inventory: phones seen at
 	// another site are not on its LAN, so no action is sent to them.
 	Site string
+	// Log gets one line per action: who, what, on how many phones, the
+	// outcome. nil: discarded.
+	Log *slog.Logger
 }
 
 // Handler serves the status page, the JSON API and /metrics.
@@ -112,6 +116,9 @@ func (h *Handler) Reload(o Options) {
 	}
 	if o.Inventory == nil {
 		o.Inventory = emptyInventory{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	h.opts.Store(&o)
 }
