@@ -281,6 +281,12 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 "+err.Error()+"."+nothingDone, http.StatusBadRequest)
 		return
 	}
+	if a == actionReboot && len(targets) > 1 && form.Get("confirm") != "yes" {
+		// Rebooting many phones ends their calls: one more press, on a page
+		// that says how many, and no JavaScript confirm() needed.
+		h.confirmPage(w, o, form, targets, scope)
+		return
+	}
 	rn, err := h.begin(o, a, targets, scope)
 	if err != nil {
 		http.Error(w, "503 "+err.Error()+"."+nothingDone, http.StatusServiceUnavailable)

@@ -734,3 +734,32 @@ func FuzzActionForm(f *testing.F) {
 		}
 	})
 }
+
+// TestRebootManyIsConfirmed: a reboot of several phones first shows them
+// and asks once more, sending nothing; the confirm form carries the same
+// choice and reboots them.
+func TestRebootManyIsConfirmed(t *testing.T) {
+	f := newActionFixture(t, "pw")
+	r := f.post(t, "/actions", formType, form("action", "reboot", "scope", "filter", "q", "10.77.0.10", "token", f.token()), sameSite()...)
+	if r.code != 200 || !strings.Contains(r.body, "Reboot 5 phones?") || !strings.Contains(r.body, `id="confirm-reboot"`) {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	if n := len(f.sip.sentTo()); n != 0 {
+		t.Fatalf("sent %d NOTIFYs before the confirmation", n)
+	}
+	// Send the confirmation form as a browser would.
+	fields := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(r.body, -1) {
+		fields.Add(m[1], html.UnescapeString(m[2]))
+	}
+	if fields.Get("confirm") != "yes" || fields.Get("q") != "10.77.0.10" || fields.Get("scope") != "filter" || fields.Get("action") != "reboot" {
+		t.Fatalf("confirm form %v", fields)
+	}
+	res := f.results(t, f.post(t, "/actions", formType, fields.Encode(), sameSite()...))
+	if !strings.Contains(res.body, "5 ok, 0 failed") {
+		t.Errorf("results:\n%s", res.body)
+	}
+	if c := f.sip.calls; len(c) != 1 || !c[0].Reboot || len(c[0].Targets) != 5 {
+		t.Errorf("calls %+v", c)
+	}
+}

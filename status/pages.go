@@ -5,8 +5,12 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,9 +26,10 @@ var templateFS embed.FS
 var styleCSS []byte
 
 var (
-	listTmpl  = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/list.html"))
-	phoneTmpl = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/phone.html"))
-	runTmpl   = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/run.html"))
+	listTmpl    = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/list.html"))
+	phoneTmpl   = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/phone.html"))
+	runTmpl     = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/run.html"))
+	confirmTmpl = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/confirm.html"))
 )
 
 const timeLayout = "2006-01-02 15:04:05 MST"
@@ -333,4 +338,32 @@ func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
 		d.Rows = append(d.Rows, row)
 	}
 	render(w, http.StatusOK, runTmpl, d)
+}
+
+type hiddenField struct{ Name, Value string }
+
+type confirmData struct {
+	page
+	Scope  string
+	N      int
+	Fields []hiddenField // the form as it came, to send again with confirm=yes
+	Phones []rowData
+}
+
+// confirmPage asks once more before a reboot of several phones, listing
+// them; its button sends the same form with confirm=yes and a fresh token.
+func (h *Handler) confirmPage(w http.ResponseWriter, o *Options, form url.Values, targets []target, scope string) {
+	d := confirmData{page: h.newPage(o, "Reboot "+strconv.Itoa(len(targets))+" phones?"), Scope: scope, N: len(targets)}
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		if k == tokenField || k == "confirm" {
+			continue
+		}
+		for _, v := range form[k] {
+			d.Fields = append(d.Fields, hiddenField{Name: k, Value: v})
+		}
+	}
+	for _, t := range targets {
+		d.Phones = append(d.Phones, rowData{MAC: t.mac.String(), URL: phoneURL(t.mac), Model: t.p.Model, IP: t.p.IP})
+	}
+	render(w, http.StatusOK, confirmTmpl, d)
 }
