@@ -566,17 +566,28 @@ func loopback5000(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, 77, byte(i/250 + 1), byte(i%250 + 1)})
 }
 
-// BenchmarkListPageDuringAction5000 renders the list (5000 phones, actions
-// on) while nothing runs, and while a resync of all 5000 phones runs with
-// the real resync.Run against silent loopback addresses: the page must not
-// wait for the action.
-func BenchmarkListPageDuringAction5000(b *testing.B) {
+// silent5000 is the page over 5000 phones at silent loopback addresses,
+// actions on with the real resync.Run, and every phone as a target.
+func silent5000(b *testing.B) (Options, []target) {
 	o := fixtureOptions(b)
 	store := store5000(b, loopback5000)
 	o.Inventory, o.Recorder, o.AdminPassword = store, inventory.Discard, "pw"
 	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) {
 		return resync.Run(ctx, ro, io.Discard)
 	}
+	var targets []target
+	for _, p := range store.Phones() {
+		targets = append(targets, target{mac: p.MAC, p: p, known: true})
+	}
+	return o, targets
+}
+
+// BenchmarkListPageDuringAction5000 renders the list (5000 phones, actions
+// on) while nothing runs, and while a resync of all 5000 phones runs with
+// the real resync.Run against silent loopback addresses: the page must not
+// wait for the action.
+func BenchmarkListPageDuringAction5000(b *testing.B) {
+	o, all := silent5000(b)
 	for _, during := range []bool{false, true} {
 		name := "idle"
 		if during {
@@ -587,12 +598,8 @@ func BenchmarkListPageDuringAction5000(b *testing.B) {
 			defer h.Close()
 			var rn *run
 			if during {
-				var targets []target
-				for _, p := range store.Phones() {
-					targets = append(targets, target{mac: p.MAC, p: p, known: true})
-				}
 				var err error
-				if rn, err = h.begin(h.opts.Load(), actionResync, targets, "every phone"); err != nil {
+				if rn, err = h.begin(h.opts.Load(), actionResync, all, "every phone"); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -624,16 +631,7 @@ func BenchmarkListPageDuringAction5000(b *testing.B) {
 // (real resync.Run, loopback addresses): bounded by resync's concurrency
 // (256) × its 4 s timeout, about 80 s. Run it with -benchtime=1x.
 func BenchmarkAction5000Silent(b *testing.B) {
-	o := fixtureOptions(b)
-	store := store5000(b, loopback5000)
-	o.Inventory, o.Recorder, o.AdminPassword = store, inventory.Discard, "pw"
-	o.Resync = func(ctx context.Context, ro resync.Options) (resync.Report, error) {
-		return resync.Run(ctx, ro, io.Discard)
-	}
-	var targets []target
-	for _, p := range store.Phones() {
-		targets = append(targets, target{mac: p.MAC, p: p, known: true})
-	}
+	o, targets := silent5000(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		h := New(o)
