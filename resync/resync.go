@@ -78,7 +78,7 @@ type Options struct {
 	Concurrency int
 	// Done, when set, is told each phone's result (i indexes Targets) as
 	// soon as it is known, from several goroutines at once.
-	Done func(i int, r Result)
+	Done func(i int, r Result) `json:"-"`
 }
 
 // Result is what one phone answered.

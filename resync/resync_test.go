@@ -3,6 +3,7 @@ package resync
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -321,5 +322,14 @@ func TestRunStoppedSendsNothing(t *testing.T) {
 	}
 	if got := p.requests(); len(got) != 0 {
 		t.Errorf("phone got %d NOTIFYs from a stopped run", len(got))
+	}
+}
+
+// TestOptionsJSON: Options cross a process boundary as JSON (the e2e
+// field-tool helper); the Done callback stays behind.
+func TestOptionsJSON(t *testing.T) {
+	b, err := json.Marshal(Options{Targets: []Target{{Addr: netip.MustParseAddrPort("10.0.0.5:5060")}}, Done: func(int, Result) {}})
+	if err != nil || strings.Contains(string(b), "Done") {
+		t.Fatalf("%s, %v", b, err)
 	}
 }
