@@ -107,7 +107,7 @@ func (a *Appliance) Run(ctx context.Context) error {
 		names := srv.names()
 		notify(a.log, daemon.SdNotifyReady+"\nSTATUS="+a.statusLine(time.Now()))
 		a.log.Info("ready", "servers", names)
-	}, inv.Run, a.reloadOnHUP, a.renewTLS,
+	}, srv.runInventory, a.reloadOnHUP, a.renewTLS,
 		func(ctx context.Context) error { watchdog(ctx, a.log); return nil },
 		func(ctx context.Context) error { a.statusUpdates(ctx); return nil })
 	notify(a.log, daemon.SdNotifyStopping)

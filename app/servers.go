@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
 	"github.com/snomprov/snomprov/pnp"
+	"github.com/snomprov/snomprov/resync"
 	"github.com/snomprov/snomprov/rollout"
 	"github.com/snomprov/snomprov/status"
 )
@@ -198,6 +201,14 @@ func (s *servers) statusOptions(p *plan.Plan) status.Options {
 		Rollouts:      s.rollouts(catalog.Rollouts()),
 		Metrics:       s.metrics,
 		Version:       Version,
+		// The actions' events take the servers' way into the inventory,
+		// so the metrics count them too.
+		Recorder: s.metrics,
+		Resync: func(ctx context.Context, o resync.Options) (resync.Report, error) {
+			return resync.Run(ctx, o, io.Discard)
+		},
+		Site: cfg.Inventory.Site,
+		Log:  s.log.With("component", "status"),
 	}
 }
 
@@ -208,6 +219,23 @@ func (s *servers) rollouts(rs []rollout.Rollout) func() []rollout.Status {
 		return nil
 	}
 	return func() []rollout.Status { return rollout.Statuses(rs, attached{s}, time.Now()) }
+}
+
+// runInventory flushes the inventory until ctx ends. The status page's
+// running actions are stopped first, so the final flush has the result of
+// every phone they were asked for.
+func (s *servers) runInventory(ctx context.Context) error {
+	flushCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.page.Close()
+			stop()
+		case <-flushCtx.Done():
+		}
+	}()
+	return s.inv.Run(flushCtx)
 }
 
 func (s *servers) components() []namedComponent {

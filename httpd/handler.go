@@ -79,11 +79,6 @@ type identity struct {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.recoverPanic(r)
 	st := s.state.Load()
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "only GET and HEAD", http.StatusMethodNotAllowed)
-		return
-	}
 	req := fromHTTP(r)
 	st.sec.fromProxy(&req, r)
 	req.httpsPort = int(s.tlsPort.Load())
@@ -107,6 +102,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.serveExtra(w, r, st)
 			return
 		}
+	}
+	// Phones only GET; other methods go to Extra (the status page's
+	// actions are POSTs), which answers them itself.
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "only GET and HEAD", http.StatusMethodNotAllowed)
+		return
 	}
 	id := identify(&req, st, &rt)
 	s.warnMismatch(&req, id)

@@ -890,13 +890,23 @@ func TestFilesDirAndExtra(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		io.WriteString(w, "status page")
+		io.WriteString(w, r.Method+" status page")
 	})
 	h := start(t, testConfig(), func(o *Options) { o.FilesDir = files; o.Extra = extra; o.Username, o.Password = "prov", "pw" })
 	// The status page has its own access control: the phones' Basic auth
 	// does not apply to it, but it does to files_dir.
-	if r := get(t, nil, "GET", h.url+"/"); r.body != "status page" {
+	if r := get(t, nil, "GET", h.url+"/"); r.body != "GET status page" {
 		t.Errorf("extra behind phone auth: %d %q", r.status, r.body)
+	}
+	// The status page's actions are POSTs: they reach Extra; a phone file
+	// or a files_dir file still takes only GET and HEAD.
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{"/", 200}, {"/snomD345.htm", 405}, {"/gui_lang_DE.xml", 405}} {
+		if r := get(t, nil, "POST", h.url+tc.path); r.status != tc.want || (tc.want == 200 && r.body != "POST status page") {
+			t.Errorf("POST %s: %d %q, want %d", tc.path, r.status, r.body, tc.want)
+		}
 	}
 	if r := get(t, nil, "GET", h.url+"/gui_lang_DE.xml"); r.status != 401 {
 		t.Errorf("files_dir without credentials: %d", r.status)
@@ -909,11 +919,11 @@ func TestFilesDirAndExtra(t *testing.T) {
 	if o := h.rec.after(t, n); o.Event.Step != inventory.StepFile || o.MAC != mac(macA) {
 		t.Errorf("files_dir event: %+v", o)
 	}
-	if r := get(t, nil, "GET", h.url+"/"); r.body != "status page" {
+	if r := get(t, nil, "GET", h.url+"/"); r.body != "GET status page" {
 		t.Errorf("extra: %d %q", r.status, r.body)
 	}
 	// Without an Inventory option, /api/phones belongs to Extra.
-	if r := get(t, nil, "GET", h.url+"/api/phones"); r.body != "status page" {
+	if r := get(t, nil, "GET", h.url+"/api/phones"); r.body != "GET status page" {
 		t.Errorf("/api/phones without Inventory: %d %q", r.status, r.body)
 	}
 	// Extra's 404s are logged too.

@@ -221,7 +221,9 @@ func (s *Store) Record(o Observation) {
 			o.Event.IP = p.IP
 		}
 	}
-	if o.Event.Time.After(p.LastSeen) {
+	// An installer's action is not the phone being seen: a resync that
+	// times out must leave a stale phone stale.
+	if o.Event.Step != StepAction && o.Event.Time.After(p.LastSeen) {
 		p.LastSeen = o.Event.Time
 	}
 	if o.Event.Step != "" {

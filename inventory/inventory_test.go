@@ -440,3 +440,24 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestActionIsNotSeen: an action event is in the timeline but does not
+// make the phone seen again, so a stale phone stays stale after a resync
+// nobody answered.
+func TestActionIsNotSeen(t *testing.T) {
+	s, err := Open("", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mac(t, "000413A11FA7")
+	seen := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	s.Record(Observation{MAC: m, Event: Event{Time: seen, Step: StepGeneral, OK: true}})
+	s.Record(Observation{MAC: m, Event: Event{Time: seen.Add(48 * time.Hour), Step: StepAction, Kind: KindResync, Detail: "no answer"}})
+	p, _ := s.Phone(m)
+	if !p.LastSeen.Equal(seen) || len(p.Events) != 2 || p.Events[1].Kind != KindResync {
+		t.Fatalf("phone = %+v", p)
+	}
+	if st, _ := p.State(seen.Add(49*time.Hour), 24*time.Hour); st != StateStale {
+		t.Errorf("state after an unanswered resync = %s, want stale", st)
+	}
+}

@@ -21,7 +21,8 @@
 // It retransmits the request on RFC 3261 timer E (500 ms, doubling, capped
 // at 4 s) until the phone sends a final response or Options.Timeout (default
 // 4 s) runs out, and reports who answered with what. Provisional (1xx)
-// answers are noted but do not end the wait. Nothing is sent to any other
+// answers are noted but do not end the wait. At most Options.Concurrency
+// phones (default 256) are waited on at once. Nothing is sent to any other
 // address, and nothing is broadcast or multicast.
 package resync
 
@@ -50,6 +51,11 @@ const DefaultPort = 5060
 // DefaultTimeout is how long to wait for each phone's final response.
 const DefaultTimeout = 4 * time.Second
 
+// DefaultConcurrency is how many phones Run waits on at once: 5000 phones
+// that all stay silent take 5000/256 × 4 s ≈ 80 s, and the NOTIFYs leave
+// in bursts of at most this many.
+const DefaultConcurrency = 256
+
 // Timer E bounds from RFC 3261 §17.1.2.2 (T1 = 500 ms, T2 = 4 s).
 const (
 	timerT1 = 500 * time.Millisecond
@@ -67,6 +73,12 @@ type Options struct {
 	Targets []Target
 	Reboot  bool          // Event: check-sync;reboot=true instead of reboot=false
 	Timeout time.Duration // per phone; default 4 s
+	// Concurrency bounds the phones waited on at once; default
+	// DefaultConcurrency.
+	Concurrency int
+	// Done, when set, is told each phone's result (i indexes Targets) as
+	// soon as it is known, from several goroutines at once.
+	Done func(i int, r Result) `json:"-"`
 }
 
 // Result is what one phone answered.
@@ -103,6 +115,9 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
 	rep := Report{Reboot: o.Reboot, Results: make([]Result, len(o.Targets))}
 	if len(o.Targets) == 0 {
 		return rep, fmt.Errorf("%w: no phones to resync; name phones by MAC, or use --all or --state", ErrFailed)
@@ -118,12 +133,16 @@ func Run(ctx context.Context, o Options, w io.Writer) (Report, error) {
 	d := &dispatcher{waiting: map[string]chan answer{}}
 	go d.readLoop(conn)
 
-	rep.Results = fieldtool.Each(len(o.Targets), func(i int) Result {
+	rep.Results = fieldtool.EachLimit(len(o.Targets), o.Concurrency, func(i int) Result {
 		t := o.Targets[i]
 		if t.Addr.Port() == 0 {
 			t.Addr = netip.AddrPortFrom(t.Addr.Addr(), DefaultPort)
 		}
-		return poke(ctx, conn, localPort, d, t, o)
+		r := poke(ctx, conn, localPort, d, t, o)
+		if o.Done != nil {
+			o.Done(i, r)
+		}
+		return r
 	})
 
 	event := "check-sync;reboot=false"
@@ -225,6 +244,11 @@ func poke(ctx context.Context, conn *net.UDPConn, localPort int, d *dispatcher, 
 	res := Result{Target: t}
 	start := time.Now()
 	defer func() { res.Elapsed = time.Since(start) }()
+	if err := ctx.Err(); err != nil {
+		// Stopped while this phone waited for its turn: send nothing.
+		res.Error = fmt.Sprintf("not sent: stopped before its turn (%v)", context.Cause(ctx))
+		return res
+	}
 
 	dst := net.UDPAddrFromAddrPort(t.Addr)
 	localIP, err := sourceIPFor(dst)
@@ -237,6 +261,7 @@ func poke(ctx context.Context, conn *net.UDPConn, localPort int, d *dispatcher, 
 	ch := d.register(callID)
 	defer d.unregister(callID)
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	interval := timerT1
@@ -253,6 +278,8 @@ func poke(ctx context.Context, conn *net.UDPConn, localPort int, d *dispatcher, 
 				res.Error = fmt.Sprintf("answered %d %s but sent no final response within %s; the phone may be busy, try again", provisional.status, provisional.reason, o.Timeout)
 			case res.Sent == 0:
 				res.Error = fmt.Sprintf("could not send: %v", ctx.Err())
+			case parent.Err() != nil:
+				res.Error = fmt.Sprintf("stopped before the phone answered (%d NOTIFYs sent): %v", res.Sent, context.Cause(parent))
 			default:
 				res.Error = fmt.Sprintf("no answer within %s (%d NOTIFYs sent); the phone is off, has another IP now, or drops SIP from this host. Check its address with `snomprov phones`", o.Timeout, res.Sent)
 			}

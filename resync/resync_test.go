@@ -3,6 +3,7 @@ package resync
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -267,4 +268,68 @@ func ExampleResult_line() {
 	r := Result{Target: Target{Addr: netip.MustParseAddrPort("10.0.0.5:5060")}, Status: 200, Reason: "OK", Sent: 1, Elapsed: 3 * time.Millisecond, Answered: true}
 	fmt.Println(r.line())
 	// Output: ok      10.0.0.5:5060: 200 OK (3ms, 1 sent)
+}
+
+// TestRunDoneAndConcurrency: Done hears every phone once, with its index,
+// whatever the concurrency; Run's results are the same.
+func TestRunDoneAndConcurrency(t *testing.T) {
+	phones := make([]*fakePhone, 5)
+	targets := make([]Target, len(phones))
+	for i := range phones {
+		phones[i] = startFakePhone(t, func(int) []int { return []int{200} })
+		targets[i] = Target{Addr: phones[i].addr()}
+	}
+	for _, conc := range []int{1, 2, 0} {
+		var mu sync.Mutex
+		heard := map[int]Result{}
+		rep, err := Run(context.Background(), Options{Targets: targets, Concurrency: conc, Timeout: 2 * time.Second,
+			Done: func(i int, r Result) {
+				mu.Lock()
+				defer mu.Unlock()
+				if _, dup := heard[i]; dup {
+					t.Errorf("concurrency %d: Done called twice for %d", conc, i)
+				}
+				heard[i] = r
+			}}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("concurrency %d: %v", conc, err)
+		}
+		if len(heard) != len(targets) {
+			t.Fatalf("concurrency %d: Done heard %d of %d", conc, len(heard), len(targets))
+		}
+		for i, r := range rep.Results {
+			if heard[i].Target != r.Target || !heard[i].OK() {
+				t.Errorf("concurrency %d: Done(%d) = %+v, result %+v", conc, i, heard[i], r)
+			}
+		}
+	}
+}
+
+// TestRunStoppedSendsNothing: a run whose context ended sends no NOTIFY to
+// the phones that had not had their turn, and says so for each.
+func TestRunStoppedSendsNothing(t *testing.T) {
+	p := startFakePhone(t, func(int) []int { return []int{200} })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rep, err := Run(ctx, Options{Targets: []Target{{Addr: p.addr()}, {Addr: p.addr()}}}, &bytes.Buffer{})
+	if err == nil || rep.Failed() != 2 {
+		t.Fatalf("err=%v results=%+v", err, rep.Results)
+	}
+	for _, r := range rep.Results {
+		if r.Sent != 0 || !strings.Contains(r.Error, "not sent") {
+			t.Errorf("result %+v", r)
+		}
+	}
+	if got := p.requests(); len(got) != 0 {
+		t.Errorf("phone got %d NOTIFYs from a stopped run", len(got))
+	}
+}
+
+// TestOptionsJSON: Options cross a process boundary as JSON (the e2e
+// field-tool helper); the Done callback stays behind.
+func TestOptionsJSON(t *testing.T) {
+	b, err := json.Marshal(Options{Targets: []Target{{Addr: netip.MustParseAddrPort("10.0.0.5:5060")}}, Done: func(int, Result) {}})
+	if err != nil || strings.Contains(string(b), "Done") {
+		t.Fatalf("%s, %v", b, err)
+	}
 }

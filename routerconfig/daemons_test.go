@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/internal/lantest"
+	"github.com/snomprov/snomprov/internal/servetest"
 )
 
 // These tests load the generated snippets into the real daemons (dnsmasq,
@@ -29,17 +30,7 @@ const (
 )
 
 // needTool skips (or fails under CI=true) when a daemon or client is missing.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed; .ci/install-deps.sh must install it", name)
-		}
-		t.Skipf("%s not installed; skipping", name)
-	}
-	return p
-}
+func needTool(t *testing.T, name string) string { return servetest.NeedTool(t, name) }
 
 // dhclientScript prints the lease and the two options on one line.
 // new_tftp_server_name is option 66 and new_bootfile_name option 67; the

@@ -5,8 +5,12 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,8 +27,10 @@ var templateFS embed.FS
 var styleCSS []byte
 
 var (
-	listTmpl  = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/list.html"))
-	phoneTmpl = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/phone.html"))
+	listTmpl    = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/list.html"))
+	phoneTmpl   = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/phone.html"))
+	runTmpl     = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/run.html"))
+	confirmTmpl = template.Must(template.ParseFS(templateFS, "templates/base.html", "templates/confirm.html"))
 )
 
 const timeLayout = "2006-01-02 15:04:05 MST"
@@ -41,14 +47,22 @@ type page struct {
 	Version string
 	Now     string
 	Refresh int // seconds; 0 = no meta refresh
+	// Actions: the page offers the installer's actions, and Token is the
+	// anti-CSRF token their forms carry.
+	Actions bool
+	Token   string
 }
 
-func newPage(o *Options, title string) page {
+func (h *Handler) newPage(o *Options, title string) page {
 	v := o.Version
 	if v == "" {
 		v = "dev"
 	}
-	return page{Title: title, Version: v, Now: formatTime(o.Now())}
+	pg := page{Title: title, Version: v, Now: formatTime(o.Now())}
+	if o.actionsOn() {
+		pg.Actions, pg.Token = true, h.tokens.mint(o.AdminUser, o.AdminPassword, o.Now())
+	}
+	return pg
 }
 
 type poolData struct {
@@ -89,13 +103,14 @@ type listData struct {
 	Filter        filter
 	FilterError   string
 	Rows          []rowData
+	Scope         string // the phones "all shown" acts on, in words
 	RefreshToggle string // the same list with auto-refresh switched
 	RefreshLabel  string
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	o := h.opts.Load()
-	d := listData{page: newPage(o, "Phones"), States: inventory.States}
+	d := listData{page: h.newPage(o, "Phones"), States: inventory.States}
 	f, err := parseFilter(r)
 	if err != nil {
 		d.FilterError = err.Error()
@@ -143,6 +158,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	sort.Strings(d.Sites)
+	d.Scope = f.describe()
 	d.AllURL, d.AllActive = f.url("", f.Refresh), f.State == ""
 	for _, st := range inventory.States {
 		d.Counts = append(d.Counts, countData{State: st, N: counts[st], URL: f.url(st, f.Refresh), Active: f.State == st})
@@ -179,6 +195,7 @@ type phoneData struct {
 	LastSeenAgo                   string
 	State                         inventory.State
 	Reason, Hint                  string
+	Looping                       bool // held by the firmware loop guard: it can be released
 	Steps                         []stepRow
 	Events                        []eventRow
 	HasPreview                    bool
@@ -196,7 +213,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := o.Now()
-	d := phoneData{page: newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: redact.Mask}
+	d := phoneData{page: h.newPage(o, mac.String()), MAC: mac.String(), MACColon: mac.Colon(), URL: phoneURL(mac), Mask: redact.Mask}
 	d.Refresh = refresh(r)
 	p, seen := o.Inventory.Phone(mac)
 	if seen {
@@ -205,6 +222,7 @@ func (h *Handler) phone(w http.ResponseWriter, r *http.Request) {
 		d.FirstSeen, d.LastSeen, d.LastSeenAgo = formatTime(p.FirstSeen), formatTime(p.LastSeen), ago(now, p.LastSeen)
 		d.State, d.Reason = p.State(now, o.StaleAfter)
 		d.Hint = hint(p, d.State)
+		d.Looping = d.State == inventory.StateFirmwareLoop
 		steps := append([]inventory.Step(nil), inventory.Steps...)
 		for _, extra := range []inventory.Step{inventory.StepBootstrap, inventory.StepFile} {
 			if _, ok := p.Steps[extra]; ok {
@@ -272,4 +290,83 @@ func (h *Handler) static(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "max-age=3600")
 	http.ServeContent(w, r, "style.css", time.Time{}, bytes.NewReader(styleCSS))
+}
+
+type runRow struct {
+	MAC, URL, IP, Result, Class, Detail string
+}
+
+type runData struct {
+	page
+	Label, Scope, By, Started string
+	Running                   bool
+	Total, Done, OK, Failed   int
+	Skipped                   int
+	Rows                      []runRow
+}
+
+// runPage is GET /actions/{id}: what an action did to each phone so far.
+// While it runs the page reloads itself.
+func (h *Handler) runPage(w http.ResponseWriter, r *http.Request) {
+	o := h.opts.Load()
+	rn := h.runner.get(r.PathValue("id"))
+	if rn == nil {
+		http.Error(w, "404 no such action: only the last 50 are kept, and none across a restart; each phone's timeline still shows what was done to it", http.StatusNotFound)
+		return
+	}
+	results, finished := rn.snapshot()
+	d := runData{page: h.newPage(o, rn.action.label()), Label: rn.action.label(), Scope: rn.scope, By: rn.by,
+		Started: formatTime(rn.started), Running: !finished, Total: len(results)}
+	if !finished {
+		d.Refresh = runRefresh
+	}
+	for _, res := range results {
+		row := runRow{MAC: res.MAC.String(), URL: phoneURL(res.MAC), IP: res.IP, Detail: res.Detail}
+		switch {
+		case !res.Done:
+			row.Result, row.Class = "waiting", "none"
+		case res.Skipped:
+			row.Result, row.Class = "skipped", "none"
+			d.Done++
+			d.Skipped++
+		case res.OK:
+			row.Result, row.Class = "ok", "ok"
+			d.Done++
+			d.OK++
+		default:
+			row.Result, row.Class = "failed", "bad"
+			d.Done++
+			d.Failed++
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	render(w, http.StatusOK, runTmpl, d)
+}
+
+type hiddenField struct{ Name, Value string }
+
+type confirmData struct {
+	page
+	Scope  string
+	N      int
+	Fields []hiddenField // the form as it came, to send again with confirm=yes
+	Phones []rowData
+}
+
+// confirmPage asks once more before a reboot of several phones, listing
+// them; its button sends the same form with confirm=yes and a fresh token.
+func (h *Handler) confirmPage(w http.ResponseWriter, o *Options, form url.Values, targets []target, scope string) {
+	d := confirmData{page: h.newPage(o, "Reboot "+strconv.Itoa(len(targets))+" phones?"), Scope: scope, N: len(targets)}
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		if k == tokenField || k == "confirm" {
+			continue
+		}
+		for _, v := range form[k] {
+			d.Fields = append(d.Fields, hiddenField{Name: k, Value: v})
+		}
+	}
+	for _, t := range targets {
+		d.Phones = append(d.Phones, rowData{MAC: t.mac.String(), URL: phoneURL(t.mac), Model: t.p.Model, IP: t.p.IP})
+	}
+	render(w, http.StatusOK, confirmTmpl, d)
 }

@@ -7,9 +7,11 @@
 package status
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
+	"github.com/snomprov/snomprov/resync"
 	"github.com/snomprov/snomprov/rollout"
 )
 
@@ -64,17 +67,34 @@ type Options struct {
 	Version string
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// Recorder takes the events of the installer's actions (resync, reboot,
+	// releasing the firmware loop guard). The page offers actions only when
+	// AdminPassword is set and Recorder is not nil.
+	Recorder inventory.Recorder
+	// Resync sends check-sync NOTIFYs, telling o.Done each phone's result
+	// (resync.Run); nil: resync and reboot record that nothing was sent.
+	Resync func(ctx context.Context, o resync.Options) (resync.Report, error)
+	// Site is this appliance's site in a shared inventory: phones seen at
+	// another site are not on its LAN, so no action is sent to them.
+	Site string
+	// Log gets one line per action: who, what, on how many phones, the
+	// outcome. nil: discarded.
+	Log *slog.Logger
 }
 
 // Handler serves the status page, the JSON API and /metrics.
 type Handler struct {
-	opts atomic.Pointer[Options]
-	mux  *http.ServeMux
+	opts   atomic.Pointer[Options]
+	mux    *http.ServeMux
+	tokens *tokens
+	runner *runner
 }
 
 // New returns the handler. It never fails: a nil Inventory shows no phones.
+// Close stops the actions it runs.
 func New(o Options) *Handler {
-	h := &Handler{mux: http.NewServeMux()}
+	h := &Handler{mux: http.NewServeMux(), tokens: newTokens(), runner: newRunner()}
 	h.Reload(o)
 	h.mux.HandleFunc("GET /{$}", h.list)
 	h.mux.HandleFunc("GET /phones/{mac}", h.phone)
@@ -83,6 +103,9 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("GET /api/rollouts", h.apiRollouts)
 	h.mux.HandleFunc("GET /metrics", h.metrics)
 	h.mux.HandleFunc("GET /static/{file}", h.static)
+	h.mux.HandleFunc("POST /actions", h.act)
+	h.mux.HandleFunc("GET /actions/{id}", h.runPage)
+	h.mux.HandleFunc("POST /api/phones/{mac}/{action}", h.apiAct)
 	return h
 }
 
@@ -98,6 +121,9 @@ func (h *Handler) Reload(o Options) {
 	if o.Inventory == nil {
 		o.Inventory = emptyInventory{}
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	h.opts.Store(&o)
 }
 
@@ -111,7 +137,7 @@ func (emptyInventory) Phone(phone.MAC) (inventory.Phone, bool) { return inventor
 func Owns(path string) bool {
 	return path == "/" || path == "/metrics" || path == "/api/phones" || path == "/api/rollouts" || path == "/favicon.ico" ||
 		strings.HasPrefix(path, "/api/phones/") || strings.HasPrefix(path, "/phones/") ||
-		strings.HasPrefix(path, "/static/")
+		strings.HasPrefix(path, "/static/") || path == "/actions" || strings.HasPrefix(path, "/actions/")
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -142,7 +168,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Everything is served from here: no scripts, no other origins.
 	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer a browser sends
+	// "Origin: null" on the action forms' POSTs, which the same-origin
+	// check must refuse. Other sites still get no Referer.
+	hdr.Set("Referrer-Policy", "same-origin")
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -221,18 +250,27 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) apiPhone(w http.ResponseWriter, r *http.Request) {
 	o := h.opts.Load()
-	mac, err := phone.ParseMAC(r.PathValue("mac"))
-	if err != nil {
-		writeJSONError(w, http.StatusBadRequest, err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7")
-		return
-	}
-	p, ok := o.Inventory.Phone(mac)
+	p, ok := apiLookup(w, r, o)
 	if !ok {
-		writeJSONError(w, http.StatusNotFound, "phone "+mac.String()+" has not been seen: it has not asked for DHCP, PnP or a settings file yet")
 		return
 	}
 	st, reason := p.State(o.Now(), o.StaleAfter)
 	writeJSON(w, http.StatusOK, toAPI(p, st, reason, true))
+}
+
+// apiLookup finds the phone of the API path's {mac}, or answers the
+// client why not.
+func apiLookup(w http.ResponseWriter, r *http.Request, o *Options) (inventory.Phone, bool) {
+	mac, err := phone.ParseMAC(r.PathValue("mac"))
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error()+"; write the MAC as 000413A11FA7 or 00:04:13:a1:1f:a7")
+		return inventory.Phone{}, false
+	}
+	p, ok := o.Inventory.Phone(mac)
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "phone "+mac.String()+" has not been seen: it has not asked for DHCP, PnP or a settings file yet")
+	}
+	return p, ok
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

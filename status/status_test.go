@@ -573,19 +573,8 @@ func FuzzHandler(f *testing.F) {
 // BenchmarkListPage5000 renders the list with the inventory at its default
 // bound (5000 phones, 50 events each).
 func BenchmarkListPage5000(b *testing.B) {
-	store, err := inventory.Open("", inventory.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < 5000; i++ {
-		m := phone.MAC{0x00, 0x04, 0x13, byte(i >> 16), byte(i >> 8), byte(i)}
-		for j := 0; j < 50; j++ {
-			store.Record(inventory.Observation{MAC: m, Model: "snomD785", IP: netip.MustParseAddr("10.0.0.1"),
-				Event: inventory.Event{Time: fixtureNow.Add(-time.Minute), Step: inventory.Steps[j%len(inventory.Steps)], Kind: "200", OK: j%7 != 0, Detail: "x"}})
-		}
-	}
 	o := fixtureOptions(b)
-	o.Inventory = store
+	o.Inventory = store5000(b, func(int) netip.Addr { return netip.MustParseAddr("10.0.0.1") })
 	h := New(o)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -596,6 +585,23 @@ func BenchmarkListPage5000(b *testing.B) {
 			b.Fatal(rec.Code)
 		}
 	}
+}
+
+// store5000 is the inventory at its default bound: 5000 phones with 50
+// events each, phone i at ip(i).
+func store5000(b *testing.B, ip func(i int) netip.Addr) *inventory.Store {
+	store, err := inventory.Open("", inventory.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 5000; i++ {
+		m := phone.MAC{0x00, 0x04, 0x13, byte(i >> 16), byte(i >> 8), byte(i)}
+		for j := 0; j < 50; j++ {
+			store.Record(inventory.Observation{MAC: m, Model: "snomD785", IP: ip(i),
+				Event: inventory.Event{Time: fixtureNow.Add(-time.Minute), Step: inventory.Steps[j%len(inventory.Steps)], Kind: "200", OK: j%7 != 0, Detail: "x"}})
+		}
+	}
+	return store
 }
 
 func TestAutoRefresh(t *testing.T) {

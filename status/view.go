@@ -43,9 +43,11 @@ const (
 
 const maxQuery = 200
 
-func parseFilter(r *http.Request) (filter, error) {
-	q := r.URL.Query()
-	f := filter{Q: strings.TrimSpace(q.Get("q")), Site: strings.TrimSpace(q.Get("site")), Refresh: refresh(r)}
+func parseFilter(r *http.Request) (filter, error) { return filterFrom(r.URL.Query(), refresh(r)) }
+
+// filterFrom reads a filter from a query or a form.
+func filterFrom(q url.Values, refresh int) (filter, error) {
+	f := filter{Q: strings.TrimSpace(q.Get("q")), Site: strings.TrimSpace(q.Get("site")), Refresh: refresh}
 	if len(f.Q) > maxQuery {
 		f.Q = f.Q[:maxQuery]
 	}
@@ -60,6 +62,21 @@ func parseFilter(r *http.Request) (filter, error) {
 		f.State = st
 	}
 	return f, nil
+}
+
+// describe names the phones the filter selects, for an action's results.
+func (f filter) describe() string {
+	s := "every phone"
+	if f.State != "" {
+		s += " in state " + string(f.State)
+	}
+	if f.Site != "" {
+		s += " at site " + f.Site
+	}
+	if f.Q != "" {
+		s += " matching " + strconv.Quote(f.Q)
+	}
+	return s
 }
 
 // match applies the filter. q matches, ignoring case, a part of the MAC in
@@ -174,6 +191,7 @@ var stepLabels = map[inventory.Step]string{
 	inventory.StepFirmwareImage: "Firmware image",
 	inventory.StepFile:          "Other files",
 	inventory.StepBootstrap:     "Bootstrap to HTTPS",
+	inventory.StepAction:        "Action",
 }
 
 func stepLabel(s inventory.Step) string {

@@ -6,17 +6,34 @@ package fieldtool
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Result is one phone's outcome.
 type Result interface{ OK() bool }
 
 // Each runs f for 0..n-1 concurrently and returns the results in that order.
-func Each[T any](n int, f func(i int) T) []T {
+func Each[T any](n int, f func(i int) T) []T { return EachLimit(n, n, f) }
+
+// EachLimit is Each with at most limit calls of f running at a time
+// (limit < 1 or > n: n), taken in index order.
+func EachLimit[T any](n, limit int, f func(i int) T) []T {
 	out := make([]T, n)
+	if limit < 1 || limit > n {
+		limit = n
+	}
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { out[i] = f(i) })
+	for range limit {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				out[i] = f(i)
+			}
+		})
 	}
 	wg.Wait()
 	return out

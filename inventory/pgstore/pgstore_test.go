@@ -411,3 +411,27 @@ func FuzzReadSpool(f *testing.F) {
 		}
 	})
 }
+
+// TestActionIsNotSeen: as in the file store, an action event is stored in
+// the timeline but does not move the phone's last_seen, also when it is
+// the only event of its batch.
+func TestActionIsNotSeen(t *testing.T) {
+	pg := pgtest.Start(t)
+	s, _ := start(t, Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), Interval: 20 * time.Millisecond})
+	seen := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	o := obs(1, 0)
+	o.Event.Time = seen
+	s.Record(o)
+	waitDrained(t, s)
+	s.Record(inventory.Observation{MAC: testMAC(1), Event: inventory.Event{Time: seen.Add(48 * time.Hour), Step: inventory.StepAction,
+		Kind: inventory.KindResync, Detail: "no answer"}})
+	waitDrained(t, s)
+	got, err := Query(context.Background(), pool(t, pg.URL()), Filter{Site: "berlin"}, 50)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%d phones, %v", len(got), err)
+	}
+	p := got[0]
+	if !p.LastSeen.Equal(seen) || len(p.Events) != 2 || p.Events[1].Kind != inventory.KindResync {
+		t.Errorf("phone = %+v", p)
+	}
+}

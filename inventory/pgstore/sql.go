@@ -137,11 +137,15 @@ func (s *Store) store(ctx context.Context, recs []record) error {
 		pk := phoneKey{r.Site, o.MAC}
 		p := phones[pk]
 		if p == nil {
-			p = &phoneRow{first: o.Event.Time, last: o.Event.Time}
+			p = &phoneRow{first: o.Event.Time}
 			phones[pk] = p
 		}
 		p.first = minTime(p.first, o.Event.Time)
-		p.last = maxTime(p.last, o.Event.Time)
+		// An installer's action is not the phone being seen (as in
+		// inventory.Store.Record).
+		if o.Event.Step != inventory.StepAction {
+			p.last = maxTime(p.last, o.Event.Time)
+		}
 		setIf(&p.model, o.Model)
 		setIf(&p.firmware, o.Firmware)
 		setIf(&p.hostname, o.Hostname)

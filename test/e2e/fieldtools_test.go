@@ -19,13 +19,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/snomprov/snomprov/doctor"
 	"github.com/snomprov/snomprov/internal/lantest"
+	"github.com/snomprov/snomprov/internal/servetest"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/resync"
 	"github.com/snomprov/snomprov/simulate"
@@ -117,10 +117,7 @@ func runFieldTool(t *testing.T, h *lantest.Host, c toolCall, rep any) (text, too
 	return text, toolErr
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func repoRoot() string { return servetest.Root() }
 
 // pnpStub is the LAN harness's reference PnP responder, kept in
 // test/peers so the tests do not depend on where ../shared is.

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/servetest"
 	"github.com/snomprov/snomprov/internal/snomcert"
 	"github.com/snomprov/snomprov/internal/syncbuf"
 )
@@ -86,21 +87,13 @@ number = "42965"
 
 // serveProc is one running `snomprov serve`.
 type serveProc struct {
+	*servetest.Proc
 	cmd  *exec.Cmd
 	logs *syncbuf.Buffer
-	done chan error
 }
 
 // freePort picks an unused high port on loopback.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return servetest.FreePort(t) }
 
 // httpEnv is a config directory with the firmware image in place.
 func httpEnv(t testing.TB, extra string) (dir string, port int, cfgPath string) {
@@ -139,48 +132,12 @@ var imageBytes = bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 // startServe runs the binary and waits for msg=ready.
 func startServe(t testing.TB, cfgPath string) *serveProc {
 	t.Helper()
-	p := &serveProc{logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary(t), "serve", "-config", cfgPath)
-	p.cmd.Stdout = p.logs
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() { p.stop(t) })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.logs.String(), "msg=ready") {
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("snomprov serve exited before ready (%v):\n%s", err, p.logs)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("snomprov serve not ready after 20s:\n%s", p.logs)
-		}
-	}
-	return p
+	p := servetest.Serve(t, cfgPath)
+	return &serveProc{Proc: p, cmd: p.Cmd, logs: p.Logs}
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *serveProc) stop(t testing.TB) {
-	t.Helper()
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Errorf("snomprov serve exit after SIGTERM: %v\n%s", err, p.logs)
-		}
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		t.Errorf("snomprov serve ignored SIGTERM for 15s:\n%s", p.logs)
-	}
-}
+func (p *serveProc) stop(t testing.TB) { p.Stop(t) }
 
 // curl runs curl and returns status code, headers and body.
 func curl(t *testing.T, args ...string) (int, string, string) {

@@ -272,9 +272,7 @@ func TestInventoryThreeAppliancesBehindNginxOneKilled(t *testing.T) {
 			}
 			if answered.Add(1) == killAt {
 				once.Do(func() {
-					procs[1].cmd.Process.Kill()
-					err := <-procs[1].done
-					procs[1].done <- err
+					procs[1].Kill()
 				})
 			}
 		}}.run()
