@@ -21,6 +21,8 @@ type sent struct {
 	msg *dhcpv4.DHCPv4
 	to  netip.AddrPort
 	hw  net.HardwareAddr // set when sent to a MAC at L2
+	via *link            // the interface's link, nil for the LAN's
+	src netip.Addr       // our address on it
 }
 
 type testServer struct {
@@ -73,7 +75,7 @@ func startTestServer(t testing.TB, o Options) *testServer {
 			return nil
 		}
 		ts.mu.Lock()
-		ts.out = append(ts.out, sent{m, to.to, to.hw})
+		ts.out = append(ts.out, sent{m, to.to, to.hw, to.via, to.src})
 		ts.mu.Unlock()
 		return nil
 	}
