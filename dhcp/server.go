@@ -58,7 +58,7 @@ type Server struct {
 	scoutXID  dhcpv4.TransactionID
 	scoutMAC  net.HardwareAddr
 
-	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
+	lastExhausted atomic.Int64  // unix seconds of the last "pool exhausted" log line
 	noSubnet      atomic.Uint64 // requests dropped because no subnet served here matches them
 	lastNoSubnet  atomic.Int64  // unix seconds of the last "no subnet" log line
 	foreignMu     sync.Mutex
