@@ -100,6 +100,7 @@ func (s *servers) runtime() plan.Runtime {
 			return phone.MAC(m), ok
 		},
 		InterfaceExists: plan.InterfaceExists,
+		Interfaces:      plan.Interfaces,
 		MakeCert:        true,
 	}
 }
@@ -124,6 +125,7 @@ func (s *servers) build(p *plan.Plan) error {
 			return fmt.Errorf("dhcp: %w", err)
 		}
 		metrics.RegisterPool(s.metrics.Registry(), s.dhcp.PoolUsage)
+		metrics.RegisterDHCPNoSubnet(s.metrics.Registry(), s.dhcp.NoSubnet)
 	}
 	s.mu.Lock()
 	s.plan = p

@@ -132,6 +132,35 @@ type DHCP struct {
 	Reservations  []DHCPReservation `toml:"reservations"`
 	// Options are more DHCP options ([[dhcp.options]]), checked by package dhcp.
 	Options []DHCPOption `toml:"options"`
+	// Subnets are more subnets served beside the LAN's ([[dhcp.subnets]]):
+	// VLAN sub-interfaces of a trunk port, or networks behind DHCP relays.
+	Subnets []DHCPSubnet `toml:"subnets"`
+}
+
+// DHCPSubnet is one [[dhcp.subnets]] entry. With interface set it is a
+// local subnet (a VLAN sub-interface with an address in network); without,
+// a relayed one, served to relays whose giaddr is in network. Keys it
+// leaves out are [dhcp]'s (dns, domain, ntp, time_offset, lease_time, the
+// phone options; options entries by code), except network, interface,
+// pool, router and reservations, which are the subnet's own; plan does
+// that inheritance, package dhcp checks the result.
+type DHCPSubnet struct {
+	Network        netip.Prefix      `toml:"network"` // "10.20.0.0/24"
+	Interface      string            `toml:"interface"`
+	Pool           string            `toml:"pool"`
+	Router         netip.Addr        `toml:"router"`
+	DNS            []netip.Addr      `toml:"dns"`
+	Domain         string            `toml:"domain"`
+	NTP            []netip.Addr      `toml:"ntp"`
+	TimeOffset     Duration          `toml:"time_offset"`
+	LeaseTime      Duration          `toml:"lease_time"`
+	UpdateServer   string            `toml:"update_server"`
+	UpdateFilename string            `toml:"update_filename"`
+	VendorOptions  bool              `toml:"vendor_options"`
+	VoiceVLAN      int               `toml:"voice_vlan"`
+	VoicePriority  int               `toml:"voice_priority"`
+	Reservations   []DHCPReservation `toml:"reservations"`
+	Options        []DHCPOption      `toml:"options"`
 }
 
 // DHCPOption is one [[dhcp.options]] entry: option code, value type, value

@@ -60,6 +60,10 @@ type Runtime struct {
 	// InterfaceExists reports whether a network interface exists on this
 	// machine; nil: do not check (a LAN given by flags, not this machine's).
 	InterfaceExists func(name string) bool
+	// Interfaces lists this machine's interfaces with their IPv4 addresses,
+	// for the local and relayed [[dhcp.subnets]]; nil: do not check (as
+	// InterfaceExists).
+	Interfaces func() (map[string][]netip.Prefix, error)
 	// MakeCert lets the compile make or renew the appliance's own HTTPS
 	// certificate in state_dir/tls; check leaves it false and writes nothing.
 	MakeCert bool
@@ -407,16 +411,20 @@ func (c *compiler) dhcp() {
 		// A section that is off is still checked, so turning it on later
 		// holds no surprise; only what it needs to run is not asked for.
 		o.Interface, o.ServerIP, o.Subnet = "", netip.Addr{}, netip.Prefix{}
+		o.Subnets = c.subnets(o, false)
 		_, err := dhcp.Prepare(o)
+		var kept field.Errors
 		for _, fe := range field.List(err) {
 			if fe.Key != "pool" || d.Pool != "" {
-				c.errs.Add(field.Prefix("dhcp", fe.Key), "%s", fe.Msg)
+				kept = append(kept, fe)
 			}
 		}
+		c.subnetErrors(kept.Err())
 		return
 	}
+	o.Subnets = c.subnets(o, true)
 	prep, err := dhcp.Prepare(o)
-	if c.under("dhcp", err) {
+	if c.subnetErrors(err) {
 		c.plan.DHCP = prep
 	}
 	if adv := cfg.Server.Advertise; prep != nil && adv.IsValid() && !lan.Known() {
@@ -536,6 +544,9 @@ func RestartNeeded(cur, next *Plan) error {
 	}
 	return nil
 }
+
+// Interfaces is Runtime.Interfaces for this machine.
+func Interfaces() (map[string][]netip.Prefix, error) { return netif.AllIPv4() }
 
 // InterfaceExists is Runtime.InterfaceExists for this machine.
 func InterfaceExists(name string) bool {
