@@ -334,6 +334,8 @@ func (c *compiler) pnp() {
 	if (len(ifaces) == 0 || (len(ifaces) == 1 && ifaces[0] == "")) && c.plan.LAN.Interface != "" {
 		ifaces = []string{c.plan.LAN.Interface}
 	}
+	fileIfaces := len(ifaces)
+	ifaces = c.pnpSubnetInterfaces(ifaces)
 	hint := `set [pnp] answer = "snom" in the config file to answer Snom phones`
 	if cfg.Source == "" {
 		hint = `running on the embedded defaults, so PnP only records phones. To answer them, run ` +
@@ -352,7 +354,7 @@ func (c *compiler) pnp() {
 	}
 	c.plan.PnP = prep
 	if c.rt.InterfaceExists != nil {
-		for i, name := range ifaces {
+		for i, name := range ifaces[:fileIfaces] { // a subnet's own is checked with the subnet
 			if name != "" && name != c.plan.LAN.Interface && !c.rt.InterfaceExists(name) {
 				c.errs.Add(fmt.Sprintf("pnp.interfaces[%d]", i), "interface %q does not exist on this machine; use a name from `ip link`", name)
 			}
@@ -438,27 +440,51 @@ func (c *compiler) dhcp() {
 }
 
 // updateFilename: a phone joins option 66 and 67 into one URL; when that
-// URL is this appliance's, this appliance must answer it.
+// URL is this appliance's, this appliance must answer it. Each subnet's
+// pair is checked where its update_filename is written.
 func (c *compiler) updateFilename() {
-	d := c.cfg.DHCP
-	if d.UpdateFilename == "" || c.plan.HTTP == nil {
+	if c.plan.HTTP == nil {
 		return
 	}
-	server := d.UpdateServer
-	if server == "" {
+	d := c.cfg.DHCP
+	c.joinedURL("dhcp.update_filename", d.UpdateServer, d.UpdateFilename)
+	for i, sn := range d.Subnets {
+		at := fmt.Sprintf("dhcp.subnets[%d].", i)
+		server, file := sn.UpdateServer, sn.UpdateFilename
+		if !c.cfg.IsSet(at + "update_server") {
+			server = d.UpdateServer
+		}
+		if !c.cfg.IsSet(at + "update_filename") {
+			if !c.cfg.IsSet(at+"update_server") || d.UpdateFilename == "" {
+				continue // the same pair as [dhcp]'s, checked there
+			}
+			file, at = d.UpdateFilename, "dhcp."
+		}
+		c.joinedURL(at+"update_filename", server, file)
+	}
+}
+
+// joinedURL checks one option 66 (server, "" for the appliance's URL)
+// and 67 (file) pair; problems go to key.
+func (c *compiler) joinedURL(key, server, file string) {
+	if file == "" {
+		return
+	}
+	explicit := server != ""
+	if !explicit {
 		server = c.plan.SettingURL
 	}
-	joined := strings.TrimSuffix(server, "/") + "/" + strings.TrimPrefix(d.UpdateFilename, "/")
+	joined := strings.TrimSuffix(server, "/") + "/" + strings.TrimPrefix(file, "/")
 	u, err := url.Parse(joined)
 	if err != nil {
-		c.errs.Add("dhcp.update_filename", "joined to option 66 it makes %q, which is not a URL", joined)
+		c.errs.Add(key, "joined to option 66 it makes %q, which is not a URL", joined)
 		return
 	}
-	if d.UpdateServer != "" && !c.ours(u) {
+	if explicit && !c.ours(u) {
 		return // another server's file: not ours to check
 	}
 	if !c.plan.HTTP.Routes(u.Path) {
-		c.errs.Add("dhcp.update_filename", "phones join option 66 and 67 into %s, which this appliance does not serve (they would get 404); "+
+		c.errs.Add(key, "phones join option 66 and 67 into %s, which this appliance does not serve (they would get 404); "+
 			"leave update_filename out (option 66 alone is the whole URL), or name a settings file such as snom{type}.htm, or set http.url to the URL you want", maskURL(u))
 	}
 }
@@ -508,6 +534,11 @@ func (c *compiler) handedURL() {
 	}
 	if c.cfg.DHCP.Enabled && c.cfg.DHCP.UpdateServer != "" {
 		check("dhcp.update_server", c.cfg.DHCP.UpdateServer)
+	}
+	for i, sn := range c.cfg.DHCP.Subnets {
+		if c.cfg.DHCP.Enabled && sn.UpdateServer != "" {
+			check(fmt.Sprintf("dhcp.subnets[%d].update_server", i), sn.UpdateServer)
+		}
 	}
 }
 

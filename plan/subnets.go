@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -221,4 +222,25 @@ func (c *compiler) ownSubnetKey(i int, sub string) bool {
 		return err == nil && n < len(c.cfg.DHCP.Subnets[i].Options)
 	}
 	return c.cfg.IsSet(fmt.Sprintf("dhcp.subnets[%d].%s", i, top))
+}
+
+// pnpSubnetInterfaces: PnP answers on every local subnet's interface too,
+// so a phone on a VLAN gets the URL with our address on that VLAN. With
+// pnp.interfaces set, the list is the file's; a local subnet missing from
+// it is warned about (its phones would get DHCP but no PnP answer).
+func (c *compiler) pnpSubnetInterfaces(ifaces []string) []string {
+	if !c.cfg.DHCP.Enabled || !slices.ContainsFunc(ifaces, func(n string) bool { return n != "" }) {
+		return ifaces // PnP on every interface
+	}
+	for i, sn := range c.cfg.DHCP.Subnets {
+		if sn.Interface == "" || slices.Contains(ifaces, sn.Interface) {
+			continue
+		}
+		if c.cfg.IsSet("pnp.interfaces") {
+			c.warnings.Add("pnp.interfaces", "does not list %q, the interface of dhcp.subnets[%d], so phones there get no PnP answer (option 66 still reaches them)", sn.Interface, i)
+			continue
+		}
+		ifaces = append(ifaces, sn.Interface)
+	}
+	return ifaces
 }
