@@ -124,7 +124,11 @@ func (c *compiler) localSubnetAddr(at string, sn config.DHCPSubnet, ifs map[stri
 	}
 	addrs, ok := ifs[sn.Interface]
 	if !ok {
-		c.errs.Add(at+".interface", "interface %q does not exist on this machine; use a name from `ip link`, or make the VLAN sub-interface (ip link add link eth0 name eth0.20 type vlan id 20)", sn.Interface)
+		parent, id, vlan := strings.Cut(sn.Interface, ".")
+		if !vlan {
+			parent, id = "eth0", "20"
+		}
+		c.errs.Add(at+".interface", "interface %q does not exist on this machine; use a name from `ip link`, or make the VLAN sub-interface (ip link add link %s name %s.%s type vlan id %s)", sn.Interface, parent, parent, id, id)
 		return netip.Addr{}
 	}
 	for _, a := range addrs {
