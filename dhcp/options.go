@@ -124,7 +124,7 @@ func Prepare(o Options) (*Prepared, error) {
 	for i := range subs {
 		at := fmt.Sprintf("subnets[%d]", i)
 		sub := &subs[i]
-		if sub.serverWide() {
+		if o.serverWide(sub) {
 			errs.Add(at, "sets a server-wide option; only [dhcp] sets serve, state_dir, port, authoritative, allow_other_servers and the timers")
 		}
 		o.shareServer(sub, i+1)
@@ -170,11 +170,20 @@ func (o *Options) defaults() {
 	}
 }
 
-// serverWide reports whether a subnet entry sets what only the server as a
-// whole has.
-func (o *Options) serverWide() bool {
-	return o.Serve != "" || o.StateDir != "" || o.Port != 0 || o.Authoritative || o.AllowOtherServers ||
-		o.ConflictProbe != 0 || o.DeclineTime != 0 || o.OfferTime != 0 || o.OtherServerWait != 0 || len(o.Subnets) > 0
+// serverWide reports whether subnet entry sub sets what only the server
+// as a whole has, to another value than o's (a prepared Options given back
+// carries o's in each entry).
+func (o *Options) serverWide(sub *Options) bool {
+	return differs(sub.Serve, o.Serve) || differs(sub.StateDir, o.StateDir) || differs(sub.Port, o.Port) ||
+		differs(sub.Authoritative, o.Authoritative) || differs(sub.AllowOtherServers, o.AllowOtherServers) ||
+		differs(sub.ConflictProbe, o.ConflictProbe) || differs(sub.DeclineTime, o.DeclineTime) ||
+		differs(sub.OfferTime, o.OfferTime) || differs(sub.OtherServerWait, o.OtherServerWait) || len(sub.Subnets) > 0
+}
+
+// differs reports whether mine is set and is not theirs.
+func differs[T comparable](mine, theirs T) bool {
+	var zero T
+	return mine != zero && mine != theirs
 }
 
 // shareServer gives subnet entry sub the server-wide fields of o and its

@@ -257,3 +257,53 @@ func TestLocalSubnetByInterface(t *testing.T) {
 		t.Errorf("LAN OFFER %v via %v from %v", ipOf(lan.msg), lan.via, lan.src)
 	}
 }
+
+// TestReloadSubnets: a subnet's pool and options reload at once; a subnet
+// on another interface needs a restart, and such a reload changes nothing.
+func TestReloadSubnets(t *testing.T) {
+	ts := newTestServer(t, withSubnets)
+	o := ts.Options()
+	o.Subnets = []Options{vlanSubnet(), relayedSubnet()}
+	o.Subnets[1].Pool, o.Subnets[1].Router = "10.30.0.20-10.30.0.29", a4("10.30.0.2")
+	if err := ts.Reload(o); err != nil {
+		t.Fatalf("reload of a relayed subnet's pool: %v", err)
+	}
+	ack := ts.lease("00:04:13:30:00:03", dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1)))
+	if ip := ipOf(ack.msg); ip.Less(a4("10.30.0.20")) || a4("10.30.0.29").Less(ip) {
+		t.Errorf("after the reload got %v, want the new pool", ip)
+	}
+	if r := ack.msg.Router(); len(r) != 1 || !r[0].Equal(net.IPv4(10, 30, 0, 2)) {
+		t.Errorf("router %v after the reload", r)
+	}
+	for name, mutate := range map[string]func(*Options){
+		"moved":   func(o *Options) { o.Subnets[0].Interface = "eth0.21" },
+		"added":   func(o *Options) { o.Subnets[1].Interface, o.Subnets[1].ServerIP = "eth0.30", a4("10.30.0.254") },
+		"removed": func(o *Options) { o.Subnets = o.Subnets[1:] },
+	} {
+		n := ts.Options()
+		n.Subnets = []Options{vlanSubnet(), relayedSubnet()}
+		mutate(&n)
+		err := ts.Reload(n)
+		if err == nil || !strings.Contains(err.Error(), "needs a restart") {
+			t.Errorf("%s: reload = %v, want a restart", name, err)
+		}
+	}
+	if got := ts.Options().Subnets[1].PoolStart; got != a4("10.30.0.20") {
+		t.Errorf("a refused reload changed the pool to start at %v", got)
+	}
+}
+
+// A prepared Options given back (Options, changed, to Reload) is accepted:
+// its entries carry the server's own server-wide values.
+func TestPreparedSubnetsRoundTrip(t *testing.T) {
+	ts := newTestServer(t, withSubnets)
+	o := ts.Options()
+	o.Subnets[0].Router = a4("10.20.0.253")
+	if err := ts.Reload(o); err != nil {
+		t.Fatal(err)
+	}
+	o.Subnets[0].Serve = ServePhones
+	if err := ts.Reload(o); err == nil || !strings.Contains(err.Error(), "server-wide") {
+		t.Errorf("an entry's own serve: %v", err)
+	}
+}
