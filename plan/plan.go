@@ -368,34 +368,12 @@ func (c *compiler) pnp() {
 func (c *compiler) dhcp() {
 	cfg, lan := c.cfg, c.plan.LAN
 	d := cfg.DHCP
-	o := dhcp.Options{
-		Interface:         lan.Interface,
-		Pool:              d.Pool,
-		Router:            d.Router,
-		DNS:               d.DNS,
-		NTP:               d.NTP,
-		Domain:            d.Domain,
-		LeaseTime:         d.LeaseTime.Duration,
-		ConflictProbe:     d.ConflictProbe.Duration,
-		Serve:             d.Serve,
-		UpdateServer:      d.UpdateServer,
-		UpdateFilename:    d.UpdateFilename,
-		VendorOptions:     d.VendorOptions,
-		VoiceVLAN:         d.VoiceVLAN,
-		VoicePriority:     d.VoicePriority,
-		AllowOtherServers: d.AllowOtherServers,
-		Authoritative:     d.Authoritative,
-		StateDir:          cfg.Server.StateDir,
-	}
-	for _, x := range d.Options {
-		o.ExtraOptions = append(o.ExtraOptions, dhcp.ExtraOption(x))
-	}
+	o := subnetOptions(d.DHCPSubnetOptions, func(k string) bool { return cfg.IsSet("dhcp." + k) })
+	o.Interface, o.StateDir = lan.Interface, cfg.Server.StateDir
+	o.ConflictProbe, o.Serve = d.ConflictProbe.Duration, d.Serve
+	o.AllowOtherServers, o.Authoritative = d.AllowOtherServers, d.Authoritative
 	if lan.Known() {
 		o.ServerIP, o.Subnet = lan.Prefix.Addr(), lan.Prefix.Masked()
-	}
-	if cfg.IsSet("dhcp.time_offset") {
-		off := d.TimeOffset.Duration
-		o.TimeOffset = &off
 	}
 	switch {
 	case d.ConflictProbe.Duration == 0:
@@ -405,9 +383,6 @@ func (c *compiler) dhcp() {
 	}
 	if o.UpdateServer == "" && !c.urlBroken {
 		o.UpdateServer = c.plan.SettingURL
-	}
-	for _, r := range d.Reservations {
-		o.Reservations = append(o.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Hostname: r.Hostname})
 	}
 	if !d.Enabled {
 		// A section that is off is still checked, so turning it on later

@@ -57,16 +57,23 @@ func TestCompileAgainstTheLAN(t *testing.T) {
 				p.Close()
 				return
 			}
-			var es config.Errors
-			if !errors.As(err, &es) || len(es) != len(tt.want) {
-				t.Fatalf("got %v", err)
-			}
-			for i, w := range tt.want {
-				if !strings.HasPrefix(es[i].Error(), w) {
-					t.Errorf("problem %d:\n got %s\nwant %s", i, es[i], w)
-				}
-			}
+			wantProblems(t, err, tt.want)
 		})
+	}
+}
+
+// wantProblems: err is the compile's config.Errors, one per want, each
+// starting with it.
+func wantProblems(t *testing.T, err error, want []string) {
+	t.Helper()
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != len(want) {
+		t.Fatalf("got %v", err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(es[i].Error(), w) {
+			t.Errorf("problem %d:\n got %s\nwant %s", i, es[i], w)
+		}
 	}
 }
 

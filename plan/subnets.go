@@ -32,29 +32,18 @@ func (c *compiler) subnets(primary dhcp.Options, enabled bool) []dhcp.Options {
 	for i, sn := range cfg.DHCP.Subnets {
 		at := fmt.Sprintf("dhcp.subnets[%d]", i)
 		own := func(k string) bool { return cfg.IsSet(at + "." + k) }
-		o := dhcp.Options{
-			Interface:      sn.Interface,
-			Subnet:         sn.Network,
-			Pool:           sn.Pool,
-			Router:         sn.Router,
-			DNS:            inherit(own("dns"), sn.DNS, primary.DNS),
-			NTP:            inherit(own("ntp"), sn.NTP, primary.NTP),
-			Domain:         inherit(own("domain"), sn.Domain, primary.Domain),
-			LeaseTime:      inherit(own("lease_time"), sn.LeaseTime.Duration, primary.LeaseTime),
-			UpdateFilename: inherit(own("update_filename"), sn.UpdateFilename, primary.UpdateFilename),
-			VendorOptions:  inherit(own("vendor_options"), sn.VendorOptions, primary.VendorOptions),
-			VoiceVLAN:      inherit(own("voice_vlan"), sn.VoiceVLAN, primary.VoiceVLAN),
-			VoicePriority:  inherit(own("voice_priority"), sn.VoicePriority, primary.VoicePriority),
-			TimeOffset:     primary.TimeOffset,
-			ExtraOptions:   mergeOptions(sn.Options, primary.ExtraOptions),
-		}
-		if own("time_offset") {
-			off := sn.TimeOffset.Duration
-			o.TimeOffset = &off
-		}
-		for _, r := range sn.Reservations {
-			o.Reservations = append(o.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Hostname: r.Hostname})
-		}
+		o := subnetOptions(sn.DHCPSubnetOptions, own)
+		o.Interface, o.Subnet = sn.Interface, sn.Network
+		o.DNS = inherit(own("dns"), o.DNS, primary.DNS)
+		o.NTP = inherit(own("ntp"), o.NTP, primary.NTP)
+		o.Domain = inherit(own("domain"), o.Domain, primary.Domain)
+		o.LeaseTime = inherit(own("lease_time"), o.LeaseTime, primary.LeaseTime)
+		o.TimeOffset = inherit(own("time_offset"), o.TimeOffset, primary.TimeOffset)
+		o.UpdateFilename = inherit(own("update_filename"), o.UpdateFilename, primary.UpdateFilename)
+		o.VendorOptions = inherit(own("vendor_options"), o.VendorOptions, primary.VendorOptions)
+		o.VoiceVLAN = inherit(own("voice_vlan"), o.VoiceVLAN, primary.VoiceVLAN)
+		o.VoicePriority = inherit(own("voice_priority"), o.VoicePriority, primary.VoicePriority)
+		o.ExtraOptions = mergeOptions(o.ExtraOptions, primary.ExtraOptions)
 		if enabled && c.rt.Interfaces != nil && !lookedUp {
 			lookedUp = true
 			var err error
@@ -90,6 +79,36 @@ func (c *compiler) subnets(primary dhcp.Options, enabled bool) []dhcp.Options {
 	return out
 }
 
+// subnetOptions translates what one subnet hands out ([dhcp]'s keys, or
+// an entry's) into the DHCP server's options; set says which keys the file
+// set (time_offset is sent only then).
+func subnetOptions(s config.DHCPSubnetOptions, set func(key string) bool) dhcp.Options {
+	o := dhcp.Options{
+		Pool:           s.Pool,
+		Router:         s.Router,
+		DNS:            s.DNS,
+		NTP:            s.NTP,
+		Domain:         s.Domain,
+		LeaseTime:      s.LeaseTime.Duration,
+		UpdateServer:   s.UpdateServer,
+		UpdateFilename: s.UpdateFilename,
+		VendorOptions:  s.VendorOptions,
+		VoiceVLAN:      s.VoiceVLAN,
+		VoicePriority:  s.VoicePriority,
+	}
+	if set("time_offset") {
+		off := s.TimeOffset.Duration
+		o.TimeOffset = &off
+	}
+	for _, x := range s.Options {
+		o.ExtraOptions = append(o.ExtraOptions, dhcp.ExtraOption(x))
+	}
+	for _, r := range s.Reservations {
+		o.Reservations = append(o.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Hostname: r.Hostname})
+	}
+	return o
+}
+
 func inherit[T any](own bool, mine, theirs T) T {
 	if own {
 		return mine
@@ -100,11 +119,10 @@ func inherit[T any](own bool, mine, theirs T) T {
 // mergeOptions is a subnet's options followed by those of [dhcp] with a
 // code the subnet does not set (Kea's option-data inheritance): the
 // subnet's own keep their indexes.
-func mergeOptions(own []config.DHCPOption, inherited []dhcp.ExtraOption) []dhcp.ExtraOption {
-	out := make([]dhcp.ExtraOption, 0, len(own)+len(inherited))
+func mergeOptions(own, inherited []dhcp.ExtraOption) []dhcp.ExtraOption {
+	out := slices.Clip(own)
 	codes := map[int]bool{}
 	for _, x := range own {
-		out = append(out, dhcp.ExtraOption(x))
 		codes[x.Code] = true
 	}
 	for _, x := range inherited {

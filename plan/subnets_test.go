@@ -1,12 +1,9 @@
 package plan
 
 import (
-	"errors"
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/snomprov/snomprov/config"
 )
 
 // machine is a Runtime whose interfaces are a trunk port eth0 with the VLAN
@@ -110,15 +107,7 @@ func TestSubnetsCheck(t *testing.T) {
 				p.Close()
 				return
 			}
-			var es config.Errors
-			if !errors.As(err, &es) || len(es) != len(tt.want) {
-				t.Fatalf("got %v", err)
-			}
-			for i, w := range tt.want {
-				if !strings.HasPrefix(es[i].Error(), w) {
-					t.Errorf("problem %d:\n got %s\nwant %s", i, es[i], w)
-				}
-			}
+			wantProblems(t, err, tt.want)
 		})
 	}
 }

@@ -24,36 +24,18 @@ import (
 	"github.com/snomprov/snomprov/internal/pnptraces"
 )
 
-const subnetsConfigTOML = `
-[server]
-interface = "eth0"
-advertise = "10.77.0.1"
-state_dir = "%[1]s/state"
-
-[http]
-listen = ":8080"
-https_listen = ""
-cleartext_models = ["snomD785"]
-firmware_dir = "%[1]s/fw"
-
-[pnp]
-answer = "all"
-
-[dhcp]
-enabled = true
-pool = "10.77.0.100-10.77.0.199"
-router = "10.77.0.1"
-dns = ["10.77.0.53"]
+// subnetsTOML follows dhcpConfigTOML: three subnets beside the LAN's.
+const subnetsTOML = `dns = ["10.77.0.53"]
 
 [[dhcp.subnets]]
 network = "10.10.0.0/24"
-interface = "%[2]s"
+interface = "%[1]s"
 pool = "10.10.0.100-10.10.0.199"
 router = "10.10.0.254"
 
 [[dhcp.subnets]]
 network = "10.20.0.0/24"
-interface = "%[3]s"
+interface = "%[2]s"
 pool = "10.20.0.100-10.20.0.199"
 router = "10.20.0.254"
 dns = ["10.20.0.53"]
@@ -130,7 +112,7 @@ func TestSubnetsVLANsAndRelay(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "fw"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, fmt.Sprintf(subnetsConfigTOML, dir, if10, if20))
+	cfg := writeConfig(t, fmt.Sprintf(dhcpConfigTOML, dir, "10.77.0.100-10.77.0.199")+fmt.Sprintf(subnetsTOML, if10, if20))
 	if out, err := srv.Run(context.Background(), bin, "check", "-config", cfg); err != nil {
 		t.Fatalf("snomprov check on the machine: %v\n%s", err, out)
 	}
