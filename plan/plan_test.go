@@ -50,22 +50,22 @@ func TestCompileAgainstTheLAN(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := Compile(mustParse(t, tt.text), LAN{Prefix: netip.MustParsePrefix(tt.iface)}, Runtime{})
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.Close()
-				return
-			}
-			wantProblems(t, err, tt.want)
+			wantProblems(t, p, err, tt.want)
 		})
 	}
 }
 
-// wantProblems: err is the compile's config.Errors, one per want, each
-// starting with it.
-func wantProblems(t *testing.T, err error, want []string) {
+// wantProblems: the compile's (p, err) is a plan when want is nil, else
+// config.Errors, one per want, each starting with it.
+func wantProblems(t *testing.T, p *Plan, err error, want []string) {
 	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		return
+	}
 	var es config.Errors
 	if !errors.As(err, &es) || len(es) != len(want) {
 		t.Fatalf("got %v", err)

@@ -100,14 +100,7 @@ func TestSubnetsCheck(t *testing.T) {
 				text = subnetsBase + text
 			}
 			p, err := Compile(mustParse(t, text), trunkLAN, tt.rt)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.Close()
-				return
-			}
-			wantProblems(t, err, tt.want)
+			wantProblems(t, p, err, tt.want)
 		})
 	}
 }

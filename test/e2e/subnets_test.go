@@ -229,11 +229,12 @@ func dhclientOn(t *testing.T, h *lantest.Host, iface string) map[string]string {
 	d := t.TempDir()
 	conf := filepath.Join(d, "dhclient.conf")
 	hook := filepath.Join(d, "hook.sh")
-	os.WriteFile(conf, []byte("send vendor-class-identifier \"snomD785\";\nrequest subnet-mask, routers, domain-name-servers, tftp-server-name;\n"), 0o644)
+	os.WriteFile(conf, []byte("send vendor-class-identifier \"snomD785\";\nrequest subnet-mask, routers, domain-name-servers, tftp-server-name, bootfile-name;\n"), 0o644)
+	// dhclient wipes the environment; the hook writes next to itself.
 	os.WriteFile(hook, []byte(`#!/bin/sh
 case "$reason" in BOUND|REBOOT|RENEW)
   ip -4 addr replace "$new_ip_address/24" dev "$interface"
-  echo "ip=$new_ip_address opt66=$new_tftp_server_name routers=$new_routers server=$new_dhcp_server_identifier" >"$(dirname "$0")/result" ;;
+  echo "ip=$new_ip_address opt66=$new_tftp_server_name opt67=$new_bootfile_name routers=$new_routers server=$new_dhcp_server_identifier" >"$(dirname "$0")/result" ;;
 esac
 exit 0
 `), 0o755)
