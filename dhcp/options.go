@@ -418,17 +418,24 @@ func (o *Options) all() []*Options {
 // that subnet is served to relays only). nil and the reason when none
 // matches.
 func (o *Options) subnetFor(giaddr netip.Addr, iface string) (*Options, string) {
-	all := o.all()
+	// Per request: no allocation, so not all().
+	at := func(i int) *Options {
+		if i == 0 {
+			return o
+		}
+		return &o.Subnets[i-1]
+	}
+	n := 1 + len(o.Subnets)
 	if giaddr.IsValid() {
-		for _, sn := range all {
-			if sn.Subnet.Contains(giaddr) {
+		for i := range n {
+			if sn := at(i); sn.Subnet.Contains(giaddr) {
 				return sn, ""
 			}
 		}
 		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here"
 	}
-	for i, sn := range all {
-		if (i == 0 && sn.Interface == iface) || (i > 0 && sn.Interface != "" && sn.Interface == iface) {
+	for i := range n {
+		if sn := at(i); (i == 0 && sn.Interface == iface) || (i > 0 && sn.Interface != "" && sn.Interface == iface) {
 			if !sn.Subnet.Contains(sn.ServerIP) {
 				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + " is served to relays only"
 			}

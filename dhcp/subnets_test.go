@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -306,4 +307,37 @@ func TestPreparedSubnetsRoundTrip(t *testing.T) {
 	if err := ts.Reload(o); err == nil || !strings.Contains(err.Error(), "server-wide") {
 		t.Errorf("an entry's own serve: %v", err)
 	}
+}
+
+// BenchmarkSubnetFor is the selection alone: a relayed request for the
+// last of eight subnets, and a direct one on the LAN.
+func BenchmarkSubnetFor(b *testing.B) {
+	o := baseOptions(b.TempDir())
+	o.Interface = "eth0"
+	for i := range 7 {
+		o.Subnets = append(o.Subnets, Options{
+			ServerIP: o.ServerIP, Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(80 + i), 0, 0}), 16),
+			Pool: fmt.Sprintf("10.%d.1.0-10.%d.1.200", 80+i, 80+i),
+		})
+	}
+	p, err := Prepare(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	po := p.Options()
+	gi := a4("10.86.0.2")
+	b.Run("relayed-last-of-8", func(b *testing.B) {
+		for b.Loop() {
+			if sn, _ := po.subnetFor(gi, "eth0"); sn == nil {
+				b.Fatal("no subnet")
+			}
+		}
+	})
+	b.Run("direct-lan", func(b *testing.B) {
+		for b.Loop() {
+			if sn, _ := po.subnetFor(netip.Addr{}, "eth0"); sn == nil {
+				b.Fatal("no subnet")
+			}
+		}
+	})
 }
