@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/snomprov/snomprov/config"
@@ -156,6 +157,8 @@ type compiler struct {
 	// urlBroken: http.url is wrong (reported); what derives from it is not
 	// checked again.
 	urlBroken bool
+	// subnetAddrs are our addresses on the local [[dhcp.subnets]].
+	subnetAddrs []netip.Addr
 }
 
 // under adds every field.Error in err to the compile's, their keys under
@@ -482,7 +485,7 @@ func (c *compiler) ourAddress(u *url.URL) bool {
 	if err != nil {
 		return false
 	}
-	return a == c.plan.LAN.Advertise || (c.plan.LAN.Known() && a == c.plan.LAN.Prefix.Addr())
+	return a == c.plan.LAN.Advertise || (c.plan.LAN.Known() && a == c.plan.LAN.Prefix.Addr()) || slices.Contains(c.subnetAddrs, a)
 }
 
 // handedURL checks the URL factory-fresh phones are handed (PnP NOTIFY,

@@ -55,6 +55,9 @@ func (c *compiler) subnets(primary dhcp.Options, enabled bool) []dhcp.Options {
 		case !enabled:
 		case sn.Interface != "":
 			o.ServerIP = c.localSubnetAddr(at, sn, ifs)
+			if o.ServerIP.IsValid() {
+				c.subnetAddrs = append(c.subnetAddrs, o.ServerIP)
+			}
 		default:
 			if c.plan.LAN.Known() {
 				o.ServerIP = c.plan.LAN.Prefix.Addr()

@@ -91,6 +91,8 @@ func TestSubnetsCheck(t *testing.T) {
 		{"an inherited value that is wrong only there", "[http]\nlisten = \":8080\"\n" + dhcpOn + "pool = \"10.0.0.100-10.0.0.199\"\n" +
 			"[[dhcp.options]]\ncode = 132\ntype = \"string\"\nvalue = \"7\"\n" + strings.Replace(relayed30, "voice_vlan = 0", "voice_vlan = 30", 1), machine(), []string{
 			"test.toml:10:1: dhcp.subnets[0]: options, inherited from [dhcp]: option 132 has its own key while voice_vlan is set"}},
+		{"option 66 on the VLAN address, 67 not served", vlan20 + "update_server = \"http://10.20.0.1:8080/\"\nupdate_filename = \"nothing.bin\"\n", machine(), []string{
+			"test.toml:18:1: dhcp.subnets[0].update_filename: phones join option 66 and 67 into http://10.20.0.1:8080/nothing.bin, which this appliance does not serve"}},
 		{"away from the machine: interfaces not checked", strings.Replace(vlan20, "eth0.20", "eth0.99", 1), Runtime{}, nil},
 	}
 	for _, tt := range tests {
