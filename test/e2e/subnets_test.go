@@ -19,6 +19,7 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/snomprov/snomprov/internal/lantest"
 	"github.com/snomprov/snomprov/internal/pnptraces"
@@ -190,14 +191,67 @@ func TestSubnetsVLANsAndRelay(t *testing.T) {
 		if ack.TFTPServerName() != "http://10.77.0.1:8080/" || !ack.ServerIdentifier().Equal(net.IPv4(10, 77, 0, 1)) {
 			t.Errorf("option 66 %q, server %v", ack.TFTPServerName(), ack.ServerIdentifier())
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for !strings.Contains(serve.Output(), "no subnet served here matches it") {
-			if time.Now().After(deadline) {
-				t.Fatalf("the stray relay's drop was not logged:\n%s", serve.Output())
-			}
-			time.Sleep(100 * time.Millisecond)
+		waitLog(t, serve, "no subnet served here matches it")
+	})
+
+	// SIGHUP: a relayed subnet's new router is served at once; a subnet on
+	// a new interface needs a restart, and that reload changes nothing.
+	t.Run("reload", func(t *testing.T) {
+		text, _ := os.ReadFile(cfg)
+		os.WriteFile(cfg, []byte(strings.Replace(string(text), `router = "10.30.0.1"`, `router = "10.30.0.2"`, 1)), 0o644)
+		serve.Signal(unix.SIGHUP)
+		waitLog(t, serve, "configuration reloaded")
+		if r := relayedACK(t, relay, 0x02).Router(); len(r) != 1 || !r[0].Equal(net.IPv4(10, 30, 0, 2)) {
+			t.Errorf("after the reload the router is %v, want 10.30.0.2", r)
+		}
+		if40 := segment(t, srv, ph, 40, "10.40.0.1/24", "00:04:13:40:00:01")
+		os.WriteFile(cfg, append(text, fmt.Sprintf("\n[[dhcp.subnets]]\nnetwork = \"10.40.0.0/24\"\ninterface = %q\npool = \"10.40.0.100-10.40.0.199\"\n", if40)...), 0o644)
+		serve.Signal(unix.SIGHUP)
+		waitLog(t, serve, "needs a restart")
+		if r := relayedACK(t, relay, 0x03).Router(); len(r) != 1 || !r[0].Equal(net.IPv4(10, 30, 0, 2)) {
+			t.Errorf("a refused reload changed the router to %v", r)
 		}
 	})
+}
+
+// waitLog waits until the server has logged s.
+func waitLog(t *testing.T, p *lantest.Process, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never logged %q:\n%s", s, p.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// relayedACK runs one relayed DORA for phone 00:04:13:30:01:<n> from the
+// relay at 10.30.0.1 and returns the ACK.
+func relayedACK(t *testing.T, relay *lantest.Host, n byte) *dhcpv4.DHCPv4 {
+	t.Helper()
+	var ack *dhcpv4.DHCPv4
+	err := relay.Do(func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 30, 0, 1), Port: 67})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		srvAddr := &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}
+		gi := dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1))
+		d, _ := dhcpv4.NewDiscovery(net.HardwareAddr{0, 4, 0x13, 0x30, 1, n}, gi)
+		offer, err := relayExchange(c, srvAddr, d, dhcpv4.MessageTypeOffer)
+		if err != nil {
+			return err
+		}
+		r, _ := dhcpv4.NewRequestFromOffer(offer, gi)
+		ack, err = relayExchange(c, srvAddr, r, dhcpv4.MessageTypeAck)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack
 }
 
 // relayExchange sends m to the server and waits for the reply of type want
