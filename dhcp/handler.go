@@ -172,7 +172,7 @@ func (s *Server) admit(ex *exchange) bool {
 	if ex.link != nil {
 		iface = ex.link.iface
 	}
-	sub, why := o.subnetFor(addrOf(req.GatewayIPAddr), iface)
+	sub, why := o.subnetFor(addrOf(req.GatewayIPAddr), addrOf(req.ClientIPAddr), iface)
 	if sub == nil {
 		s.dropNoSubnet(ex, why)
 		return false

@@ -412,12 +412,13 @@ func (o *Options) all() []*Options {
 }
 
 // subnetFor picks the subnet a request belongs to, from the prepared
-// options o: a relayed request (giaddr set) the subnet whose network holds
-// giaddr (RFC 2131 §4.3.1, as Kea does); a direct one the subnet of the
-// interface it arrived on, if our own address is in that subnet (otherwise
-// that subnet is served to relays only). nil and the reason when none
-// matches.
-func (o *Options) subnetFor(giaddr netip.Addr, iface string) (*Options, string) {
+// options o, in Kea's order: a relayed request (giaddr set) the subnet
+// whose network holds giaddr (RFC 2131 §4.3.1); a client that has an
+// address (ciaddr: RENEWING, which unicasts to us without the relay, and
+// INFORM) the subnet holding it; else the subnet of the interface it
+// arrived on, if our own address is in that subnet (otherwise that subnet
+// is served to relays only). nil and the reason when none matches.
+func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (*Options, string) {
 	// Per request: no allocation, so not all().
 	at := func(i int) *Options {
 		if i == 0 {
@@ -433,6 +434,14 @@ func (o *Options) subnetFor(giaddr netip.Addr, iface string) (*Options, string) 
 			}
 		}
 		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here"
+	}
+	if ciaddr.IsValid() {
+		for i := range n {
+			if sn := at(i); sn.Subnet.Contains(ciaddr) {
+				return sn, ""
+			}
+		}
+		return nil, "from " + ciaddr.String() + " (ciaddr), which is in no subnet served here"
 	}
 	for i := range n {
 		if sn := at(i); (i == 0 && sn.Interface == iface) || (i > 0 && sn.Interface != "" && sn.Interface == iface) {

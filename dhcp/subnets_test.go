@@ -51,36 +51,44 @@ func TestSubnetFor(t *testing.T) {
 	relaysOnly := o
 	relaysOnly.ServerIP = a4("10.1.0.1") // the LAN subnet does not hold our address
 	tests := []struct {
-		name   string
-		o      *Options
-		giaddr string
-		iface  string
-		want   string // the chosen subnet's network, or a part of the reason
+		name           string
+		o              *Options
+		giaddr, ciaddr string
+		iface          string
+		want           string // the chosen subnet's network, or a part of the reason
 	}{
-		{"direct on the LAN", &o, "", "eth0", "10.77.0.0/24"},
-		{"direct on the VLAN", &o, "", "eth0.20", "10.20.0.0/24"},
-		{"relayed to the relayed subnet", &o, "10.30.0.1", "eth0", "10.30.0.0/24"},
-		{"relayed, giaddr anywhere in it", &o, "10.30.0.77", "eth0.20", "10.30.0.0/24"},
-		{"relayed to the VLAN's subnet", &o, "10.20.0.254", "eth0", "10.20.0.0/24"},
-		{"relayed to the LAN's subnet", &o, "10.77.0.2", "eth0", "10.77.0.0/24"},
-		{"relayed from nowhere served", &o, "192.168.9.1", "eth0", "in no subnet served here"},
-		{"direct on another interface", &o, "", "eth1", "serves no subnet"},
-		{"a relayed subnet takes no direct request", &o, "", "", "serves no subnet"},
-		{"LAN subnet for relays only", &relaysOnly, "", "eth0", "relays only"},
+		{"direct on the LAN", &o, "", "", "eth0", "10.77.0.0/24"},
+		{"direct on the VLAN", &o, "", "", "eth0.20", "10.20.0.0/24"},
+		{"relayed to the relayed subnet", &o, "10.30.0.1", "", "eth0", "10.30.0.0/24"},
+		{"relayed, giaddr anywhere in it", &o, "10.30.0.77", "", "eth0.20", "10.30.0.0/24"},
+		{"relayed to the VLAN's subnet", &o, "10.20.0.254", "", "eth0", "10.20.0.0/24"},
+		{"relayed to the LAN's subnet", &o, "10.77.0.2", "", "eth0", "10.77.0.0/24"},
+		{"relayed from nowhere served", &o, "192.168.9.1", "", "eth0", "in no subnet served here"},
+		{"direct on another interface", &o, "", "", "eth1", "serves no subnet"},
+		{"a relayed subnet takes no direct request", &o, "", "", "", "serves no subnet"},
+		{"LAN subnet for relays only", &relaysOnly, "", "", "eth0", "relays only"},
+		{"renewing a relayed lease, unicast without the relay", &o, "", "10.30.0.150", "eth0", "10.30.0.0/24"},
+		{"renewing on the VLAN", &o, "", "10.20.0.150", "eth0.20", "10.20.0.0/24"},
+		{"giaddr wins over ciaddr", &o, "10.30.0.1", "10.20.0.150", "eth0", "10.30.0.0/24"},
+		{"ciaddr in no subnet", &o, "", "192.168.9.9", "eth0", "in no subnet served here"},
+		{"renewing into a subnet for relays only", &relaysOnly, "", "10.77.0.150", "eth0", "10.77.0.0/24"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var gi netip.Addr
+			var gi, ci netip.Addr
 			if tt.giaddr != "" {
 				gi = a4(tt.giaddr)
 			}
-			sn, why := tt.o.subnetFor(gi, tt.iface)
+			if tt.ciaddr != "" {
+				ci = a4(tt.ciaddr)
+			}
+			sn, why := tt.o.subnetFor(gi, ci, tt.iface)
 			got := why
 			if sn != nil {
 				got = sn.Subnet.String()
 			}
 			if !strings.Contains(got, tt.want) {
-				t.Errorf("subnetFor(%v, %q) = %q, want %q", gi, tt.iface, got, tt.want)
+				t.Errorf("subnetFor(%v, %v, %q) = %q, want %q", gi, ci, tt.iface, got, tt.want)
 			}
 		})
 	}
@@ -191,6 +199,16 @@ func TestRelayedSubnetDORA(t *testing.T) {
 	}
 	if got := m.Options.Get(dhcpv4.GenericOptionCode(132)); got != nil {
 		t.Errorf("the relayed subnet sets no voice VLAN, got option 132 %q", got)
+	}
+	// At T1 the phone renews by unicast straight to option 54, not
+	// through the relay: ciaddr picks its subnet, the ACK goes to ciaddr.
+	renew, _ := dhcpv4.New(dhcpv4.WithHwAddr(mac("00:04:13:30:00:01")), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithClientIP(m.YourIPAddr), snom)
+	re := ts.do(renew)
+	if re == nil || re.msg.MessageType() != dhcpv4.MessageTypeAck || ipOf(re.msg) != ipOf(m) || re.to != netip.AddrPortFrom(ipOf(m), 68) {
+		t.Errorf("direct renewal: %+v", re)
+	} else if r := re.msg.Router(); len(r) != 1 || !r[0].Equal(net.IPv4(10, 30, 0, 1)) {
+		t.Errorf("direct renewal's router %v, want the relayed subnet's", r)
 	}
 	if res := ts.lease("00:04:13:30:00:09", gi); ipOf(res.msg) != a4("10.30.0.9") {
 		t.Errorf("reserved phone got %v, want 10.30.0.9", ipOf(res.msg))
@@ -328,14 +346,14 @@ func BenchmarkSubnetFor(b *testing.B) {
 	gi := a4("10.86.0.2")
 	b.Run("relayed-last-of-8", func(b *testing.B) {
 		for b.Loop() {
-			if sn, _ := po.subnetFor(gi, "eth0"); sn == nil {
+			if sn, _ := po.subnetFor(gi, netip.Addr{}, "eth0"); sn == nil {
 				b.Fatal("no subnet")
 			}
 		}
 	})
 	b.Run("direct-lan", func(b *testing.B) {
 		for b.Loop() {
-			if sn, _ := po.subnetFor(netip.Addr{}, "eth0"); sn == nil {
+			if sn, _ := po.subnetFor(netip.Addr{}, netip.Addr{}, "eth0"); sn == nil {
 				b.Fatal("no subnet")
 			}
 		}
