@@ -192,6 +192,35 @@ func TestSubnetsVLANsAndRelay(t *testing.T) {
 			t.Errorf("option 66 %q, server %v", ack.TFTPServerName(), ack.ServerIdentifier())
 		}
 		waitLog(t, serve, "no subnet served here matches it")
+
+		// At T1 the phone renews by unicast from its address straight to
+		// option 54, not through the relay; the ACK comes back to it.
+		run := func(args ...string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if out, err := relay.Run(ctx, "ip", args...); err != nil {
+				t.Fatalf("ip %v: %v\n%s", args, err, out)
+			}
+		}
+		run("addr", "add", ip.String()+"/32", "dev", "eth0")
+		var renewed *dhcpv4.DHCPv4
+		err = relay.Do(func() error {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip.AsSlice(), Port: 68})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			req, _ := dhcpv4.New(dhcpv4.WithHwAddr(ack.ClientHWAddr), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+				dhcpv4.WithClientIP(ack.YourIPAddr), dhcpv4.WithOption(dhcpv4.OptClassIdentifier("snomD785")))
+			renewed, err = relayExchange(c, &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}, req, dhcpv4.MessageTypeAck)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("direct renewal: %v\nserver log:\n%s", err, serve.Output())
+		}
+		if !renewed.YourIPAddr.Equal(ack.YourIPAddr) || len(renewed.Router()) != 1 || !renewed.Router()[0].Equal(net.IPv4(10, 30, 0, 1)) {
+			t.Errorf("renewed %v with router %v", renewed.YourIPAddr, renewed.Router())
+		}
 	})
 
 	// SIGHUP: a relayed subnet's new router is served at once; a subnet on
