@@ -172,7 +172,7 @@ func (s *Server) admit(ex *exchange) bool {
 	if ex.link != nil {
 		iface = ex.link.iface
 	}
-	sub, why := o.subnetFor(addrOf(req.GatewayIPAddr), addrOf(req.ClientIPAddr), iface)
+	sub, why := o.subnetFor(relayedLink(req), addrOf(req.ClientIPAddr), iface)
 	if sub == nil {
 		s.dropNoSubnet(ex, why)
 		return false
@@ -278,6 +278,27 @@ func (s *Server) discover(ex *exchange) bool {
 	}
 	s.log.Warn("no conflict-free address found after probing; client must retry", "mac", ex.mac.Colon())
 	return false
+}
+
+// relayedLink is the address that names a relayed request's link: the
+// subnet selection option 118 (RFC 3011) or the link selection sub-option
+// of option 82 (RFC 3527) when the relay sends one, else giaddr. Invalid
+// for a request that is not relayed: a client's own option 118 is not
+// trusted to move it to another subnet than its interface's.
+func relayedLink(req *dhcpv4.DHCPv4) netip.Addr {
+	gi := addrOf(req.GatewayIPAddr)
+	if !gi.IsValid() {
+		return gi
+	}
+	if a := addrOf(req.Options.Get(dhcpv4.OptionSubnetSelection)); a.IsValid() {
+		return a
+	}
+	if rai := req.RelayAgentInfo(); rai != nil {
+		if a := addrOf(rai.Get(dhcpv4.LinkSelectionSubOption)); a.IsValid() {
+			return a
+		}
+	}
+	return gi
 }
 
 // dropNoSubnet counts a request no subnet served here matches, and says
@@ -450,10 +471,11 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		ClientIPAddr: net.IPv4zero, YourIPAddr: net.IPv4zero, ServerIPAddr: net.IPv4zero,
 		Options: make(dhcpv4.Options, 16),
 	}
-	// RFC 3046 relay agent information and RFC 6842 client identifier echo.
-	// Options are set straight into the map (no Option values to build):
-	// the bytes are shared, and ToBytes only reads them.
-	for _, c := range []uint8{82, 61} {
+	// RFC 3046 relay agent information, RFC 6842 client identifier and
+	// RFC 3011 subnet selection echo. Options are set straight into the map
+	// (no Option values to build): the bytes are shared, and ToBytes only
+	// reads them.
+	for _, c := range []uint8{82, 61, 118} {
 		if v, ok := req.Options[c]; ok {
 			r.Options[c] = v
 		}

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -212,6 +213,31 @@ func TestRelayedSubnetDORA(t *testing.T) {
 	}
 	if res := ts.lease("00:04:13:30:00:09", gi); ipOf(res.msg) != a4("10.30.0.9") {
 		t.Errorf("reserved phone got %v, want 10.30.0.9", ipOf(res.msg))
+	}
+	// A relay whose giaddr is on the VLAN's subnet names the relayed link
+	// with option 118 or with option 82's link selection: that picks the
+	// subnet, the reply still goes to giaddr, and 118 is echoed.
+	viaVLAN := dhcpv4.WithGatewayIP(net.IPv4(10, 20, 0, 254))
+	for _, tt := range []struct {
+		name, hw string
+		sel      dhcpv4.Modifier
+	}{
+		{"option 118", "00:04:13:30:00:1a", dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionSubnetSelection, []byte{10, 30, 0, 0}))},
+		{"option 82.5", "00:04:13:30:00:1b", dhcpv4.WithOption(dhcpv4.OptRelayAgentInfo(
+			dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(dhcpv4.LinkSelectionSubOption), []byte{10, 30, 0, 0})))},
+	} {
+		off := ts.do(discover(tt.hw, viaVLAN, tt.sel))
+		if off == nil || !p4("10.30.0.0/24").Contains(ipOf(off.msg)) || off.to != netip.MustParseAddrPort("10.20.0.254:67") {
+			t.Errorf("%s: %+v", tt.name, off)
+			continue
+		}
+		if tt.name == "option 118" && !bytes.Equal(off.msg.Options.Get(dhcpv4.OptionSubnetSelection), []byte{10, 30, 0, 0}) {
+			t.Errorf("option 118 not echoed: %v", off.msg.Options.Get(dhcpv4.OptionSubnetSelection))
+		}
+	}
+	// A client's own option 118, not relayed, does not move it.
+	if own := ts.do(discover("00:04:13:77:00:0c", dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionSubnetSelection, []byte{10, 30, 0, 0})))); own == nil || !p4("10.77.0.0/24").Contains(ipOf(own.msg)) {
+		t.Errorf("a client's own option 118: %+v", own)
 	}
 	// The primary subnet's clients are untouched.
 	if lan := ts.lease("00:04:13:77:00:01"); !p4("10.77.0.0/24").Contains(ipOf(lan.msg)) {
