@@ -107,6 +107,7 @@ func (s *servers) runtime() plan.Runtime {
 		},
 		Firmware:        rollout.NewGate(attachedLocal{s}, s.sharedInventory, nil),
 		InterfaceExists: plan.InterfaceExists,
+		Interfaces:      plan.Interfaces,
 		MakeCert:        true,
 	}
 }
@@ -131,6 +132,7 @@ func (s *servers) build(p *plan.Plan) error {
 			return fmt.Errorf("dhcp: %w", err)
 		}
 		metrics.RegisterPool(s.metrics.Registry(), s.dhcp.PoolUsage)
+		metrics.RegisterDHCPNoSubnet(s.metrics.Registry(), s.dhcp.NoSubnet)
 	}
 	s.mu.Lock()
 	s.plan = p

@@ -98,7 +98,7 @@ func fileDefaults(stateDir string) *Config {
 		Server:    Server{StateDir: stateDir, LogLevel: "info"},
 		HTTP:      HTTP{Listen: ":80", HTTPSListen: ":443"},
 		PnP:       PnP{Enabled: true},
-		DHCP:      DHCP{LeaseTime: Duration{12 * time.Hour}, ConflictProbe: Duration{300 * time.Millisecond}},
+		DHCP:      DHCP{DHCPSubnetOptions: DHCPSubnetOptions{LeaseTime: Duration{12 * time.Hour}}, ConflictProbe: Duration{300 * time.Millisecond}},
 		Provision: Provision{DefaultPerm: "R", PinSettingServer: PinConfigured},
 		Status:    Status{StaleAfter: Duration{24 * time.Hour}},
 	}

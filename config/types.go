@@ -107,34 +107,58 @@ type PnP struct {
 	Answer string `toml:"answer"`
 }
 
-// DHCP is [dhcp]: the optional DHCP server. Off unless enabled.
+// DHCP is [dhcp]: the optional DHCP server. Off unless enabled. Its
+// DHCPSubnetOptions are the primary subnet's, the LAN interface's.
 type DHCP struct {
-	Enabled    bool         `toml:"enabled"`
-	Pool       string       `toml:"pool"` // "10.0.0.100-10.0.0.199"
-	Router     netip.Addr   `toml:"router"`
-	DNS        []netip.Addr `toml:"dns"`
-	Domain     string       `toml:"domain"`
-	NTP        []netip.Addr `toml:"ntp"`
-	TimeOffset Duration     `toml:"time_offset"` // option 2, e.g. "1h" or "-7h"
-	LeaseTime  Duration     `toml:"lease_time"`  // default 12h
+	Enabled bool `toml:"enabled"`
+	DHCPSubnetOptions
 	// ConflictProbe is how long to wait for an ICMP echo reply from an
 	// address that was never leased before offering it, as dnsmasq does;
 	// default 300ms, "0s" turns the check off.
 	ConflictProbe     Duration `toml:"conflict_probe"`
 	Serve             string   `toml:"serve"` // all | phones
-	UpdateServer      string   `toml:"update_server"`
-	UpdateFilename    string   `toml:"update_filename"`
-	VendorOptions     bool     `toml:"vendor_options"`
-	VoiceVLAN         int      `toml:"voice_vlan"`
-	VoicePriority     int      `toml:"voice_priority"`
 	AllowOtherServers bool     `toml:"allow_other_servers"`
 	// Authoritative ACKs an INIT-REBOOT for a free address from a client
 	// the server has no record of (dnsmasq's dhcp-authoritative); off, such
 	// a client gets silence (RFC 2131 §4.3.2).
-	Authoritative bool              `toml:"authoritative"`
-	Reservations  []DHCPReservation `toml:"reservations"`
+	Authoritative bool `toml:"authoritative"`
+	// Subnets are more subnets served beside the LAN's ([[dhcp.subnets]]):
+	// VLAN sub-interfaces of a trunk port, or networks behind DHCP relays.
+	Subnets []DHCPSubnet `toml:"subnets"`
+}
+
+// DHCPSubnetOptions are what one subnet hands out: the keys of [dhcp] and
+// of each [[dhcp.subnets]] entry alike.
+type DHCPSubnetOptions struct {
+	Pool           string       `toml:"pool"` // "10.0.0.100-10.0.0.199"
+	Router         netip.Addr   `toml:"router"`
+	DNS            []netip.Addr `toml:"dns"`
+	Domain         string       `toml:"domain"`
+	NTP            []netip.Addr `toml:"ntp"`
+	TimeOffset     Duration     `toml:"time_offset"` // option 2, e.g. "1h" or "-7h"
+	LeaseTime      Duration     `toml:"lease_time"`  // default 12h
+	UpdateServer   string       `toml:"update_server"`
+	UpdateFilename string       `toml:"update_filename"`
+	VendorOptions  bool         `toml:"vendor_options"`
+	VoiceVLAN      int          `toml:"voice_vlan"`
+	VoicePriority  int          `toml:"voice_priority"`
+	// Reservations pin addresses to MACs ([[dhcp.reservations]]).
+	Reservations []DHCPReservation `toml:"reservations"`
 	// Options are more DHCP options ([[dhcp.options]]), checked by package dhcp.
 	Options []DHCPOption `toml:"options"`
+}
+
+// DHCPSubnet is one [[dhcp.subnets]] entry. With interface set it is a
+// local subnet (a VLAN sub-interface with an address in network); without,
+// a relayed one, served to relays whose giaddr is in network. Keys it
+// leaves out are [dhcp]'s (dns, domain, ntp, time_offset, lease_time, the
+// phone options; options entries by code), except network, interface,
+// pool, router and reservations, which are the subnet's own; plan does
+// that inheritance, package dhcp checks the result.
+type DHCPSubnet struct {
+	Network   netip.Prefix `toml:"network"` // "10.20.0.0/24"
+	Interface string       `toml:"interface"`
+	DHCPSubnetOptions
 }
 
 // DHCPOption is one [[dhcp.options]] entry: option code, value type, value

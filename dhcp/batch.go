@@ -50,13 +50,18 @@ func (s *Server) flushOut(out *outbox) {
 	out.msgs = out.msgs[:0]
 }
 
-// udpBatch sends msgs with sendmmsg on the UDP socket; a reply routed to a
-// MAC goes through transmit (the packet socket) on its own.
-func (s *Server) udpBatch(pc *ipv4.PacketConn) func([]outMsg) error {
-	return func(msgs []outMsg) error { // called by readers and the writer at once: no shared state
-		var errs []error
-		batch := make([]ipv4.Message, 0, len(msgs))
+// udpBatch sends msgs with sendmmsg on the UDP socket of each one's link;
+// a reply routed to a MAC goes through transmit (the packet socket) on its
+// own. Readers and the writer call it at once: it keeps no shared state.
+func (s *Server) udpBatch(msgs []outMsg) error {
+	var errs []error
+	batch := make([]ipv4.Message, 0, len(msgs))
+	for _, l := range s.links {
+		batch = batch[:0]
 		for _, m := range msgs {
+			if s.linkOf(m.to) != l {
+				continue
+			}
 			if m.to.hw != nil {
 				if err := s.transmit(m.b, m.to); err != nil {
 					errs = append(errs, err)
@@ -66,19 +71,21 @@ func (s *Server) udpBatch(pc *ipv4.PacketConn) func([]outMsg) error {
 			batch = append(batch, ipv4.Message{Buffers: [][]byte{m.b}, Addr: net.UDPAddrFromAddrPort(m.to.to)})
 		}
 		for sent := 0; sent < len(batch); {
-			n, err := pc.WriteBatch(batch[sent:], 0)
+			n, err := l.pc.WriteBatch(batch[sent:], 0)
 			if err != nil {
 				errs = append(errs, err)
 				n = max(n, 1) // skip the message that failed and go on with the rest
 			}
 			sent += n
 		}
-		return errors.Join(errs...)
 	}
+	return errors.Join(errs...)
 }
 
-// readLoopBatch reads batches of datagrams until the socket fails or ctx ends.
-func (s *Server) readLoopBatch(pc *ipv4.PacketConn, stop func(error) (bool, error)) error {
+// readLoopBatch reads batches of datagrams from l until the socket fails
+// or ctx ends.
+func (s *Server) readLoopBatch(l *link, stop func(error) (bool, error)) error {
+	pc := l.pc
 	msgs := make([]ipv4.Message, readBatch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 4096)}
@@ -100,7 +107,7 @@ func (s *Server) readLoopBatch(pc *ipv4.PacketConn, stop func(error) (bool, erro
 			}
 			// The parsed request keeps slices of its bytes and may outlive
 			// this batch (its ACK waits for the lease writer): copy.
-			s.handle(append([]byte(nil), m.Buffers[0][:m.N]...), peer, &out)
+			s.handle(append([]byte(nil), m.Buffers[0][:m.N]...), peer, l, &out)
 		}
 		s.flushOut(&out)
 	}

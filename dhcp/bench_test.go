@@ -18,6 +18,25 @@ func BenchmarkDORA(b *testing.B) {
 	o.Subnet = netip.MustParsePrefix("10.78.0.0/16")
 	o.PoolStart, o.PoolEnd = netip.MustParseAddr("10.78.1.0"), netip.MustParseAddr("10.78.255.254")
 	o.Router = netip.Addr{}
+	benchDORA(b, o, net.IPv4(10, 78, 0, 2))
+}
+
+// BenchmarkDORASubnets is BenchmarkDORA for a relayed subnet that is the
+// last of eight, so subnet selection takes its longest path.
+func BenchmarkDORASubnets(b *testing.B) {
+	o := baseOptions(b.TempDir())
+	for i := range 7 {
+		o.Subnets = append(o.Subnets, Options{
+			ServerIP: o.ServerIP, Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(80 + i), 0, 0}), 16),
+			PoolStart: netip.AddrFrom4([4]byte{10, byte(80 + i), 1, 0}), PoolEnd: netip.AddrFrom4([4]byte{10, byte(80 + i), 255, 254}),
+			UpdateServer: o.UpdateServer,
+		})
+	}
+	benchDORA(b, o, net.IPv4(10, 86, 0, 2))
+}
+
+// benchDORA runs fresh-lease DORAs relayed from gi through a server with o.
+func benchDORA(b *testing.B, o Options, giaddr net.IP) {
 	ts := startTestServer(b, o)
 	var mu sync.Mutex
 	waiting := map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}
@@ -29,8 +48,8 @@ func BenchmarkDORA(b *testing.B) {
 		ch <- m
 		return nil
 	}
-	gi := dhcpv4.WithGatewayIP(net.IPv4(10, 78, 0, 2))
-	peer := netip.MustParseAddrPort("10.78.0.2:67")
+	gi := dhcpv4.WithGatewayIP(giaddr)
+	peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte(giaddr.To4())), 67)
 	var n atomic.Int64
 	exchange := func(m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 		ch := make(chan *dhcpv4.DHCPv4, 1)

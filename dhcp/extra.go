@@ -54,7 +54,7 @@ var ownedCodes = map[int]string{
 	58: "has its own key: lease_time (T1 is half of it)", 59: "has its own key: lease_time (T2 is 7/8 of it)",
 	60: "is sent by clients (vendor class)", 61: "is part of the protocol (client identifier)",
 	66: "has its own key: update_server", 67: "has its own key: update_filename",
-	82: "is the relay agent's (relay agent information)",
+	82: "is the relay agent's (relay agent information)", 118: "is the relay agent's (subnet selection)",
 }
 
 // prepareExtraOptions checks and encodes list. Errors name the entry's key

@@ -23,7 +23,8 @@ import (
 type exchange struct {
 	req   *dhcpv4.DHCPv4
 	peer  netip.AddrPort
-	opts  *Options
+	link  *link    // the interface it came in on; nil in unit tests (the LAN's)
+	opts  *Options // the server's options, then (admit) its subnet's
 	now   time.Time
 	mtype dhcpv4.MessageType
 
@@ -68,17 +69,18 @@ func defaultChain() []stage {
 	}
 }
 
-func (s *Server) handlePacket(b []byte, peer netip.AddrPort) { s.handle(b, peer, nil) }
+func (s *Server) handlePacket(b []byte, peer netip.AddrPort) { s.handle(b, peer, nil, nil) }
 
-// handle runs one datagram through the chain; replies it produces at once
-// (OFFER, NAK, an ACK with nothing to write) are queued on out when not nil.
-func (s *Server) handle(b []byte, peer netip.AddrPort, out *outbox) {
+// handle runs one datagram that came in on l through the chain; replies it
+// produces at once (OFFER, NAK, an ACK with nothing to write) are queued on
+// out when not nil.
+func (s *Server) handle(b []byte, peer netip.AddrPort, l *link, out *outbox) {
 	req, err := dhcpv4.FromBytes(b)
 	if err != nil {
 		s.log.Debug("ignoring malformed datagram", "from", peer, "len", len(b), "err", err)
 		return
 	}
-	ex := &exchange{req: req, peer: peer, opts: s.opts.Load(), now: s.now(), out: out}
+	ex := &exchange{req: req, peer: peer, link: l, opts: s.opts.Load(), now: s.now(), out: out}
 	s.runChain(ex, 0)
 }
 
@@ -96,7 +98,12 @@ func (s *Server) runChain(ex *exchange, from int) {
 }
 
 func (s *Server) sendReply(ex *exchange) {
-	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
+	l2 := s.l2unicast
+	if ex.link != nil {
+		l2 = ex.link.l2 != nil
+	}
+	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, l2)
+	dst.via, dst.src = ex.link, ex.opts.ServerIP
 	rt := ex.rtype
 	if ex.out != nil {
 		ex.out.add(ex.resp.ToBytes(), dst) // sent with the batch; a failure is logged there
@@ -161,6 +168,16 @@ func (s *Server) admit(ex *exchange) bool {
 	// The inventory is keyed by MAC: a client without one is served but not
 	// recorded there.
 	ex.isPhone = !mac.IsZero() && (ex.model != "" || mac.IsSnom())
+	iface := o.Interface
+	if ex.link != nil {
+		iface = ex.link.iface
+	}
+	sub, why := o.subnetFor(relayedLink(req), addrOf(req.ClientIPAddr), iface)
+	if sub == nil {
+		s.dropNoSubnet(ex, why)
+		return false
+	}
+	ex.opts, o = sub, sub
 	for i := range o.Reservations {
 		if !mac.IsZero() && o.Reservations[i].MAC == mac {
 			ex.reserved = &o.Reservations[i]
@@ -168,16 +185,6 @@ func (s *Server) admit(ex *exchange) bool {
 	}
 	if o.Serve == ServePhones && !ex.isPhone && ex.reserved == nil {
 		s.log.Debug("ignoring a client that is not a phone (serve = phones)", "mac", mac.Colon(), "vendor_class", req.ClassIdentifier())
-		return false
-	}
-	// Is the client on our pool's network? Relayed: giaddr tells; direct:
-	// only if our own address is in the pool's subnet.
-	if gi := addrOf(req.GatewayIPAddr); gi.IsValid() {
-		if !o.Subnet.Contains(gi) {
-			s.log.Debug("ignoring relayed request for a subnet we do not serve", "giaddr", gi)
-			return false
-		}
-	} else if !o.Subnet.Contains(o.ServerIP) {
 		return false
 	}
 	if ex.mtype == dhcpv4.MessageTypeRequest {
@@ -229,7 +236,7 @@ func (s *Server) discover(ex *exchange) bool {
 			ip, ex.probeIP = ex.probeIP, netip.Addr{}
 		} else {
 			s.mu.Lock()
-			ip, fresh, busy, ok = s.pool.candidate(ex.key, ex.mac, requested, ex.now)
+			ip, fresh, busy, ok = s.pool.candidate(ex.key, ex.mac, ex.reserved, requested, ex.now, o.scope)
 			if ok && !busy {
 				s.pool.hold(ex.key, ip, ex.now.Add(o.OfferTime), fresh && s.prober != nil)
 			}
@@ -272,6 +279,42 @@ func (s *Server) discover(ex *exchange) bool {
 	s.log.Warn("no conflict-free address found after probing; client must retry", "mac", ex.mac.Colon())
 	return false
 }
+
+// relayedLink is the address that names a relayed request's link: the
+// subnet selection option 118 (RFC 3011) or the link selection sub-option
+// of option 82 (RFC 3527) when the relay sends one, else giaddr. Invalid
+// for a request that is not relayed: a client's own option 118 is not
+// trusted to move it to another subnet than its interface's.
+func relayedLink(req *dhcpv4.DHCPv4) netip.Addr {
+	gi := addrOf(req.GatewayIPAddr)
+	if !gi.IsValid() {
+		return gi
+	}
+	if a := addrOf(req.Options.Get(dhcpv4.OptionSubnetSelection)); a.IsValid() {
+		return a
+	}
+	if rai := req.RelayAgentInfo(); rai != nil {
+		if a := addrOf(rai.Get(dhcpv4.LinkSelectionSubOption)); a.IsValid() {
+			return a
+		}
+	}
+	return gi
+}
+
+// dropNoSubnet counts a request no subnet served here matches, and says
+// why in the log at most every 10 seconds.
+func (s *Server) dropNoSubnet(ex *exchange, why string) {
+	s.noSubnet.Add(1)
+	now := s.now().Unix()
+	if last := s.lastNoSubnet.Load(); now-last >= 10 && s.lastNoSubnet.CompareAndSwap(last, now) {
+		s.log.Warn("DHCP request dropped: no subnet served here matches it; add its network to [[dhcp.subnets]] if it should be served",
+			"reason", why, "client", ex.mac.Colon(), "dropped_total", s.noSubnet.Load())
+	}
+}
+
+// NoSubnet is the number of requests dropped because no subnet served
+// here matched them (a relay's giaddr, or the interface they came in on).
+func (s *Server) NoSubnet() uint64 { return s.noSubnet.Load() }
 
 func (s *Server) poolExhausted(ex *exchange) {
 	now := s.now().Unix()
@@ -428,10 +471,11 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		ClientIPAddr: net.IPv4zero, YourIPAddr: net.IPv4zero, ServerIPAddr: net.IPv4zero,
 		Options: make(dhcpv4.Options, 16),
 	}
-	// RFC 3046 relay agent information and RFC 6842 client identifier echo.
-	// Options are set straight into the map (no Option values to build):
-	// the bytes are shared, and ToBytes only reads them.
-	for _, c := range []uint8{82, 61} {
+	// RFC 3046 relay agent information, RFC 6842 client identifier and
+	// RFC 3011 subnet selection echo. Options are set straight into the map
+	// (no Option values to build): the bytes are shared, and ToBytes only
+	// reads them.
+	for _, c := range []uint8{82, 61, 118} {
 		if v, ok := req.Options[c]; ok {
 			r.Options[c] = v
 		}
@@ -588,10 +632,13 @@ func (s *Server) makeDurable(ex *exchange) bool {
 }
 
 // route is where a reply goes: an IP address and port, and when hw is set
-// that MAC on the LAN interface (the client has no address to ARP for yet).
+// that MAC on the interface (the client has no address to ARP for yet);
+// via is the interface's link (nil: the LAN's), src our address there.
 type route struct {
-	to netip.AddrPort
-	hw net.HardwareAddr
+	to  netip.AddrPort
+	hw  net.HardwareAddr
+	via *link
+	src netip.Addr
 }
 
 func (r route) String() string {

@@ -78,27 +78,34 @@ func startHelper(t *testing.T, h *lantest.Host, optsPath string) *lantest.Proces
 	return p
 }
 
-// TestLANKill9UnderLoad: count ACKs while 3000 phones are leasing, SIGKILL
-// the server mid-storm, restart it, and check that every ACKed lease is still
-// held: on disk, and by renewing onto the same address.
+// TestLANKill9UnderLoad: count ACKs while 3000 phones are leasing through a
+// relay into a relayed subnet (a /16 with a 4k pool: 3000 phones do not fit
+// the LAN's /24), SIGKILL the server mid-storm, restart it, and check that
+// every ACKed lease is still held: on disk, and by renewing onto the same
+// address. (test/e2e's TestDHCPKill9UnderLoad does the same for the LAN's
+// own subnet.)
 func TestLANKill9UnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
 	}
 	l, srv := newLAN(t)
 	relay := l.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.2/24"})
+	for _, args := range [][]string{{"-n", relay.NS, "addr", "add", "10.90.0.2/16", "dev", "eth0"}, {"-n", srv.NS, "route", "add", "10.90.0.0/16", "via", "10.77.0.2"}} {
+		run(t, srv, 10*time.Second, "ip", args...)
+	}
 	o := lanOptions(t)
 	o.ConflictProbe = -1 // the storm is about durability, not probing
-	// 3000 phones do not fit a /24: a /16 subnet with a 4k pool.
-	o.Subnet = netip.MustParsePrefix("10.77.0.0/16")
-	o.PoolStart, o.PoolEnd = netip.MustParseAddr("10.77.16.0"), netip.MustParseAddr("10.77.31.254")
+	o.Subnets = []Options{{
+		ServerIP: o.ServerIP, Subnet: netip.MustParsePrefix("10.90.0.0/16"), UpdateServer: testURL,
+		PoolStart: netip.MustParseAddr("10.90.16.0"), PoolEnd: netip.MustParseAddr("10.90.31.254"),
+	}}
 	optsPath := filepath.Join(t.TempDir(), "opts.json")
 	b, _ := json.Marshal(o)
 	if err := os.WriteFile(optsPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := startHelper(t, srv, optsPath)
-	rc := dhcptest.NewRelay(t, relay, netip.MustParseAddr("10.77.0.2"), netip.MustParseAddr("10.77.0.1"))
+	rc := dhcptest.NewRelay(t, relay, netip.MustParseAddr("10.90.0.2"), netip.MustParseAddr("10.77.0.1"))
 
 	const phones = 3000
 	var stopStorm atomic.Bool
@@ -129,6 +136,9 @@ func TestLANKill9UnderLoad(t *testing.T) {
 		onDisk[l.IP] = l
 	}
 	for hw, ip := range acked {
+		if !o.Subnets[0].Subnet.Contains(ip) {
+			t.Errorf("%s was ACKed %v, outside the relayed subnet", hw, ip)
+		}
 		if l, ok := onDisk[ip]; !ok || l.State != StateBound || l.MAC.Colon() != hw && !macEqual(l.MAC[:], hw) {
 			t.Errorf("ACKed %s -> %v missing on disk after kill -9 (%+v)", hw, ip, l)
 		}

@@ -67,9 +67,21 @@ type Options struct {
 	Authoritative bool
 	// ExtraOptions are more options for OFFERs and ACKs (code, type, value).
 	ExtraOptions []ExtraOption
-	encoded      []extraOption // every option of OFFERs and ACKs, encoded by normalize
-	serverID     []byte        // option 54
-	StateDir     string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
+	// Subnets are more subnets beside this one, for VLANs and relays. Each
+	// entry is an Options of which only the subnet's own fields are read:
+	// Interface, ServerIP, Subnet (its network), the pool, Router, DNS, NTP,
+	// Domain, TimeOffset, LeaseTime, the phone options, Reservations and
+	// ExtraOptions. With Interface set it is a local subnet, its clients
+	// arrive on that interface (a VLAN sub-interface) and ServerIP is our
+	// address there; without, it is relayed: served to DHCP relays whose
+	// giaddr is in its network, and ServerIP is the address they forward to.
+	// The server-wide fields (Serve, StateDir, Port, the timers) are this
+	// Options' own; Prepare refuses an entry that sets one.
+	Subnets  []Options
+	scope    int           // the pool range of this subnet: 0 the primary, i+1 Subnets[i]
+	encoded  []extraOption // every option of OFFERs and ACKs, encoded by normalize
+	serverID []byte        // option 54
+	StateDir string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
 	// Only tests change it.
@@ -98,12 +110,43 @@ const (
 
 // Prepare fills defaults and checks every rule the server runs by: it is
 // the only place those rules live. Errors are field.Errors keyed like the
-// [dhcp] section ("pool", "reservations[2].ip"); a problem with the LAN
-// itself (the server address or subnet) has an empty key. Checks that need
-// the subnet are skipped when Subnet is the zero Prefix (a check run away
-// from the LAN); New and Reload always have one.
+// [dhcp] section ("pool", "reservations[2].ip", "subnets[1].pool"); a
+// problem with the LAN itself (the server address or subnet) has an empty
+// key. Checks that need the subnet are skipped when Subnet is the zero
+// Prefix (a check run away from the LAN); New and Reload always have one.
 func Prepare(o Options) (*Prepared, error) {
 	var errs field.Errors
+	o.defaults()
+	o.checkServer(&errs)
+	extra := o.checkSubnet(&errs, "dhcp")
+	subs := slices.Clone(o.Subnets)
+	subExtra := make([][]extraOption, len(subs))
+	for i := range subs {
+		at := fmt.Sprintf("subnets[%d]", i)
+		sub := &subs[i]
+		if o.serverWide(sub) {
+			errs.Add(at, "sets a server-wide option; only [dhcp] sets serve, state_dir, port, authoritative, allow_other_servers and the timers")
+		}
+		o.shareServer(sub, i+1)
+		var serrs field.Errors
+		subExtra[i] = sub.checkSubnet(&serrs, "dhcp."+at)
+		for _, fe := range serrs {
+			errs.Add(field.Prefix(at, fe.Key), "%s", fe.Msg)
+		}
+	}
+	o.Subnets = subs
+	checkDisjoint(&o, &errs)
+	if err := errs.Err(); err != nil {
+		return nil, err
+	}
+	o.finish(extra)
+	for i := range o.Subnets {
+		o.Subnets[i].finish(subExtra[i])
+	}
+	return &Prepared{o: o}, nil
+}
+
+func (o *Options) defaults() {
 	if o.LeaseTime == 0 {
 		o.LeaseTime = DefaultLeaseTime
 	}
@@ -125,17 +168,71 @@ func Prepare(o Options) (*Prepared, error) {
 	if o.Serve == "" {
 		o.Serve = ServeAll
 	}
-	if o.LeaseTime < time.Minute {
-		errs.Add("lease_time", "%v is too short; use at least \"1m\" (the default is \"12h\")", o.LeaseTime)
+}
+
+// serverWide reports whether subnet entry sub sets what only the server
+// as a whole has, to another value than o's (a prepared Options given back
+// carries o's in each entry).
+func (o *Options) serverWide(sub *Options) bool {
+	return differs(sub.Serve, o.Serve) || differs(sub.StateDir, o.StateDir) || differs(sub.Port, o.Port) ||
+		differs(sub.Authoritative, o.Authoritative) || differs(sub.AllowOtherServers, o.AllowOtherServers) ||
+		differs(sub.ConflictProbe, o.ConflictProbe) || differs(sub.DeclineTime, o.DeclineTime) ||
+		differs(sub.OfferTime, o.OfferTime) || differs(sub.OtherServerWait, o.OtherServerWait) || len(sub.Subnets) > 0
+}
+
+// differs reports whether mine is set and is not theirs.
+func differs[T comparable](mine, theirs T) bool {
+	var zero T
+	return mine != zero && mine != theirs
+}
+
+// shareServer gives subnet entry sub the server-wide fields of o and its
+// scope (the index of its pool range).
+func (o *Options) shareServer(sub *Options, scope int) {
+	sub.Serve, sub.StateDir, sub.Port = o.Serve, o.StateDir, o.Port
+	sub.Authoritative, sub.AllowOtherServers = o.Authoritative, o.AllowOtherServers
+	sub.ConflictProbe, sub.DeclineTime, sub.OfferTime, sub.OtherServerWait = o.ConflictProbe, o.DeclineTime, o.OfferTime, o.OtherServerWait
+	sub.Subnets, sub.scope = nil, scope
+	if sub.LeaseTime == 0 {
+		sub.LeaseTime = DefaultLeaseTime
 	}
+}
+
+// finish encodes what every reply of the subnet carries.
+func (o *Options) finish(extra []extraOption) {
+	o.encoded = encodeOptions(o, extra)
+	o.serverID = o.ServerIP.AsSlice()
+}
+
+// checkServer checks the server-wide options.
+func (o *Options) checkServer(errs *field.Errors) {
 	if o.ConflictProbe > 5*time.Second {
 		errs.Add("conflict_probe", `must be between "0s" (off) and "5s"; the default is "300ms"`)
 	}
-	if o.TimeOffset != nil && (*o.TimeOffset < -24*time.Hour || *o.TimeOffset > 24*time.Hour) {
-		errs.Add("time_offset", `must be between "-24h" and "24h", e.g. "1h" for UTC+1`)
-	}
 	if o.Serve != ServeAll && o.Serve != ServePhones {
 		errs.Add("serve", "%s", field.NotOneOf(o.Serve, ServeAll, ServePhones))
+	}
+	if o.Port < 1 || o.Port > 65534 {
+		errs.Add("", "port %d out of range", o.Port)
+	}
+}
+
+// checkSubnet checks one subnet's options and returns its extra options
+// encoded. name is its section in the config, "dhcp" for the primary
+// subnet (whose Subnet is the interface's), "dhcp.subnets[1]" for an entry
+// of Subnets (whose Subnet is its network key); messages quote keys with it.
+func (o *Options) checkSubnet(errs *field.Errors, name string) []extraOption {
+	primary := name == "dhcp"
+	// The primary subnet is the interface's; an entry's is its own network key.
+	netKey, netName := "", "the interface's subnet"
+	if !primary {
+		netKey, netName = "network", "its network"
+	}
+	if o.LeaseTime < time.Minute {
+		errs.Add("lease_time", "%v is too short; use at least \"1m\" (the default is \"12h\")", o.LeaseTime)
+	}
+	if o.TimeOffset != nil && (*o.TimeOffset < -24*time.Hour || *o.TimeOffset > 24*time.Hour) {
+		errs.Add("time_offset", `must be between "-24h" and "24h", e.g. "1h" for UTC+1`)
 	}
 	if o.Pool != "" {
 		var err error
@@ -155,7 +252,7 @@ func Prepare(o Options) (*Prepared, error) {
 		if o.Router = o.Router.Unmap(); !o.Router.Is4() {
 			errs.Add("router", "%v is not an IPv4 address", o.Router)
 		} else if in(o.Router) {
-			errs.Add("router", "router %v is inside dhcp.pool %v-%v; shrink the pool so it excludes the router", o.Router, o.PoolStart, o.PoolEnd)
+			errs.Add("router", "router %v is inside %s.pool %v-%v; shrink the pool so it excludes the router", o.Router, name, o.PoolStart, o.PoolEnd)
 		}
 	}
 	for i, a := range o.DNS {
@@ -171,34 +268,40 @@ func Prepare(o Options) (*Prepared, error) {
 	if o.Domain != "" && !validDomain(o.Domain) {
 		errs.Add("domain", "%q is not a domain name; write it like \"office.lan\"", o.Domain)
 	}
-	lan := o.Subnet.IsValid() || o.ServerIP.IsValid()
+	// An entry's network is always known (it is in the file); its server
+	// address only on the machine itself.
+	lan := o.Subnet.IsValid() || (primary && o.ServerIP.IsValid())
+	server := o.ServerIP.IsValid() || primary
 	if lan {
-		if !o.ServerIP.Unmap().Is4() {
+		if server && !o.ServerIP.Unmap().Is4() {
 			errs.Add("", "the server address %v is not an IPv4 address: set [server] advertise", o.ServerIP)
 		}
 		o.ServerIP = o.ServerIP.Unmap()
-		if !o.Subnet.IsValid() || !o.Subnet.Addr().Is4() || o.Subnet.Bits() < 8 || o.Subnet.Bits() > 30 {
-			errs.Add("", "the LAN subnet %v is not an IPv4 prefix between /8 and /30, so DHCP cannot serve it", o.Subnet)
-		} else {
-			o.Subnet = o.Subnet.Masked()
-			if poolOK {
-				switch {
-				case !o.Subnet.Contains(o.PoolStart) || !o.Subnet.Contains(o.PoolEnd):
-					errs.Add("pool", "the pool %v-%v is outside the interface's subnet %v; use addresses from that subnet", o.PoolStart, o.PoolEnd, o.Subnet)
-				case o.PoolStart == o.Subnet.Addr() || o.PoolEnd == lastAddr(o.Subnet):
-					errs.Add("pool", "the pool %v-%v contains the network or broadcast address of %v; start it above %v and end it below %v",
-						o.PoolStart, o.PoolEnd, o.Subnet, o.Subnet.Addr(), lastAddr(o.Subnet))
-				case in(o.ServerIP):
-					errs.Add("pool", "the pool %v-%v contains this server's own address %v; shrink the pool so it excludes it", o.PoolStart, o.PoolEnd, o.ServerIP)
-				}
-			}
-			if o.Router.Is4() && !o.Subnet.Contains(o.Router) {
-				errs.Add("router", "router %v is outside the interface's subnet %v; phones could not reach it", o.Router, o.Subnet)
-			}
+		switch {
+		case !o.Subnet.IsValid() || !o.Subnet.Addr().Is4() || o.Subnet.Bits() < 8 || o.Subnet.Bits() > 30:
+			errs.Add(netKey, "the LAN subnet %v is not an IPv4 prefix between /8 and /30, so DHCP cannot serve it", o.Subnet)
+			lan = false
+		case !primary && o.Subnet != o.Subnet.Masked():
+			errs.Add(netKey, "%v has bits set past its prefix length; write the network as %v", o.Subnet, o.Subnet.Masked())
+			lan = false
 		}
 	}
-	if o.Port < 1 || o.Port > 65534 {
-		errs.Add("", "port %d out of range", o.Port)
+	if lan {
+		o.Subnet = o.Subnet.Masked()
+		if poolOK {
+			switch {
+			case !o.Subnet.Contains(o.PoolStart) || !o.Subnet.Contains(o.PoolEnd):
+				errs.Add("pool", "the pool %v-%v is outside %s %v; use addresses from that subnet", o.PoolStart, o.PoolEnd, netName, o.Subnet)
+			case o.PoolStart == o.Subnet.Addr() || o.PoolEnd == lastAddr(o.Subnet):
+				errs.Add("pool", "the pool %v-%v contains the network or broadcast address of %v; start it above %v and end it below %v",
+					o.PoolStart, o.PoolEnd, o.Subnet, o.Subnet.Addr(), lastAddr(o.Subnet))
+			case server && in(o.ServerIP):
+				errs.Add("pool", "the pool %v-%v contains this server's own address %v; shrink the pool so it excludes it", o.PoolStart, o.PoolEnd, o.ServerIP)
+			}
+		}
+		if o.Router.Is4() && !o.Subnet.Contains(o.Router) {
+			errs.Add("router", "router %v is outside %s %v; phones could not reach it", o.Router, netName, o.Subnet)
+		}
 	}
 	if o.VoiceVLAN < 0 || o.VoiceVLAN > 4094 {
 		errs.Add("voice_vlan", "must be a VLAN ID from 1 to 4094, or 0 for none")
@@ -217,6 +320,13 @@ func Prepare(o Options) (*Prepared, error) {
 	if n := len(o.UpdateFilename); n > maxOptionText {
 		errs.Add("update_filename", "is %d bytes; a DHCP option carries at most %d", n, maxOptionText)
 	}
+	o.checkReservations(errs, name, netName, lan, server)
+	extra, ferrs := prepareExtraOptions(o.ExtraOptions, o)
+	*errs = append(*errs, ferrs...)
+	return extra
+}
+
+func (o *Options) checkReservations(errs *field.Errors, name, netName string, lan, server bool) {
 	o.Reservations = slices.Clone(o.Reservations) // normalised below; the caller's stay as given
 	seenMAC := map[phone.MAC]int{}
 	seenIP := map[netip.Addr]int{}
@@ -225,7 +335,7 @@ func Prepare(o Options) (*Prepared, error) {
 		if r.MAC.IsZero() {
 			errs.Add(field.Prefix(at, "mac"), "a reservation needs a mac")
 		} else if j, dup := seenMAC[r.MAC]; dup {
-			errs.Add(field.Prefix(at, "mac"), "MAC %s is reserved twice (dhcp.reservations[%d] and [%d]); keep one reservation per phone", r.MAC.Colon(), j, i)
+			errs.Add(field.Prefix(at, "mac"), "MAC %s is reserved twice (%s.reservations[%d] and [%d]); keep one reservation per phone", r.MAC.Colon(), name, j, i)
 		} else {
 			seenMAC[r.MAC] = i
 		}
@@ -240,7 +350,7 @@ func Prepare(o Options) (*Prepared, error) {
 			continue
 		}
 		if j, dup := seenIP[ip]; dup {
-			errs.Add(field.Prefix(at, "ip"), "address %v is reserved for both dhcp.reservations[%d] and [%d]; give each phone its own address", ip, j, i)
+			errs.Add(field.Prefix(at, "ip"), "address %v is reserved for both %s.reservations[%d] and [%d]; give each phone its own address", ip, name, j, i)
 		} else {
 			seenIP[ip] = i
 		}
@@ -249,20 +359,99 @@ func Prepare(o Options) (*Prepared, error) {
 		switch {
 		case ip == o.Router:
 			errs.Add(field.Prefix(at, "ip"), "address %v is the router's; reserve another", ip)
-		case lan && ip == o.ServerIP:
+		case lan && server && ip == o.ServerIP:
 			errs.Add(field.Prefix(at, "ip"), "address %v is this server's own address", ip)
 		case lan && o.Subnet.IsValid() && !o.Subnet.Contains(ip):
-			errs.Add(field.Prefix(at, "ip"), "address %v is outside the interface's subnet %v", ip, o.Subnet)
+			errs.Add(field.Prefix(at, "ip"), "address %v is outside %s %v", ip, netName, o.Subnet)
 		}
 	}
-	extra, ferrs := prepareExtraOptions(o.ExtraOptions, &o)
-	errs = append(errs, ferrs...)
-	if err := errs.Err(); err != nil {
-		return nil, err
+}
+
+// checkDisjoint: no two subnets share a network, an interface or pool
+// addresses. Errors name the later subnet.
+func checkDisjoint(o *Options, errs *field.Errors) {
+	all := o.all()
+	for i := 1; i < len(all); i++ {
+		at := fmt.Sprintf("subnets[%d]", i-1)
+		a := all[i]
+		for j := 0; j < i; j++ {
+			b := all[j]
+			other := "the primary subnet ([dhcp])"
+			if j > 0 {
+				other = fmt.Sprintf("subnets[%d]", j-1)
+			}
+			switch {
+			case a.Subnet.IsValid() && b.Subnet.IsValid() && a.Subnet.Overlaps(b.Subnet):
+				errs.Add(field.Prefix(at, "network"), "%v overlaps %v of %s; each subnet needs a network of its own", a.Subnet, b.Subnet, other)
+			case poolsOverlap(a, b):
+				errs.Add(field.Prefix(at, "pool"), "the pool %v-%v overlaps %v-%v of %s", a.PoolStart, a.PoolEnd, b.PoolStart, b.PoolEnd, other)
+			}
+			if a.Interface != "" && a.Interface == b.Interface {
+				errs.Add(field.Prefix(at, "interface"), "interface %q already serves %s; one interface serves one subnet (a VLAN sub-interface per subnet, e.g. %s.20)", a.Interface, other, a.Interface)
+			}
+		}
 	}
-	o.encoded = encodeOptions(&o, extra)
-	o.serverID = o.ServerIP.AsSlice()
-	return &Prepared{o: o}, nil
+}
+
+func poolsOverlap(a, b *Options) bool {
+	if !a.PoolStart.Is4() || !a.PoolEnd.Is4() || !b.PoolStart.Is4() || !b.PoolEnd.Is4() {
+		return false
+	}
+	return !a.PoolEnd.Less(b.PoolStart) && !b.PoolEnd.Less(a.PoolStart)
+}
+
+// all is the primary subnet followed by every entry of Subnets, each at
+// the index of its scope.
+func (o *Options) all() []*Options {
+	out := make([]*Options, 0, 1+len(o.Subnets))
+	out = append(out, o)
+	for i := range o.Subnets {
+		out = append(out, &o.Subnets[i])
+	}
+	return out
+}
+
+// subnetFor picks the subnet a request belongs to, from the prepared
+// options o, in Kea's order: a relayed request (giaddr set) the subnet
+// whose network holds giaddr (RFC 2131 §4.3.1); a client that has an
+// address (ciaddr: RENEWING, which unicasts to us without the relay, and
+// INFORM) the subnet holding it; else the subnet of the interface it
+// arrived on, if our own address is in that subnet (otherwise that subnet
+// is served to relays only). nil and the reason when none matches.
+func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (*Options, string) {
+	// Per request: no allocation, so not all().
+	at := func(i int) *Options {
+		if i == 0 {
+			return o
+		}
+		return &o.Subnets[i-1]
+	}
+	n := 1 + len(o.Subnets)
+	if giaddr.IsValid() {
+		for i := range n {
+			if sn := at(i); sn.Subnet.Contains(giaddr) {
+				return sn, ""
+			}
+		}
+		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here"
+	}
+	if ciaddr.IsValid() {
+		for i := range n {
+			if sn := at(i); sn.Subnet.Contains(ciaddr) {
+				return sn, ""
+			}
+		}
+		return nil, "from " + ciaddr.String() + " (ciaddr), which is in no subnet served here"
+	}
+	for i := range n {
+		if sn := at(i); (i == 0 && sn.Interface == iface) || (i > 0 && sn.Interface != "" && sn.Interface == iface) {
+			if !sn.Subnet.Contains(sn.ServerIP) {
+				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + " is served to relays only"
+			}
+			return sn, ""
+		}
+	}
+	return nil, "arrived on " + iface + ", which serves no subnet"
 }
 
 // maxOptionText is the longest text 66 or 67 may be: 255 bytes of option,

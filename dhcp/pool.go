@@ -23,21 +23,30 @@ type offer struct {
 	probing bool // a conflict probe for ip is in flight; its OFFER follows
 }
 
-// pool is the allocator. It is not safe for concurrent use: the server
-// serialises every call under its mutex.
+// pool is the allocator of every subnet: one lease table (addresses of
+// different subnets never collide) and a range per subnet. It is not safe
+// for concurrent use: the server serialises every call under its mutex.
 type pool struct {
-	start, end uint32
+	ranges     []*prange             // by scope: the primary subnet's, then each of Options.Subnets
 	leases     map[netip.Addr]*Lease // every address ever leased, including expired ones
 	byClient   map[clientKey]*Lease  // the client's most recent lease
 	offers     map[clientKey]offer   // addresses held between OFFER and REQUEST
 	offered    map[netip.Addr]clientKey
-	reserved   map[phone.MAC]Reservation
 	reservedIP map[netip.Addr]phone.MAC
+}
+
+// prange is one subnet's pool.
+type prange struct {
+	start, end uint32
 	cursor     uint32 // next never-leased candidate
 	// noFresh is set once a full scan found no never-leased address, so
 	// later allocations go straight to reclaiming.
 	noFresh bool
 }
+
+func (r *prange) contains(n uint32) bool { return n >= r.start && n <= r.end }
+
+func (r *prange) size() int { return int(r.end-r.start) + 1 }
 
 func newPool(o Options, existing map[netip.Addr]Lease) *pool {
 	p := &pool{
@@ -55,16 +64,17 @@ func newPool(o Options, existing map[netip.Addr]Lease) *pool {
 	return p
 }
 
-// setRange applies (new) pool bounds and reservations; leases are kept.
+// setRange applies (new) pool bounds and reservations of every subnet;
+// leases are kept.
 func (p *pool) setRange(o Options) {
-	p.start, p.end = addrU32(o.PoolStart), addrU32(o.PoolEnd)
-	p.cursor = p.start
-	p.noFresh = false
-	p.reserved = make(map[phone.MAC]Reservation, len(o.Reservations))
-	p.reservedIP = make(map[netip.Addr]phone.MAC, len(o.Reservations))
-	for _, r := range o.Reservations {
-		p.reserved[r.MAC] = r
-		p.reservedIP[r.IP] = r.MAC
+	p.ranges = p.ranges[:0]
+	p.reservedIP = map[netip.Addr]phone.MAC{}
+	for _, sn := range o.all() {
+		start := addrU32(sn.PoolStart)
+		p.ranges = append(p.ranges, &prange{start: start, end: addrU32(sn.PoolEnd), cursor: start})
+		for _, r := range sn.Reservations {
+			p.reservedIP[r.IP] = r.MAC
+		}
 	}
 }
 
@@ -81,19 +91,25 @@ func (p *pool) index(l *Lease) {
 	}
 }
 
+// inPool reports whether ip is in the pool of any subnet.
 func (p *pool) inPool(ip netip.Addr) bool {
 	if !ip.Is4() {
 		return false
 	}
 	n := addrU32(ip)
-	return n >= p.start && n <= p.end
+	for _, r := range p.ranges {
+		if r.contains(n) {
+			return true
+		}
+	}
+	return false
 }
 
-func (p *pool) size() int { return int(p.end-p.start) + 1 }
-
-// usage counts addresses of the pool that are held (bound or quarantined) at now.
+// usage counts addresses of the pools that are held (bound or quarantined) at now.
 func (p *pool) usage(now time.Time) (used, total int) {
-	total = p.size()
+	for _, r := range p.ranges {
+		total += r.size()
+	}
 	for ip, l := range p.leases {
 		if p.inPool(ip) && l.Active(now) {
 			used++
@@ -143,33 +159,35 @@ func (p *pool) offeredTo(ip netip.Addr, now time.Time) (bool, clientKey) {
 	return true, k
 }
 
-// candidate picks the address to offer client k: its reservation, the
-// address it is being offered, its previous lease, the address it asks for,
-// a never-leased address, then the longest-expired one. fresh reports that
-// the address was never leased (so it needs a conflict probe); busy that a
-// probe for this client's held address is still running. ok is false when
-// the pool is exhausted.
-func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now time.Time) (ip netip.Addr, fresh, busy, ok bool) {
-	if r, ok := p.reserved[mac]; ok {
-		return r.IP, false, false, true
+// candidate picks the address to offer client k in the subnet of scope:
+// its reservation res there, the address it is being offered, its previous
+// lease, the address it asks for, a never-leased address, then the
+// longest-expired one. fresh reports that the address was never leased (so
+// it needs a conflict probe); busy that a probe for this client's held
+// address is still running. ok is false when the pool is exhausted.
+func (p *pool) candidate(k clientKey, mac phone.MAC, res *Reservation, requested netip.Addr, now time.Time, scope int) (ip netip.Addr, fresh, busy, ok bool) {
+	if res != nil {
+		return res.IP, false, false, true
 	}
-	if o, ok := p.offers[k]; ok && now.Before(o.expires) && p.freeFor(o.ip, k, mac, now) {
+	r := p.ranges[scope]
+	in := func(ip netip.Addr) bool { return ip.Is4() && r.contains(addrU32(ip)) }
+	if o, ok := p.offers[k]; ok && now.Before(o.expires) && in(o.ip) && p.freeFor(o.ip, k, mac, now) {
 		return o.ip, false, o.probing, true
 	}
-	if l, ok := p.byClient[k]; ok && p.inPool(l.IP) && p.freeFor(l.IP, k, mac, now) {
+	if l, ok := p.byClient[k]; ok && in(l.IP) && p.freeFor(l.IP, k, mac, now) {
 		return l.IP, false, false, true
 	}
-	if p.inPool(requested) && p.freeFor(requested, k, mac, now) {
+	if in(requested) && p.freeFor(requested, k, mac, now) {
 		_, leased := p.leases[requested]
 		return requested, !leased, false, true
 	}
 	// Never-leased addresses first: they carry no other client's affinity.
 	sawUnleased := false
-	for i := uint32(0); !p.noFresh && i < uint32(p.size()); i++ {
-		n := p.cursor
-		p.cursor++
-		if p.cursor > p.end || p.cursor < p.start {
-			p.cursor = p.start
+	for i := uint32(0); !r.noFresh && i < uint32(r.size()); i++ {
+		n := r.cursor
+		r.cursor++
+		if r.cursor > r.end || r.cursor < r.start {
+			r.cursor = r.start
 		}
 		ip := addrFromU32(n)
 		if _, leased := p.leases[ip]; leased {
@@ -181,12 +199,12 @@ func (p *pool) candidate(k clientKey, mac phone.MAC, requested netip.Addr, now t
 		}
 	}
 	if !sawUnleased {
-		p.noFresh = true
+		r.noFresh = true
 	}
 	// Reclaim: the address that has been free the longest.
 	var best *Lease
 	for ip, l := range p.leases {
-		if !p.inPool(ip) || !p.freeFor(ip, k, mac, now) {
+		if !in(ip) || !p.freeFor(ip, k, mac, now) {
 			continue
 		}
 		if best == nil || l.Expiry.Before(best.Expiry) {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,16 +40,15 @@ type Server struct {
 	pool  *pool
 	store *store
 
-	conn     *net.UDPConn // 0.0.0.0:67 on the interface
+	links    []*link      // the interfaces answered on: the LAN's first, then each local subnet's
 	scout    *net.UDPConn // 0.0.0.0:68, for finding other servers; nil if unavailable
 	prober   *prober      // nil when conflict probing is off or not permitted
 	lockFile *os.File
 
 	chain []stage
 	send  func(b []byte, to route) error // the sockets; replaced in unit tests
-	// l2 sends to a client's MAC (nil when no packet socket could be
-	// opened); l2unicast says replies may be routed that way.
-	l2        *l2conn
+	// l2unicast says replies on the LAN interface may be routed to a
+	// client's MAC (its link has a packet socket; unit tests set it).
 	l2unicast bool
 	l2Failed  atomic.Bool // the fallback to broadcast has been logged
 	// sendBatch sends queued replies in one go (sendmmsg); nil: one by one
@@ -58,7 +58,9 @@ type Server struct {
 	scoutXID  dhcpv4.TransactionID
 	scoutMAC  net.HardwareAddr
 
-	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
+	lastExhausted atomic.Int64  // unix seconds of the last "pool exhausted" log line
+	noSubnet      atomic.Uint64 // requests dropped because no subnet served here matches them
+	lastNoSubnet  atomic.Int64  // unix seconds of the last "no subnet" log line
 	foreignMu     sync.Mutex
 	foreign       map[netip.Addr]bool // other servers we have already warned about
 }
@@ -100,28 +102,57 @@ func (p *Prepared) NewServer(log *slog.Logger, inv inventory.Recorder) (*Server,
 // Options returns the options in force, with defaults filled in.
 func (s *Server) Options() Options { return *s.opts.Load() }
 
-// Bind opens the DHCP socket, the conflict prober and the socket used to look
-// for other servers, then loads the leases. A port already in use fails here.
+// link is one interface the server answers on: the LAN interface or a
+// local subnet's (a VLAN sub-interface). Each has its own socket bound to
+// the interface, so a request's interface names its subnet and its reply
+// leaves there, and its own packet socket (l2, nil when none could be
+// opened) for replies to a client's MAC.
+type link struct {
+	iface string
+	conn  *net.UDPConn // 0.0.0.0:67 on iface
+	pc    *ipv4.PacketConn
+	l2    *l2conn
+}
+
+// interfaces names the interfaces to answer on: the LAN's, then each local
+// subnet's.
+func (o *Options) interfaces() []string {
+	list := []string{o.Interface}
+	for _, sn := range o.Subnets {
+		if sn.Interface != "" {
+			list = append(list, sn.Interface)
+		}
+	}
+	return list
+}
+
+// Bind opens the DHCP sockets (one per interface), the conflict prober and
+// the socket used to look for other servers, then loads the leases. A port
+// already in use fails here.
 func (s *Server) Bind(ctx context.Context) error {
 	o := s.opts.Load()
-	conn, err := listenDHCP(o.Interface, o.Port)
-	if err != nil {
-		return err
-	}
-	s.conn = conn
 	fail := func(err error) error {
 		s.closeSockets()
 		return err
 	}
-	if l2, err := openL2(o.Interface); err != nil {
-		s.log.Warn("replies to clients without an address go by broadcast, not to their MAC (RFC 2131 §4.1): cannot open a packet socket on the LAN interface; give the service CAP_NET_RAW",
-			"interface", o.Interface, "err", err)
-	} else {
-		s.l2, s.l2unicast = l2, true
+	for _, name := range o.interfaces() {
+		conn, err := listenDHCP(name, o.Port)
+		if err != nil {
+			return fail(err)
+		}
+		l := &link{iface: name, conn: conn, pc: ipv4.NewPacketConn(conn)}
+		s.links = append(s.links, l)
+		if l2, err := openL2(name); err != nil {
+			s.log.Warn("replies to clients without an address go by broadcast, not to their MAC (RFC 2131 §4.1): cannot open a packet socket on the interface; give the service CAP_NET_RAW",
+				"interface", name, "err", err)
+		} else {
+			l.l2 = l2
+		}
 	}
+	s.l2unicast = s.links[0].l2 != nil
 	if s.send == nil {
 		s.send = s.transmit
-		s.sendBatch = s.udpBatch(ipv4.NewPacketConn(s.conn))
+		s.sendBatch = s.udpBatch
 	}
 	if err := s.openState(o); err != nil {
 		return fail(err)
@@ -145,6 +176,10 @@ func (s *Server) Bind(ctx context.Context) error {
 	used, total := s.PoolUsage()
 	s.log.Info("dhcp bound", "interface", o.Interface, "port", o.Port, "pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd),
 		"leases_active", used, "pool_size", total, "conflict_probe", s.prober != nil)
+	for _, sn := range o.Subnets {
+		s.log.Info("dhcp subnet", "network", sn.Subnet, "interface", sn.Interface, "relayed", sn.Interface == "",
+			"pool", fmt.Sprintf("%v-%v", sn.PoolStart, sn.PoolEnd))
+	}
 	return nil
 }
 
@@ -192,19 +227,29 @@ func (s *Server) lockState(dir string) error {
 // packet socket cannot send goes out by broadcast instead, which every
 // client accepts; the first such failure is logged.
 func (s *Server) transmit(b []byte, r route) error {
-	if r.hw != nil {
-		o := s.opts.Load()
-		err := s.l2.send(b, netip.AddrPortFrom(o.ServerIP, uint16(o.Port)), r.to, r.hw)
+	l := s.linkOf(r)
+	if r.hw != nil && l.l2 != nil {
+		err := l.l2.send(b, netip.AddrPortFrom(r.src, uint16(s.opts.Load().Port)), r.to, r.hw)
 		if err == nil {
 			return nil
 		}
 		if !s.l2Failed.Swap(true) {
 			s.log.Warn("sending a reply to a client's MAC failed; that reply and later failures go by broadcast", "to", r, "err", err)
 		}
-		r = route{to: netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), r.to.Port())}
 	}
-	_, err := s.conn.WriteToUDPAddrPort(b, r.to)
+	if r.hw != nil {
+		r = route{to: netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), r.to.Port()), via: r.via}
+	}
+	_, err := l.conn.WriteToUDPAddrPort(b, r.to)
 	return err
+}
+
+// linkOf is the link a reply leaves by: its request's, else the LAN's.
+func (s *Server) linkOf(r route) *link {
+	if r.via != nil {
+		return r.via
+	}
+	return s.links[0]
 }
 
 func (s *Server) closeSockets() {
@@ -212,8 +257,11 @@ func (s *Server) closeSockets() {
 		s.store.close()
 		s.store = nil
 	}
-	if s.conn != nil {
-		s.conn.Close()
+	for _, l := range s.links {
+		l.conn.Close()
+		if l.l2 != nil {
+			l.l2.close()
+		}
 	}
 	if s.scout != nil {
 		s.scout.Close()
@@ -221,9 +269,6 @@ func (s *Server) closeSockets() {
 	}
 	if s.prober != nil {
 		s.prober.close()
-	}
-	if s.l2 != nil {
-		s.l2.close()
 	}
 	if s.lockFile != nil {
 		s.lockFile.Close()
@@ -298,11 +343,16 @@ func udpSocket(iface string, port int, reuse bool) (*net.UDPConn, error) {
 
 // Serve looks for other DHCP servers, then answers clients until ctx ends.
 func (s *Server) Serve(ctx context.Context) error {
-	if s.conn == nil {
+	if len(s.links) == 0 {
 		return errors.New("Serve called before Bind")
 	}
 	defer s.closeSockets()
-	stop := context.AfterFunc(ctx, func() { s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	stopAll := func() {
+		for _, l := range s.links {
+			l.conn.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
+	stop := context.AfterFunc(ctx, stopAll)
 	defer stop()
 
 	if s.prober != nil {
@@ -348,24 +398,27 @@ func (s *Server) Serve(ctx context.Context) error {
 	// nothing on the way blocks (the lease writer sends ACKs after fsync,
 	// probes run on goroutines of their own), and no hand-off between
 	// goroutines costs a wake-up per packet. The kernel queues the rest
-	// in the socket's 4 MiB receive buffer.
+	// in the socket's 4 MiB receive buffer. Each interface's socket has
+	// readers of its own.
 	readers := max(1, runtime.GOMAXPROCS(0)/2)
-	errc := make(chan error, readers)
-	for i := 0; i < readers; i++ {
-		go func() { errc <- s.readLoop(ctx) }()
+	errc := make(chan error, readers*len(s.links))
+	for _, l := range s.links {
+		for i := 0; i < readers; i++ {
+			go func() { errc <- s.readLoop(ctx, l) }()
+		}
 	}
 	var first error
-	for i := 0; i < readers; i++ {
+	for i := 0; i < readers*len(s.links); i++ {
 		if err := <-errc; err != nil && first == nil {
 			first = err
-			s.conn.SetReadDeadline(time.Unix(1, 0)) // stop the other readers
+			stopAll() // stop the other readers
 		}
 	}
 	return first
 }
 
-func (s *Server) readLoop(ctx context.Context) error {
-	return s.readLoopBatch(ipv4.NewPacketConn(s.conn), func(err error) (bool, error) {
+func (s *Server) readLoop(ctx context.Context, l *link) error {
+	return s.readLoopBatch(l, func(err error) (bool, error) {
 		if ctx.Err() != nil {
 			return true, nil
 		}
@@ -384,8 +437,8 @@ func (s *Server) readLoop(ctx context.Context) error {
 	})
 }
 
-// Reload checks new options and swaps them in. Leases are kept; the pool
-// and reservations change at once. The interface, port and state
+// Reload checks new options and swaps them in. Leases are kept; the pools,
+// subnets and reservations change at once. The interfaces, port and state
 // directory need a restart.
 func (s *Server) Reload(o Options) error {
 	p, err := Prepare(o)
@@ -400,13 +453,24 @@ func (s *Server) Reload(o Options) error {
 }
 
 // RestartNeeded reports, as an error naming the keys, whether p changes
-// what is bound to sockets and files (interface, port, state directory).
+// what is bound to sockets and files (the interfaces, a local subnet's
+// among them, port, state directory).
 func (s *Server) RestartNeeded(p *Prepared) error {
 	n, cur := p.o, s.opts.Load()
 	if n.Interface != cur.Interface || n.Port != cur.Port || n.StateDir != cur.StateDir {
 		return errors.New("changing the DHCP interface, port or state directory needs a restart of snomprov")
 	}
+	if a, b := n.interfaces(), cur.interfaces(); !sameSet(a, b) {
+		return fmt.Errorf("serving DHCP on other interfaces (dhcp.subnets interface: now %v, running on %v) needs a restart of snomprov", a[1:], b[1:])
+	}
 	return nil
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // Apply swaps prepared options in; it cannot fail. The caller has refused
@@ -429,8 +493,10 @@ func (s *Server) PoolUsage() (used, total int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.pool == nil {
-		o := s.opts.Load()
-		return 0, int(addrU32(o.PoolEnd)-addrU32(o.PoolStart)) + 1
+		for _, sn := range s.opts.Load().all() {
+			total += int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1
+		}
+		return 0, total
 	}
 	return s.pool.usage(s.now())
 }

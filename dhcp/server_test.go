@@ -21,6 +21,8 @@ type sent struct {
 	msg *dhcpv4.DHCPv4
 	to  netip.AddrPort
 	hw  net.HardwareAddr // set when sent to a MAC at L2
+	via *link            // the interface's link, nil for the LAN's
+	src netip.Addr       // our address on it
 }
 
 type testServer struct {
@@ -73,7 +75,7 @@ func startTestServer(t testing.TB, o Options) *testServer {
 			return nil
 		}
 		ts.mu.Lock()
-		ts.out = append(ts.out, sent{m, to.to, to.hw})
+		ts.out = append(ts.out, sent{m, to.to, to.hw, to.via, to.src})
 		ts.mu.Unlock()
 		return nil
 	}
@@ -817,9 +819,22 @@ func FuzzHandlePacket(f *testing.F) {
 	inf, _ := dhcpv4.NewInform(mac("00:04:13:00:00:02"), net.ParseIP("10.77.0.9"))
 	f.Add(inf.ToBytes())
 	f.Add([]byte{1, 1, 6, 0})
+	gi := dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1))
+	f.Add(discover("00:04:13:00:00:03", gi).ToBytes())
+	f.Add(discover("00:04:13:00:00:04", dhcpv4.WithGatewayIP(net.IPv4(10, 20, 0, 254)),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionSubnetSelection, []byte{10, 30, 0, 0}))).ToBytes())
+	f.Add(discover("00:04:13:00:00:05", gi, dhcpv4.WithOption(dhcpv4.OptRelayAgentInfo(
+		dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(dhcpv4.LinkSelectionSubOption), []byte{10, 20, 0, 0})))).ToBytes())
 	// One server for all inputs: state carried between inputs is part of
-	// what is being fuzzed.
-	ts := newTestServer(f, nil)
+	// what is being fuzzed. It serves a VLAN and a relayed subnet too.
+	ts := newTestServer(f, withSubnets)
+	reserved := map[netip.Addr]bool{}
+	po := ts.Options()
+	for _, sn := range po.all() {
+		for _, r := range sn.Reservations {
+			reserved[r.IP] = true
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ts.mu.Lock()
 		ts.out = nil
@@ -830,8 +845,15 @@ func FuzzHandlePacket(f *testing.F) {
 		defer ts.mu.Unlock()
 		for _, s := range ts.out {
 			ip := ipOf(s.msg)
-			if ip.IsValid() && !ts.pool.inPool(ip) {
-				t.Fatalf("offered %v outside the pool", ip)
+			if ip.IsValid() && !ts.pool.inPool(ip) && !reserved[ip] {
+				t.Fatalf("offered %v outside the pools", ip)
+			}
+			// Address, mask and router are one subnet's.
+			if mask, r := s.msg.SubnetMask(), s.msg.Router(); ip.IsValid() && mask != nil && len(r) == 1 {
+				ones, _ := mask.Size()
+				if rt, _ := netip.AddrFromSlice(r[0].To4()); !netip.PrefixFrom(ip, ones).Masked().Contains(rt) {
+					t.Fatalf("offered %v/%d with router %v of another subnet", ip, ones, rt)
+				}
 			}
 			if s.msg.OpCode != dhcpv4.OpcodeBootReply {
 				t.Fatalf("reply is not a BOOTREPLY")

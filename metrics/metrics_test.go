@@ -287,8 +287,12 @@ func TestGauges(t *testing.T) {
 	RegisterStart(r.Registry(), now)
 	shed := uint64(4)
 	RegisterPnPShed(r.Registry(), func() uint64 { return shed })
+	RegisterDHCPNoSubnet(r.Registry(), func() uint64 { return 7 })
 
 	e := scrape(t, r)
+	if got, _ := e.value("snomprov_dhcp_no_subnet_total", map[string]string{}); got != 7 {
+		t.Errorf("no_subnet = %v, want 7", got)
+	}
 	if f := e.families["snomprov_pnp_notify_shed_total"]; f == nil || f.typ != "counter" {
 		t.Errorf("shed family = %+v, want a counter", f)
 	}
@@ -443,6 +447,7 @@ func TestPromtoolAgrees(t *testing.T) {
 	RegisterPhones(r.Registry(), store, nil, nil)
 	RegisterPool(r.Registry(), func() (int, int) { return 1, 2 })
 	RegisterPnPShed(r.Registry(), func() uint64 { return 3 })
+	RegisterDHCPNoSubnet(r.Registry(), func() uint64 { return 1 })
 	RegisterBuildInfo(r.Registry(), `v"1`)
 	RegisterStart(r.Registry(), time.Now())
 	var b strings.Builder

@@ -90,6 +90,14 @@ func RegisterPool(reg *Registry, usage func() (used, total int)) {
 		})
 }
 
+// RegisterDHCPNoSubnet exports the DHCP requests dropped because no
+// subnet served matched them (a relay's giaddr, or their interface).
+func RegisterDHCPNoSubnet(reg *Registry, dropped func() uint64) {
+	reg.CounterFunc("snomprov_dhcp_no_subnet_total",
+		"DHCP requests dropped because no subnet served here matches their relay (giaddr) or the interface they came in on.", nil,
+		func() []Sample { return []Sample{{Value: float64(dropped())}} })
+}
+
 // RegisterPnPShed exports the NOTIFYs the PnP responder sent without
 // retransmissions because its cap of pending NOTIFYs was reached (a flood,
 // or phones that never answer); shed is *pnp.Server's Shed.

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/snomprov/snomprov/config"
@@ -63,6 +64,10 @@ type Runtime struct {
 	// InterfaceExists reports whether a network interface exists on this
 	// machine; nil: do not check (a LAN given by flags, not this machine's).
 	InterfaceExists func(name string) bool
+	// Interfaces lists this machine's interfaces with their IPv4 addresses,
+	// for the local and relayed [[dhcp.subnets]]; nil: do not check (as
+	// InterfaceExists).
+	Interfaces func() (map[string][]netip.Prefix, error)
 	// MakeCert lets the compile make or renew the appliance's own HTTPS
 	// certificate in state_dir/tls; check leaves it false and writes nothing.
 	MakeCert bool
@@ -155,6 +160,8 @@ type compiler struct {
 	// urlBroken: http.url is wrong (reported); what derives from it is not
 	// checked again.
 	urlBroken bool
+	// subnetAddrs are our addresses on the local [[dhcp.subnets]].
+	subnetAddrs []netip.Addr
 }
 
 // under adds every field.Error in err to the compile's, their keys under
@@ -334,6 +341,8 @@ func (c *compiler) pnp() {
 	if (len(ifaces) == 0 || (len(ifaces) == 1 && ifaces[0] == "")) && c.plan.LAN.Interface != "" {
 		ifaces = []string{c.plan.LAN.Interface}
 	}
+	fileIfaces := len(ifaces)
+	ifaces = c.pnpSubnetInterfaces(ifaces)
 	hint := `set [pnp] answer = "snom" in the config file to answer Snom phones`
 	if cfg.Source == "" {
 		hint = `running on the embedded defaults, so PnP only records phones. To answer them, run ` +
@@ -352,7 +361,7 @@ func (c *compiler) pnp() {
 	}
 	c.plan.PnP = prep
 	if c.rt.InterfaceExists != nil {
-		for i, name := range ifaces {
+		for i, name := range ifaces[:fileIfaces] { // a subnet's own is checked with the subnet
 			if name != "" && name != c.plan.LAN.Interface && !c.rt.InterfaceExists(name) {
 				c.errs.Add(fmt.Sprintf("pnp.interfaces[%d]", i), "interface %q does not exist on this machine; use a name from `ip link`", name)
 			}
@@ -366,34 +375,12 @@ func (c *compiler) pnp() {
 func (c *compiler) dhcp() {
 	cfg, lan := c.cfg, c.plan.LAN
 	d := cfg.DHCP
-	o := dhcp.Options{
-		Interface:         lan.Interface,
-		Pool:              d.Pool,
-		Router:            d.Router,
-		DNS:               d.DNS,
-		NTP:               d.NTP,
-		Domain:            d.Domain,
-		LeaseTime:         d.LeaseTime.Duration,
-		ConflictProbe:     d.ConflictProbe.Duration,
-		Serve:             d.Serve,
-		UpdateServer:      d.UpdateServer,
-		UpdateFilename:    d.UpdateFilename,
-		VendorOptions:     d.VendorOptions,
-		VoiceVLAN:         d.VoiceVLAN,
-		VoicePriority:     d.VoicePriority,
-		AllowOtherServers: d.AllowOtherServers,
-		Authoritative:     d.Authoritative,
-		StateDir:          cfg.Server.StateDir,
-	}
-	for _, x := range d.Options {
-		o.ExtraOptions = append(o.ExtraOptions, dhcp.ExtraOption(x))
-	}
+	o := subnetOptions(d.DHCPSubnetOptions, func(k string) bool { return cfg.IsSet("dhcp." + k) })
+	o.Interface, o.StateDir = lan.Interface, cfg.Server.StateDir
+	o.ConflictProbe, o.Serve = d.ConflictProbe.Duration, d.Serve
+	o.AllowOtherServers, o.Authoritative = d.AllowOtherServers, d.Authoritative
 	if lan.Known() {
 		o.ServerIP, o.Subnet = lan.Prefix.Addr(), lan.Prefix.Masked()
-	}
-	if cfg.IsSet("dhcp.time_offset") {
-		off := d.TimeOffset.Duration
-		o.TimeOffset = &off
 	}
 	switch {
 	case d.ConflictProbe.Duration == 0:
@@ -404,23 +391,24 @@ func (c *compiler) dhcp() {
 	if o.UpdateServer == "" && !c.urlBroken {
 		o.UpdateServer = c.plan.SettingURL
 	}
-	for _, r := range d.Reservations {
-		o.Reservations = append(o.Reservations, dhcp.Reservation{MAC: r.MAC, IP: r.IP, Hostname: r.Hostname})
-	}
 	if !d.Enabled {
 		// A section that is off is still checked, so turning it on later
 		// holds no surprise; only what it needs to run is not asked for.
 		o.Interface, o.ServerIP, o.Subnet = "", netip.Addr{}, netip.Prefix{}
+		o.Subnets = c.subnets(o, false)
 		_, err := dhcp.Prepare(o)
+		var kept field.Errors
 		for _, fe := range field.List(err) {
 			if fe.Key != "pool" || d.Pool != "" {
-				c.errs.Add(field.Prefix("dhcp", fe.Key), "%s", fe.Msg)
+				kept = append(kept, fe)
 			}
 		}
+		c.subnetErrors(kept.Err())
 		return
 	}
+	o.Subnets = c.subnets(o, true)
 	prep, err := dhcp.Prepare(o)
-	if c.under("dhcp", err) {
+	if c.subnetErrors(err) {
 		c.plan.DHCP = prep
 	}
 	if adv := cfg.Server.Advertise; prep != nil && adv.IsValid() && !lan.Known() {
@@ -434,27 +422,51 @@ func (c *compiler) dhcp() {
 }
 
 // updateFilename: a phone joins option 66 and 67 into one URL; when that
-// URL is this appliance's, this appliance must answer it.
+// URL is this appliance's, this appliance must answer it. Each subnet's
+// pair is checked where its update_filename is written.
 func (c *compiler) updateFilename() {
-	d := c.cfg.DHCP
-	if d.UpdateFilename == "" || c.plan.HTTP == nil {
+	if c.plan.HTTP == nil {
 		return
 	}
-	server := d.UpdateServer
-	if server == "" {
+	d := c.cfg.DHCP
+	c.joinedURL("dhcp.update_filename", d.UpdateServer, d.UpdateFilename)
+	for i, sn := range d.Subnets {
+		at := fmt.Sprintf("dhcp.subnets[%d].", i)
+		server, file := sn.UpdateServer, sn.UpdateFilename
+		if !c.cfg.IsSet(at + "update_server") {
+			server = d.UpdateServer
+		}
+		if !c.cfg.IsSet(at + "update_filename") {
+			if !c.cfg.IsSet(at+"update_server") || d.UpdateFilename == "" {
+				continue // the same pair as [dhcp]'s, checked there
+			}
+			file, at = d.UpdateFilename, "dhcp."
+		}
+		c.joinedURL(at+"update_filename", server, file)
+	}
+}
+
+// joinedURL checks one option 66 (server, "" for the appliance's URL)
+// and 67 (file) pair; problems go to key.
+func (c *compiler) joinedURL(key, server, file string) {
+	if file == "" {
+		return
+	}
+	explicit := server != ""
+	if !explicit {
 		server = c.plan.SettingURL
 	}
-	joined := strings.TrimSuffix(server, "/") + "/" + strings.TrimPrefix(d.UpdateFilename, "/")
+	joined := strings.TrimSuffix(server, "/") + "/" + strings.TrimPrefix(file, "/")
 	u, err := url.Parse(joined)
 	if err != nil {
-		c.errs.Add("dhcp.update_filename", "joined to option 66 it makes %q, which is not a URL", joined)
+		c.errs.Add(key, "joined to option 66 it makes %q, which is not a URL", joined)
 		return
 	}
-	if d.UpdateServer != "" && !c.ours(u) {
+	if explicit && !c.ours(u) {
 		return // another server's file: not ours to check
 	}
 	if !c.plan.HTTP.Routes(u.Path) {
-		c.errs.Add("dhcp.update_filename", "phones join option 66 and 67 into %s, which this appliance does not serve (they would get 404); "+
+		c.errs.Add(key, "phones join option 66 and 67 into %s, which this appliance does not serve (they would get 404); "+
 			"leave update_filename out (option 66 alone is the whole URL), or name a settings file such as snom{type}.htm, or set http.url to the URL you want", maskURL(u))
 	}
 }
@@ -477,7 +489,7 @@ func (c *compiler) ourAddress(u *url.URL) bool {
 	if err != nil {
 		return false
 	}
-	return a == c.plan.LAN.Advertise || (c.plan.LAN.Known() && a == c.plan.LAN.Prefix.Addr())
+	return a == c.plan.LAN.Advertise || (c.plan.LAN.Known() && a == c.plan.LAN.Prefix.Addr()) || slices.Contains(c.subnetAddrs, a)
 }
 
 // handedURL checks the URL factory-fresh phones are handed (PnP NOTIFY,
@@ -504,6 +516,11 @@ func (c *compiler) handedURL() {
 	}
 	if c.cfg.DHCP.Enabled && c.cfg.DHCP.UpdateServer != "" {
 		check("dhcp.update_server", c.cfg.DHCP.UpdateServer)
+	}
+	for i, sn := range c.cfg.DHCP.Subnets {
+		if c.cfg.DHCP.Enabled && sn.UpdateServer != "" {
+			check(fmt.Sprintf("dhcp.subnets[%d].update_server", i), sn.UpdateServer)
+		}
 	}
 }
 
@@ -540,6 +557,9 @@ func RestartNeeded(cur, next *Plan) error {
 	}
 	return nil
 }
+
+// Interfaces is Runtime.Interfaces for this machine.
+func Interfaces() (map[string][]netip.Prefix, error) { return netif.AllIPv4() }
 
 // InterfaceExists is Runtime.InterfaceExists for this machine.
 func InterfaceExists(name string) bool {

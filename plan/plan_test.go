@@ -50,23 +50,30 @@ func TestCompileAgainstTheLAN(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := Compile(mustParse(t, tt.text), LAN{Prefix: netip.MustParsePrefix(tt.iface)}, Runtime{})
-			if tt.want == nil {
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.Close()
-				return
-			}
-			var es config.Errors
-			if !errors.As(err, &es) || len(es) != len(tt.want) {
-				t.Fatalf("got %v", err)
-			}
-			for i, w := range tt.want {
-				if !strings.HasPrefix(es[i].Error(), w) {
-					t.Errorf("problem %d:\n got %s\nwant %s", i, es[i], w)
-				}
-			}
+			wantProblems(t, p, err, tt.want)
 		})
+	}
+}
+
+// wantProblems: the compile's (p, err) is a plan when want is nil, else
+// config.Errors, one per want, each starting with it.
+func wantProblems(t *testing.T, p *Plan, err error, want []string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		return
+	}
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != len(want) {
+		t.Fatalf("got %v", err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(es[i].Error(), w) {
+			t.Errorf("problem %d:\n got %s\nwant %s", i, es[i], w)
+		}
 	}
 }
 

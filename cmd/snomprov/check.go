@@ -56,7 +56,7 @@ func (f lanFlags) compileDecoded(cfg *config.Config, decodeErr error) (*plan.Pla
 		}
 		lan = plan.LAN{Interface: cfg.Server.Interface, Prefix: pfx}
 	} else if l, err := plan.ResolveLAN(cfg); err == nil {
-		lan, rt.InterfaceExists = l, plan.InterfaceExists
+		lan, rt.InterfaceExists, rt.Interfaces = l, plan.InterfaceExists, plan.Interfaces
 	} else {
 		note = fmt.Sprintf("the LAN was not found on this machine (%v); give -network ADDRESS/BITS to check against it", err)
 	}

@@ -92,6 +92,15 @@ func IPv4(ifname string) (netip.Prefix, error) {
 }
 
 func firstIPv4(addrs []net.Addr) (netip.Prefix, bool) {
+	if list := ipv4Prefixes(addrs); len(list) > 0 {
+		return list[0], true
+	}
+	return netip.Prefix{}, false
+}
+
+// ipv4Prefixes are the IPv4 addresses among addrs, each with its prefix length.
+func ipv4Prefixes(addrs []net.Addr) []netip.Prefix {
+	var out []netip.Prefix
 	for _, a := range addrs {
 		ipn, ok := a.(*net.IPNet)
 		if !ok {
@@ -108,7 +117,26 @@ func firstIPv4(addrs []net.Addr) (netip.Prefix, bool) {
 		if bits == 0 || ones < 0 {
 			continue
 		}
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte(ip4)), ones), true
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte(ip4)), ones))
 	}
-	return netip.Prefix{}, false
+	return out
+}
+
+// AllIPv4 returns every interface of this machine (of the calling thread's
+// network namespace) with its IPv4 addresses, e.g. "eth0.20":
+// [10.20.0.1/24]; an interface without one is listed with none.
+func AllIPv4() (map[string][]netip.Prefix, error) {
+	ifis, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("listing the network interfaces: %w", err)
+	}
+	out := make(map[string][]netip.Prefix, len(ifis))
+	for _, ifi := range ifis {
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("reading the addresses of interface %s: %w", ifi.Name, err)
+		}
+		out[ifi.Name] = ipv4Prefixes(addrs)
+	}
+	return out, nil
 }

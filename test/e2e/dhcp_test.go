@@ -94,29 +94,11 @@ func TestDHCPDhclientLeasesPhones(t *testing.T) {
 	needTool(t, "dhclient")
 	e := startDHCPEnv(t, "10.77.0.0/24", "10.77.0.1/24", "10.77.0.100-10.77.0.199")
 	ph := e.lan.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:01"})
-	d := t.TempDir()
-	conf := filepath.Join(d, "dhclient.conf")
-	hook := filepath.Join(d, "hook.sh")
-	os.WriteFile(conf, []byte("send vendor-class-identifier \"snomD785\";\nrequest subnet-mask, routers, tftp-server-name, bootfile-name;\n"), 0o644)
-	// dhclient wipes the environment; the hook writes next to itself.
-	os.WriteFile(hook, []byte(`#!/bin/sh
-case "$reason" in BOUND|REBOOT|RENEW)
-  ip -4 addr replace "$new_ip_address/24" dev "$interface"
-  echo "ip=$new_ip_address opt66=$new_tftp_server_name opt67=$new_bootfile_name server=$new_dhcp_server_identifier" >>"$(dirname "$0")/result" ;;
-esac
-exit 0
-`), 0o755)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	if out, err := ph.Run(ctx, "dhclient", "-4", "-1", "-cf", conf, "-sf", hook, "-pf", filepath.Join(d, "pid"), "-lf", filepath.Join(d, "leases"), "eth0"); err != nil {
-		t.Fatalf("dhclient: %v\n%s\nserver:\n%s", err, out, e.serve.Output())
+	res := dhclientOn(t, ph, "eth0")
+	if res["opt66"] != "http://10.77.0.1:8080/" || res["opt67"] != "snomD785.htm" || res["server"] != "10.77.0.1" {
+		t.Fatalf("dhclient saw: %v\nserver:\n%s", res, e.serve.Output())
 	}
-	res, _ := os.ReadFile(filepath.Join(d, "result"))
-	line := strings.TrimSpace(string(res))
-	if !strings.Contains(line, "opt66=http://10.77.0.1:8080/ ") || !strings.Contains(line, "opt67=snomD785.htm") || !strings.Contains(line, "server=10.77.0.1") {
-		t.Fatalf("dhclient saw: %q", line)
-	}
-	ip := strings.Fields(strings.TrimPrefix(line, "ip="))[0]
+	ip := res["ip"]
 
 	leases := e.cli(t, "leases")
 	if !strings.Contains(leases, ip) || !strings.Contains(leases, "00:04:13:77:00:01") || !strings.Contains(leases, "bound") {
