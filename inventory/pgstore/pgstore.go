@@ -33,10 +33,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/snomprov/snomprov/internal/atomicfile"
@@ -81,9 +83,23 @@ func (o Options) Validate() error {
 	return es.Err()
 }
 
-// maskErr keeps a password in url out of err's text.
+// maskErr is err's text with the password of url hidden. A parse error
+// of pgconn quotes the whole connection string back, masked its own way
+// ("xxxxx", best effort); the key the error is reported under already
+// says where the string is, so only pgconn's reason is kept, and one mask
+// (redact's) is all anyone sees.
 func maskErr(err error, url string) string {
-	return MaskURL(err.Error(), url)
+	text := err.Error()
+	var pce *pgconn.ParseConfigError
+	if errors.As(err, &pce) {
+		const quoted = "cannot parse `"
+		if i := strings.Index(text, quoted); i >= 0 {
+			if j := strings.Index(text[i+len(quoted):], "`: "); j >= 0 {
+				text = text[:i] + text[i+len(quoted)+j+3:]
+			}
+		}
+	}
+	return MaskURL(text, url)
 }
 
 // SpoolName is the spool file inside the state directory.
