@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/internal/lantest"
+	"github.com/snomprov/snomprov/simulate"
 )
 
 func TestFullBoot(t *testing.T) {
@@ -81,7 +82,11 @@ firmware = "snomD785-10.1.73.4-SIP-r.bin"
 		wg.Add(1)
 		go func(i int, c *lantest.Host) {
 			defer wg.Done()
-			outs[i], errs[i] = c.Run(ctx, bin, "simulate", "-interface", "eth0", "--mac", macs[i], "--model", "snomD785", "--timeout", "10s")
+			args := []string{"simulate", "-interface", "eth0", "--mac", macs[i], "--model", "snomD785", "--timeout", "10s"}
+			if i == 0 {
+				args = append(args, "--json") // what bench/boot.sh reads
+			}
+			outs[i], errs[i] = c.Run(ctx, bin, args...)
 		}(i, c)
 	}
 	wg.Wait()
@@ -92,6 +97,18 @@ firmware = "snomD785-10.1.73.4-SIP-r.bin"
 	}
 	if t.Failed() {
 		t.Fatalf("server log:\n%s", proc.Output())
+	}
+	var rep simulate.Report
+	if err := json.Unmarshal([]byte(outs[0]), &rep); err != nil || len(rep.Phones) != 1 || !rep.Phones[0].OK() {
+		t.Errorf("simulate --json: %v, %+v\n%s", err, rep, outs[0])
+	} else {
+		took := map[string]time.Duration{}
+		for _, s := range rep.Phones[0].Steps {
+			took[s.Name] += s.Duration
+		}
+		if took["dhcp"] <= 0 || took["settings"] <= 0 || took["firmware-image"] <= 0 {
+			t.Errorf("simulate --json: step durations %v, want dhcp, settings and firmware-image timed", took)
+		}
 	}
 
 	// The inventory is flushed every 2 s; stop the server so it flushes now.
