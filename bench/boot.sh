@@ -36,8 +36,9 @@
 # events per second that makes.
 #
 # Safety: a private LAN of namespaces built by scripts/lanlib.sh (nothing in
-# the host namespace; 10.76.0.0/20 exists only inside them), removed on exit
-# with every process in them (snomprov, dnsmasq, nginx, the stub). PostgreSQL
+# the host namespace; 10.76.0.0/18 exists only inside them, its pool of
+# 15 000 addresses room for the largest storm), removed on exit with every
+# process in them (snomprov, dnsmasq, nginx, the stub). PostgreSQL
 # runs in the host namespace with no TCP port (listen_addresses empty), on a
 # Unix socket in its temporary directory, which the server namespace reaches
 # through the file system; it is stopped by its PID on every exit path.
@@ -99,9 +100,9 @@ pg_start() {
 }
 pg_sql() { PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -A -t -h "$PG_DIR" -p 5432 -U snomprov -d postgres -c "$1"; }
 case " $INVENTORY " in *" postgres "*) pg_start ;; esac
-lan_host srv 02:76:ff:00:00:01 10.76.0.1/20
+lan_host srv 02:76:ff:00:00:01 10.76.0.1/18
 for g in $(seq 1 "$GROUPS_"); do
-  lan_host "g$g" "02:76:00:00:00:$(printf %02x "$g")" "10.76.0.$((10 + g))/20"
+  lan_host "g$g" "02:76:00:00:00:$(printf %02x "$g")" "10.76.0.$((10 + g))/18"
 done
 mkdir -p "$LAN_WORK/fw"
 head -c 65536 /dev/zero > "$LAN_WORK/fw/snomD785-10.1.73.4-SIP-r.bin"
@@ -135,7 +136,7 @@ for path in sys.argv[2:]:
     for ph in rep.get("phones") or []:
         failed = [s for s in ph["steps"] if s["status"] == "FAILED"]
         ok += not failed
-        bad += [f'{ph["phone"]["mac"]} {s["name"]}: {s["detail"]}' for s in failed]
+        bad += [f'{ph["phone"]["MAC"]} {s["name"]}: {s["detail"]}' for s in failed]
         for s in ph["steps"]:
             if s["name"] == "dhcp" and s["status"] == "ok":
                 dhcp.append(s["duration"] / 1e6)
@@ -188,7 +189,7 @@ unknown_phones = "allow"
 answer = "snom"
 [dhcp]
 enabled = true
-pool = "10.76.1.0-10.76.15.254"
+pool = "10.76.1.0-10.76.63.254"
 lease_time = "1h"
 conflict_probe = "$PROBE"
 [models.snomD785]
@@ -250,7 +251,7 @@ port=0
 interface=eth0
 bind-interfaces
 dhcp-authoritative
-dhcp-range=10.76.1.0,10.76.15.254,255.255.240.0,1h
+dhcp-range=10.76.1.0,10.76.63.254,255.255.192.0,1h
 dhcp-option-force=66,"http://10.76.0.1/"
 dhcp-lease-max=20000
 dhcp-leasefile=$LAN_WORK/dnsmasq-$N.leases
