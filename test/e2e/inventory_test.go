@@ -466,6 +466,6 @@ site = "lb"
 	if lostAtKill > workers {
 		t.Errorf("%d requests answered by the killed appliance are not in the database; at most the %d in flight at the kill may be", lostAtKill, workers)
 	}
-	t.Logf("%d requests through nginx, %d retried on another appliance after the kill, %d answered by the killed one in its last instant and lost with it; %d events stored; the %d in the killed one's spool at the kill all in it after its restart",
+	t.Logf("%d requests through nginx, %d retried on another appliance after the kill, %d answered by the killed one in its last instant and lost with it; %d events stored, %d events in the killed one's spool at the kill",
 		len(reqs), retried, lostAtKill, total, len(spooled))
 }
