@@ -153,6 +153,14 @@ for line in bad[:20]:
 print(ok, pct(dhcp, .5), pct(dhcp, .99), pct(http, .5), pct(http, .99))
 PY
 }
+# cpusecs PID...: the CPU time (user + system) the processes used so far, in s.
+cpusecs() {
+  local p t=0
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "scale=2; $t / $(getconf CLK_TCK)" | bc
+}
+# pgpids: the postmaster and its children (the backends serving snomprov).
+pgpids() { [ -z "$PG_PID" ] || echo "$PG_PID" $(pgrep -P "$PG_PID"); }
 # cpustat: "total steal" jiffies of all CPUs, for the steal share of a storm.
 cpustat() { awk '/^cpu /{t=0; for (i=2;i<=NF;i++) t+=$i; print t, $9}' /proc/stat; }
 # metric NAME: one unlabelled sample from snomprov's /metrics.
@@ -209,6 +217,7 @@ CONF
   rss_idle=$(awk '/VmRSS/{print $2}' /proc/$spid/status 2>/dev/null || echo 0)
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   read -r cpu0 steal0 < <(cpustat)
+  scpu0=$(cpusecs "$spid") pgcpu0=$(cpusecs $(pgpids))
   t0=$(date +%s.%N)
   read -r secs phones_ok dp50 dp99 hp50 hp99 failed < <(storm "$N" "snomprov-$run-$inv")
   read -r cpu1 steal1 < <(cpustat)
@@ -223,6 +232,11 @@ CONF
     evs="$(printf '%.0f' "$(echo "$events / ($t1 - $t0)" | bc -l)")"
   fi
   rss_peak=$(hwm "$spid")
+  # CPU from the storm's start until every event is stored: the appliance's,
+  # and (the backends live as long as snomprov's connections) PostgreSQL's.
+  scpu=$(printf '%.2f' "$(echo "$(cpusecs "$spid") - $scpu0" | bc)")
+  pgcpu="—"
+  [ "$inv" != postgres ] || pgcpu="$(printf '%.2f' "$(echo "$(cpusecs $(pgpids)) - $pgcpu0" | bc)") s"
   if [ "$PEERS" = 1 ]; then
     # The files the phones fetched, from snomprov itself, for nginx to serve.
     www="$LAN_WORK/www-$N"
@@ -237,7 +251,7 @@ CONF
   while kill -0 "$spid" 2>/dev/null; do sleep 0.1; done
   wait "$sjob" 2>/dev/null || true
   steal=$(echo "scale=1; 100 * ($steal1 - $steal0) / ($cpu1 - $cpu0)" | bc)
-  row="| snomprov, $inv inventory | $((per * GROUPS_)) | $(printf '%.2f' "$secs") s | $phones_ok | $failed | $dp50 / $dp99 ms | $hp50 / $hp99 ms | $indb | $evs | $((rss_idle / 1024)) MB | $((rss_peak / 1024)) MB | $load | $steal % |"
+  row="| snomprov, $inv inventory | $((per * GROUPS_)) | $(printf '%.2f' "$secs") s | $phones_ok | $failed | $dp50 / $dp99 ms | $hp50 / $hp99 ms | $indb | $evs | $scpu s | $pgcpu | $((rss_idle / 1024)) MB | $((rss_peak / 1024)) MB | $load | $steal % |"
   rows+=("$row")
   echo "$row"
 done
@@ -307,7 +321,7 @@ CONF
     for f in "$LAN_WORK"/strace-*-"$N".log; do echo "== $(basename "$f")"; cat "$f"; done
   fi
   steal=$(echo "scale=1; 100 * ($steal1 - $steal0) / ($cpu1 - $cpu0)" | bc)
-  row="| dnsmasq + Python PnP + nginx | $((per * GROUPS_)) | $(printf '%.2f' "$psecs") s | $pok | $pfailed | $pdp50 / $pdp99 ms | $php50 / $php99 ms | — | — | — | $(( (peak_d + peak_p + peak_n) / 1024 )) MB (dnsmasq $((peak_d / 1024)), PnP $((peak_p / 1024)), nginx $((peak_n / 1024))) | $load | $steal % |"
+  row="| dnsmasq + Python PnP + nginx | $((per * GROUPS_)) | $(printf '%.2f' "$psecs") s | $pok | $pfailed | $pdp50 / $pdp99 ms | $php50 / $php99 ms | — | — | — | — | — | $(( (peak_d + peak_p + peak_n) / 1024 )) MB (dnsmasq $((peak_d / 1024)), PnP $((peak_p / 1024)), nginx $((peak_n / 1024))) | $load | $steal % |"
   rows+=("$row")
   echo "$row"
 done
@@ -318,7 +332,7 @@ if [ -n "${KEEP_LOGS:-}" ]; then
   [ -z "$PG_DIR" ] || cp "$PG_DIR/postgres.log" "$KEEP_LOGS"/ 2>/dev/null || true
 fi
 {
-  echo "| stack | phones | time until all done | phones provisioned | simulate groups failed | DHCP p50 / p99 | HTTP GET p50 / p99 | every event in PostgreSQL after | events/s to PostgreSQL | server RSS idle | peak RSS | load before | steal |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| stack | phones | time until all done | phones provisioned | simulate groups failed | DHCP p50 / p99 | HTTP GET p50 / p99 | every event in PostgreSQL after | events/s to PostgreSQL | appliance CPU | PostgreSQL CPU | server RSS idle | peak RSS | load before | steal |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee -a "${BENCH_OUT:-/dev/null}"
