@@ -205,7 +205,7 @@ firmware = "snomD785-10.1.73.4-SIP-r.bin"
 $inventory
 CONF
   tracer=()
-  [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace=fsync,fdatasync -o "$LAN_WORK/strace-snomprov-$N.log")
+  [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace=fsync,fdatasync -o "$LAN_WORK/strace-snomprov-$N-$run-$inv.log")
   lan_exec srv "${tracer[@]}" "$BIN" serve -config "$conf" >"$LAN_WORK/server-$N-$run-$inv.log" 2>&1 &
   sjob=$!
   lan_wait_log "$LAN_WORK/server-$N-$run-$inv.log" 'msg=ready' 10 || { cat "$LAN_WORK/server-$N-$run-$inv.log"; exit 1; }
@@ -250,6 +250,7 @@ CONF
   kill -TERM "$spid"
   while kill -0 "$spid" 2>/dev/null; do sleep 0.1; done
   wait "$sjob" 2>/dev/null || true
+  if [ -n "${STRACE:-}" ]; then echo "== snomprov, $inv inventory, $N phones"; cat "$LAN_WORK/strace-snomprov-$N-$run-$inv.log"; fi
   steal=$(echo "scale=1; 100 * ($steal1 - $steal0) / ($cpu1 - $cpu0)" | bc)
   row="| snomprov, $inv inventory | $((per * GROUPS_)) | $(printf '%.2f' "$secs") s | $phones_ok | $failed | $dp50 / $dp99 ms | $hp50 / $hp99 ms | $indb | $evs | $scpu s | $pgcpu | $((rss_idle / 1024)) MB | $((rss_peak / 1024)) MB | $load | $steal % |"
   rows+=("$row")
@@ -318,7 +319,7 @@ CONF
   for _ in $(seq 100); do [ -z "$(ip netns pids "${LAN_PREFIX}srv")" ] && break; sleep 0.1; done # all gone before the next size
   sleep 0.3
   if [ -n "${STRACE:-}" ]; then
-    for f in "$LAN_WORK"/strace-*-"$N".log; do echo "== $(basename "$f")"; cat "$f"; done
+    echo "== dnsmasq, $N phones"; cat "$LAN_WORK/strace-dnsmasq-$N.log"
   fi
   steal=$(echo "scale=1; 100 * ($steal1 - $steal0) / ($cpu1 - $cpu0)" | bc)
   row="| dnsmasq + Python PnP + nginx | $((per * GROUPS_)) | $(printf '%.2f' "$psecs") s | $pok | $pfailed | $pdp50 / $pdp99 ms | $php50 / $php99 ms | — | — | — | — | — | $(( (peak_d + peak_p + peak_n) / 1024 )) MB (dnsmasq $((peak_d / 1024)), PnP $((peak_p / 1024)), nginx $((peak_n / 1024))) | $load | $steal % |"

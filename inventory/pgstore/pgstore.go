@@ -59,6 +59,7 @@ type Options struct {
 	MaxEvents   int           // events per phone read back; default 50
 	BatchSize   int           // events per transaction; default 1000
 	Interval    time.Duration // how often the writer wakes without new events; default 1s
+	Gap         time.Duration // the least time between two sends to the database; default 250ms
 	ReadTimeout time.Duration // a read (status page, API) waits at most this; default 3s
 }
 
@@ -101,6 +102,15 @@ func maskErr(err error, url string) string {
 	}
 	return MaskURL(text, url)
 }
+
+// DefaultGap is the least time between two sends. During a boot storm
+// events arrive by the thousand per second; sent as they come, each
+// handful would cost the appliance a spool fsync (on the disk that also
+// fsyncs the DHCP leases before each ACK) and the database a commit. A
+// gap lets a storm's events gather into batches of up to BatchSize, while
+// they wait in the spool, already written, so a killed process loses
+// nothing more for it.
+const DefaultGap = 250 * time.Millisecond
 
 // SpoolName is the spool file inside the state directory.
 const SpoolName = "inventory-spool.jsonl"
@@ -191,6 +201,9 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
+	}
+	if opts.Gap <= 0 {
+		opts.Gap = DefaultGap
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 3 * time.Second
@@ -382,7 +395,7 @@ func (s *Store) CountStates(now time.Time, staleAfter time.Duration) map[invento
 // soon as it arrives, without waiting for the disk (a killed process loses
 // only what was not yet written; a power cut what was not yet fsynced),
 // and the sender, this one, fsyncs the spool and stores its records in
-// PostgreSQL, as fast as the database takes them.
+// PostgreSQL, as fast as the database takes them but at most once per Gap.
 func (s *Store) Run(ctx context.Context) error {
 	defer s.pool.Close()
 	sctx, stopSpooler := context.WithCancel(ctx)
@@ -397,6 +410,8 @@ func (s *Store) Run(ctx context.Context) error {
 	defer t.Stop()
 	migrated := false
 	backoff := time.Time{}
+	var notBefore time.Time  // Gap after the last send
+	var gap <-chan time.Time // fires at notBefore while a send waits for it
 	for {
 		select {
 		case <-ctx.Done():
@@ -411,8 +426,16 @@ func (s *Store) Run(ctx context.Context) error {
 			return nil
 		case <-s.sendWake:
 		case <-t.C:
+		case <-gap:
+			gap = nil
 		}
 		if time.Now().Before(backoff) {
+			continue
+		}
+		if wait := time.Until(notBefore); wait > 0 {
+			if gap == nil {
+				gap = time.After(wait)
+			}
 			continue
 		}
 		if !migrated {
@@ -428,6 +451,7 @@ func (s *Store) Run(ctx context.Context) error {
 			}
 			backoff = time.Now().Add(2 * time.Second)
 		}
+		notBefore = time.Now().Add(s.opts.Gap)
 	}
 }
 
