@@ -205,7 +205,7 @@ firmware = "snomD785-10.1.73.4-SIP-r.bin"
 $inventory
 CONF
   tracer=()
-  [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace=fsync,fdatasync -o "$LAN_WORK/strace-snomprov-$N-$run-$inv.log")
+  [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace="${STRACE_CALLS:-fsync,fdatasync}" -o "$LAN_WORK/strace-snomprov-$N-$run-$inv.log")
   lan_exec srv "${tracer[@]}" "$BIN" serve -config "$conf" >"$LAN_WORK/server-$N-$run-$inv.log" 2>&1 &
   sjob=$!
   lan_wait_log "$LAN_WORK/server-$N-$run-$inv.log" 'msg=ready' 10 || { cat "$LAN_WORK/server-$N-$run-$inv.log"; exit 1; }

@@ -4,9 +4,11 @@
 // Phones never wait for the database. Record only appends to a bounded
 // in-memory queue; a spooler goroutine writes what it takes from the queue
 // to a spool file in the state directory at once (in the kernel's page
-// cache it survives the process being killed), and a sender fsyncs the
-// spool and sends its records to PostgreSQL in transactions (both run under
-// Run). While the database is slow or down, events
+// cache it survives the process being killed), and a sender sends its
+// records to PostgreSQL in transactions, at most once per Gap (both run
+// under Run); the spool is fsynced when the database did not take them, so
+// a power cut loses at most the events of the last Gap, or of the last
+// 2 s while the database is away. While the database is slow or down, events
 // stay in the spool (bounded: past MaxBuffered new events are dropped, and
 // counted) and are written when it is back. Every event carries a key made
 // of a random per-process boot id and a sequence number; the events table's
@@ -105,11 +107,10 @@ func maskErr(err error, url string) string {
 
 // DefaultGap is the least time between two sends. During a boot storm
 // events arrive by the thousand per second; sent as they come, each
-// handful would cost the appliance a spool fsync (on the disk that also
-// fsyncs the DHCP leases before each ACK) and the database a commit. A
-// gap lets a storm's events gather into batches of up to BatchSize, while
-// they wait in the spool, already written, so a killed process loses
-// nothing more for it.
+// handful would cost a transaction and a commit on CPUs the phones' DHCP,
+// PnP and HTTP answers need. A gap lets a storm's events gather into
+// batches of up to BatchSize while they wait in the spool, already
+// written, so a killed process loses nothing more for it.
 const DefaultGap = 250 * time.Millisecond
 
 // SpoolName is the spool file inside the state directory.
@@ -394,8 +395,9 @@ func (s *Store) CountStates(now time.Time, staleAfter time.Duration) map[invento
 // Two goroutines: the spooler writes what Record queued into the spool as
 // soon as it arrives, without waiting for the disk (a killed process loses
 // only what was not yet written; a power cut what was not yet fsynced),
-// and the sender, this one, fsyncs the spool and stores its records in
-// PostgreSQL, as fast as the database takes them but at most once per Gap.
+// and the sender, this one, stores its records in PostgreSQL, as fast as
+// the database takes them but at most once per Gap, and fsyncs the spool
+// when the database did not take them.
 func (s *Store) Run(ctx context.Context) error {
 	defer s.pool.Close()
 	sctx, stopSpooler := context.WithCancel(ctx)
@@ -559,11 +561,6 @@ func (s *Store) send(ctx context.Context) error {
 		batch := s.unsent[:n]
 		spool := s.spool
 		s.spoolMu.Unlock()
-		// On disk before they are in the database: a power cut then
-		// cannot take records the database does not have yet.
-		if err := spool.Sync(); err != nil {
-			s.log.Error("inventory: syncing the spool", "err", err)
-		}
 
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.store(tctx, batch)
@@ -573,6 +570,13 @@ func (s *Store) send(ctx context.Context) error {
 		}
 		s.setConnected(err, "writing events")
 		if err != nil {
+			// They wait for the database: on disk now, so that a power
+			// cut does not take them (while the database stays away, the
+			// records spooled since are synced at the next try, 2 s on).
+			// Records the database took need no fsync of their own.
+			if serr := spool.Sync(); serr != nil {
+				s.log.Error("inventory: syncing the spool", "err", serr)
+			}
 			return err
 		}
 		if s.crash != nil {
@@ -606,8 +610,10 @@ func (s *Store) emptySpool() error {
 	if _, err := s.spool.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
+	// No fsync: if a power cut undoes the truncation, the next start
+	// replays records the database has, and their keys skip them.
 	s.spoolLines = 0
-	return s.spool.Sync()
+	return nil
 }
 
 // compactSpool rewrites the spool with only the unsent records; spoolMu

@@ -22,6 +22,21 @@ import (
 	"github.com/snomprov/snomprov/simulate"
 )
 
+// lanServer begins the config of an appliance on a simulated LAN's eth0
+// serving plain HTTP on port 80 (the snomD785, which carries SIP
+// passwords, an explicit cleartext exception) with its state in stateDir,
+// its [http] section open for more keys.
+func lanServer(stateDir string) string {
+	return fmt.Sprintf(`[server]
+interface = "eth0"
+state_dir = %q
+[http]
+listen = ":80"
+https_listen = ""
+cleartext_models = ["snomD785"]
+`, stateDir)
+}
+
 func TestFullBoot(t *testing.T) {
 	bin := binary(t)
 	l := lantest.New(t, "10.77.0.0/24")
@@ -44,14 +59,8 @@ func TestFullBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, `[server]
-interface = "eth0"
-state_dir = %q
-[http]
-listen = ":80"
-https_listen = ""
-cleartext_models = ["snomD785"]
-firmware_dir = %q
+	cfg.WriteString(lanServer(filepath.Join(dir, "state")))
+	fmt.Fprintf(&cfg, `firmware_dir = %q
 [pnp]
 answer = "snom"
 [dhcp]
@@ -61,7 +70,7 @@ router = "10.77.0.1"
 lease_time = "1h"
 [models.snomD785]
 firmware = "snomD785-10.1.73.4-SIP-r.bin"
-`, filepath.Join(dir, "state"), fw)
+`, fw)
 	macs := make([]string, phones)
 	for i := range macs {
 		macs[i] = fmt.Sprintf("000413B0000%d", i+1)

@@ -309,20 +309,13 @@ func TestInventoryThreeAppliancesOnALANBehindNginxOneKilled(t *testing.T) {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "snomprov.toml")
 		// The same file on each appliance but for its state directory.
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
-interface = "eth0"
-state_dir = %q
-[http]
-listen = ":80"
-https_listen = ""
-cleartext_models = ["snomD785"]
-unknown_phones = "allow"
+		if err := os.WriteFile(cfg, []byte(lanServer(filepath.Join(dir, "state"))+fmt.Sprintf(`unknown_phones = "allow"
 [pnp]
 enabled = false
 [inventory]
 url = %q
 site = "lb"
-`, filepath.Join(dir, "state"), pg.URL())), 0o644); err != nil {
+`, pg.URL())), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		addrs, cfgs = append(addrs, ip+":80"), append(cfgs, cfg)
