@@ -412,7 +412,7 @@ func (s *Store) Run(ctx context.Context) error {
 	defer t.Stop()
 	migrated := false
 	backoff := time.Time{}
-	var notBefore time.Time  // Gap after the last send
+	var notBefore time.Time  // Gap after the last send that stored records
 	var gap <-chan time.Time // fires at notBefore while a send waits for it
 	for {
 		select {
@@ -447,13 +447,16 @@ func (s *Store) Run(ctx context.Context) error {
 			}
 			migrated = true
 		}
+		written := s.written.Load()
 		if err := s.send(ctx); err != nil {
 			if errors.Is(err, errCrash) {
 				return nil
 			}
 			backoff = time.Now().Add(2 * time.Second)
 		}
-		notBefore = time.Now().Add(s.opts.Gap)
+		if s.written.Load() != written { // a send with nothing to store costs nothing
+			notBefore = time.Now().Add(s.opts.Gap)
+		}
 	}
 }
 

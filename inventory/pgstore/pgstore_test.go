@@ -231,6 +231,25 @@ func TestDatabaseAwayThenBack(t *testing.T) {
 	}
 }
 
+// Sends that store records are at least Gap apart: what arrives after one
+// waits for the next (here: until Run stops, which sends what is left at
+// once), however often the writer is woken meanwhile.
+func TestSendGap(t *testing.T) {
+	pg := pgtest.Start(t)
+	s, stop := start(t, Options{URL: pg.URL(), Site: "gap", StateDir: t.TempDir(), Gap: time.Hour, Interval: 10 * time.Millisecond})
+	s.Record(obs(0, 0))
+	waitDrained(t, s) // no gap before the first
+	for i := 1; i <= 10; i++ {
+		s.Record(obs(i, 0))
+	}
+	time.Sleep(300 * time.Millisecond) // ten Records and some 30 ticks wake the writer
+	if st := s.Stats(); st.Written != 1 || st.Buffered != 10 {
+		t.Fatalf("within the gap: %+v, want 1 written and 10 waiting", st)
+	}
+	stop()
+	exactlyOnce(t, pool(t, pg.URL()), "gap", 11, 1)
+}
+
 // A full buffer drops new events and counts them; it never blocks.
 func TestBufferBounded(t *testing.T) {
 	s, err := Open(Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: t.TempDir(), MaxBuffered: 10}, quiet)
