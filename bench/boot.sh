@@ -108,7 +108,7 @@ mkdir -p "$LAN_WORK/fw"
 head -c 65536 /dev/zero > "$LAN_WORK/fw/snomD785-10.1.73.4-SIP-r.bin"
 
 # storm N LABEL: N simulated phones at once; prints "secs provisioned
-# failed-groups dhcp-p50 dhcp-p99 http-p50 http-p99" (latencies in ms).
+# dhcp-p50 dhcp-p99 http-p50 http-p99 failed-groups" (latencies in ms).
 storm() {
   local N=$1 label=$2 per=$(( ($1 + GROUPS_ - 1) / GROUPS_ )) pids=() failed=0 start end p g
   start=$(date +%s.%N)
