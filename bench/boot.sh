@@ -223,12 +223,13 @@ CONF
   read -r cpu1 steal1 < <(cpustat)
   indb="—" evs="—"
   if [ "$inv" = postgres ]; then
+    backlog=$(metric snomprov_inventory_buffered_events) # waiting when the last phone is done
     # Until every event is in PostgreSQL (nothing buffered), at most 120 s.
     for _ in $(seq 1200); do [ "$(metric snomprov_inventory_buffered_events)" = 0 ] && break; sleep 0.1; done
     t1=$(date +%s.%N)
     events=$(metric snomprov_inventory_written_events_total)
     stored=$(pg_sql "SELECT count(*) FROM snomprov_events")
-    indb="$(printf '%.2f' "$(echo "$t1 - $t0" | bc)") s ($stored events)"
+    indb="$(printf '%.2f' "$(echo "$t1 - $t0" | bc)") s ($stored events, $backlog waiting at the end of the storm)"
     evs="$(printf '%.0f' "$(echo "$events / ($t1 - $t0)" | bc -l)")"
   fi
   rss_peak=$(hwm "$spid")
