@@ -107,8 +107,8 @@ done
 mkdir -p "$LAN_WORK/fw"
 head -c 65536 /dev/zero > "$LAN_WORK/fw/snomD785-10.1.73.4-SIP-r.bin"
 
-# storm N LABEL: N simulated phones at once; prints "secs provisioned
-# dhcp-p50 dhcp-p99 http-p50 http-p99 failed-groups" (latencies in ms).
+# storm N LABEL: N simulated phones at once; prints "secs failed-groups".
+# stats N LABEL then reads their reports.
 storm() {
   local N=$1 label=$2 per=$(( ($1 + GROUPS_ - 1) / GROUPS_ )) pids=() failed=0 start end p g
   start=$(date +%s.%N)
@@ -119,8 +119,9 @@ storm() {
   done
   for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
   end=$(date +%s.%N)
-  echo "$(echo "$end - $start" | bc) $(simstats "$LAN_WORK/urls-$label-$N.txt" "$LAN_WORK"/sim-"$label"-"$N"-*.json) $failed"
+  echo "$(echo "$end - $start" | bc) $failed"
 }
+stats() { simstats "$LAN_WORK/urls-$2-$1.txt" "$LAN_WORK"/sim-"$2"-"$1"-*.json; }
 # simstats URLFILE JSON...: "provisioned dhcp-p50 dhcp-p99 http-p50 http-p99"
 # over the simulate reports; the HTTP URLs the phones fetched go to URLFILE.
 simstats() {
@@ -219,7 +220,7 @@ CONF
   read -r cpu0 steal0 < <(cpustat)
   scpu0=$(cpusecs "$spid") pgcpu0=$(cpusecs $(pgpids))
   t0=$(date +%s.%N)
-  read -r secs phones_ok dp50 dp99 hp50 hp99 failed < <(storm "$N" "snomprov-$run-$inv")
+  read -r secs failed < <(storm "$N" "snomprov-$run-$inv")
   read -r cpu1 steal1 < <(cpustat)
   indb="—" evs="—"
   if [ "$inv" = postgres ]; then
@@ -229,10 +230,11 @@ CONF
     t1=$(date +%s.%N)
     events=$(metric snomprov_inventory_written_events_total)
     stored=$(pg_sql "SELECT count(*) FROM snomprov_events")
-    indb="$(printf '%.2f' "$(echo "$t1 - $t0" | bc)") s ($stored events, $backlog waiting at the end of the storm)"
+    indb="$(printf '%.2f' "$(echo "$t1 - $t0 - $secs" | bc)") s after the last phone ($stored events, $backlog waiting then)"
     evs="$(printf '%.0f' "$(echo "$events / ($t1 - $t0)" | bc -l)")"
   fi
   rss_peak=$(hwm "$spid")
+  read -r phones_ok dp50 dp99 hp50 hp99 < <(stats "$N" "snomprov-$run-$inv")
   # CPU from the storm's start until every event is stored: the appliance's,
   # and (the backends live as long as snomprov's connections) PostgreSQL's.
   scpu=$(printf '%.2f' "$(echo "$(cpusecs "$spid") - $scpu0" | bc)")
@@ -304,8 +306,9 @@ CONF
   sleep 0.5
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   read -r cpu0 steal0 < <(cpustat)
-  read -r psecs pok pdp50 pdp99 php50 php99 pfailed < <(storm "$N" "peers-$run")
+  read -r psecs pfailed < <(storm "$N" "peers-$run")
   read -r cpu1 steal1 < <(cpustat)
+  read -r pok pdp50 pdp99 php50 php99 < <(stats "$N" "peers-$run")
   # Peak RSS of every process of the peer stack (nginx: master and workers).
   peak_d=0 peak_p=0 peak_n=0
   for pid in $(ip netns pids "${LAN_PREFIX}srv"); do
@@ -334,7 +337,7 @@ if [ -n "${KEEP_LOGS:-}" ]; then
   [ -z "$PG_DIR" ] || cp "$PG_DIR/postgres.log" "$KEEP_LOGS"/ 2>/dev/null || true
 fi
 {
-  echo "| stack | phones | time until all done | phones provisioned | simulate groups failed | DHCP p50 / p99 | HTTP GET p50 / p99 | every event in PostgreSQL after | events/s to PostgreSQL | appliance CPU | PostgreSQL CPU | server RSS idle | peak RSS | load before | steal |"
+  echo "| stack | phones | time until all done | phones provisioned | simulate groups failed | DHCP p50 / p99 | HTTP GET p50 / p99 | every event in PostgreSQL | events/s to PostgreSQL | appliance CPU | PostgreSQL CPU | server RSS idle | peak RSS | load before | steal |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee -a "${BENCH_OUT:-/dev/null}"
