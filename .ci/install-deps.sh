@@ -3,7 +3,7 @@
 # dnsmasq-base (not dnsmasq) and a temporary policy-rc.d that exits 101 keep
 # apt from starting any of these servers on the machine itself.
 set -euo pipefail
-PKGS=(iproute2 iputils-ping procps curl python3
+PKGS=(iproute2 iputils-ping procps curl python3 bc
       dnsmasq-base kea-dhcp4-server kea-admin
       isc-dhcp-client udhcpc dhcpcd5
       sip-tester wrk nginx-light tshark tcpdump chromium

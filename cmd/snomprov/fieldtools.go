@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,7 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) error {
 	caFile := fs.String("ca", "", "`PEM` CA the phone trusts for HTTPS (default: the config's state_dir/tls/ca.crt when it exists)")
 	clientCert := fs.String("client-cert", "", "device certificate `PEM` the phone presents over HTTPS")
 	clientKey := fs.String("client-key", "", "its private key `PEM`")
+	asJSON := fs.Bool("json", false, "print the report as JSON (every step with its duration in ns) instead of the step lines")
 	err := parseNoArgs(fs, args)
 	if err != nil {
 		return err
@@ -100,7 +102,19 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := interruptible()
 	defer stop()
-	_, err = simulate.Run(ctx, o, stdout)
+	if !*asJSON {
+		_, err = simulate.Run(ctx, o, stdout)
+		return err
+	}
+	rep, err := simulate.Run(ctx, o, io.Discard)
+	if rep.Phones == nil && err != nil {
+		return err // it did not start
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if jerr := enc.Encode(rep); jerr != nil {
+		return jerr
+	}
 	return err
 }
 

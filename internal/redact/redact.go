@@ -1,8 +1,12 @@
 // Package redact is how secrets are hidden in what people see (logs, the
-// status page, render without --show-secrets): one mask, one rule for URLs.
+// status page, render without --show-secrets): one mask, one rule for URLs,
+// one for a known secret quoted in a message.
 package redact
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+)
 
 // Mask is what a hidden secret reads as.
 const Mask = "********"
@@ -23,4 +27,19 @@ func URL(s string) string {
 		return s[:scheme+3] + user[:colon] + ":" + Mask + s[at:]
 	}
 	return s
+}
+
+// Secret hides every occurrence of secret in s, as written and as a URL
+// escapes it (a password inside a connection string a library's error
+// quotes back), for messages that may echo what they were given.
+func Secret(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	for _, form := range []string{url.QueryEscape(secret), url.PathEscape(secret)} {
+		if form != secret {
+			s = strings.ReplaceAll(s, form, Mask)
+		}
+	}
+	return strings.ReplaceAll(s, secret, Mask)
 }

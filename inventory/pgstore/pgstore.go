@@ -4,9 +4,11 @@
 // Phones never wait for the database. Record only appends to a bounded
 // in-memory queue; a spooler goroutine writes what it takes from the queue
 // to a spool file in the state directory at once (in the kernel's page
-// cache it survives the process being killed), and a sender fsyncs the
-// spool and sends its records to PostgreSQL in transactions (both run under
-// Run). While the database is slow or down, events
+// cache it survives the process being killed), and a sender sends its
+// records to PostgreSQL in transactions, at most once per Gap (both run
+// under Run); the spool is fsynced when the database did not take them, so
+// a power cut loses at most the events of the last Gap, or of the last
+// 2 s while the database is away. While the database is slow or down, events
 // stay in the spool (bounded: past MaxBuffered new events are dropped, and
 // counted) and are written when it is back. Every event carries a key made
 // of a random per-process boot id and a sequence number; the events table's
@@ -33,10 +35,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/snomprov/snomprov/internal/atomicfile"
@@ -57,6 +61,7 @@ type Options struct {
 	MaxEvents   int           // events per phone read back; default 50
 	BatchSize   int           // events per transaction; default 1000
 	Interval    time.Duration // how often the writer wakes without new events; default 1s
+	Gap         time.Duration // the least time between two sends to the database; default 250ms
 	ReadTimeout time.Duration // a read (status page, API) waits at most this; default 3s
 }
 
@@ -81,10 +86,32 @@ func (o Options) Validate() error {
 	return es.Err()
 }
 
-// maskErr keeps a password in url out of err's text.
+// maskErr is err's text with the password of url hidden. A parse error
+// of pgconn quotes the whole connection string back, masked its own way
+// ("xxxxx", best effort); the key the error is reported under already
+// says where the string is, so only pgconn's reason is kept, and one mask
+// (redact's) is all anyone sees.
 func maskErr(err error, url string) string {
-	return MaskURL(err.Error(), url)
+	text := err.Error()
+	var pce *pgconn.ParseConfigError
+	if errors.As(err, &pce) {
+		const quoted = "cannot parse `"
+		if i := strings.Index(text, quoted); i >= 0 {
+			if j := strings.Index(text[i+len(quoted):], "`: "); j >= 0 {
+				text = text[:i] + text[i+len(quoted)+j+3:]
+			}
+		}
+	}
+	return MaskURL(text, url)
 }
+
+// DefaultGap is the least time between two sends. During a boot storm
+// events arrive by the thousand per second; sent as they come, each
+// handful would cost a transaction and a commit on CPUs the phones' DHCP,
+// PnP and HTTP answers need. A gap lets a storm's events gather into
+// batches of up to BatchSize while they wait in the spool, already
+// written, so a killed process loses nothing more for it.
+const DefaultGap = 250 * time.Millisecond
 
 // SpoolName is the spool file inside the state directory.
 const SpoolName = "inventory-spool.jsonl"
@@ -175,6 +202,9 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
+	}
+	if opts.Gap <= 0 {
+		opts.Gap = DefaultGap
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 3 * time.Second
@@ -365,8 +395,9 @@ func (s *Store) CountStates(now time.Time, staleAfter time.Duration) map[invento
 // Two goroutines: the spooler writes what Record queued into the spool as
 // soon as it arrives, without waiting for the disk (a killed process loses
 // only what was not yet written; a power cut what was not yet fsynced),
-// and the sender, this one, fsyncs the spool and stores its records in
-// PostgreSQL, as fast as the database takes them.
+// and the sender, this one, stores its records in PostgreSQL, as fast as
+// the database takes them but at most once per Gap, and fsyncs the spool
+// when the database did not take them.
 func (s *Store) Run(ctx context.Context) error {
 	defer s.pool.Close()
 	sctx, stopSpooler := context.WithCancel(ctx)
@@ -381,6 +412,8 @@ func (s *Store) Run(ctx context.Context) error {
 	defer t.Stop()
 	migrated := false
 	backoff := time.Time{}
+	var notBefore time.Time  // Gap after the last send that stored records
+	var gap <-chan time.Time // fires at notBefore while a send waits for it
 	for {
 		select {
 		case <-ctx.Done():
@@ -395,8 +428,16 @@ func (s *Store) Run(ctx context.Context) error {
 			return nil
 		case <-s.sendWake:
 		case <-t.C:
+		case <-gap:
+			gap = nil
 		}
 		if time.Now().Before(backoff) {
+			continue
+		}
+		if wait := time.Until(notBefore); wait > 0 {
+			if gap == nil {
+				gap = time.After(wait)
+			}
 			continue
 		}
 		if !migrated {
@@ -406,11 +447,15 @@ func (s *Store) Run(ctx context.Context) error {
 			}
 			migrated = true
 		}
+		written := s.written.Load()
 		if err := s.send(ctx); err != nil {
 			if errors.Is(err, errCrash) {
 				return nil
 			}
 			backoff = time.Now().Add(2 * time.Second)
+		}
+		if s.written.Load() != written { // a send with nothing to store costs nothing
+			notBefore = time.Now().Add(s.opts.Gap)
 		}
 	}
 }
@@ -519,11 +564,6 @@ func (s *Store) send(ctx context.Context) error {
 		batch := s.unsent[:n]
 		spool := s.spool
 		s.spoolMu.Unlock()
-		// On disk before they are in the database: a power cut then
-		// cannot take records the database does not have yet.
-		if err := spool.Sync(); err != nil {
-			s.log.Error("inventory: syncing the spool", "err", err)
-		}
 
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.store(tctx, batch)
@@ -533,6 +573,13 @@ func (s *Store) send(ctx context.Context) error {
 		}
 		s.setConnected(err, "writing events")
 		if err != nil {
+			// They wait for the database: on disk now, so that a power
+			// cut does not take them (while the database stays away, the
+			// records spooled since are synced at the next try, 2 s on).
+			// Records the database took need no fsync of their own.
+			if serr := spool.Sync(); serr != nil {
+				s.log.Error("inventory: syncing the spool", "err", serr)
+			}
 			return err
 		}
 		if s.crash != nil {
@@ -566,8 +613,10 @@ func (s *Store) emptySpool() error {
 	if _, err := s.spool.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
+	// No fsync: if a power cut undoes the truncation, the next start
+	// replays records the database has, and their keys skip them.
 	s.spoolLines = 0
-	return s.spool.Sync()
+	return nil
 }
 
 // compactSpool rewrites the spool with only the unsent records; spoolMu

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/snomprov/snomprov/internal/pgtest"
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
@@ -230,6 +231,25 @@ func TestDatabaseAwayThenBack(t *testing.T) {
 	}
 }
 
+// Sends that store records are at least Gap apart: what arrives after one
+// waits for the next (here: until Run stops, which sends what is left at
+// once), however often the writer is woken meanwhile.
+func TestSendGap(t *testing.T) {
+	pg := pgtest.Start(t)
+	s, stop := start(t, Options{URL: pg.URL(), Site: "gap", StateDir: t.TempDir(), Gap: time.Hour, Interval: 10 * time.Millisecond})
+	s.Record(obs(0, 0))
+	waitDrained(t, s) // no gap before the first
+	for i := 1; i <= 10; i++ {
+		s.Record(obs(i, 0))
+	}
+	time.Sleep(300 * time.Millisecond) // ten Records and some 30 ticks wake the writer
+	if st := s.Stats(); st.Written != 1 || st.Buffered != 10 {
+		t.Fatalf("within the gap: %+v, want 1 written and 10 waiting", st)
+	}
+	stop()
+	exactlyOnce(t, pool(t, pg.URL()), "gap", 11, 1)
+}
+
 // A full buffer drops new events and counts them; it never blocks.
 func TestBufferBounded(t *testing.T) {
 	s, err := Open(Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: t.TempDir(), MaxBuffered: 10}, quiet)
@@ -338,12 +358,33 @@ func TestSpoolTornLine(t *testing.T) {
 
 func TestMaskURL(t *testing.T) {
 	for _, tc := range []struct{ url, text, want string }{
-		{"postgres://snom:s3cret@db/x", "failed to connect to user=snom password=s3cret", "failed to connect to user=snom password=xxxxx"},
-		{"host=db password=p%40ss user=u", "password=p%40ss", "password=xxxxx"},
+		{"postgres://snom:s3cret@db/x", "failed to connect to user=snom password=s3cret", "failed to connect to user=snom password=" + redact.Mask},
+		{"host=db password=p%40ss user=u", "password=p%40ss", "password=" + redact.Mask},
+		{"postgres://snom:p%40ss@db/x", "postgres://snom:p%40ss@db/x (p@ss)", "postgres://snom:" + redact.Mask + "@db/x (" + redact.Mask + ")"},
 		{"postgres://u@db/x", "no password here", "no password here"},
 	} {
 		if got := MaskURL(tc.text, tc.url); got != tc.want {
 			t.Errorf("MaskURL(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
+
+// A connection string that does not parse is reported without quoting it
+// back: no password, and no second mask beside redact's.
+func TestValidateURLMasked(t *testing.T) {
+	for _, url := range []string{
+		"postgres://snom:s3cret@db:x/",
+		"postgres://snom:s3cret@db/x?sslmode=bogus",
+		"host=db password=s3cret sslmode=bogus",
+		"host=db password='s3cret",
+	} {
+		err := Options{URL: url, Site: "a"}.Validate()
+		if err == nil {
+			t.Errorf("%q: no error", url)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "xxxxx") || !strings.Contains(msg, "not a PostgreSQL connection string: ") {
+			t.Errorf("%q: %s", url, msg)
 		}
 	}
 }

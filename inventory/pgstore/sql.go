@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/snomprov/snomprov/internal/redact"
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
@@ -349,8 +350,8 @@ func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventor
 	return list, nil
 }
 
-// MaskURL replaces the password of the connection string url wherever it
-// appears in text, for logs and error messages.
+// MaskURL hides the password of the connection string connString wherever
+// it appears in text (redact.Secret), for logs and error messages.
 func MaskURL(text, connString string) string {
 	cfg, err := pgconn.ParseConfig(connString)
 	pw := ""
@@ -359,9 +360,5 @@ func MaskURL(text, connString string) string {
 	} else if u, uerr := url.Parse(connString); uerr == nil && u.User != nil {
 		pw, _ = u.User.Password()
 	}
-	if pw == "" {
-		return text
-	}
-	text = strings.ReplaceAll(text, url.QueryEscape(pw), "xxxxx")
-	return strings.ReplaceAll(text, pw, "xxxxx")
+	return redact.Secret(text, pw)
 }

@@ -19,7 +19,23 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/internal/lantest"
+	"github.com/snomprov/snomprov/simulate"
 )
+
+// lanServer begins the config of an appliance on a simulated LAN's eth0
+// serving plain HTTP on port 80 (the snomD785, which carries SIP
+// passwords, an explicit cleartext exception) with its state in stateDir,
+// its [http] section open for more keys.
+func lanServer(stateDir string) string {
+	return fmt.Sprintf(`[server]
+interface = "eth0"
+state_dir = %q
+[http]
+listen = ":80"
+https_listen = ""
+cleartext_models = ["snomD785"]
+`, stateDir)
+}
 
 func TestFullBoot(t *testing.T) {
 	bin := binary(t)
@@ -43,14 +59,8 @@ func TestFullBoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, `[server]
-interface = "eth0"
-state_dir = %q
-[http]
-listen = ":80"
-https_listen = ""
-cleartext_models = ["snomD785"]
-firmware_dir = %q
+	cfg.WriteString(lanServer(filepath.Join(dir, "state")))
+	fmt.Fprintf(&cfg, `firmware_dir = %q
 [pnp]
 answer = "snom"
 [dhcp]
@@ -60,7 +70,7 @@ router = "10.77.0.1"
 lease_time = "1h"
 [models.snomD785]
 firmware = "snomD785-10.1.73.4-SIP-r.bin"
-`, filepath.Join(dir, "state"), fw)
+`, fw)
 	macs := make([]string, phones)
 	for i := range macs {
 		macs[i] = fmt.Sprintf("000413B0000%d", i+1)
@@ -81,7 +91,11 @@ firmware = "snomD785-10.1.73.4-SIP-r.bin"
 		wg.Add(1)
 		go func(i int, c *lantest.Host) {
 			defer wg.Done()
-			outs[i], errs[i] = c.Run(ctx, bin, "simulate", "-interface", "eth0", "--mac", macs[i], "--model", "snomD785", "--timeout", "10s")
+			args := []string{"simulate", "-interface", "eth0", "--mac", macs[i], "--model", "snomD785", "--timeout", "10s"}
+			if i == 0 {
+				args = append(args, "--json") // what bench/boot.sh reads
+			}
+			outs[i], errs[i] = c.Run(ctx, bin, args...)
 		}(i, c)
 	}
 	wg.Wait()
@@ -92,6 +106,18 @@ firmware = "snomD785-10.1.73.4-SIP-r.bin"
 	}
 	if t.Failed() {
 		t.Fatalf("server log:\n%s", proc.Output())
+	}
+	var rep simulate.Report
+	if err := json.Unmarshal([]byte(outs[0]), &rep); err != nil || len(rep.Phones) != 1 || !rep.Phones[0].OK() {
+		t.Errorf("simulate --json: %v, %+v\n%s", err, rep, outs[0])
+	} else {
+		took := map[string]time.Duration{}
+		for _, s := range rep.Phones[0].Steps {
+			took[s.Name] += s.Duration
+		}
+		if took["dhcp"] <= 0 || took["settings"] <= 0 || took["firmware-image"] <= 0 {
+			t.Errorf("simulate --json: step durations %v, want dhcp, settings and firmware-image timed", took)
+		}
 	}
 
 	// The inventory is flushed every 2 s; stop the server so it flushes now.

@@ -35,7 +35,7 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				lat := make([]time.Duration, 0, 2*phones)
 				var mu sync.Mutex
 				t0 := time.Now()
-				phoneStorm{port: port, n: phones, workers: workers, macTag: "E",
+				phoneStorm{addr: loopback(port), n: phones, workers: workers, macTag: "E",
 					paths: func(mac string) []string { return []string{"/snomD785.htm", "/snomD785-" + mac + ".htm"} },
 					done: func(_ int, path string, d time.Duration, status int, _ []byte, err error) {
 						mu.Lock()
