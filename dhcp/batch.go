@@ -98,9 +98,9 @@ func (s *Server) readLoopBatch(pc *ipv4.PacketConn, stop func(error) (bool, erro
 			if ua, ok := m.Addr.(*net.UDPAddr); ok {
 				peer = ua.AddrPort()
 			}
-			// The parsed request keeps slices of its bytes and may outlive
-			// this batch (its ACK waits for the lease writer): copy.
-			s.handle(append([]byte(nil), m.Buffers[0][:m.N]...), peer, &out)
+			// dhcpv4.FromBytes copies what it keeps, so the buffer is
+			// read again by the next recvmmsg.
+			s.handle(m.Buffers[0][:m.N], peer, &out)
 		}
 		s.flushOut(&out)
 	}

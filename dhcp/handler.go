@@ -41,10 +41,12 @@ type exchange struct {
 
 	resp      *dhcpv4.DHCPv4
 	rtype     dhcpv4.MessageType // resp's message type
-	lease     Lease              // the lease an ACK commits
-	leaseTime time.Duration      // option 51 of an ACK
-	commit    bool               // the reply waits until lease is durable
-	detail    string             // for the inventory and debug log
+	wire      []byte             // resp encoded (encode), and where it goes
+	dst       route
+	lease     Lease         // the lease an ACK commits
+	leaseTime time.Duration // option 51 of an ACK
+	commit    bool          // the reply waits until lease is durable
+	detail    string        // for the inventory and debug log
 }
 
 // stageLease is the index of the "lease" stage in defaultChain.
@@ -96,20 +98,33 @@ func (s *Server) runChain(ex *exchange, from int) {
 }
 
 func (s *Server) sendReply(ex *exchange) {
-	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
+	s.encode(ex)
+	s.deliver(ex)
+}
+
+// encode turns the reply into its datagram and route. It runs where the
+// request was decided (a reader), so the lease writer, which every ACK
+// waits for, only writes, fsyncs and sends bytes.
+func (s *Server) encode(ex *exchange) {
+	ex.dst = replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
+	ex.wire = ex.resp.ToBytes()
+	ex.resp = nil
+}
+
+// deliver queues or sends the encoded reply and records it.
+func (s *Server) deliver(ex *exchange) {
 	rt := ex.rtype
 	if ex.out != nil {
-		ex.out.add(ex.resp.ToBytes(), dst) // sent with the batch; a failure is logged there
-	} else if err := s.send(ex.resp.ToBytes(), dst); err != nil {
-		s.log.Warn("sending DHCP reply failed", "to", dst, "type", rt.String(), "err", err)
+		ex.out.add(ex.wire, ex.dst) // sent with the batch; a failure is logged there
+	} else if err := s.send(ex.wire, ex.dst); err != nil {
+		s.log.Warn("sending DHCP reply failed", "to", ex.dst, "type", rt.String(), "err", err)
 		return
 	}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("dhcp reply", "type", rt.String(), "mac", ex.mac.Colon(), "to", dst, "detail", ex.detail)
+		s.log.Debug("dhcp reply", "type", rt.String(), "mac", ex.mac.Colon(), "ip", ex.lease.IP, "to", ex.dst, "detail", ex.detail)
 	}
 	if rt != dhcpv4.MessageTypeOffer {
-		ip := ex.lease.IP
-		s.record(ex, inventory.Kind(rt.String()), rt != dhcpv4.MessageTypeNak, ip, ex.detail)
+		s.record(ex, inventory.Kind(rt.String()), rt != dhcpv4.MessageTypeNak, ex.lease.IP, ex.detail)
 	}
 }
 
@@ -265,8 +280,7 @@ func (s *Server) discover(ex *exchange) bool {
 		}
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeOffer)
 		ex.resp.YourIPAddr = ip.AsSlice()
-		ex.lease = Lease{IP: ip}
-		ex.detail = "OFFER " + ip.String()
+		ex.lease = Lease{IP: ip} // an OFFER is not recorded: no detail, the debug line has the address
 		return true
 	}
 	s.log.Warn("no conflict-free address found after probing; client must retry", "mac", ex.mac.Colon())
@@ -350,7 +364,7 @@ func (s *Server) request(ex *exchange) bool {
 		ex.lease, ex.leaseTime = l, l.Expiry.Sub(ex.now).Truncate(time.Second)
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 		ex.resp.YourIPAddr = ip.AsSlice()
-		ex.detail = "ACK " + ip.String() + " lease " + ex.leaseTime.String() + " (unchanged)"
+		ex.detail = ackDetail(ip, ex.leaseTime.String(), " (unchanged)")
 		return true
 	}
 	l, moved := s.pool.bind(ex.key, Lease{
@@ -364,8 +378,19 @@ func (s *Server) request(ex *exchange) bool {
 	ex.lease, ex.commit, ex.leaseTime = l, true, o.LeaseTime
 	ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 	ex.resp.YourIPAddr = ip.AsSlice()
-	ex.detail = "ACK " + ip.String() + " lease " + o.LeaseTime.String()
+	ex.detail = ackDetail(ip, o.leaseTimes.text, "")
 	return true
+}
+
+// ackDetail is an ACK's inventory detail, "ACK 10.0.0.5 lease 1h0m0s",
+// built in one allocation: every fresh lease records one.
+func ackDetail(ip netip.Addr, lease, suffix string) string {
+	var a [64]byte
+	b := append(a[:0], "ACK "...)
+	b = ip.AppendTo(b)
+	b = append(b, " lease "...)
+	b = append(b, lease...)
+	return string(append(b, suffix...))
 }
 
 func (s *Server) ownsActive(ex *exchange, ip netip.Addr) bool {
@@ -426,7 +451,7 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		OpCode: dhcpv4.OpcodeBootReply, HWType: req.HWType, TransactionID: req.TransactionID,
 		Flags: req.Flags, ClientHWAddr: req.ClientHWAddr, GatewayIPAddr: req.GatewayIPAddr,
 		ClientIPAddr: net.IPv4zero, YourIPAddr: net.IPv4zero, ServerIPAddr: net.IPv4zero,
-		Options: make(dhcpv4.Options, 16),
+		Options: make(dhcpv4.Options, 8+len(ex.opts.encoded)), // 53, 54, 51, 58, 59, 61, 82 and the configured ones: no growing
 	}
 	// RFC 3046 relay agent information and RFC 6842 client identifier echo.
 	// Options are set straight into the map (no Option values to build):
@@ -449,13 +474,13 @@ func (s *Server) addOptions(ex *exchange) bool {
 		return true
 	}
 	if ex.mtype != dhcpv4.MessageTypeInform {
-		lt := ex.leaseTime
-		if lt == 0 {
-			lt = o.LeaseTime // OFFER
+		t := o.leaseTimes // an OFFER, a fresh ACK
+		if ex.leaseTime != 0 && ex.leaseTime != t.d {
+			t = encodeLeaseTimes(ex.leaseTime) // the rest of a lease on disk
 		}
-		r.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
-		r.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
-		r.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
+		r.Options[uint8(dhcpv4.OptionIPAddressLeaseTime)] = t.lease
+		r.Options[uint8(dhcpv4.OptionRenewTimeValue)] = t.renew
+		r.Options[uint8(dhcpv4.OptionRebindingTimeValue)] = t.rebind
 	}
 	if ex.reserved != nil && ex.reserved.Hostname != "" {
 		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
@@ -468,6 +493,22 @@ func (s *Server) addOptions(ex *exchange) bool {
 		}
 	}
 	return true
+}
+
+// leaseTimes is a lease's time options, encoded: 51 the lease, 58 T1 at
+// half of it, 59 T2 at seven eighths (RFC 2131 §4.4.5).
+type leaseTimes struct {
+	d                    time.Duration
+	text                 string // d.String(), for the ACK's detail
+	lease, renew, rebind []byte
+}
+
+func encodeLeaseTimes(d time.Duration) leaseTimes {
+	return leaseTimes{d: d, text: d.String(),
+		lease:  dhcpv4.OptIPAddressLeaseTime(d).Value.ToBytes(),
+		renew:  dhcpv4.OptRenewTimeValue(d / 2).Value.ToBytes(),
+		rebind: dhcpv4.OptRebindingTimeValue(d * 7 / 8).Value.ToBytes(),
+	}
 }
 
 // sendRule says which replies carry an option.
@@ -574,15 +615,17 @@ func (s *Server) makeDurable(ex *exchange) bool {
 	if !ex.commit {
 		return true
 	}
+	s.encode(ex)
 	s.store.commit(ex.lease, func(err error) {
 		if err != nil {
 			s.record(ex, inventory.KindNak, false, ex.lease.IP, "lease not stored: "+err.Error())
 			return
 		}
-		// On the writer goroutine: the ACK joins the batch the writer
-		// sends once every callback of this group commit has run.
+		// On the writer goroutine: the ACK, encoded already, joins the
+		// batch the writer sends once every callback of this group
+		// commit has run.
 		ex.out = &s.writerOut
-		s.sendReply(ex)
+		s.deliver(ex)
 	})
 	return false
 }

@@ -69,6 +69,7 @@ type Options struct {
 	ExtraOptions []ExtraOption
 	encoded      []extraOption // every option of OFFERs and ACKs, encoded by normalize
 	serverID     []byte        // option 54
+	leaseTimes   leaseTimes    // options 51, 58, 59 for LeaseTime
 	StateDir     string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
@@ -262,6 +263,7 @@ func Prepare(o Options) (*Prepared, error) {
 	}
 	o.encoded = encodeOptions(&o, extra)
 	o.serverID = o.ServerIP.AsSlice()
+	o.leaseTimes = encodeLeaseTimes(o.LeaseTime)
 	return &Prepared{o: o}, nil
 }
 
