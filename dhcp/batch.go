@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"golang.org/x/net/ipv4"
 )
@@ -25,29 +26,131 @@ type outMsg struct {
 	to route
 }
 
-// outbox collects replies; it belongs to one goroutine.
-type outbox struct{ msgs []outMsg }
+// outbox collects encoded replies and their exchanges, which are recorded
+// once the replies have left; it belongs to one goroutine at a time.
+type outbox struct {
+	msgs []outMsg
+	exs  []*exchange
+	done chan struct{} // a store barrier's, closed once the replies have left; may be nil
+}
 
-func (o *outbox) add(b []byte, to route) { o.msgs = append(o.msgs, outMsg{b, to}) }
+func (o *outbox) add(ex *exchange) {
+	o.msgs = append(o.msgs, outMsg{ex.wire, ex.dst})
+	o.exs = append(o.exs, ex)
+}
 
-// flushOut sends what out holds and empties it.
+func (o *outbox) reset() {
+	clear(o.msgs)
+	clear(o.exs)
+	o.msgs, o.exs, o.done = o.msgs[:0], o.exs[:0], nil
+}
+
+// flushOut sends what out holds, records it and empties it.
 func (s *Server) flushOut(out *outbox) {
-	if len(out.msgs) == 0 {
+	s.sendOut(out.msgs, out.exs)
+	out.reset()
+}
+
+// sendOut sends msgs (one sendmmsg, or one by one through send in unit
+// tests), then records exs, the exchanges they answer.
+func (s *Server) sendOut(msgs []outMsg, exs []*exchange) {
+	if len(msgs) == 0 {
 		return
 	}
 	if s.sendBatch != nil {
-		if err := s.sendBatch(out.msgs); err != nil {
-			s.log.Warn("sending DHCP replies failed", "replies", len(out.msgs), "err", err)
+		if err := s.sendBatch(msgs); err != nil {
+			s.log.Warn("sending DHCP replies failed", "replies", len(msgs), "err", err)
 		}
 	} else {
-		for _, m := range out.msgs {
+		for _, m := range msgs {
 			if err := s.send(m.b, m.to); err != nil {
 				s.log.Warn("sending DHCP reply failed", "to", m.to, "err", err)
 			}
 		}
 	}
-	clear(out.msgs)
-	out.msgs = out.msgs[:0]
+	for _, ex := range exs {
+		s.sent(ex)
+	}
+}
+
+// ACK release. The lease writer hands the ACKs of each group commit,
+// encoded, to the releaser goroutine and goes on with the next group's
+// write and fsync. A group is what arrived while the previous one was
+// being written: a few requests normally, hundreds after a slow fsync.
+// Sent in one sendmmsg, such a group reaches a receiver faster than it
+// reads: a relay agent, or perfdhcp, whose receive buffer holds about a
+// hundred replies, loses the rest. So the releaser sends a large group in
+// chunks of ackChunk, spread over the time its REQUESTs took to arrive
+// (at most maxAckSpread), the pace at which the receiver sent them; when
+// the next group is already waiting it stops pausing. No ACK leaves before
+// its lease is fsynced: the writer hands a group on only after its fsync.
+const (
+	ackChunk     = 32
+	maxAckSpread = 20 * time.Millisecond
+	ackGroups    = 8 // groups in flight between writer and releaser; then the writer waits
+)
+
+// startReleaser starts the goroutine that sends the writer's ACKs.
+func (s *Server) startReleaser() {
+	s.acks = make(chan *outbox, ackGroups)
+	s.freeOut = make(chan *outbox, ackGroups+2)
+	s.released = make(chan struct{})
+	go func() {
+		defer close(s.released)
+		for out := range s.acks {
+			s.releasePaced(out)
+			if out.done != nil {
+				close(out.done)
+			}
+			out.reset()
+			select {
+			case s.freeOut <- out:
+			default:
+			}
+		}
+	}()
+}
+
+// handOff runs on the writer after each group commit: its ACKs go to the
+// releaser (done: see store.batchDone).
+func (s *Server) handOff(done chan struct{}) {
+	out := s.writerOut
+	if len(out.msgs) == 0 && done == nil {
+		return
+	}
+	out.done = done
+	select {
+	case s.writerOut = <-s.freeOut:
+	default:
+		s.writerOut = &outbox{}
+	}
+	s.acks <- out
+}
+
+// stopReleaser runs on the writer when it stops, after its last hand-off:
+// it returns once every ACK has left.
+func (s *Server) stopReleaser() {
+	close(s.acks)
+	<-s.released
+}
+
+func (s *Server) releasePaced(out *outbox) {
+	n := len(out.msgs)
+	if n <= ackChunk {
+		s.sendOut(out.msgs, out.exs)
+		return
+	}
+	window := min(max(out.exs[n-1].now.Sub(out.exs[0].now), 0), maxAckSpread)
+	start := time.Now()
+	for i := 0; i < n; i += ackChunk {
+		j := min(i+ackChunk, n)
+		s.sendOut(out.msgs[i:j], out.exs[i:j])
+		if j < n && len(s.acks) == 0 {
+			if d := time.Until(start.Add(window * time.Duration(j) / time.Duration(n))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+	}
 }
 
 // udpBatch sends msgs with sendmmsg on the UDP socket; a reply routed to a

@@ -111,15 +111,22 @@ func (s *Server) encode(ex *exchange) {
 	ex.resp = nil
 }
 
-// deliver queues or sends the encoded reply and records it.
+// deliver queues or sends the encoded reply; it is recorded once sent.
 func (s *Server) deliver(ex *exchange) {
-	rt := ex.rtype
 	if ex.out != nil {
-		ex.out.add(ex.wire, ex.dst) // sent with the batch; a failure is logged there
-	} else if err := s.send(ex.wire, ex.dst); err != nil {
-		s.log.Warn("sending DHCP reply failed", "to", ex.dst, "type", rt.String(), "err", err)
+		ex.out.add(ex) // sent with the batch; a failure is logged there
 		return
 	}
+	if err := s.send(ex.wire, ex.dst); err != nil {
+		s.log.Warn("sending DHCP reply failed", "to", ex.dst, "type", ex.rtype.String(), "err", err)
+		return
+	}
+	s.sent(ex)
+}
+
+// sent logs and records a reply that has left.
+func (s *Server) sent(ex *exchange) {
+	rt := ex.rtype
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("dhcp reply", "type", rt.String(), "mac", ex.mac.Colon(), "ip", ex.lease.IP, "to", ex.dst, "detail", ex.detail)
 	}
@@ -622,9 +629,9 @@ func (s *Server) makeDurable(ex *exchange) bool {
 			return
 		}
 		// On the writer goroutine: the ACK, encoded already, joins the
-		// batch the writer sends once every callback of this group
-		// commit has run.
-		ex.out = &s.writerOut
+		// group the writer hands to the releaser once every callback of
+		// this group commit has run (batch.go).
+		ex.out = s.writerOut
 		s.deliver(ex)
 	})
 	return false

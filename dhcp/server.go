@@ -54,7 +54,11 @@ type Server struct {
 	// sendBatch sends queued replies in one go (sendmmsg); nil: one by one
 	// through send (unit tests).
 	sendBatch func([]outMsg) error
-	writerOut outbox // the ACKs of one group commit; only the lease writer touches it
+	writerOut *outbox // the ACKs of one group commit; only the lease writer touches it
+	// The releaser sends the writer's ACKs, paced (batch.go).
+	acks     chan *outbox
+	freeOut  chan *outbox
+	released chan struct{}
 	scoutXID  dhcpv4.TransactionID
 	scoutMAC  net.HardwareAddr
 
@@ -160,11 +164,13 @@ func (s *Server) openState(o *Options) error {
 	}
 	s.store = st
 	s.pool = newPool(*o, leases)
+	s.writerOut = &outbox{}
+	s.startReleaser()
 	s.store.start(func() []Lease {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.pool.all()
-	}, func() { s.flushOut(&s.writerOut) })
+	}, s.handOff, s.stopReleaser)
 	return nil
 }
 

@@ -145,8 +145,12 @@ type store struct {
 	records int // records in the journal file
 
 	queue     chan commitReq
-	snapshot  func() []Lease // current lease table, for compaction
-	batchDone func()         // runs on the writer after each group's callbacks (sends their ACKs)
+	snapshot func() []Lease // current lease table, for compaction
+	// batchDone runs on the writer after each group's callbacks (it hands
+	// their ACKs on); done, when not nil, is a barrier's, to be closed once
+	// those ACKs have left.
+	batchDone func(done chan struct{})
+	stopped   func() // runs on the writer when it stops, after its last batchDone
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 	stop      chan struct{}
@@ -199,8 +203,9 @@ func (s *store) writeSnapshot(list []Lease) error {
 
 // start runs the writer. snapshot must return the in-memory lease table;
 // batchDone (may be nil) runs after the callbacks of each group commit.
-func (s *store) start(snapshot func() []Lease, batchDone func()) {
-	s.snapshot, s.batchDone = snapshot, batchDone
+// stopped (may be nil) runs last, on the writer, when it stops.
+func (s *store) start(snapshot func() []Lease, batchDone func(done chan struct{}), stopped func()) {
+	s.snapshot, s.batchDone, s.stopped = snapshot, batchDone, stopped
 	s.wg.Add(1)
 	go s.writer()
 }
@@ -261,6 +266,9 @@ func (s *store) writer() {
 			if len(batch) > 0 {
 				s.flush(batch, &buf)
 			}
+			if s.stopped != nil {
+				s.stopped()
+			}
 			return
 		}
 	drain:
@@ -308,13 +316,14 @@ func (s *store) flush(batch []commitReq, buf *[]byte) {
 			r.after(err)
 		case r.barrier != nil:
 			if s.batchDone != nil {
-				s.batchDone() // what was queued before the barrier has left
+				s.batchDone(r.barrier) // closed once what was queued before it has left
+			} else {
+				close(r.barrier)
 			}
-			close(r.barrier)
 		}
 	}
 	if s.batchDone != nil {
-		s.batchDone()
+		s.batchDone(nil)
 	}
 }
 
