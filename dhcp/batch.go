@@ -32,6 +32,7 @@ type outbox struct {
 	msgs []outMsg
 	exs  []*exchange
 	done chan struct{} // a store barrier's, closed once the replies have left; may be nil
+	sc   sendScratch
 }
 
 func (o *outbox) add(ex *exchange) {
@@ -47,18 +48,18 @@ func (o *outbox) reset() {
 
 // flushOut sends what out holds, records it and empties it.
 func (s *Server) flushOut(out *outbox) {
-	s.sendOut(out.msgs, out.exs)
+	s.sendOut(out, out.msgs, out.exs)
 	out.reset()
 }
 
 // sendOut sends msgs (one sendmmsg, or one by one through send in unit
 // tests), then records exs, the exchanges they answer.
-func (s *Server) sendOut(msgs []outMsg, exs []*exchange) {
+func (s *Server) sendOut(out *outbox, msgs []outMsg, exs []*exchange) {
 	if len(msgs) == 0 {
 		return
 	}
 	if s.sendBatch != nil {
-		if err := s.sendBatch(msgs); err != nil {
+		if err := s.sendBatch(&out.sc, msgs); err != nil {
 			s.log.Warn("sending DHCP replies failed", "replies", len(msgs), "err", err)
 		}
 	} else {
@@ -137,14 +138,14 @@ func (s *Server) stopReleaser() {
 func (s *Server) releasePaced(out *outbox) {
 	n := len(out.msgs)
 	if n <= ackChunk {
-		s.sendOut(out.msgs, out.exs)
+		s.sendOut(out, out.msgs, out.exs)
 		return
 	}
 	window := min(max(out.exs[n-1].now.Sub(out.exs[0].now), 0), maxAckSpread)
 	start := time.Now()
 	for i := 0; i < n; i += ackChunk {
 		j := min(i+ackChunk, n)
-		s.sendOut(out.msgs[i:j], out.exs[i:j])
+		s.sendOut(out, out.msgs[i:j], out.exs[i:j])
 		if j < n && len(s.acks) == 0 {
 			if d := time.Until(start.Add(window * time.Duration(j) / time.Duration(n))); d > 0 {
 				time.Sleep(d)
@@ -153,12 +154,25 @@ func (s *Server) releasePaced(out *outbox) {
 	}
 }
 
+// sendScratch is what one sendmmsg needs, kept by the goroutine that sends
+// (in its outbox) so that sending a batch allocates nothing.
+type sendScratch struct {
+	msgs  []ipv4.Message
+	bufs  [][]byte // msgs[i].Buffers is bufs[i : i+1]
+	addrs []net.UDPAddr
+	ips   [][4]byte // addrs[i].IP is ips[i][:]
+}
+
 // udpBatch sends msgs with sendmmsg on the UDP socket; a reply routed to a
 // MAC goes through transmit (the packet socket) on its own.
-func (s *Server) udpBatch(pc *ipv4.PacketConn) func([]outMsg) error {
-	return func(msgs []outMsg) error { // called by readers and the writer at once: no shared state
+func (s *Server) udpBatch(pc *ipv4.PacketConn) func(*sendScratch, []outMsg) error {
+	return func(sc *sendScratch, msgs []outMsg) error { // readers and the releaser at once, each with its scratch
 		var errs []error
-		batch := make([]ipv4.Message, 0, len(msgs))
+		if cap(sc.msgs) < len(msgs) {
+			*sc = sendScratch{msgs: make([]ipv4.Message, len(msgs)), bufs: make([][]byte, len(msgs)),
+				addrs: make([]net.UDPAddr, len(msgs)), ips: make([][4]byte, len(msgs))}
+		}
+		batch := sc.msgs[:0]
 		for _, m := range msgs {
 			if m.to.hw != nil {
 				if err := s.transmit(m.b, m.to); err != nil {
@@ -166,7 +180,10 @@ func (s *Server) udpBatch(pc *ipv4.PacketConn) func([]outMsg) error {
 				}
 				continue
 			}
-			batch = append(batch, ipv4.Message{Buffers: [][]byte{m.b}, Addr: net.UDPAddrFromAddrPort(m.to.to)})
+			i := len(batch)
+			sc.bufs[i], sc.ips[i] = m.b, m.to.to.Addr().As4()
+			sc.addrs[i] = net.UDPAddr{IP: sc.ips[i][:], Port: int(m.to.to.Port())}
+			batch = append(batch, ipv4.Message{Buffers: sc.bufs[i : i+1], Addr: &sc.addrs[i]})
 		}
 		for sent := 0; sent < len(batch); {
 			n, err := pc.WriteBatch(batch[sent:], 0)
@@ -176,6 +193,7 @@ func (s *Server) udpBatch(pc *ipv4.PacketConn) func([]outMsg) error {
 			}
 			sent += n
 		}
+		clear(sc.bufs[:len(batch)]) // the replies' bytes are not kept
 		return errors.Join(errs...)
 	}
 }

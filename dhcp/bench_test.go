@@ -88,7 +88,7 @@ func BenchmarkPipelineDORA(b *testing.B) {
 	const batch = 64
 	var acks atomic.Int64
 	s.send = func([]byte, route) error { return nil }
-	s.sendBatch = func(msgs []outMsg) error {
+	s.sendBatch = func(_ *sendScratch, msgs []outMsg) error {
 		for _, m := range msgs {
 			if replyType(m.b) == dhcpv4.MessageTypeAck {
 				acks.Add(1)

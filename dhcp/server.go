@@ -53,14 +53,14 @@ type Server struct {
 	l2Failed  atomic.Bool // the fallback to broadcast has been logged
 	// sendBatch sends queued replies in one go (sendmmsg); nil: one by one
 	// through send (unit tests).
-	sendBatch func([]outMsg) error
+	sendBatch func(*sendScratch, []outMsg) error
 	writerOut *outbox // the ACKs of one group commit; only the lease writer touches it
 	// The releaser sends the writer's ACKs, paced (batch.go).
 	acks     chan *outbox
 	freeOut  chan *outbox
 	released chan struct{}
-	scoutXID  dhcpv4.TransactionID
-	scoutMAC  net.HardwareAddr
+	scoutXID dhcpv4.TransactionID
+	scoutMAC net.HardwareAddr
 
 	lastExhausted atomic.Int64 // unix seconds of the last "pool exhausted" log line
 	foreignMu     sync.Mutex

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 )
 
@@ -68,4 +72,54 @@ func FuzzAppendRecord(f *testing.F) {
 		checkRecord(t, Lease{IP: a, MAC: m, ClientID: sanitize(clientID), Hostname: sanitize(hostname),
 			Expiry: time.Unix(unix, 0).UTC(), State: sanitize(state)})
 	})
+}
+
+// TestReleaseInChunks: the ACKs of a large group commit leave in order,
+// in sendmmsg batches of at most ackChunk, each exchange recorded, and a
+// barrier handed off behind them returns only once they have left.
+func TestReleaseInChunks(t *testing.T) {
+	s, err := New(baseOptions(t.TempDir()), nil, inventory.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []int
+	var order []byte
+	s.sendBatch = func(_ *sendScratch, msgs []outMsg) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, len(msgs))
+		for _, m := range msgs {
+			order = append(order, m.b[0])
+		}
+		return nil
+	}
+	s.startReleaser()
+	s.writerOut = &outbox{}
+	const n = 3*ackChunk + 5
+	now := time.Now()
+	for i := range n {
+		// The same arrival time: no spreading, so nothing waits.
+		s.writerOut.add(&exchange{wire: []byte{byte(i)}, now: now, rtype: dhcpv4.MessageTypeAck})
+	}
+	s.handOff(nil)
+	done := make(chan struct{})
+	s.handOff(done)
+	<-done
+	mu.Lock()
+	if len(order) != n {
+		t.Fatalf("%d ACKs sent, want %d", len(order), n)
+	}
+	for i, b := range order {
+		if b != byte(i) {
+			t.Fatalf("ACK %d sent as the %dth", b, i)
+		}
+	}
+	for _, c := range calls {
+		if c > ackChunk {
+			t.Errorf("a sendmmsg of %d ACKs, more than %d: %v", c, ackChunk, calls)
+		}
+	}
+	mu.Unlock()
+	s.stopReleaser()
 }
