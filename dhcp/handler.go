@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -108,7 +109,23 @@ func (s *Server) sendReply(ex *exchange) {
 func (s *Server) encode(ex *exchange) {
 	ex.dst = replyDestination(ex.req, ex.resp, ex.opts.Port, s.l2unicast)
 	ex.wire = ex.resp.ToBytes()
+	opts := ex.resp.Options
 	ex.resp = nil
+	clear(opts) // the values are shared or encoded once: only the map is reused
+	optionMaps.Put(opts)
+}
+
+// optionMaps holds the option maps of replies already encoded: a map sized
+// for a reply's dozen options costs several allocations to make.
+var optionMaps sync.Pool
+
+// replyOptions is an empty option map with room for the options every
+// reply carries (53, 54, 51, 58, 59, 61, 82) and configured ones.
+func replyOptions(configured int) dhcpv4.Options {
+	if m, ok := optionMaps.Get().(dhcpv4.Options); ok {
+		return m
+	}
+	return make(dhcpv4.Options, 8+configured)
 }
 
 // deliver queues or sends the encoded reply; it is recorded once sent.
@@ -203,7 +220,7 @@ func (s *Server) admit(ex *exchange) bool {
 		return false
 	}
 	if ex.mtype == dhcpv4.MessageTypeRequest {
-		if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != o.ServerIP {
+		if sid := optAddr(req, dhcpv4.OptionServerIdentifier); sid.IsValid() && sid != o.ServerIP {
 			s.noteOtherServer(sid)
 		}
 	}
@@ -243,7 +260,7 @@ const maxProbeTries = 3
 
 func (s *Server) discover(ex *exchange) bool {
 	o := ex.opts
-	requested := addrOf(ex.req.RequestedIPAddress())
+	requested := optAddr(ex.req, dhcpv4.OptionRequestedIPAddress)
 	for try := 0; try < maxProbeTries; try++ {
 		var ip netip.Addr
 		fresh, busy, ok := true, false, true
@@ -306,17 +323,17 @@ func (s *Server) poolExhausted(ex *exchange) {
 
 func (s *Server) request(ex *exchange) bool {
 	req, o := ex.req, ex.opts
-	if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != o.ServerIP {
+	if sid := optAddr(req, dhcpv4.OptionServerIdentifier); sid.IsValid() && sid != o.ServerIP {
 		// SELECTING another server's offer: release ours, stay silent.
 		s.mu.Lock()
 		s.pool.dropOffer(ex.key)
 		s.mu.Unlock()
 		return false
 	}
-	ip := addrOf(req.RequestedIPAddress())
+	ip := optAddr(req, dhcpv4.OptionRequestedIPAddress)
 	// INIT-REBOOT (RFC 2131 §4.3.2): no server identifier, no ciaddr, the
 	// address the client remembers in option 50.
-	initReboot := ip.IsValid() && !addrOf(req.ClientIPAddr).IsValid() && !addrOf(req.ServerIdentifier()).IsValid()
+	initReboot := ip.IsValid() && !addrOf(req.ClientIPAddr).IsValid() && !optAddr(req, dhcpv4.OptionServerIdentifier).IsValid()
 	if !ip.IsValid() {
 		ip = addrOf(req.ClientIPAddr)
 	}
@@ -418,7 +435,7 @@ func (s *Server) nak(ex *exchange, ip netip.Addr, why string) bool {
 }
 
 func (s *Server) decline(ex *exchange) {
-	ip := addrOf(ex.req.RequestedIPAddress())
+	ip := optAddr(ex.req, dhcpv4.OptionRequestedIPAddress)
 	o := ex.opts
 	s.mu.Lock()
 	l, ok := s.pool.byClient[ex.key]
@@ -458,7 +475,7 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		OpCode: dhcpv4.OpcodeBootReply, HWType: req.HWType, TransactionID: req.TransactionID,
 		Flags: req.Flags, ClientHWAddr: req.ClientHWAddr, GatewayIPAddr: req.GatewayIPAddr,
 		ClientIPAddr: net.IPv4zero, YourIPAddr: net.IPv4zero, ServerIPAddr: net.IPv4zero,
-		Options: make(dhcpv4.Options, 8+len(ex.opts.encoded)), // 53, 54, 51, 58, 59, 61, 82 and the configured ones: no growing
+		Options: replyOptions(len(ex.opts.encoded)),
 	}
 	// RFC 3046 relay agent information and RFC 6842 client identifier echo.
 	// Options are set straight into the map (no Option values to build):
@@ -678,6 +695,17 @@ func replyDestination(req, reply *dhcpv4.DHCPv4, serverPort int, l2 bool) route 
 		}
 	}
 	return bcast
+}
+
+// optAddr is an address option of a request (50, 54) as the library's
+// getters read it (exactly four bytes, else none), through addrOf, without
+// the allocations of parsing it into a net.IP.
+func optAddr(req *dhcpv4.DHCPv4, c dhcpv4.OptionCode) netip.Addr {
+	v := req.Options.Get(c)
+	if len(v) != net.IPv4len {
+		return netip.Addr{}
+	}
+	return addrOf(net.IP(v))
 }
 
 // addrOf converts a packet field; unspecified and broadcast become invalid.
