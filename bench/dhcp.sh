@@ -12,6 +12,9 @@
 #        PROFILE=DIR builds snomprov with -tags pprof and saves, per snomprov run,
 #        a CPU profile of the perfdhcp window and the allocations made in it
 #        (DIR/cpu-WL-RUN.pprof, DIR/allocs-WL-RUN.pprof: go tool pprof -diff_base)
+#        BASE_REV=REV adds the server "snomprov-base": snomprov built from git
+#        revision REV of this repository (git archive), for before/after
+#        figures in the same run, e.g. SERVERS="snomprov-base snomprov kea"
 #        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on
 #        ([dhcp] conflict_probe; here off by default, like dnsmasq's no-ping and
 #        Kea's default, so all three do the same work)
@@ -88,6 +91,11 @@ ip -n "$CLI" addr add 10.78.0.2/16 dev eth0
 # --- server configs
 TAGS=(); [ -n "${PROFILE:-}" ] && { TAGS=(-tags pprof); mkdir -p "$PROFILE"; }
 (cd "$ROOT" && CGO_ENABLED=0 go build "${TAGS[@]}" -o "$WORK/snomprov" ./cmd/snomprov)
+if [ -n "${BASE_REV:-}" ]; then
+  mkdir -p "$WORK/base"
+  git -C "$ROOT" archive "$BASE_REV" | tar -x -C "$WORK/base"
+  (cd "$WORK/base" && CGO_ENABLED=0 go build -o "$WORK/snomprov-base" ./cmd/snomprov)
+fi
 PPROF=127.0.0.1:18081 # only in a -tags pprof build, inside the server namespace
 PROBE='"0s"'; [ "${SNOMPROV_PROBE:-0}" = 1 ] && PROBE='"300ms"'
 snomprov_conf() { # $1 pool $2 router $3 name
@@ -160,8 +168,8 @@ JSON
 start_server() { # $1 server $2 pool (big|lan)
   rm -rf "$WORK/state"; mkdir -p "$WORK/state"
   case "$1" in
-    snomprov) srv_addrs "$2"
-              "${PIN[@]}" ip netns exec "$SRV" env SNOMPROV_PPROF="${PROFILE:+$PPROF}" "$WORK/snomprov" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
+    snomprov|snomprov-base) srv_addrs "$2"
+              "${PIN[@]}" ip netns exec "$SRV" env SNOMPROV_PPROF="${PROFILE:+$PPROF}" "$WORK/$1" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
     dnsmasq)  srv_addrs peers
               "${PIN[@]}" ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
     kea)      srv_addrs peers
@@ -229,7 +237,7 @@ for wl in $WORKLOADS; do
       cpu=$(( $(cpu_ms) - cpu0 )); read -r tot1 st1 < <(cpu_stat)
       steal=$(awk -v a="$((tot1 - tot0))" -v b="$((st1 - st0))" 'BEGIN {printf "%.1f", a ? 100*b/a : 0}')
       case "$srv" in
-        snomprov) leases=$(grep '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
+        snomprov*) leases=$(grep '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
         dnsmasq)  leases=$(wc -l <"$WORK/state/dnsmasq.leases" 2>/dev/null || echo 0) ;;
         kea)      leases=$(tail -n +2 "$WORK/state/kea-leases4.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l) ;;
       esac
