@@ -12,8 +12,8 @@ import (
 // The socket side of the pipeline works in batches: a reader takes every
 // datagram the kernel has queued with one recvmmsg, runs each through the
 // chain, and sends the replies that are ready at once (OFFERs, NAKs) with
-// one sendmmsg; the lease writer does the same with the ACKs of one group
-// commit after its fsync. Under a boot storm this turns two system calls
+// one sendmmsg; the ACKs of one group commit leave after its fsync the
+// same way, from the releaser (below). Under a boot storm this turns two system calls
 // and a wake-up per packet into a few per batch; with one client at a time
 // a batch is one packet and nothing waits for another.
 
