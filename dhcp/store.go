@@ -47,11 +47,6 @@ const (
 	// compactAfter bounds the journal: past this many records the writer
 	// folds it into a fresh snapshot.
 	compactAfter = 200_000
-	// groupLinger: a group commit that finds between 2 and groupLingerBelow
-	// leases waiting waits this long for more before its write and fsync.
-	// One client alone never waits; a storm pays at most this per ACK.
-	groupLinger      = time.Millisecond
-	groupLingerBelow = 64
 )
 
 // LoadLeases reads the lease snapshot and journal in stateDir without opening
@@ -277,13 +272,6 @@ func (s *store) writer() {
 			return
 		}
 		batch = s.take(batch)
-		if len(batch) >= 2 && len(batch) < groupLingerBelow {
-			// Under load (more than one lease waiting) let more arrive
-			// before paying for an fsync: fewer, larger group commits
-			// cost less CPU, the kernel's journal commits included.
-			time.Sleep(groupLinger)
-			batch = s.take(batch)
-		}
 		s.flush(batch, &buf)
 		if s.records >= compactAfter {
 			s.compact()
