@@ -9,6 +9,12 @@
 #        SHOW_SERVER_LOG=1 prints the last server's log on exit; KEEP_LOGS=1 keeps
 #        perfdhcp's and the server's logs in bench/results/
 #        TASKSET=0 pins the server to CPU 0 (the one-CPU budget of a small Pi)
+#        PROFILE=DIR builds snomprov with -tags pprof and saves, per snomprov run,
+#        a CPU profile of the perfdhcp window and the allocations made in it
+#        (DIR/cpu-WL-RUN.pprof, DIR/allocs-WL-RUN.pprof: go tool pprof -diff_base)
+#        BASE_REV=REV adds the server "snomprov-base": snomprov built from git
+#        revision REV of this repository (git archive), for before/after
+#        figures in the same run, e.g. SERVERS="snomprov-base snomprov kea"
 #        SNOMPROV_PROBE=1 runs snomprov with its ICMP conflict probe on
 #        ([dhcp] conflict_probe; here off by default, like dnsmasq's no-ping and
 #        Kea's default, so all three do the same work)
@@ -83,7 +89,14 @@ ip -n "$CLI" addr add 10.77.0.11/24 dev eth0
 ip -n "$CLI" addr add 10.78.0.2/16 dev eth0
 
 # --- server configs
-(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/snomprov" ./cmd/snomprov)
+TAGS=(); [ -n "${PROFILE:-}" ] && { TAGS=(-tags pprof); mkdir -p "$PROFILE"; }
+(cd "$ROOT" && CGO_ENABLED=0 go build "${TAGS[@]}" -o "$WORK/snomprov" ./cmd/snomprov)
+if [ -n "${BASE_REV:-}" ]; then
+  mkdir -p "$WORK/base"
+  git -C "$ROOT" archive "$BASE_REV" | tar -x -C "$WORK/base"
+  (cd "$WORK/base" && CGO_ENABLED=0 go build -o "$WORK/snomprov-base" ./cmd/snomprov)
+fi
+PPROF=127.0.0.1:18081 # only in a -tags pprof build, inside the server namespace
 PROBE='"0s"'; [ "${SNOMPROV_PROBE:-0}" = 1 ] && PROBE='"300ms"'
 snomprov_conf() { # $1 pool $2 router $3 name
   cat >"$WORK/snomprov-$3.toml" <<TOML
@@ -155,8 +168,8 @@ JSON
 start_server() { # $1 server $2 pool (big|lan)
   rm -rf "$WORK/state"; mkdir -p "$WORK/state"
   case "$1" in
-    snomprov) srv_addrs "$2"
-              "${PIN[@]}" ip netns exec "$SRV" "$WORK/snomprov" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
+    snomprov|snomprov-base) srv_addrs "$2"
+              "${PIN[@]}" ip netns exec "$SRV" env SNOMPROV_PPROF="${PROFILE:+$PPROF}" "$WORK/$1" serve -config "$WORK/snomprov-$2.toml" >"$WORK/server.log" 2>&1 & ;;
     dnsmasq)  srv_addrs peers
               "${PIN[@]}" ip netns exec "$SRV" dnsmasq -k -C "$WORK/dnsmasq.conf" --dhcp-leasefile="$WORK/state/dnsmasq.leases" --pid-file="$WORK/state/dnsmasq.pid" >"$WORK/server.log" 2>&1 & ;;
     kea)      srv_addrs peers
@@ -177,6 +190,10 @@ PIN=(); [ -n "${TASKSET:-}" ] && PIN=(taskset -c "$TASKSET")
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/hz)}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 # cpu_stat: total and steal jiffies of the machine (/proc/stat), for the steal share of a run.
 cpu_stat() { awk '/^cpu / {t=0; for (i=2;i<=NF;i++) t+=$i; print t, $9}' /proc/stat; }
+# udp_err NS: the namespace's UDP receive-buffer overflows and send-buffer
+# errors so far (/proc/net/snmp Udp RcvbufErrors SndbufErrors); each run
+# records the difference, split into the server's socket and perfdhcp's.
+udp_err() { ip netns exec "$1" awk '/^Udp:/ && ++n==2 {print $6, $7}' /proc/net/snmp; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0; }
 
 # p99 latency in ms of one exchange type (DISCOVER-OFFER or REQUEST-ACK) from
@@ -187,7 +204,7 @@ p99_ms() { # $1 log $2 section
     awk '{v[NR]=$1} END { if (NR==0) {print ""; exit} i=int(NR*0.99); if (i<1) i=1; printf "%.2f", v[i] }'
 }
 
-echo "server,workload,run,target_rate,clients,achieved_dora_s,DO_sent,DO_drops,RA_sent,RA_drops,drop_pct,avg_DO_ms,avg_RA_ms,p99_DO_ms,p99_RA_ms,rss_kb,leases,load1,cpu_ms,steal_pct,taskset" | tee "$OUT"
+echo "server,workload,run,target_rate,clients,achieved_dora_s,DO_sent,DO_drops,RA_sent,RA_drops,drop_pct,avg_DO_ms,avg_RA_ms,p99_DO_ms,p99_RA_ms,rss_kb,leases,load1,cpu_ms,steal_pct,taskset,srv_rcvbuf_err,srv_sndbuf_err,cli_rcvbuf_err,srv_send_fail" | tee "$OUT"
 for wl in $WORKLOADS; do
   case "$wl" in
     storm) pool=big; rate=$STORM_RATE; clients=$STORM_CLIENTS; per=$PERIOD; target=(-l 10.78.0.2 10.77.0.1) ;;
@@ -201,30 +218,40 @@ for wl in $WORKLOADS; do
       log="$WORK/perf-$srv-$wl-$run.txt"
       load=$(cut -d' ' -f1 /proc/loadavg)
       cpu0=$(cpu_ms); read -r tot0 st0 < <(cpu_stat)
+      read -r srb0 ssb0 < <(udp_err "$SRV"); read -r crb0 _ < <(udp_err "$CLI")
+      prof=""
+      if [ -n "${PROFILE:-}" ] && [ "$srv" = snomprov ]; then
+        nsx "$SRV" curl -s -o "$PROFILE/allocs0-$wl-$run.pprof" "http://$PPROF/debug/pprof/allocs"
+        nsx "$SRV" curl -s -o "$PROFILE/cpu-$wl-$run.pprof" "http://$PPROF/debug/pprof/profile?seconds=$per" & prof=$!
+      fi
       # Snom MACs: snomprov treats the clients as phones and forces 66/67 into
       # every reply, as dnsmasq's dhcp-option-force and Kea's always-send do.
       nsx "$CLI" perfdhcp -4 -g single -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
+      [ -n "$prof" ] && wait "$prof"
+      if [ -n "$prof" ]; then
+        nsx "$SRV" curl -s -o "$PROFILE/allocs-$wl-$run.pprof" "http://$PPROF/debug/pprof/allocs"
+      fi
       sleep 0.5
+      read -r srb1 ssb1 < <(udp_err "$SRV"); read -r crb1 _ < <(udp_err "$CLI")
       rss=$(rss_kb)
       cpu=$(( $(cpu_ms) - cpu0 )); read -r tot1 st1 < <(cpu_stat)
       steal=$(awk -v a="$((tot1 - tot0))" -v b="$((st1 - st0))" 'BEGIN {printf "%.1f", a ? 100*b/a : 0}')
-      # server-side UDP receive-buffer overflows, for the record (stderr)
-      echo "$srv $wl run $run: srv $(ip netns exec "$SRV" awk '/^Udp:/ && ++n==2 {print "udp InErrors="$4" RcvbufErrors="$6}' /proc/net/snmp)" \
-           "cli $(ip netns exec "$CLI" awk '/^Udp:/ && ++n==2 {print "udp InErrors="$4" RcvbufErrors="$6}' /proc/net/snmp)" >&2
       case "$srv" in
-        snomprov) leases=$(grep '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
+        snomprov*) leases=$(grep '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
         dnsmasq)  leases=$(wc -l <"$WORK/state/dnsmasq.leases" 2>/dev/null || echo 0) ;;
         kea)      leases=$(tail -n +2 "$WORK/state/kea-leases4.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l) ;;
       esac
+      sendfail=$(grep -c 'sending DHCP repl' "$WORK/server.log" || true)
       stop_server
       p99do=$(p99_ms "$log" DISCOVER-OFFER); p99ra=$(p99_ms "$log" REQUEST-ACK)
-      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" -v cpu="$cpu" -v steal="$steal" -v pin="${TASKSET:-all}" '
+      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" -v cpu="$cpu" -v steal="$steal" -v pin="${TASKSET:-all}" \
+          -v errs="$((srb1 - srb0)),$((ssb1 - ssb0)),$((crb1 - crb0)),$sendfail" '
         /^Rate:/ {rate=$2}
         /Statistics for: DISCOVER-OFFER/ {sec="DO"} /Statistics for: REQUEST-ACK/ {sec="RA"}
         /^sent packets:/ {sent[sec]=$3} /^drops:/ {drops[sec]=$2} /^avg delay:/ {avg[sec]=$3}
         END { tot=sent["DO"]+sent["RA"]; d=drops["DO"]+drops["RA"];
-              printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", srv,wl,run,r,c,rate,
-                sent["DO"],drops["DO"],sent["RA"],drops["RA"],(tot?100*d/tot:0),avg["DO"],avg["RA"],p99do,p99ra,rss,leases,load,cpu,steal,pin }' "$log" | tee -a "$OUT"
+              printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%.2f,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", srv,wl,run,r,c,rate,
+                sent["DO"],drops["DO"],sent["RA"],drops["RA"],(tot?100*d/tot:0),avg["DO"],avg["RA"],p99do,p99ra,rss,leases,load,cpu,steal,pin,errs }' "$log" | tee -a "$OUT"
       if [ "${KEEP_LOGS:-0}" = 1 ]; then cp "$log" "$ROOT/bench/results/"; cp "$WORK/server.log" "$ROOT/bench/results/server-$srv-$wl-$run.log"; fi
     done
   done

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -42,10 +43,12 @@ type exchange struct {
 
 	resp      *dhcpv4.DHCPv4
 	rtype     dhcpv4.MessageType // resp's message type
-	lease     Lease              // the lease an ACK commits
-	leaseTime time.Duration      // option 51 of an ACK
-	commit    bool               // the reply waits until lease is durable
-	detail    string             // for the inventory and debug log
+	wire      []byte             // resp encoded (encode), and where it goes
+	dst       route
+	lease     Lease         // the lease an ACK commits
+	leaseTime time.Duration // option 51 of an ACK
+	commit    bool          // the reply waits until lease is durable
+	detail    string        // for the inventory and debug log
 }
 
 // stageLease is the index of the "lease" stage in defaultChain.
@@ -98,25 +101,61 @@ func (s *Server) runChain(ex *exchange, from int) {
 }
 
 func (s *Server) sendReply(ex *exchange) {
+	s.encode(ex)
+	s.deliver(ex)
+}
+
+// encode turns the reply into its datagram and route. It runs where the
+// request was decided (a reader), so the lease writer, which every ACK
+// waits for, only writes, fsyncs and sends bytes.
+func (s *Server) encode(ex *exchange) {
 	l2 := s.l2unicast
 	if ex.link != nil {
 		l2 = ex.link.l2 != nil
 	}
-	dst := replyDestination(ex.req, ex.resp, ex.opts.Port, l2)
-	dst.via, dst.src = ex.link, ex.opts.ServerIP
-	rt := ex.rtype
+	ex.dst = replyDestination(ex.req, ex.resp, ex.opts.Port, l2)
+	ex.dst.via, ex.dst.src = ex.link, ex.opts.ServerIP
+	ex.wire = ex.resp.ToBytes()
+	opts := ex.resp.Options
+	ex.resp = nil
+	clear(opts) // the values are shared or encoded once: only the map is reused
+	optionMaps.Put(opts)
+}
+
+// optionMaps holds the option maps of replies already encoded: a map sized
+// for a reply's dozen options costs several allocations to make.
+var optionMaps sync.Pool
+
+// replyOptions is an empty option map with room for the options every
+// reply carries (53, 54, 51, 58, 59, 61, 82) and configured ones.
+func replyOptions(configured int) dhcpv4.Options {
+	if m, ok := optionMaps.Get().(dhcpv4.Options); ok {
+		return m
+	}
+	return make(dhcpv4.Options, 8+configured)
+}
+
+// deliver queues or sends the encoded reply; it is recorded once sent.
+func (s *Server) deliver(ex *exchange) {
 	if ex.out != nil {
-		ex.out.add(ex.resp.ToBytes(), dst) // sent with the batch; a failure is logged there
-	} else if err := s.send(ex.resp.ToBytes(), dst); err != nil {
-		s.log.Warn("sending DHCP reply failed", "to", dst, "type", rt.String(), "err", err)
+		ex.out.add(ex) // sent with the batch; a failure is logged there
 		return
 	}
+	if err := s.send(ex.wire, ex.dst); err != nil {
+		s.log.Warn("sending DHCP reply failed", "to", ex.dst, "type", ex.rtype.String(), "err", err)
+		return
+	}
+	s.sent(ex)
+}
+
+// sent logs and records a reply that has left.
+func (s *Server) sent(ex *exchange) {
+	rt := ex.rtype
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("dhcp reply", "type", rt.String(), "mac", ex.mac.Colon(), "to", dst, "detail", ex.detail)
+		s.log.Debug("dhcp reply", "type", rt.String(), "mac", ex.mac.Colon(), "ip", ex.lease.IP, "to", ex.dst, "detail", ex.detail)
 	}
 	if rt != dhcpv4.MessageTypeOffer {
-		ip := ex.lease.IP
-		s.record(ex, inventory.Kind(rt.String()), rt != dhcpv4.MessageTypeNak, ip, ex.detail)
+		s.record(ex, inventory.Kind(rt.String()), rt != dhcpv4.MessageTypeNak, ex.lease.IP, ex.detail)
 	}
 }
 
@@ -188,7 +227,7 @@ func (s *Server) admit(ex *exchange) bool {
 		return false
 	}
 	if ex.mtype == dhcpv4.MessageTypeRequest {
-		if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != o.ServerIP {
+		if sid := optAddr(req, dhcpv4.OptionServerIdentifier); sid.IsValid() && sid != o.ServerIP {
 			s.noteOtherServer(sid)
 		}
 	}
@@ -228,7 +267,7 @@ const maxProbeTries = 3
 
 func (s *Server) discover(ex *exchange) bool {
 	o := ex.opts
-	requested := addrOf(ex.req.RequestedIPAddress())
+	requested := optAddr(ex.req, dhcpv4.OptionRequestedIPAddress)
 	for try := 0; try < maxProbeTries; try++ {
 		var ip netip.Addr
 		fresh, busy, ok := true, false, true
@@ -272,8 +311,7 @@ func (s *Server) discover(ex *exchange) bool {
 		}
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeOffer)
 		ex.resp.YourIPAddr = ip.AsSlice()
-		ex.lease = Lease{IP: ip}
-		ex.detail = "OFFER " + ip.String()
+		ex.lease = Lease{IP: ip} // an OFFER is not recorded: no detail, the debug line has the address
 		return true
 	}
 	s.log.Warn("no conflict-free address found after probing; client must retry", "mac", ex.mac.Colon())
@@ -328,17 +366,17 @@ func (s *Server) poolExhausted(ex *exchange) {
 
 func (s *Server) request(ex *exchange) bool {
 	req, o := ex.req, ex.opts
-	if sid := addrOf(req.ServerIdentifier()); sid.IsValid() && sid != o.ServerIP {
+	if sid := optAddr(req, dhcpv4.OptionServerIdentifier); sid.IsValid() && sid != o.ServerIP {
 		// SELECTING another server's offer: release ours, stay silent.
 		s.mu.Lock()
 		s.pool.dropOffer(ex.key)
 		s.mu.Unlock()
 		return false
 	}
-	ip := addrOf(req.RequestedIPAddress())
+	ip := optAddr(req, dhcpv4.OptionRequestedIPAddress)
 	// INIT-REBOOT (RFC 2131 §4.3.2): no server identifier, no ciaddr, the
 	// address the client remembers in option 50.
-	initReboot := ip.IsValid() && !addrOf(req.ClientIPAddr).IsValid() && !addrOf(req.ServerIdentifier()).IsValid()
+	initReboot := ip.IsValid() && !addrOf(req.ClientIPAddr).IsValid() && !optAddr(req, dhcpv4.OptionServerIdentifier).IsValid()
 	if !ip.IsValid() {
 		ip = addrOf(req.ClientIPAddr)
 	}
@@ -393,7 +431,7 @@ func (s *Server) request(ex *exchange) bool {
 		ex.lease, ex.leaseTime = l, l.Expiry.Sub(ex.now).Truncate(time.Second)
 		ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 		ex.resp.YourIPAddr = ip.AsSlice()
-		ex.detail = "ACK " + ip.String() + " lease " + ex.leaseTime.String() + " (unchanged)"
+		ex.detail = ackDetail(ip, ex.leaseTime.String(), " (unchanged)")
 		return true
 	}
 	l, moved := s.pool.bind(ex.key, Lease{
@@ -407,8 +445,19 @@ func (s *Server) request(ex *exchange) bool {
 	ex.lease, ex.commit, ex.leaseTime = l, true, o.LeaseTime
 	ex.resp = s.reply(ex, dhcpv4.MessageTypeAck)
 	ex.resp.YourIPAddr = ip.AsSlice()
-	ex.detail = "ACK " + ip.String() + " lease " + o.LeaseTime.String()
+	ex.detail = ackDetail(ip, o.leaseTimes.text, "")
 	return true
+}
+
+// ackDetail is an ACK's inventory detail, "ACK 10.0.0.5 lease 1h0m0s",
+// built in one allocation: every fresh lease records one.
+func ackDetail(ip netip.Addr, lease, suffix string) string {
+	var a [64]byte
+	b := append(a[:0], "ACK "...)
+	b = ip.AppendTo(b)
+	b = append(b, " lease "...)
+	b = append(b, lease...)
+	return string(append(b, suffix...))
 }
 
 func (s *Server) ownsActive(ex *exchange, ip netip.Addr) bool {
@@ -429,7 +478,7 @@ func (s *Server) nak(ex *exchange, ip netip.Addr, why string) bool {
 }
 
 func (s *Server) decline(ex *exchange) {
-	ip := addrOf(ex.req.RequestedIPAddress())
+	ip := optAddr(ex.req, dhcpv4.OptionRequestedIPAddress)
 	o := ex.opts
 	s.mu.Lock()
 	l, ok := s.pool.byClient[ex.key]
@@ -469,7 +518,7 @@ func (s *Server) reply(ex *exchange, t dhcpv4.MessageType) *dhcpv4.DHCPv4 {
 		OpCode: dhcpv4.OpcodeBootReply, HWType: req.HWType, TransactionID: req.TransactionID,
 		Flags: req.Flags, ClientHWAddr: req.ClientHWAddr, GatewayIPAddr: req.GatewayIPAddr,
 		ClientIPAddr: net.IPv4zero, YourIPAddr: net.IPv4zero, ServerIPAddr: net.IPv4zero,
-		Options: make(dhcpv4.Options, 16),
+		Options: replyOptions(len(ex.opts.encoded)),
 	}
 	// RFC 3046 relay agent information, RFC 6842 client identifier and
 	// RFC 3011 subnet selection echo. Options are set straight into the map
@@ -493,13 +542,13 @@ func (s *Server) addOptions(ex *exchange) bool {
 		return true
 	}
 	if ex.mtype != dhcpv4.MessageTypeInform {
-		lt := ex.leaseTime
-		if lt == 0 {
-			lt = o.LeaseTime // OFFER
+		t := o.leaseTimes // an OFFER, a fresh ACK
+		if ex.leaseTime != 0 && ex.leaseTime != t.d {
+			t = encodeLeaseTimes(ex.leaseTime) // the rest of a lease on disk
 		}
-		r.UpdateOption(dhcpv4.OptIPAddressLeaseTime(lt))
-		r.UpdateOption(dhcpv4.OptRenewTimeValue(lt / 2))
-		r.UpdateOption(dhcpv4.OptRebindingTimeValue(lt * 7 / 8))
+		r.Options[uint8(dhcpv4.OptionIPAddressLeaseTime)] = t.lease
+		r.Options[uint8(dhcpv4.OptionRenewTimeValue)] = t.renew
+		r.Options[uint8(dhcpv4.OptionRebindingTimeValue)] = t.rebind
 	}
 	if ex.reserved != nil && ex.reserved.Hostname != "" {
 		r.UpdateOption(dhcpv4.OptHostName(ex.reserved.Hostname))
@@ -512,6 +561,22 @@ func (s *Server) addOptions(ex *exchange) bool {
 		}
 	}
 	return true
+}
+
+// leaseTimes is a lease's time options, encoded: 51 the lease, 58 T1 at
+// half of it, 59 T2 at seven eighths (RFC 2131 §4.4.5).
+type leaseTimes struct {
+	d                    time.Duration
+	text                 string // d.String(), for the ACK's detail
+	lease, renew, rebind []byte
+}
+
+func encodeLeaseTimes(d time.Duration) leaseTimes {
+	return leaseTimes{d: d, text: d.String(),
+		lease:  dhcpv4.OptIPAddressLeaseTime(d).Value.ToBytes(),
+		renew:  dhcpv4.OptRenewTimeValue(d / 2).Value.ToBytes(),
+		rebind: dhcpv4.OptRebindingTimeValue(d * 7 / 8).Value.ToBytes(),
+	}
 }
 
 // sendRule says which replies carry an option.
@@ -618,15 +683,17 @@ func (s *Server) makeDurable(ex *exchange) bool {
 	if !ex.commit {
 		return true
 	}
+	s.encode(ex)
 	s.store.commit(ex.lease, func(err error) {
 		if err != nil {
 			s.record(ex, inventory.KindNak, false, ex.lease.IP, "lease not stored: "+err.Error())
 			return
 		}
-		// On the writer goroutine: the ACK joins the batch the writer
-		// sends once every callback of this group commit has run.
-		ex.out = &s.writerOut
-		s.sendReply(ex)
+		// On the writer goroutine: the ACK, encoded already, joins the
+		// group the writer hands to the releaser once every callback of
+		// this group commit has run (batch.go).
+		ex.out = s.writerOut
+		s.deliver(ex)
 	})
 	return false
 }
@@ -675,6 +742,17 @@ func replyDestination(req, reply *dhcpv4.DHCPv4, serverPort int, l2 bool) route 
 		}
 	}
 	return bcast
+}
+
+// optAddr is an address option of a request (50, 54) as the library's
+// getters read it (exactly four bytes, else none), through addrOf, without
+// the allocations of parsing it into a net.IP.
+func optAddr(req *dhcpv4.DHCPv4, c dhcpv4.OptionCode) netip.Addr {
+	v := req.Options.Get(c)
+	if len(v) != net.IPv4len {
+		return netip.Addr{}
+	}
+	return addrOf(net.IP(v))
 }
 
 // addrOf converts a packet field; unspecified and broadcast become invalid.

@@ -77,11 +77,12 @@ type Options struct {
 	// giaddr is in its network, and ServerIP is the address they forward to.
 	// The server-wide fields (Serve, StateDir, Port, the timers) are this
 	// Options' own; Prepare refuses an entry that sets one.
-	Subnets  []Options
-	scope    int           // the pool range of this subnet: 0 the primary, i+1 Subnets[i]
-	encoded  []extraOption // every option of OFFERs and ACKs, encoded by normalize
-	serverID []byte        // option 54
-	StateDir string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
+	Subnets    []Options
+	scope      int           // the pool range of this subnet: 0 the primary, i+1 Subnets[i]
+	encoded    []extraOption // every option of OFFERs and ACKs, encoded by normalize
+	serverID   []byte        // option 54
+	leaseTimes leaseTimes    // options 51, 58, 59 for LeaseTime
+	StateDir   string        // leases live here (dhcp-leases.json + dhcp-leases.journal)
 
 	// Port is the server port (default 67); clients are answered on Port+1.
 	// Only tests change it.
@@ -202,6 +203,7 @@ func (o *Options) shareServer(sub *Options, scope int) {
 func (o *Options) finish(extra []extraOption) {
 	o.encoded = encodeOptions(o, extra)
 	o.serverID = o.ServerIP.AsSlice()
+	o.leaseTimes = encodeLeaseTimes(o.LeaseTime)
 }
 
 // checkServer checks the server-wide options.

@@ -53,10 +53,14 @@ type Server struct {
 	l2Failed  atomic.Bool // the fallback to broadcast has been logged
 	// sendBatch sends queued replies in one go (sendmmsg); nil: one by one
 	// through send (unit tests).
-	sendBatch func([]outMsg) error
-	writerOut outbox // the ACKs of one group commit; only the lease writer touches it
-	scoutXID  dhcpv4.TransactionID
-	scoutMAC  net.HardwareAddr
+	sendBatch func(*sendScratch, []outMsg) error
+	writerOut *outbox // the ACKs of one group commit; only the lease writer touches it
+	// The releaser sends the writer's ACKs, paced (batch.go).
+	acks     chan *outbox
+	freeOut  chan *outbox
+	released chan struct{}
+	scoutXID dhcpv4.TransactionID
+	scoutMAC net.HardwareAddr
 
 	lastExhausted atomic.Int64  // unix seconds of the last "pool exhausted" log line
 	noSubnet      atomic.Uint64 // requests dropped because no subnet served here matches them
@@ -195,11 +199,13 @@ func (s *Server) openState(o *Options) error {
 	}
 	s.store = st
 	s.pool = newPool(*o, leases)
+	s.writerOut = &outbox{}
+	s.startReleaser()
 	s.store.start(func() []Lease {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.pool.all()
-	}, func() { s.flushOut(&s.writerOut) })
+	}, s.handOff, s.stopReleaser)
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package dhcp
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -145,9 +144,13 @@ type store struct {
 	journal *os.File
 	records int // records in the journal file
 
-	queue     chan commitReq
-	snapshot  func() []Lease // current lease table, for compaction
-	batchDone func()         // runs on the writer after each group's callbacks (sends their ACKs)
+	queue    chan commitReq
+	snapshot func() []Lease // current lease table, for compaction
+	// batchDone runs on the writer after each group's callbacks (it hands
+	// their ACKs on); done, when not nil, is a barrier's, to be closed once
+	// those ACKs have left.
+	batchDone func(done chan struct{})
+	stopped   func() // runs on the writer when it stops, after its last batchDone
 	wg        sync.WaitGroup
 	stopOnce  sync.Once
 	stop      chan struct{}
@@ -200,8 +203,9 @@ func (s *store) writeSnapshot(list []Lease) error {
 
 // start runs the writer. snapshot must return the in-memory lease table;
 // batchDone (may be nil) runs after the callbacks of each group commit.
-func (s *store) start(snapshot func() []Lease, batchDone func()) {
-	s.snapshot, s.batchDone = snapshot, batchDone
+// stopped (may be nil) runs last, on the writer, when it stops.
+func (s *store) start(snapshot func() []Lease, batchDone func(done chan struct{}), stopped func()) {
+	s.snapshot, s.batchDone, s.stopped = snapshot, batchDone, stopped
 	s.wg.Add(1)
 	go s.writer()
 }
@@ -242,7 +246,7 @@ func (s *store) barrier() {
 func (s *store) writer() {
 	defer s.wg.Done()
 	batch := make([]commitReq, 0, 1024)
-	var buf bytes.Buffer
+	var buf []byte
 	for {
 		batch = batch[:0]
 		select {
@@ -262,17 +266,12 @@ func (s *store) writer() {
 			if len(batch) > 0 {
 				s.flush(batch, &buf)
 			}
+			if s.stopped != nil {
+				s.stopped()
+			}
 			return
 		}
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case r := <-s.queue:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch = s.take(batch)
 		s.flush(batch, &buf)
 		if s.records >= compactAfter {
 			s.compact()
@@ -280,21 +279,32 @@ func (s *store) writer() {
 	}
 }
 
-func (s *store) flush(batch []commitReq, buf *bytes.Buffer) {
-	buf.Reset()
-	w := bufio.NewWriter(buf)
-	enc := json.NewEncoder(w)
+// take appends what is queued to batch, up to its capacity, without waiting.
+func (s *store) take(batch []commitReq) []commitReq {
+	for len(batch) < cap(batch) {
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *store) flush(batch []commitReq, buf *[]byte) {
+	b := (*buf)[:0]
 	n := 0
 	for _, r := range batch {
 		if r.barrier == nil {
-			_ = enc.Encode(r.lease) // Encode appends the newline that ends a record
+			b = appendRecord(b, &r.lease)
 			n++
 		}
 	}
-	_ = w.Flush()
+	*buf = b
 	var err error
 	if n > 0 {
-		_, err = s.journal.Write(buf.Bytes())
+		_, err = s.journal.Write(b)
 		if err == nil {
 			err = s.journal.Sync()
 		}
@@ -311,14 +321,62 @@ func (s *store) flush(batch []commitReq, buf *bytes.Buffer) {
 			r.after(err)
 		case r.barrier != nil:
 			if s.batchDone != nil {
-				s.batchDone() // what was queued before the barrier has left
+				s.batchDone(r.barrier) // closed once what was queued before it has left
+			} else {
+				close(r.barrier)
 			}
-			close(r.barrier)
 		}
 	}
 	if s.batchDone != nil {
-		s.batchDone()
+		s.batchDone(nil)
 	}
+}
+
+// appendRecord appends l as one journal record: the JSON object
+// encoding/json makes of a Lease (same keys, same order, omitempty alike),
+// and the newline that ends a record. Written by hand because the writer
+// encodes every lease of every group commit on the one goroutine that all
+// ACKs wait for; replayJournal reads it back with encoding/json, and
+// TestAppendRecordIsJSON holds the two equal.
+func appendRecord(b []byte, l *Lease) []byte {
+	b = append(b, `{"ip":"`...)
+	b = l.IP.AppendTo(b)
+	b = append(b, `","mac":"`...)
+	b = l.MAC.AppendTo(b)
+	b = append(b, '"')
+	if l.ClientID != "" {
+		b = append(b, `,"client_id":`...)
+		b = appendJSONString(b, l.ClientID)
+	}
+	if l.Hostname != "" {
+		b = append(b, `,"hostname":`...)
+		b = appendJSONString(b, l.Hostname)
+	}
+	b = append(b, `,"expiry":"`...)
+	b = l.Expiry.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","state":`...)
+	b = appendJSONString(b, l.State)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string. Lease strings are sanitized
+// to printable ASCII or hex, but any input gives valid JSON: quote and
+// backslash are escaped, control characters too, and <, >, & as
+// encoding/json escapes them.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c == '<' || c == '>' || c == '&':
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // compact writes the whole table as a snapshot and empties the journal. The

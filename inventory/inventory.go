@@ -197,7 +197,9 @@ func (s *Store) Record(o Observation) {
 		if len(s.phones) >= s.opts.MaxPhones {
 			s.evictOldestLocked()
 		}
-		p = &Phone{MAC: o.MAC, FirstSeen: o.Event.Time, Steps: make(map[Step]StepResult)}
+		// Room for a boot's first events (DHCP's DISCOVER, REQUEST, ACK
+		// and PnP's): one allocation instead of one per doubling.
+		p = &Phone{MAC: o.MAC, FirstSeen: o.Event.Time, Steps: make(map[Step]StepResult), Events: make([]Event, 0, 4)}
 		s.phones[o.MAC] = p
 	}
 	if o.Model != "" {
@@ -213,8 +215,11 @@ func (s *Store) Record(o Observation) {
 		p.FirmwareTarget = o.FirmwareTarget
 	}
 	if o.IP.IsValid() {
-		// Formatted only when it changed: parsing the text does not allocate.
-		if cur, err := netip.ParseAddr(p.IP); err != nil || cur != o.IP {
+		// Formatted only when it changed: parsing the text does not
+		// allocate (the error of parsing "" would, hence the first test).
+		if p.IP == "" {
+			p.IP = o.IP.String()
+		} else if cur, err := netip.ParseAddr(p.IP); err != nil || cur != o.IP {
 			p.IP = o.IP.String()
 		}
 		if o.Event.IP == "" {

@@ -63,11 +63,15 @@ const hexDigits = "0123456789ABCDEF"
 // String returns the canonical form, 000413A11FA7.
 func (m MAC) String() string {
 	var b [12]byte
-	for i, v := range m {
-		b[2*i] = hexDigits[v>>4]
-		b[2*i+1] = hexDigits[v&0xf]
+	return string(m.AppendTo(b[:0]))
+}
+
+// AppendTo appends the canonical form to b, as netip.Addr.AppendTo does.
+func (m MAC) AppendTo(b []byte) []byte {
+	for _, v := range m {
+		b = append(b, hexDigits[v>>4], hexDigits[v&0xf])
 	}
-	return string(b[:])
+	return b
 }
 
 // Colon returns the lower-case colon form used by DHCP tools, 00:04:13:a1:1f:a7.
@@ -92,7 +96,7 @@ func (m MAC) IsSnom() bool {
 }
 
 // MarshalText implements encoding.TextMarshaler (JSON, TOML).
-func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+func (m MAC) MarshalText() ([]byte, error) { return m.AppendTo(nil), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler with ParseMAC's rules.
 func (m *MAC) UnmarshalText(b []byte) error {
