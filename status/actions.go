@@ -317,12 +317,9 @@ func selectPhones(o *Options, form url.Values) ([]target, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		now := o.Now()
-		for _, p := range o.Inventory.Phones() {
-			if st, reason := p.State(now, o.StaleAfter); f.match(p, st, reason) {
-				out = append(out, target{mac: p.MAC, p: p, known: true})
-			}
-		}
+		o.eachMatching(f, func(p inventory.Phone, _ inventory.State, _ string) {
+			out = append(out, target{mac: p.MAC, p: p, known: true})
+		})
 		if len(out) == 0 {
 			return nil, "", errors.New("no phone matches the filter any more")
 		}

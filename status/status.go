@@ -237,15 +237,22 @@ func (h *Handler) apiList(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	now := o.Now()
 	out := []apiPhoneJSON{}
+	o.eachMatching(f, func(p inventory.Phone, st inventory.State, reason string) {
+		out = append(out, toAPI(p, st, reason, false))
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+// eachMatching calls fn with every phone f matches and its state, as the
+// API's list and a filter's action both select them.
+func (o *Options) eachMatching(f filter, fn func(p inventory.Phone, st inventory.State, reason string)) {
+	now := o.Now()
 	for _, p := range o.Inventory.Phones() {
-		st, reason := p.State(now, o.StaleAfter)
-		if f.match(p, st, reason) {
-			out = append(out, toAPI(p, st, reason, false))
+		if st, reason := p.State(now, o.StaleAfter); f.match(p, st, reason) {
+			fn(p, st, reason)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *Handler) apiPhone(w http.ResponseWriter, r *http.Request) {
