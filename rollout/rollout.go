@@ -204,8 +204,8 @@ func (g *Gate) status(r Rollout, local Phones, now time.Time) Status {
 	}
 	if start {
 		go func() {
-			st := Evaluate(r, shared, g.now())
-			g.store(key, now, st)
+			at := g.now()
+			g.store(key, at, Evaluate(r, shared, at)) // as old as the data it read
 			g.mu.Lock()
 			delete(g.deriving, key)
 			g.mu.Unlock()
