@@ -20,7 +20,6 @@ import (
 	"github.com/snomprov/snomprov/inventory"
 	"github.com/snomprov/snomprov/phone"
 	"github.com/snomprov/snomprov/plan"
-	"github.com/snomprov/snomprov/provision"
 	"github.com/snomprov/snomprov/resync"
 	"github.com/snomprov/snomprov/simulate"
 )
@@ -147,7 +146,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 				o.CAFile = filepath.Join(plan.TLSDir(cfg), tlsca.CAFile)
 			}
 		}
-		if o.Firmware, err = doctorFirmware(cfg, *path); err != nil {
+		if o.Firmware, err = doctorFirmware(cfg, lan, *path); err != nil {
 			fmt.Fprintf(stderr, "doctor: firmware rollouts and the loop guard are not checked: %v\n", err)
 		}
 	}
@@ -160,8 +159,8 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 // doctorFirmware reads what doctor needs of the running appliance's
 // firmware: the configuration's rollouts and its inventory's phones (the
 // state_dir snapshot the appliance writes, or the shared PostgreSQL one).
-func doctorFirmware(cfg *config.Config, path string) (*doctor.Firmware, error) {
-	cat, err := provision.New(cfg)
+func doctorFirmware(cfg *config.Config, lan plan.LAN, path string) (*doctor.Firmware, error) {
+	p, err := plan.Compile(cfg, lan, plan.Runtime{}) // serve's compile, as check runs it
 	if err != nil {
 		return nil, fmt.Errorf("the configuration does not compile (snomprov check): %w", err)
 	}
@@ -169,7 +168,7 @@ func doctorFirmware(cfg *config.Config, path string) (*doctor.Firmware, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the inventory: %w", err)
 	}
-	return &doctor.Firmware{Rollouts: cat.Rollouts(), Phones: list, Now: time.Now()}, nil
+	return &doctor.Firmware{Rollouts: p.Catalog.Rollouts(), Phones: list, Now: time.Now()}, nil
 }
 
 func cmdResync(args []string, stdout, stderr io.Writer) error {
