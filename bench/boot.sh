@@ -28,6 +28,15 @@
 #        KEEP_LOGS=dir  copy the simulate reports, server, peer and PostgreSQL logs there
 #        STRACE=1     run snomprov and dnsmasq under strace -f -c counting
 #                     fsync/fdatasync (a check of the lease claim, not a timing run)
+#        DB_CPU=1     the database on a host of its own, as a multi-site
+#                     deployment has it: PostgreSQL pinned to that CPU, and
+#                     the appliance, the phones and the peer stack to the
+#                     others, in every storm (file store too), so the
+#                     appliance's budget is the same with and without it
+#        PG_NICE=19   PostgreSQL at that nice level: it takes only the CPU
+#                     the storm leaves, so what remains of the PostgreSQL
+#                     storm's cost is the appliance's own (a database on
+#                     another host, on a machine with no CPU to spare)
 #
 # Each snomprov row gives the phones' latencies from `simulate --json`:
 # the DHCP exchange (DISCOVER to ACK) and every HTTP GET of a settings or
@@ -51,6 +60,13 @@ PEERS="${PEERS:-1}"
 PROBE="${CONFLICT_PROBE:-300ms}"
 INVENTORY="${INVENTORY:-file}"
 RUNS="${RUNS:-1}"
+PIN_DB=() PIN_APP=()
+if [ -n "${DB_CPU:-}" ]; then
+  app_cpus="$(seq 0 $(($(nproc) - 1)) | grep -vx "$DB_CPU" | paste -sd, -)"
+  [ -n "$app_cpus" ] && [ "$DB_CPU" -lt "$(nproc)" ] || { echo "boot.sh: DB_CPU=$DB_CPU leaves no CPU for the appliance ($(nproc) CPUs)" >&2; exit 2; }
+  PIN_DB=(taskset -c "$DB_CPU") PIN_APP=(taskset -c "$app_cpus")
+fi
+[ -z "${PG_NICE:-}" ] || PIN_DB+=(nice -n "$PG_NICE")
 command -v python3 >/dev/null || { echo "boot.sh: python3 is missing (bash .ci/install-deps.sh)" >&2; exit 2; }
 for inv in $INVENTORY; do
   case "$inv" in file | postgres) ;; *) echo "boot.sh: INVENTORY: $inv is neither file nor postgres" >&2; exit 2 ;; esac
@@ -90,7 +106,7 @@ pg_start() {
   as_pg "$bin/initdb" -D "$PG_DIR/data" -U snomprov --auth=trust -E UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1 ||
     { cat "$PG_DIR/initdb.log" >&2; exit 1; }
   # env and setpriv exec: $! is the postmaster's PID.
-  env -i PATH=/usr/bin:/bin HOME="$PG_DIR" LC_ALL=C setpriv --reuid=65534 --regid=65534 --clear-groups \
+  "${PIN_DB[@]}" env -i PATH=/usr/bin:/bin HOME="$PG_DIR" LC_ALL=C setpriv --reuid=65534 --regid=65534 --clear-groups \
     "$bin/postgres" -D "$PG_DIR/data" -k "$PG_DIR" -p 5432 -c listen_addresses= -c max_connections=50 \
     >"$PG_DIR/postgres.log" 2>&1 &
   PG_PID=$!
@@ -113,7 +129,7 @@ storm() {
   local N=$1 label=$2 per=$(( ($1 + GROUPS_ - 1) / GROUPS_ )) pids=() failed=0 start end p g
   start=$(date +%s.%N)
   for g in $(seq 1 "$GROUPS_"); do
-    lan_exec "g$g" "$BIN" simulate -interface eth0 --count "$per" --mac "$(printf '000413E%01X0000' "$g")" \
+    lan_exec "g$g" "${PIN_APP[@]}" "$BIN" simulate -interface eth0 --count "$per" --mac "$(printf '000413E%01X0000' "$g")" \
       --model snomD785 --timeout 20s --json >"$LAN_WORK/sim-$label-$N-$g.json" 2>"$LAN_WORK/sim-$label-$N-$g.err" &
     pids+=($!)
   done
@@ -207,7 +223,7 @@ $inventory
 CONF
   tracer=()
   [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace="${STRACE_CALLS:-fsync,fdatasync}" -o "$LAN_WORK/strace-snomprov-$N-$run-$inv.log")
-  lan_exec srv "${tracer[@]}" "$BIN" serve -config "$conf" >"$LAN_WORK/server-$N-$run-$inv.log" 2>&1 &
+  lan_exec srv "${tracer[@]}" "${PIN_APP[@]}" "$BIN" serve -config "$conf" >"$LAN_WORK/server-$N-$run-$inv.log" 2>&1 &
   sjob=$!
   lan_wait_log "$LAN_WORK/server-$N-$run-$inv.log" 'msg=ready' 10 || { cat "$LAN_WORK/server-$N-$run-$inv.log"; exit 1; }
   spid=$(for p in $(ip netns pids "${LAN_PREFIX}srv"); do [ "$(cat /proc/$p/comm)" = snomprov ] && echo "$p"; done | head -1)
@@ -294,11 +310,11 @@ http {
 CONF
   tracer=()
   [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace=fsync,fdatasync -o "$LAN_WORK/strace-dnsmasq-$N.log")
-  lan_exec srv "${tracer[@]}" dnsmasq --keep-in-foreground --log-facility="$LAN_WORK/dnsmasq-$N.log" -C "$LAN_WORK/dnsmasq-$N.conf" &
+  lan_exec srv "${tracer[@]}" "${PIN_APP[@]}" dnsmasq --keep-in-foreground --log-facility="$LAN_WORK/dnsmasq-$N.log" -C "$LAN_WORK/dnsmasq-$N.conf" &
   dpid=$!
-  lan_exec srv nginx -c "$LAN_WORK/nginx-$N.conf" -g 'daemon off;' &
+  lan_exec srv "${PIN_APP[@]}" nginx -c "$LAN_WORK/nginx-$N.conf" -g 'daemon off;' &
   npid=$!
-  lan_exec srv python3 -u test/peers/pnp_responder_stub.py --iface-ip 10.76.0.1 --quiet --url "http://10.76.0.1/" >"$LAN_WORK/stub-$N.log" 2>&1 &
+  lan_exec srv "${PIN_APP[@]}" python3 -u test/peers/pnp_responder_stub.py --iface-ip 10.76.0.1 --quiet --url "http://10.76.0.1/" >"$LAN_WORK/stub-$N.log" 2>&1 &
   ppid_=$!
   lan_wait_log "$LAN_WORK/dnsmasq-$N.log" 'DHCP, IP range' 10 || { cat "$LAN_WORK/dnsmasq-$N.log"; exit 1; }
   for _ in $(seq 50); do lan_exec srv curl -s -o /dev/null "http://10.76.0.1/snomD785.htm" && break; sleep 0.1; done

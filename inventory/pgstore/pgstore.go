@@ -127,6 +127,7 @@ type Store struct {
 
 	mu       sync.Mutex // after spoolMu when both are held
 	queue    []record   // Record appends, the spooler takes
+	spare    []record   // the spooler's last batch, emptied: the next queue
 	pending  int        // records in the spool not yet stored
 	wake     chan struct{}
 	sendWake chan struct{} // the spooler tells the sender
@@ -135,7 +136,7 @@ type Store struct {
 	spool      *os.File
 	spoolW     *bufio.Writer // over spool, kept: the spooler runs once per wake
 	spoolLines int
-	unsent     []record // the spool's records not yet stored
+	unsent     recordQueue // the spool's records not yet stored
 
 	dropped    atomic.Uint64
 	written    atomic.Uint64
@@ -237,9 +238,7 @@ func Open(opts Options, log *slog.Logger) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	for _, r := range s.unsent {
-		s.local.Record(r.obs)
-	}
+	s.unsent.each(func(r *record) { s.local.Record(r.obs) })
 	return s, nil
 }
 
@@ -251,8 +250,9 @@ func (s *Store) openSpool() error {
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	var skipped int
-	s.unsent, skipped, err = readSpool(f)
+	recs, skipped, err := readSpool(f)
+	s.unsent = newRecordQueue(s.opts.BatchSize)
+	s.unsent.push(recs)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("spool %s: %w", path, err)
@@ -264,9 +264,9 @@ func (s *Store) openSpool() error {
 		f.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
-	s.spool, s.spoolLines = f, len(s.unsent)
-	s.pending = len(s.unsent)
-	if n := len(s.unsent); n > 0 {
+	s.spool, s.spoolLines = f, s.unsent.Len()
+	s.pending = s.unsent.Len()
+	if n := s.unsent.Len(); n > 0 {
 		s.log.Info("inventory: events from the previous run still to be written to PostgreSQL", "events", n)
 	}
 	return nil
@@ -515,17 +515,21 @@ func (s *Store) spoolQueued() (int, error) {
 	defer s.spoolMu.Unlock()
 	s.mu.Lock()
 	batch := s.queue
-	s.queue = nil
+	s.queue, s.spare = s.spare, nil
 	s.pending += len(batch)
 	s.mu.Unlock()
 	if len(batch) == 0 {
 		return 0, nil
 	}
-	if len(s.unsent) == 0 {
-		s.unsent = batch // the usual case: the database keeps up; no copy
-	} else {
-		s.unsent = append(s.unsent, batch...)
-	}
+	// The two buffers take turns: Record fills one while the records of
+	// the other are copied out, so a storm does not grow a new one each time.
+	defer func() {
+		clear(batch)
+		s.mu.Lock()
+		s.spare = batch[:0]
+		s.mu.Unlock()
+	}()
+	s.unsent.push(batch)
 	s.spoolLines += len(batch)
 	if s.spoolW == nil {
 		s.spoolW = bufio.NewWriterSize(s.spool, 64<<10)
@@ -546,7 +550,7 @@ func (s *Store) spoolQueued() (int, error) {
 func (s *Store) send(ctx context.Context) error {
 	for {
 		s.spoolMu.Lock()
-		if s.spoolLines-len(s.unsent) > s.opts.MaxBuffered {
+		if s.spoolLines-s.unsent.Len() > s.opts.MaxBuffered {
 			// Stored records pile up in a spool that has not emptied for
 			// a while (a flapping or slow database): rewrite it with the
 			// rest.
@@ -554,14 +558,14 @@ func (s *Store) send(ctx context.Context) error {
 				s.log.Error("inventory: compacting the spool", "err", err)
 			}
 		}
-		n := min(len(s.unsent), s.opts.BatchSize)
+		// The spooler only appends: these stay as they are.
+		batch := s.unsent.front(s.opts.BatchSize)
+		n := len(batch)
 		if n == 0 {
 			err := s.emptySpool()
 			s.spoolMu.Unlock()
 			return err
 		}
-		// The spooler only appends: these n stay as they are.
-		batch := s.unsent[:n]
 		spool := s.spool
 		s.spoolMu.Unlock()
 
@@ -588,11 +592,7 @@ func (s *Store) send(ctx context.Context) error {
 			}
 		}
 		s.spoolMu.Lock()
-		clear(s.unsent[:n])
-		s.unsent = s.unsent[n:]
-		if len(s.unsent) == 0 {
-			s.unsent = nil
-		}
+		s.unsent.pop(n)
 		s.spoolMu.Unlock()
 		s.written.Add(uint64(n))
 		s.mu.Lock()
@@ -626,12 +626,13 @@ func (s *Store) compactSpool() error {
 	path := filepath.Join(s.opts.StateDir, SpoolName)
 	err := atomicfile.Write(path, 0o640, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
-		for i := range s.unsent {
-			if err := enc.Encode(s.unsent[i].line()); err != nil {
-				return err
+		var err error
+		s.unsent.each(func(r *record) {
+			if err == nil {
+				err = enc.Encode(r.line())
 			}
-		}
-		return nil
+		})
+		return err
 	})
 	if err != nil {
 		return err
@@ -641,7 +642,7 @@ func (s *Store) compactSpool() error {
 		return err
 	}
 	s.spool.Close()
-	s.spool, s.spoolLines = f, len(s.unsent)
+	s.spool, s.spoolLines = f, s.unsent.Len()
 	return nil
 }
 

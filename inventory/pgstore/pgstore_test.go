@@ -395,7 +395,7 @@ func TestSpoolCompacted(t *testing.T) {
 	opts := Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: t.TempDir(), MaxBuffered: 4}
 	s := spooled(t, opts, 4)
 	// As if the first three had been stored and the database then failed.
-	s.unsent = s.unsent[3:]
+	s.unsent.pop(3)
 	s.spoolLines += 2 // and more stored ones before them
 	if err := s.send(context.Background()); err == nil {
 		t.Fatal("send to a missing database succeeded")
@@ -405,8 +405,8 @@ func TestSpoolCompacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s2.unsent) != 1 || s2.unsent[0].obs.MAC != testMAC(3) {
-		t.Fatalf("after compaction the spool holds %d records", len(s2.unsent))
+	if f := s2.unsent.front(10); s2.unsent.Len() != 1 || f[0].obs.MAC != testMAC(3) {
+		t.Fatalf("after compaction the spool holds %d records", s2.unsent.Len())
 	}
 }
 

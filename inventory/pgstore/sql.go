@@ -112,12 +112,10 @@ func Migrate(ctx context.Context, db interface {
 // is skipped), and the phones and steps they update (newer wins, so a
 // replay changes nothing).
 func (s *Store) store(ctx context.Context, recs []record) error {
-	var (
-		eSite, eKey, eMAC, eStep, eKind, eDetail, eIP []string
-		eSeq                                          []int64
-		eTime                                         []time.Time
-		eOK                                           []bool
-	)
+	n := len(recs) // the events' columns, sized once
+	eSite, eKey, eMAC, eStep := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	eKind, eDetail, eIP := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	eSeq, eTime, eOK := make([]int64, 0, n), make([]time.Time, 0, n), make([]bool, 0, n)
 	type phoneKey struct {
 		site string
 		mac  phone.MAC
