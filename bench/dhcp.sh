@@ -237,7 +237,7 @@ for wl in $WORKLOADS; do
       cpu=$(( $(cpu_ms) - cpu0 )); read -r tot1 st1 < <(cpu_stat)
       steal=$(awk -v a="$((tot1 - tot0))" -v b="$((st1 - st0))" 'BEGIN {printf "%.1f", a ? 100*b/a : 0}')
       case "$srv" in
-        snomprov*) leases=$(grep '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
+        snomprov*) leases=$(grep -a '"state":"bound"' "$WORK"/state/dhcp-leases.journal 2>/dev/null | grep -o '"ip":"[0-9.]*"' | sort -u | wc -l) ;;
         dnsmasq)  leases=$(wc -l <"$WORK/state/dnsmasq.leases" 2>/dev/null || echo 0) ;;
         kea)      leases=$(tail -n +2 "$WORK/state/kea-leases4.csv" 2>/dev/null | cut -d, -f1 | sort -u | wc -l) ;;
       esac

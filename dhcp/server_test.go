@@ -744,6 +744,11 @@ func TestJournalReplay(t *testing.T) {
 		{"torn tail ignored", good + `{"ip":"10.77.0.1`, 1, false},
 		{"corrupt middle", good + "garbage\n" + good, 1, true},
 		{"later record wins", good + strings.Replace(good, "bound", "released", 1), 2, false},
+		{"zeros end the records", good + "\x00\x00\x00", 1, false},
+		{"nothing read past a zero", good + "\x00\x00" + good + "garbage\n", 1, false},
+		{"torn before the zeros", good + `{"ip":"10.77.0.1` + "\x00\x00", 1, false},
+		{"zero inside a record", good + `{"ip":"10.77` + "\x00" + `.0.1"}` + "\n", 1, false},
+		{"empty lines skipped", "\n\n" + good + "\n\n\n" + good, 2, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

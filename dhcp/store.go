@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -47,7 +48,16 @@ const (
 	// compactAfter bounds the journal: past this many records the writer
 	// folds it into a fresh snapshot.
 	compactAfter = 200_000
+	// journalExtent is how much of the journal is written with zeros ahead
+	// of the records (about 30,000 of them). A group commit then writes
+	// into blocks the file already has and fdatasyncs, which on ext4
+	// flushes the data without a journal commit for the file's size: 25 %
+	// less wait and 40 % less CPU per sync than appending and fsyncing,
+	// measured on this machine's disk (docs/benchmarks.md). The file's
+	// size changes, with a full fsync, only once per extent.
 )
+
+var journalExtent int64 = 4 << 20 // a variable for the tests that cross it
 
 // LoadLeases reads the lease snapshot and journal in stateDir without opening
 // the store, for `snomprov leases`. It is safe while a server is running.
@@ -100,10 +110,16 @@ func loadLeaseFiles(dir string) (map[netip.Addr]Lease, int, error) {
 	return m, n, nil
 }
 
-// replayJournal applies newline-terminated JSON records to m. A final line
-// without its newline is a torn write and is ignored; a bad complete line is
-// an error, because that is not something a crash produces.
+// replayJournal applies newline-terminated JSON records to m. The records
+// end at the first NUL byte: the zeros written ahead of them, or a block a
+// crash left unwritten (a record never holds a NUL, and everything before
+// the last fdatasync is on disk, so nothing ACKed lies past one). A final
+// line without its newline is a torn write and is ignored; a bad complete
+// line is an error, because that is not something a crash produces.
 func replayJournal(b []byte, m map[netip.Addr]Lease) (int, error) {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
 	n, line := 0, 0
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
@@ -142,7 +158,13 @@ type store struct {
 	dir     string
 	log     *slog.Logger
 	journal *os.File
-	records int // records in the journal file
+	records int   // records in the journal file
+	off     int64 // where the next record goes
+	zeroed  int64 // the journal's size: zeros from off on
+	// dirty is how far a failed write may have left bytes past off; the
+	// next write covers them with empty lines, so that no part of a
+	// record that was never ACKed is read back.
+	dirty int64
 
 	queue    chan commitReq
 	snapshot func() []Lease // current lease table, for compaction
@@ -176,16 +198,42 @@ func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, erro
 	if err := s.writeSnapshot(list); err != nil {
 		return nil, nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening lease journal: %w", err)
+	if err := s.newJournal(); err != nil {
+		return nil, nil, err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("syncing lease journal: %w", err)
-	}
-	s.journal = f
 	return s, m, nil
+}
+
+// newJournal replaces the journal with an empty one, zeroed ahead
+// (journalExtent), atomically: a crash leaves the old one or the new.
+func (s *store) newJournal() error {
+	path := filepath.Join(s.dir, journalName)
+	f, err := atomicfile.Replace(path, 0o640, func(w io.Writer) error {
+		_, err := w.Write(make([]byte, journalExtent))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("creating lease journal: %w", err)
+	}
+	if s.journal != nil {
+		s.journal.Close()
+	}
+	s.journal, s.records, s.off, s.zeroed, s.dirty = f, 0, 0, journalExtent, 0
+	return nil
+}
+
+// extend zeroes at least need more bytes at the journal's end and syncs
+// the new size, before records are written there.
+func (s *store) extend(need int) error {
+	n := max(int64(need), journalExtent)
+	if _, err := s.journal.WriteAt(make([]byte, n), s.zeroed); err != nil {
+		return err
+	}
+	if err := s.journal.Sync(); err != nil {
+		return err
+	}
+	s.zeroed += n
+	return nil
 }
 
 // writeSnapshot replaces the snapshot atomically (internal/atomicfile).
@@ -304,16 +352,26 @@ func (s *store) flush(batch []commitReq, buf *[]byte) {
 	*buf = b
 	var err error
 	if n > 0 {
-		_, err = s.journal.Write(b)
+		for s.off+int64(len(b)) < s.dirty {
+			b = append(b, '\n')
+		}
+		if s.off+int64(len(b)) > s.zeroed {
+			err = s.extend(len(b))
+		}
 		if err == nil {
-			err = s.journal.Sync()
+			_, err = s.journal.WriteAt(b, s.off)
+		}
+		if err == nil {
+			err = fdatasync(s.journal)
 		}
 	}
 	if err != nil {
+		s.dirty = max(s.dirty, s.off+int64(len(b)))
 		err = fmt.Errorf("lease journal write failed (disk full or read-only?): %w", err)
 		s.log.Warn("lease not stored; no ACK sent", "err", err)
 	} else {
 		s.records += n
+		s.off += int64(len(b))
 	}
 	for _, r := range batch {
 		switch {
@@ -387,14 +445,7 @@ func (s *store) compact() {
 		s.log.Warn("lease snapshot failed; journal keeps growing", "err", err)
 		return
 	}
-	if err := s.journal.Truncate(0); err != nil {
-		s.log.Warn("truncating lease journal failed", "err", err)
-		return
+	if err := s.newJournal(); err != nil {
+		s.log.Warn("starting a new lease journal failed; the old one keeps growing", "err", err)
 	}
-	if _, err := s.journal.Seek(0, 0); err != nil {
-		s.log.Warn("rewinding lease journal failed", "err", err)
-		return
-	}
-	_ = s.journal.Sync()
-	s.records = 0
 }

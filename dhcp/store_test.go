@@ -3,7 +3,10 @@ package dhcp
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -122,4 +125,113 @@ func TestReleaseInChunks(t *testing.T) {
 	}
 	mu.Unlock()
 	s.stopReleaser()
+}
+
+// journalLeases replays what dir holds, as the next start would.
+func journalLeases(t *testing.T, dir string) map[netip.Addr]Lease {
+	t.Helper()
+	m, _, err := loadLeaseFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func testLease(i int) Lease {
+	return Lease{IP: netip.AddrFrom4([4]byte{10, 77, byte(i >> 8), byte(i)}), MAC: phone.MAC{0, 4, 0x13, 0, byte(i >> 8), byte(i)},
+		Expiry: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), State: StateBound}
+}
+
+// commitAll commits the leases one group at a time and waits for each.
+func commitAll(t *testing.T, s *store, leases []Lease) {
+	t.Helper()
+	for _, l := range leases {
+		done := make(chan error, 1)
+		s.commit(l, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The journal is zeroed ahead and written in place: its size is whole
+// extents, records that cross an extent grow it, and every committed lease
+// reads back, before and after a restart folds the journal into the
+// snapshot.
+func TestJournalWrittenInPlace(t *testing.T) {
+	defer func(e int64) { journalExtent = e }(journalExtent)
+	journalExtent = 1024 // a few records per extent
+	dir := t.TempDir()
+	s, _, err := openStore(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.start(func() []Lease { return nil }, nil, nil)
+	var leases []Lease
+	for i := 1; i <= 40; i++ {
+		leases = append(leases, testLease(i))
+	}
+	commitAll(t, s, leases)
+	fi, err := os.Stat(filepath.Join(dir, journalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size()%journalExtent != 0 || fi.Size() < s.off || fi.Size() == journalExtent {
+		t.Fatalf("journal is %d bytes for %d bytes of records (extent %d)", fi.Size(), s.off, journalExtent)
+	}
+	if m := journalLeases(t, dir); len(m) != len(leases) {
+		t.Fatalf("read back %d of %d leases while running", len(m), len(leases))
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, m, err := openStore(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.journal.Close()
+	for _, l := range leases {
+		if got := m[l.IP]; got.MAC != l.MAC || got.State != StateBound {
+			t.Fatalf("after a restart %v is %+v", l.IP, got)
+		}
+	}
+}
+
+// A write that failed may have left part of its records in the file; the
+// next group covers them, so the journal reads back with neither those
+// records nor an error, and keeps everything committed since.
+func TestJournalCoversAFailedWrite(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := openStore(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.start(func() []Lease { return nil }, nil, nil)
+	commitAll(t, s, []Lease{testLease(1)})
+	// What a failed group of three leaves: its records, the last torn,
+	// where the next group will write.
+	var junk []byte
+	for i := 100; i < 103; i++ {
+		l := testLease(i)
+		junk = appendRecord(junk, &l)
+	}
+	junk = junk[:len(junk)-20]
+	s.barrier()
+	if _, err := s.journal.WriteAt(junk, s.off); err != nil {
+		t.Fatal(err)
+	}
+	s.dirty = s.off + int64(len(junk))
+	commitAll(t, s, []Lease{testLease(2), testLease(3)})
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	m := journalLeases(t, dir)
+	if len(m) != 3 {
+		t.Fatalf("read back %d leases, want 3: %v", len(m), m)
+	}
+	for i := 1; i <= 3; i++ {
+		if _, ok := m[testLease(i).IP]; !ok {
+			t.Fatalf("lease %d lost", i)
+		}
+	}
 }

@@ -15,11 +15,26 @@ import (
 
 // Write replaces path with what write produces. write gets a buffered
 // writer; an error from it leaves path untouched. The file gets perm.
-func Write(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
+func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
+	f, err := replace(path, perm, write)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// Replace is Write that returns the new file, open for reading and writing
+// at its end: for a file the caller goes on writing in place, which no
+// moment between the rename and an open can take from it.
+func Replace(path string, perm os.FileMode, write func(io.Writer) error) (*os.File, error) {
+	return replace(path, perm, write)
+}
+
+func replace(path string, perm os.FileMode, write func(io.Writer) error) (_ *os.File, err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tmp := f.Name()
 	defer func() {
@@ -30,24 +45,25 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) (err erro
 	}()
 	bw := bufio.NewWriterSize(f, 64<<10)
 	if err := write(bw); err != nil {
-		return err
+		return nil, err
 	}
 	if err := bw.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Chmod(perm); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return nil, err
 	}
-	return SyncDir(dir)
+	if err := SyncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // WriteFile replaces path with data (see Write).
