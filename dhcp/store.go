@@ -48,16 +48,20 @@ const (
 	// compactAfter bounds the journal: past this many records the writer
 	// folds it into a fresh snapshot.
 	compactAfter = 200_000
-	// journalExtent is how much of the journal is written with zeros ahead
-	// of the records (about 30,000 of them). A group commit then writes
-	// into blocks the file already has and fdatasyncs, which on ext4
-	// flushes the data without a journal commit for the file's size: 25 %
-	// less wait and 40 % less CPU per sync than appending and fsyncing,
-	// measured on this machine's disk (docs/benchmarks.md). The file's
-	// size changes, with a full fsync, only once per extent.
 )
 
-var journalExtent int64 = 4 << 20 // a variable for the tests that cross it
+// journalExtent is how much of the journal is written with zeros ahead of
+// the records (about 30,000 of them). A group commit then writes into
+// blocks the file already has and fdatasyncs, which on ext4 flushes the
+// data without a file-system journal commit for the file's size: about
+// half the wait and half the machine's CPU per sync of appending and
+// fsyncing (BenchmarkJournalSync, docs/benchmarks.md). The size changes,
+// with a full fsync, once per extent. A variable for the tests that cross it.
+var journalExtent int64 = 4 << 20
+
+// zeros is what the journal is zeroed with, a piece at a time: a buffer of
+// journalExtent would stay in the process's memory after each use.
+var zeros [64 << 10]byte
 
 // LoadLeases reads the lease snapshot and journal in stateDir without opening
 // the store, for `snomprov leases`. It is safe while a server is running.
@@ -209,8 +213,12 @@ func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, erro
 func (s *store) newJournal() error {
 	path := filepath.Join(s.dir, journalName)
 	f, err := atomicfile.Replace(path, 0o640, func(w io.Writer) error {
-		_, err := w.Write(make([]byte, journalExtent))
-		return err
+		for n := int64(0); n < journalExtent; n += int64(len(zeros)) {
+			if _, err := w.Write(zeros[:min(int64(len(zeros)), journalExtent-n)]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("creating lease journal: %w", err)
@@ -226,8 +234,10 @@ func (s *store) newJournal() error {
 // the new size, before records are written there.
 func (s *store) extend(need int) error {
 	n := max(int64(need), journalExtent)
-	if _, err := s.journal.WriteAt(make([]byte, n), s.zeroed); err != nil {
-		return err
+	for done := int64(0); done < n; done += int64(len(zeros)) {
+		if _, err := s.journal.WriteAt(zeros[:min(int64(len(zeros)), n-done)], s.zeroed+done); err != nil {
+			return err
+		}
 	}
 	if err := s.journal.Sync(); err != nil {
 		return err
