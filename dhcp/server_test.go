@@ -870,11 +870,19 @@ func FuzzHandlePacket(f *testing.F) {
 func FuzzReplayJournal(f *testing.F) {
 	f.Add([]byte(`{"ip":"10.77.0.100","mac":"000413000001","expiry":"2030-01-01T00:00:00Z","state":"bound"}` + "\n"))
 	f.Add([]byte("\n\n{\"ip\":"))
+	f.Add([]byte("{\"ip\":\"10.77.0.1\"}\n\x00\x00{\"ip\":\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m := map[netip.Addr]Lease{}
-		n, _ := replayJournal(b, m)
+		n, err := replayJournal(b, m)
 		if len(m) > n {
 			t.Fatalf("%d leases from %d records", len(m), n)
+		}
+		// Nothing past the first zero byte counts.
+		if i := strings.IndexByte(string(b), 0); i >= 0 {
+			n2, err2 := replayJournal(b[:i], map[netip.Addr]Lease{})
+			if n2 != n || (err == nil) != (err2 == nil) {
+				t.Fatalf("with the tail %d records (err %v), without it %d (err %v)", n, err, n2, err2)
+			}
 		}
 	})
 }
