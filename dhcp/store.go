@@ -63,6 +63,18 @@ var journalExtent int64 = 4 << 20
 // journalExtent would stay in the process's memory after each use.
 var zeros [64 << 10]byte
 
+// writeZeros writes n zero bytes to w.
+func writeZeros(w io.Writer, n int64) error {
+	for n > 0 {
+		k, err := w.Write(zeros[:min(int64(len(zeros)), n)])
+		if err != nil {
+			return err
+		}
+		n -= int64(k)
+	}
+	return nil
+}
+
 // LoadLeases reads the lease snapshot and journal in stateDir without opening
 // the store, for `snomprov leases`. It is safe while a server is running.
 // The result is sorted by address.
@@ -212,14 +224,7 @@ func openStore(dir string, log *slog.Logger) (*store, map[netip.Addr]Lease, erro
 // (journalExtent), atomically: a crash leaves the old one or the new.
 func (s *store) newJournal() error {
 	path := filepath.Join(s.dir, journalName)
-	f, err := atomicfile.Replace(path, 0o640, func(w io.Writer) error {
-		for n := int64(0); n < journalExtent; n += int64(len(zeros)) {
-			if _, err := w.Write(zeros[:min(int64(len(zeros)), journalExtent-n)]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	f, err := atomicfile.Replace(path, 0o640, func(w io.Writer) error { return writeZeros(w, journalExtent) })
 	if err != nil {
 		return fmt.Errorf("creating lease journal: %w", err)
 	}
@@ -234,10 +239,8 @@ func (s *store) newJournal() error {
 // the new size, before records are written there.
 func (s *store) extend(need int) error {
 	n := max(int64(need), journalExtent)
-	for done := int64(0); done < n; done += int64(len(zeros)) {
-		if _, err := s.journal.WriteAt(zeros[:min(int64(len(zeros)), n-done)], s.zeroed+done); err != nil {
-			return err
-		}
+	if err := writeZeros(io.NewOffsetWriter(s.journal, s.zeroed), n); err != nil {
+		return err
 	}
 	if err := s.journal.Sync(); err != nil {
 		return err
@@ -359,7 +362,6 @@ func (s *store) flush(batch []commitReq, buf *[]byte) {
 			n++
 		}
 	}
-	*buf = b
 	var err error
 	if n > 0 {
 		for s.off+int64(len(b)) < s.dirty {
@@ -375,6 +377,7 @@ func (s *store) flush(batch []commitReq, buf *[]byte) {
 			err = fdatasync(s.journal)
 		}
 	}
+	*buf = b
 	if err != nil {
 		s.dirty = max(s.dirty, s.off+int64(len(b)))
 		err = fmt.Errorf("lease journal write failed (disk full or read-only?): %w", err)

@@ -16,7 +16,7 @@ import (
 // Write replaces path with what write produces. write gets a buffered
 // writer; an error from it leaves path untouched. The file gets perm.
 func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
-	f, err := replace(path, perm, write)
+	f, err := Replace(path, perm, write)
 	if err != nil {
 		return err
 	}
@@ -26,11 +26,7 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
 // Replace is Write that returns the new file, open for reading and writing
 // at its end: for a file the caller goes on writing in place, which no
 // moment between the rename and an open can take from it.
-func Replace(path string, perm os.FileMode, write func(io.Writer) error) (*os.File, error) {
-	return replace(path, perm, write)
-}
-
-func replace(path string, perm os.FileMode, write func(io.Writer) error) (_ *os.File, err error) {
+func Replace(path string, perm os.FileMode, write func(io.Writer) error) (_ *os.File, err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
