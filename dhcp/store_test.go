@@ -235,3 +235,55 @@ func TestJournalCoversAFailedWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupWaitsOnlyWhenBusy holds the writer to waiting groupWait only
+// while requests come faster than one at a time, and to putting what
+// arrives during the wait into the same group.
+func TestGroupWaitsOnlyWhenBusy(t *testing.T) {
+	s, _, err := openStore(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := make(chan int, 16) // the journal's record count at each ack
+	ack := func(err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		records <- s.records
+	}
+	waits := 0
+	s.wait = func(d time.Duration) {
+		if d != groupWait {
+			t.Errorf("waited %v, want %v", d, groupWait)
+		}
+		waits++
+		if waits == 1 { // what arrives while the first group gathers
+			for i := range 3 {
+				s.queue <- commitReq{lease: testLease(10 + i), after: ack}
+			}
+		}
+	}
+	expect := func(what string, acks, wantRecords, wantWaits int) {
+		t.Helper()
+		for range acks {
+			if got := <-records; got != wantRecords {
+				t.Fatalf("%s: acked at %d records, want %d (one group)", what, got, wantRecords)
+			}
+		}
+		if waits != wantWaits {
+			t.Fatalf("%s: %d waits, want %d", what, waits, wantWaits)
+		}
+	}
+
+	s.queue <- commitReq{lease: testLease(1), after: ack}
+	s.queue <- commitReq{lease: testLease(2), after: ack}
+	s.start(func() []Lease { return nil }, nil, nil)
+	expect("two queued", 5, 5, 1)
+	s.commit(testLease(3), ack)
+	expect("first after a busy group", 1, 6, 2)
+	s.commit(testLease(4), ack)
+	expect("lone request", 1, 7, 2)
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+}
