@@ -9,6 +9,17 @@
 #        SHOW_SERVER_LOG=1 prints the last server's log on exit; KEEP_LOGS=1 keeps
 #        perfdhcp's and the server's logs in bench/results/
 #        TASKSET=0 pins the server to CPU 0 (the one-CPU budget of a small Pi)
+#        CLIENT_CPU=1 pins perfdhcp to CPU 1, so that with TASKSET=0 the load
+#        generator never waits for the server's CPU (taskset column: 0+cli1)
+#        EXIT_WAIT_US=N passes perfdhcp -W N: it keeps receiving for N µs after
+#        its period, so replies still in flight then are not counted as drops
+#        CLIENT_RMEM=BYTES gives perfdhcp's socket a receive buffer of BYTES
+#        (perfdhcp has no option for it and net.core.rmem_default cannot be
+#        set inside a namespace, so the host's value is raised for the 0.3 s
+#        in which perfdhcp opens its socket, then put back; the servers'
+#        sockets are open by then and keep the default). A diagnostic: it
+#        shows how much of a loss is bursts the load generator's one socket
+#        cannot absorb, where real phones each have their own
 #        PROFILE=DIR builds snomprov with -tags pprof and saves, per snomprov run,
 #        a CPU profile of the perfdhcp window and the allocations made in it
 #        (DIR/cpu-WL-RUN.pprof, DIR/allocs-WL-RUN.pprof: go tool pprof -diff_base)
@@ -61,6 +72,7 @@ cleanup() {
       ip netns del "$ns" 2>/dev/null
     fi
   done
+  [ -n "${RMEM_SAVED:-}" ] && echo "$RMEM_SAVED" >/proc/sys/net/core/rmem_default
   [ -n "${SHOW_SERVER_LOG:-}" ] && cat "$WORK/server.log" >&2
   rm -rf "$WORK"
 }
@@ -186,6 +198,8 @@ stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/de
 # PIN: the server's CPU affinity (TASKSET=0 runs it on CPU 0 only; Go's
 # GOMAXPROCS follows the affinity).
 PIN=(); [ -n "${TASKSET:-}" ] && PIN=(taskset -c "$TASKSET")
+CPIN=(); [ -n "${CLIENT_CPU:-}" ] && CPIN=(taskset -c "$CLIENT_CPU")
+XWAIT=(); [ -n "${EXIT_WAIT_US:-}" ] && XWAIT=(-W "$EXIT_WAIT_US")
 # cpu_ms: CPU time (user+system) the server used so far, in ms.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/hz)}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 # cpu_stat: total and steal jiffies of the machine (/proc/stat), for the steal share of a run.
@@ -226,7 +240,13 @@ for wl in $WORKLOADS; do
       fi
       # Snom MACs: snomprov treats the clients as phones and forces 66/67 into
       # every reply, as dnsmasq's dhcp-option-force and Kea's always-send do.
-      nsx "$CLI" perfdhcp -4 -g single -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" -x t "${target[@]}" >"$log" 2>&1 || true
+      [ -n "${CLIENT_RMEM:-}" ] && { RMEM_SAVED=$(cat /proc/sys/net/core/rmem_default); echo "$CLIENT_RMEM" >/proc/sys/net/core/rmem_default; }
+      nsx "$CLI" "${CPIN[@]}" perfdhcp -4 -g single -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" "${XWAIT[@]}" -x t "${target[@]}" >"$log" 2>&1 & pdh=$!
+      if [ -n "${CLIENT_RMEM:-}" ]; then
+        sleep 0.3; echo "$RMEM_SAVED" >/proc/sys/net/core/rmem_default; RMEM_SAVED=""
+        nsx "$CLI" ss -uamn | grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ' >&2; echo >&2
+      fi
+      wait "$pdh" || true
       [ -n "$prof" ] && wait "$prof"
       if [ -n "$prof" ]; then
         nsx "$SRV" curl -s -o "$PROFILE/allocs-$wl-$run.pprof" "http://$PPROF/debug/pprof/allocs"
@@ -244,7 +264,7 @@ for wl in $WORKLOADS; do
       sendfail=$(grep -c 'sending DHCP repl' "$WORK/server.log" || true)
       stop_server
       p99do=$(p99_ms "$log" DISCOVER-OFFER); p99ra=$(p99_ms "$log" REQUEST-ACK)
-      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" -v cpu="$cpu" -v steal="$steal" -v pin="${TASKSET:-all}" \
+      awk -v srv="$srv" -v wl="$wl" -v run="$run" -v r="$rate" -v c="$clients" -v p99do="$p99do" -v p99ra="$p99ra" -v rss="$rss" -v leases="$leases" -v load="$load" -v cpu="$cpu" -v steal="$steal" -v pin="${TASKSET:-all}${CLIENT_CPU:++cli$CLIENT_CPU}" \
           -v errs="$((srb1 - srb0)),$((ssb1 - ssb0)),$((crb1 - crb0)),$sendfail" '
         /^Rate:/ {rate=$2}
         /Statistics for: DISCOVER-OFFER/ {sec="DO"} /Statistics for: REQUEST-ACK/ {sec="RA"}
