@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -359,7 +358,7 @@ func (s *Server) poolExhausted(ex *exchange) {
 	if last := s.lastExhausted.Load(); now-last >= 10 && s.lastExhausted.CompareAndSwap(last, now) {
 		o := ex.opts
 		s.log.Warn("DHCP pool exhausted: no free address; enlarge [dhcp] pool or shorten lease_time",
-			"pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd), "client", ex.mac.Colon())
+			"pool", o.poolText(), "client", ex.mac.Colon())
 	}
 	s.record(ex, inventory.KindNak, false, netip.Addr{}, "no free address in the pool")
 }

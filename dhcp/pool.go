@@ -27,7 +27,7 @@ type offer struct {
 // different subnets never collide) and a range per subnet. It is not safe
 // for concurrent use: the server serialises every call under its mutex.
 type pool struct {
-	ranges     []*prange             // by scope: the primary subnet's, then each of Options.Subnets
+	ranges     []*prange             // by scope: the primary subnet's, then each of Options.Subnets; nil for a subnet without a pool
 	leases     map[netip.Addr]*Lease // every address ever leased, including expired ones
 	byClient   map[clientKey]*Lease  // the client's most recent lease
 	offers     map[clientKey]offer   // addresses held between OFFER and REQUEST
@@ -70,6 +70,10 @@ func (p *pool) setRange(o Options) {
 	p.ranges = p.ranges[:0]
 	p.reservedIP = map[netip.Addr]phone.MAC{}
 	for _, sn := range o.all() {
+		if !sn.hasPool() {
+			p.ranges = append(p.ranges, nil) // keeps each later subnet at its scope
+			continue
+		}
 		start := addrU32(sn.PoolStart)
 		p.ranges = append(p.ranges, &prange{start: start, end: addrU32(sn.PoolEnd), cursor: start})
 		for _, r := range sn.Reservations {
@@ -98,7 +102,7 @@ func (p *pool) inPool(ip netip.Addr) bool {
 	}
 	n := addrU32(ip)
 	for _, r := range p.ranges {
-		if r.contains(n) {
+		if r != nil && r.contains(n) {
 			return true
 		}
 	}
@@ -108,7 +112,9 @@ func (p *pool) inPool(ip netip.Addr) bool {
 // usage counts addresses of the pools that are held (bound or quarantined) at now.
 func (p *pool) usage(now time.Time) (used, total int) {
 	for _, r := range p.ranges {
-		total += r.size()
+		if r != nil {
+			total += r.size()
+		}
 	}
 	for ip, l := range p.leases {
 		if p.inPool(ip) && l.Active(now) {
@@ -170,6 +176,9 @@ func (p *pool) candidate(k clientKey, mac phone.MAC, res *Reservation, requested
 		return res.IP, false, false, true
 	}
 	r := p.ranges[scope]
+	if r == nil {
+		return netip.Addr{}, false, false, false // subnetFor serves no subnet without a pool
+	}
 	in := func(ip netip.Addr) bool { return ip.Is4() && r.contains(addrU32(ip)) }
 	if o, ok := p.offers[k]; ok && now.Before(o.expires) && in(o.ip) && p.freeFor(o.ip, k, mac, now) {
 		return o.ip, false, o.probing, true

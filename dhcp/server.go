@@ -169,7 +169,12 @@ func (s *Server) Bind(ctx context.Context) error {
 			s.prober = p
 		}
 	}
-	if !o.AllowOtherServers && o.OtherServerWait > 0 {
+	switch {
+	case o.AllowOtherServers || o.OtherServerWait <= 0:
+	case !o.hasPool():
+		// The LAN has a DHCP server of its own; the search looks only there.
+		s.log.Info("not looking for other DHCP servers at start: [dhcp] has no pool, so the LAN's own server is expected", "interface", o.Interface)
+	default:
 		sc, err := listenScout(o.Interface, o.Port+1)
 		if err != nil {
 			s.log.Warn("cannot look for other DHCP servers at start (client port in use); only passive detection is active", "port", o.Port+1, "err", err)
@@ -178,11 +183,11 @@ func (s *Server) Bind(ctx context.Context) error {
 		}
 	}
 	used, total := s.PoolUsage()
-	s.log.Info("dhcp bound", "interface", o.Interface, "port", o.Port, "pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd),
+	s.log.Info("dhcp bound", "interface", o.Interface, "port", o.Port, "pool", o.poolText(),
 		"leases_active", used, "pool_size", total, "conflict_probe", s.prober != nil)
 	for _, sn := range o.Subnets {
 		s.log.Info("dhcp subnet", "network", sn.Subnet, "interface", sn.Interface, "relayed", sn.Interface == "",
-			"pool", fmt.Sprintf("%v-%v", sn.PoolStart, sn.PoolEnd))
+			"pool", sn.poolText())
 	}
 	return nil
 }
@@ -490,7 +495,7 @@ func (s *Server) Apply(p *Prepared) {
 	}
 	s.opts.Store(&n)
 	s.mu.Unlock()
-	s.log.Info("dhcp options reloaded", "pool", fmt.Sprintf("%v-%v", n.PoolStart, n.PoolEnd))
+	s.log.Info("dhcp options reloaded", "pool", n.poolText())
 }
 
 // PoolUsage reports how many pool addresses are held (bound, quarantined or
@@ -500,7 +505,9 @@ func (s *Server) PoolUsage() (used, total int) {
 	defer s.mu.Unlock()
 	if s.pool == nil {
 		for _, sn := range s.opts.Load().all() {
-			total += int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1
+			if sn.hasPool() {
+				total += int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1
+			}
 		}
 		return 0, total
 	}
