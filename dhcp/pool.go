@@ -96,37 +96,39 @@ func (p *pool) index(l *Lease) {
 }
 
 // inPool reports whether ip is in the pool of any subnet.
-func (p *pool) inPool(ip netip.Addr) bool {
+func (p *pool) inPool(ip netip.Addr) bool { return p.scopeOf(ip) >= 0 }
+
+// scopeOf is the scope whose pool holds ip, -1 for none.
+func (p *pool) scopeOf(ip netip.Addr) int {
 	if !ip.Is4() {
-		return false
+		return -1
 	}
 	n := addrU32(ip)
-	for _, r := range p.ranges {
+	for i, r := range p.ranges {
 		if r != nil && r.contains(n) {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
-// usage counts addresses of the pools that are held (bound or quarantined) at now.
-func (p *pool) usage(now time.Time) (used, total int) {
-	for _, r := range p.ranges {
-		if r != nil {
-			total += r.size()
-		}
-	}
+// usage counts, by scope, the addresses of each pool that are held (bound
+// or quarantined) at now, and its reserved ones.
+func (p *pool) usage(now time.Time) []int {
+	used := make([]int, len(p.ranges))
 	for ip, l := range p.leases {
-		if p.inPool(ip) && l.Active(now) {
-			used++
+		if i := p.scopeOf(ip); i >= 0 && l.Active(now) {
+			used[i]++
 		}
 	}
 	for ip := range p.reservedIP {
-		if l, ok := p.leases[ip]; p.inPool(ip) && !(ok && l.Active(now)) {
-			used++ // reserved addresses are never handed out dynamically
+		if l, ok := p.leases[ip]; !(ok && l.Active(now)) {
+			if i := p.scopeOf(ip); i >= 0 {
+				used[i]++ // reserved addresses are never handed out dynamically
+			}
 		}
 	}
-	return used, total
+	return used
 }
 
 // freeFor reports whether ip may be given to client k (with hardware address mac) at now.

@@ -499,19 +499,42 @@ func (s *Server) Apply(p *Prepared) {
 }
 
 // PoolUsage reports how many pool addresses are held (bound, quarantined or
-// reserved) and the pool size.
+// reserved) and the pool size, every subnet's together.
 func (s *Server) PoolUsage() (used, total int) {
+	for _, u := range s.SubnetUsage() {
+		used, total = used+u.Used, total+u.Size
+	}
+	return used, total
+}
+
+// SubnetUsage is one subnet's pool: its addresses held and its size.
+type SubnetUsage struct {
+	Subnet     netip.Prefix
+	Used, Size int
+}
+
+// SubnetUsage reports the pool of each subnet, the primary first, then
+// Options.Subnets in order; a subnet without a pool is left out.
+func (s *Server) SubnetUsage() []SubnetUsage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pool == nil {
-		for _, sn := range s.opts.Load().all() {
-			if sn.hasPool() {
-				total += int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1
-			}
-		}
-		return 0, total
+	o := s.opts.Load() // swapped with the pool's ranges under mu (Apply)
+	var used []int
+	if s.pool != nil {
+		used = s.pool.usage(s.now())
 	}
-	return s.pool.usage(s.now())
+	var out []SubnetUsage
+	for i, sn := range o.all() {
+		if !sn.hasPool() {
+			continue
+		}
+		u := SubnetUsage{Subnet: sn.Subnet, Size: int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1}
+		if used != nil {
+			u.Used = used[i]
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // Leases returns the current lease table, sorted by address.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -239,6 +240,27 @@ func TestNoLANPoolDORA(t *testing.T) {
 	}
 	if used, total := ts.PoolUsage(); used != 1 || total != 200 {
 		t.Errorf("PoolUsage = %d of %d, want 1 of the subnets' 200", used, total)
+	}
+	want := []SubnetUsage{{p4("10.20.0.0/24"), 0, 100}, {p4("10.30.0.0/24"), 1, 100}}
+	if got := ts.SubnetUsage(); !slices.Equal(got, want) {
+		t.Errorf("SubnetUsage = %v, want %v (no entry for the LAN)", got, want)
+	}
+}
+
+// TestSubnetUsage: each subnet's pool is counted apart, the primary first.
+func TestSubnetUsage(t *testing.T) {
+	ts := newTestServer(t, withSubnets)
+	ts.lease("00:04:13:77:00:01")
+	gi := dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1))
+	ts.lease("00:04:13:30:00:01", gi)
+	ts.lease("00:04:13:30:00:02", gi)
+	ts.lease("00:04:13:30:00:09", gi) // its reservation, outside the pool
+	want := []SubnetUsage{{p4("10.77.0.0/24"), 1, 100}, {p4("10.20.0.0/24"), 0, 100}, {p4("10.30.0.0/24"), 2, 100}}
+	if got := ts.SubnetUsage(); !slices.Equal(got, want) {
+		t.Errorf("SubnetUsage = %v, want %v", got, want)
+	}
+	if used, total := ts.PoolUsage(); used != 3 || total != 300 {
+		t.Errorf("PoolUsage = %d of %d, want 3 of 300", used, total)
 	}
 }
 
