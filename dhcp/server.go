@@ -172,7 +172,8 @@ func (s *Server) Bind(ctx context.Context) error {
 	switch {
 	case o.AllowOtherServers || o.OtherServerWait <= 0:
 	case !o.hasPool():
-		// The LAN has a DHCP server of its own; the search looks only there.
+		// The search looks on the LAN only, and without a pool there the
+		// LAN's own server is the expected set-up, not a rival.
 		s.log.Info("not looking for other DHCP servers at start: [dhcp] has no pool, so the LAN's own server is expected", "interface", o.Interface)
 	default:
 		sc, err := listenScout(o.Interface, o.Port+1)
