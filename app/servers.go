@@ -141,6 +141,7 @@ func (s *servers) build(p *plan.Plan) error {
 			return out
 		})
 		metrics.RegisterDHCPNoSubnet(s.metrics.Registry(), s.dhcp.NoSubnet)
+		metrics.RegisterDHCPNotServed(s.metrics.Registry(), s.dhcp.NotServed)
 	}
 	s.mu.Lock()
 	s.plan = p

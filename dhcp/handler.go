@@ -210,8 +210,15 @@ func (s *Server) admit(ex *exchange) bool {
 	if ex.link != nil {
 		iface = ex.link.iface
 	}
-	sub, why := o.subnetFor(relayedLink(req), addrOf(req.ClientIPAddr), iface)
-	if sub == nil {
+	sub, why, unserved := o.subnetFor(relayedLink(req), addrOf(req.ClientIPAddr), iface)
+	switch {
+	case unserved:
+		// Expected on a LAN whose router serves its own clients: counted,
+		// not warned about.
+		s.notServed.Add(1)
+		s.log.Debug("DHCP request ignored", "reason", why, "client", ex.mac.Colon())
+		return false
+	case sub == nil:
 		s.dropNoSubnet(ex, why)
 		return false
 	}
@@ -348,6 +355,10 @@ func (s *Server) dropNoSubnet(ex *exchange, why string) {
 			"reason", why, "client", ex.mac.Colon(), "dropped_total", s.noSubnet.Load())
 	}
 }
+
+// NotServed is the number of requests ignored because they are for the
+// LAN subnet, which [dhcp] without a pool leaves to another server.
+func (s *Server) NotServed() uint64 { return s.notServed.Load() }
 
 // NoSubnet is the number of requests dropped because no subnet served
 // here matched them (a relay's giaddr, or the interface they came in on).

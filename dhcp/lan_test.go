@@ -395,8 +395,8 @@ func TestLANNoPoolBesideOtherServer(t *testing.T) {
 	if sid := addrOf(ack.ServerIdentifier()); sid != a4("10.77.0.2") {
 		t.Errorf("the LAN phone was served by %v, want the router's server", sid)
 	}
-	if r.NoSubnet() == 0 {
-		t.Error("the LAN phone's DISCOVER was not counted as for no subnet served")
+	if r.NotServed() == 0 {
+		t.Error("the LAN phone's DISCOVER was not counted as left to the LAN's server")
 	}
 	err := relay.Do(func() error {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 30, 0, 1), Port: 67})

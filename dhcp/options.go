@@ -450,8 +450,10 @@ const notServed = " is not served ([dhcp] has no pool)"
 // arrived on, if our own address is in that subnet (otherwise that subnet
 // is served to relays only). A subnet without a pool (the primary, on a
 // VLAN- or relays-only appliance) matches but is not served. nil and the
-// reason when none is served.
-func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (*Options, string) {
+// reason when none is served; unserved is true when the request is for that
+// subnet, which the config chose not to serve (the office router's
+// clients), rather than for one it does not know.
+func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (sn *Options, why string, unserved bool) {
 	// Per request: no allocation, so not all().
 	at := func(i int) *Options {
 		if i == 0 {
@@ -464,36 +466,36 @@ func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (*Options, 
 		for i := range n {
 			if sn := at(i); sn.Subnet.Contains(giaddr) {
 				if !sn.hasPool() {
-					return nil, "relayed from " + giaddr.String() + ", whose subnet " + sn.Subnet.String() + notServed
+					return nil, "relayed from " + giaddr.String() + ", whose subnet " + sn.Subnet.String() + notServed, true
 				}
-				return sn, ""
+				return sn, "", false
 			}
 		}
-		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here"
+		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here", false
 	}
 	if ciaddr.IsValid() {
 		for i := range n {
 			if sn := at(i); sn.Subnet.Contains(ciaddr) {
 				if !sn.hasPool() {
-					return nil, "from " + ciaddr.String() + " (ciaddr), whose subnet " + sn.Subnet.String() + notServed
+					return nil, "from " + ciaddr.String() + " (ciaddr), whose subnet " + sn.Subnet.String() + notServed, true
 				}
-				return sn, ""
+				return sn, "", false
 			}
 		}
-		return nil, "from " + ciaddr.String() + " (ciaddr), which is in no subnet served here"
+		return nil, "from " + ciaddr.String() + " (ciaddr), which is in no subnet served here", false
 	}
 	for i := range n {
 		if sn := at(i); (i == 0 && sn.Interface == iface) || (i > 0 && sn.Interface != "" && sn.Interface == iface) {
 			switch {
 			case !sn.hasPool():
-				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + notServed
+				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + notServed, true
 			case !sn.Subnet.Contains(sn.ServerIP):
-				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + " is served to relays only"
+				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + " is served to relays only", false
 			}
-			return sn, ""
+			return sn, "", false
 		}
 	}
-	return nil, "arrived on " + iface + ", which serves no subnet"
+	return nil, "arrived on " + iface + ", which serves no subnet", false
 }
 
 // maxOptionText is the longest text 66 or 67 may be: 255 bytes of option,

@@ -64,6 +64,7 @@ type Server struct {
 
 	lastExhausted atomic.Int64  // unix seconds of the last "pool exhausted" log line
 	noSubnet      atomic.Uint64 // requests dropped because no subnet served here matches them
+	notServed     atomic.Uint64 // requests for the LAN subnet, left unserved by a [dhcp] without a pool
 	lastNoSubnet  atomic.Int64  // unix seconds of the last "no subnet" log line
 	foreignMu     sync.Mutex
 	foreign       map[netip.Addr]bool // other servers we have already warned about

@@ -95,7 +95,10 @@ func TestSubnetFor(t *testing.T) {
 			if tt.ciaddr != "" {
 				ci = a4(tt.ciaddr)
 			}
-			sn, why := tt.o.subnetFor(gi, ci, tt.iface)
+			sn, why, unserved := tt.o.subnetFor(gi, ci, tt.iface)
+			if wantUnserved := strings.Contains(tt.want, "not served"); unserved != wantUnserved {
+				t.Errorf("subnetFor(%v, %v, %q): unserved = %v, want %v", gi, ci, tt.iface, unserved, wantUnserved)
+			}
 			got := why
 			if sn != nil {
 				got = sn.Subnet.String()
@@ -235,8 +238,11 @@ func TestNoLANPoolDORA(t *testing.T) {
 			t.Errorf("a request for the LAN subnet got %v", r.msg.MessageType())
 		}
 	}
-	if n := ts.NoSubnet(); n != 2 {
-		t.Errorf("NoSubnet = %d, want 2", n)
+	if n := ts.NotServed(); n != 2 {
+		t.Errorf("NotServed = %d, want 2", n)
+	}
+	if n := ts.NoSubnet(); n != 0 {
+		t.Errorf("NoSubnet = %d, want 0: the LAN's requests are not a misconfiguration", n)
 	}
 	if used, total := ts.PoolUsage(); used != 1 || total != 200 {
 		t.Errorf("PoolUsage = %d of %d, want 1 of the subnets' 200", used, total)
@@ -491,14 +497,14 @@ func BenchmarkSubnetFor(b *testing.B) {
 	gi := a4("10.86.0.2")
 	b.Run("relayed-last-of-8", func(b *testing.B) {
 		for b.Loop() {
-			if sn, _ := po.subnetFor(gi, netip.Addr{}, "eth0"); sn == nil {
+			if sn, _, _ := po.subnetFor(gi, netip.Addr{}, "eth0"); sn == nil {
 				b.Fatal("no subnet")
 			}
 		}
 	})
 	b.Run("direct-lan", func(b *testing.B) {
 		for b.Loop() {
-			if sn, _ := po.subnetFor(netip.Addr{}, netip.Addr{}, "eth0"); sn == nil {
+			if sn, _, _ := po.subnetFor(netip.Addr{}, netip.Addr{}, "eth0"); sn == nil {
 				b.Fatal("no subnet")
 			}
 		}

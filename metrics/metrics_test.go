@@ -290,10 +290,14 @@ func TestGauges(t *testing.T) {
 	shed := uint64(4)
 	RegisterPnPShed(r.Registry(), func() uint64 { return shed })
 	RegisterDHCPNoSubnet(r.Registry(), func() uint64 { return 7 })
+	RegisterDHCPNotServed(r.Registry(), func() uint64 { return 9 })
 
 	e := scrape(t, r)
 	if got, _ := e.value("snomprov_dhcp_no_subnet_total", map[string]string{}); got != 7 {
 		t.Errorf("no_subnet = %v, want 7", got)
+	}
+	if got, _ := e.value("snomprov_dhcp_not_served_total", map[string]string{}); got != 9 {
+		t.Errorf("not_served = %v, want 9", got)
 	}
 	if f := e.families["snomprov_pnp_notify_shed_total"]; f == nil || f.typ != "counter" {
 		t.Errorf("shed family = %+v, want a counter", f)

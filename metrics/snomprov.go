@@ -113,6 +113,14 @@ func RegisterDHCPNoSubnet(reg *Registry, dropped func() uint64) {
 		func() []Sample { return []Sample{{Value: float64(dropped())}} })
 }
 
+// RegisterDHCPNotServed exports the DHCP requests for the LAN subnet that
+// a [dhcp] without a pool leaves to another server (the router's clients).
+func RegisterDHCPNotServed(reg *Registry, ignored func() uint64) {
+	reg.CounterFunc("snomprov_dhcp_not_served_total",
+		"DHCP requests for the LAN subnet, left to another server because [dhcp] has no pool.", nil,
+		func() []Sample { return []Sample{{Value: float64(ignored())}} })
+}
+
 // RegisterPnPShed exports the NOTIFYs the PnP responder sent without
 // retransmissions because its cap of pending NOTIFYs was reached (a flood,
 // or phones that never answer); shed is *pnp.Server's Shed.
