@@ -430,6 +430,10 @@ func (o *Options) all() []*Options {
 // have none (Prepare), and then it is not served.
 func (o *Options) hasPool() bool { return o.PoolStart.IsValid() }
 
+// ServesLAN reports whether the LAN subnet itself is served: false when
+// [dhcp] has no pool and only its subnets are.
+func (o *Options) ServesLAN() bool { return o.hasPool() }
+
 // poolText is the pool for the log.
 func (o *Options) poolText() string {
 	if !o.hasPool() {

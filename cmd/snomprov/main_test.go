@@ -244,7 +244,7 @@ func TestCheckDHCPSubnetsOnly(t *testing.T) {
 		code       int
 		want       string
 	}{
-		{"subnets only", base + subnet, exitOK, "ok (0 phones"},
+		{"subnets only", base + subnet, exitOK, "note: DHCP serves only its 1 [[dhcp.subnets]], not the LAN (10.0.0.0/24)"},
 		{"a reservation without a pool", base + "[[dhcp.reservations]]\nmac = \"000413A11FA7\"\nip = \"10.0.0.50\"\n" + subnet, exitUsage,
 			":5:1: dhcp.reservations[0]: [dhcp] has no pool, so the LAN subnet is not served"},
 		{"no pool, no subnets", base, exitUsage, ":3:1: dhcp.pool: DHCP needs a pool to serve from"},
