@@ -295,7 +295,7 @@ func (a *Appliance) announce() {
 		a.log.Info("PnP responder", "group", "224.0.1.75:5060", "answer", a.servers.pnpAnswer(cfg))
 	}
 	if cfg.DHCP.Enabled {
-		a.log.Info("DHCP server", "interface", n.Interface, "pool", cfg.DHCP.Pool, "option66", url)
+		a.log.Info("DHCP server", "interface", n.Interface, "pool", dhcpPool(cfg), "option66", url)
 	} else {
 		a.log.Info("DHCP server off (enable with [dhcp] enabled = true)")
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/snomprov/snomprov/config"
 	"github.com/snomprov/snomprov/inventory"
 )
 
@@ -47,7 +48,7 @@ func (a *Appliance) statusLine(now time.Time) string {
 	}
 	dhcp := "off"
 	if cfg.DHCP.Enabled {
-		dhcp = cfg.DHCP.Pool
+		dhcp = dhcpPool(cfg)
 		for _, c := range a.servers.healthList() {
 			if c.Name == "dhcp" && !c.OK {
 				dhcp = "DISABLED: " + oneLine(c.Detail, 120)
@@ -106,4 +107,13 @@ func (a *Appliance) statusUpdates(ctx context.Context) {
 			notify(a.log, "STATUS="+a.statusLine(now))
 		}
 	}
+}
+
+// dhcpPool is [dhcp] pool for the status line and the log; without one
+// only [[dhcp.subnets]] are served.
+func dhcpPool(cfg *config.Config) string {
+	if cfg.DHCP.Pool == "" {
+		return strconv.Itoa(len(cfg.DHCP.Subnets)) + " subnets only, not the LAN"
+	}
+	return cfg.DHCP.Pool
 }

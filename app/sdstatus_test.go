@@ -38,6 +38,10 @@ func TestStatusLine(t *testing.T) {
 			cfg.PnP.Enabled = false
 			srv.health["dhcp"] = status.Component{Name: "dhcp", OK: true}
 		}, want: "http :8080, pnp off, dhcp 10.0.0.100-10.0.0.199; 0 phones"},
+		{name: "dhcp for subnets only", setup: func(cfg *config.Config, inv *inventory.Store, srv *servers) {
+			cfg.DHCP.Enabled, cfg.DHCP.Subnets = true, []config.DHCPSubnet{{}, {}}
+			cfg.PnP.Enabled = false
+		}, want: "http :8080, pnp off, dhcp 2 subnets only, not the LAN; 0 phones"},
 		{name: "dhcp disabled beside another server", setup: func(cfg *config.Config, inv *inventory.Store, srv *servers) {
 			cfg.DHCP.Enabled, cfg.DHCP.Pool = true, "10.0.0.100-10.0.0.199"
 			srv.health["dhcp"] = status.Component{Name: "dhcp", OK: false, Detail: "another DHCP server (10.0.0.1) answers on eth0"}

@@ -131,8 +131,17 @@ func (s *servers) build(p *plan.Plan) error {
 		if s.dhcp, err = p.DHCP.NewServer(s.log.With("server", "dhcp"), s.metrics); err != nil {
 			return fmt.Errorf("dhcp: %w", err)
 		}
-		metrics.RegisterPool(s.metrics.Registry(), s.dhcp.PoolUsage)
+		d := s.dhcp
+		metrics.RegisterPool(s.metrics.Registry(), func() []metrics.PoolUsage {
+			subs := d.SubnetUsage()
+			out := make([]metrics.PoolUsage, len(subs))
+			for i, u := range subs {
+				out[i] = metrics.PoolUsage{Subnet: u.Subnet.String(), Used: u.Used, Size: u.Size}
+			}
+			return out
+		})
 		metrics.RegisterDHCPNoSubnet(s.metrics.Registry(), s.dhcp.NoSubnet)
+		metrics.RegisterDHCPNotServed(s.metrics.Registry(), s.dhcp.NotServed)
 	}
 	s.mu.Lock()
 	s.plan = p
@@ -175,11 +184,15 @@ func (s *servers) sharedInventory() rollout.Phones {
 
 func (s *servers) statusOptions(p *plan.Plan) status.Options {
 	cfg, catalog, base := p.Config, p.Catalog, p.BaseURL
-	var pool func() (int, int, bool)
-	if s.dhcp != nil {
-		pool = func() (int, int, bool) {
-			used, total := s.dhcp.PoolUsage()
-			return used, total, true
+	var pool func() ([]status.Pool, bool)
+	if d := s.dhcp; d != nil {
+		pool = func() ([]status.Pool, bool) {
+			subs := d.SubnetUsage()
+			out := make([]status.Pool, len(subs))
+			for i, u := range subs {
+				out[i] = status.Pool{Subnet: u.Subnet.String(), Used: u.Used, Total: u.Size}
+			}
+			return out, true
 		}
 	}
 	return status.Options{

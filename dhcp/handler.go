@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -211,8 +210,15 @@ func (s *Server) admit(ex *exchange) bool {
 	if ex.link != nil {
 		iface = ex.link.iface
 	}
-	sub, why := o.subnetFor(relayedLink(req), addrOf(req.ClientIPAddr), iface)
-	if sub == nil {
+	sub, why, unserved := o.subnetFor(relayedLink(req), addrOf(req.ClientIPAddr), iface)
+	switch {
+	case unserved:
+		// Expected on a LAN whose router serves its own clients: counted,
+		// not warned about.
+		s.notServed.Add(1)
+		s.log.Debug("DHCP request ignored", "reason", why, "client", ex.mac.Colon())
+		return false
+	case sub == nil:
 		s.dropNoSubnet(ex, why)
 		return false
 	}
@@ -350,6 +356,10 @@ func (s *Server) dropNoSubnet(ex *exchange, why string) {
 	}
 }
 
+// NotServed is the number of requests ignored because they are for the
+// LAN subnet, which [dhcp] without a pool leaves to another server.
+func (s *Server) NotServed() uint64 { return s.notServed.Load() }
+
 // NoSubnet is the number of requests dropped because no subnet served
 // here matched them (a relay's giaddr, or the interface they came in on).
 func (s *Server) NoSubnet() uint64 { return s.noSubnet.Load() }
@@ -359,7 +369,7 @@ func (s *Server) poolExhausted(ex *exchange) {
 	if last := s.lastExhausted.Load(); now-last >= 10 && s.lastExhausted.CompareAndSwap(last, now) {
 		o := ex.opts
 		s.log.Warn("DHCP pool exhausted: no free address; enlarge [dhcp] pool or shorten lease_time",
-			"pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd), "client", ex.mac.Colon())
+			"pool", o.poolText(), "client", ex.mac.Colon())
 	}
 	s.record(ex, inventory.KindNak, false, netip.Addr{}, "no free address in the pool")
 }

@@ -368,6 +368,68 @@ func TestLANOtherServer(t *testing.T) {
 	}
 }
 
+// TestLANNoPoolBesideOtherServer: with no pool in [dhcp] (relays only),
+// the LAN's own DHCP server is expected: the start-up search does not stop
+// the server, a LAN phone's DISCOVER is left to that server, and a relayed
+// DISCOVER is answered at its relay with the LAN address as option 54.
+func TestLANNoPoolBesideOtherServer(t *testing.T) {
+	need(t, "dnsmasq")
+	l, srv := newLAN(t)
+	router := l.AddHost("router", lantest.HostOptions{Addr: "10.77.0.2/24"})
+	d := t.TempDir()
+	router.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping", "--dhcp-range=10.77.0.210,10.77.0.220,1h",
+		"--dhcp-leasefile="+filepath.Join(d, "leases"), "--pid-file="+filepath.Join(d, "pid"), "--log-facility=-")
+	waitUDP(t, router, 67)
+	// The relay sits in both: 10.77.0.3 on the LAN, 10.30.0.1 its relayed link.
+	relay := l.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.3/24"})
+	run(t, relay, 5*time.Second, "ip", "addr", "add", "10.30.0.1/24", "dev", "eth0")
+	run(t, srv, 5*time.Second, "ip", "route", "add", "10.30.0.0/24", "via", "10.77.0.3")
+
+	o := lanOptions(t)
+	o.PoolStart, o.PoolEnd = netip.Addr{}, netip.Addr{}
+	o.OtherServerWait = 0 // the default search
+	o.Subnets = []Options{relayedSubnet()}
+	r := serveIn(t, srv, o, &recorder{})
+
+	ack := nclientLease(t, l.AddHost("phone", lantest.HostOptions{MAC: "00:04:13:77:00:40"}))
+	if sid := addrOf(ack.ServerIdentifier()); sid != a4("10.77.0.2") {
+		t.Errorf("the LAN phone was served by %v, want the router's server", sid)
+	}
+	if r.NotServed() == 0 {
+		t.Error("the LAN phone's DISCOVER was not counted as left to the LAN's server")
+	}
+	err := relay.Do(func() error {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(10, 30, 0, 1), Port: 67})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		disc := discover("00:04:13:30:00:40", dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1)))
+		if _, err := c.WriteTo(disc.ToBytes(), &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := c.ReadFrom(buf)
+			if err != nil {
+				return fmt.Errorf("no relayed OFFER: %w", err)
+			}
+			m, err := dhcpv4.FromBytes(buf[:n])
+			if err != nil || m.TransactionID != disc.TransactionID || m.MessageType() != dhcpv4.MessageTypeOffer {
+				continue
+			}
+			if ip, sid := addrOf(m.YourIPAddr), addrOf(m.ServerIdentifier()); !p4("10.30.0.0/24").Contains(ip) || sid != a4("10.77.0.1") {
+				return fmt.Errorf("relayed OFFER of %v from %v", ip, sid)
+			}
+			return nil
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestLANGarbageAndRelay: garbage datagrams do not disturb the server; a
 // relayed request (giaddr) is answered at the relay.
 func TestLANGarbageAndRelay(t *testing.T) {

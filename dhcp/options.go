@@ -41,6 +41,8 @@ type Options struct {
 	Subnet    netip.Prefix // subnet of the pool; if it does not contain ServerIP the pool is served to relays only
 	// Pool is the range as written in the config, "10.0.0.100-10.0.0.199";
 	// Prepare parses it into PoolStart and PoolEnd. Tests may set those directly.
+	// The primary subnet may have none when Subnets has entries (a VLAN- or
+	// relays-only appliance): the LAN subnet is then not served at all.
 	Pool      string
 	PoolStart netip.Addr
 	PoolEnd   netip.Addr
@@ -243,8 +245,19 @@ func (o *Options) checkSubnet(errs *field.Errors, name string) []extraOption {
 		}
 	}
 	poolOK := o.PoolStart.Is4() && o.PoolEnd.Is4() && !o.PoolEnd.Less(o.PoolStart)
+	noPool := o.Pool == "" && !o.PoolStart.IsValid() && !o.PoolEnd.IsValid()
 	switch {
-	case o.Pool == "" && !o.PoolStart.IsValid() && !o.PoolEnd.IsValid():
+	case noPool && primary && len(o.Subnets) > 0:
+		// A VLAN- or relays-only appliance: the LAN has a DHCP server of
+		// its own, so [dhcp] serves nothing there (subnetFor drops it).
+		if len(o.Reservations) > 0 {
+			errs.Add("reservations[0]", "[dhcp] has no pool, so the LAN subnet is not served and its reservations would never be handed out; "+
+				"move them to the [[dhcp.subnets]] entry whose network holds them, or give [dhcp] a pool")
+		}
+	case noPool && primary:
+		errs.Add("pool", `DHCP needs a pool to serve from; add pool = "10.0.0.100-10.0.0.199" (reservations are served beside it), `+
+			`or leave it out and serve only [[dhcp.subnets]]`)
+	case noPool:
 		errs.Add("pool", `DHCP needs a pool to serve from; add pool = "10.0.0.100-10.0.0.199" (reservations are served beside it)`)
 	case o.Pool == "" && !poolOK:
 		errs.Add("pool", "%v-%v is not an ascending IPv4 range; write it as \"10.0.0.100-10.0.0.199\"", o.PoolStart, o.PoolEnd)
@@ -413,14 +426,38 @@ func (o *Options) all() []*Options {
 	return out
 }
 
+// hasPool reports whether the subnet has a pool; only the primary may
+// have none (Prepare), and then it is not served.
+func (o *Options) hasPool() bool { return o.PoolStart.IsValid() }
+
+// ServesLAN reports whether the LAN subnet itself is served: false when
+// [dhcp] has no pool and only its subnets are.
+func (o *Options) ServesLAN() bool { return o.hasPool() }
+
+// poolText is the pool for the log.
+func (o *Options) poolText() string {
+	if !o.hasPool() {
+		return "none (not served)"
+	}
+	return o.PoolStart.String() + "-" + o.PoolEnd.String()
+}
+
+// notServed is why a request matching the primary subnet without a pool
+// is dropped.
+const notServed = " is not served ([dhcp] has no pool)"
+
 // subnetFor picks the subnet a request belongs to, from the prepared
 // options o, in Kea's order: a relayed request (giaddr set) the subnet
 // whose network holds giaddr (RFC 2131 §4.3.1); a client that has an
 // address (ciaddr: RENEWING, which unicasts to us without the relay, and
 // INFORM) the subnet holding it; else the subnet of the interface it
 // arrived on, if our own address is in that subnet (otherwise that subnet
-// is served to relays only). nil and the reason when none matches.
-func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (*Options, string) {
+// is served to relays only). A subnet without a pool (the primary, on a
+// VLAN- or relays-only appliance) matches but is not served. nil and the
+// reason when none is served; unserved is true when the request is for that
+// subnet, which the config chose not to serve (the office router's
+// clients), rather than for one it does not know.
+func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (sn *Options, why string, unserved bool) {
 	// Per request: no allocation, so not all().
 	at := func(i int) *Options {
 		if i == 0 {
@@ -432,28 +469,37 @@ func (o *Options) subnetFor(giaddr, ciaddr netip.Addr, iface string) (*Options, 
 	if giaddr.IsValid() {
 		for i := range n {
 			if sn := at(i); sn.Subnet.Contains(giaddr) {
-				return sn, ""
+				if !sn.hasPool() {
+					return nil, "relayed from " + giaddr.String() + ", whose subnet " + sn.Subnet.String() + notServed, true
+				}
+				return sn, "", false
 			}
 		}
-		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here"
+		return nil, "relayed from " + giaddr.String() + ", which is in no subnet served here", false
 	}
 	if ciaddr.IsValid() {
 		for i := range n {
 			if sn := at(i); sn.Subnet.Contains(ciaddr) {
-				return sn, ""
+				if !sn.hasPool() {
+					return nil, "from " + ciaddr.String() + " (ciaddr), whose subnet " + sn.Subnet.String() + notServed, true
+				}
+				return sn, "", false
 			}
 		}
-		return nil, "from " + ciaddr.String() + " (ciaddr), which is in no subnet served here"
+		return nil, "from " + ciaddr.String() + " (ciaddr), which is in no subnet served here", false
 	}
 	for i := range n {
 		if sn := at(i); (i == 0 && sn.Interface == iface) || (i > 0 && sn.Interface != "" && sn.Interface == iface) {
-			if !sn.Subnet.Contains(sn.ServerIP) {
-				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + " is served to relays only"
+			switch {
+			case !sn.hasPool():
+				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + notServed, true
+			case !sn.Subnet.Contains(sn.ServerIP):
+				return nil, "arrived on " + iface + ", whose subnet " + sn.Subnet.String() + " is served to relays only", false
 			}
-			return sn, ""
+			return sn, "", false
 		}
 	}
-	return nil, "arrived on " + iface + ", which serves no subnet"
+	return nil, "arrived on " + iface + ", which serves no subnet", false
 }
 
 // maxOptionText is the longest text 66 or 67 may be: 255 bytes of option,

@@ -27,7 +27,7 @@ type offer struct {
 // different subnets never collide) and a range per subnet. It is not safe
 // for concurrent use: the server serialises every call under its mutex.
 type pool struct {
-	ranges     []*prange             // by scope: the primary subnet's, then each of Options.Subnets
+	ranges     []*prange             // by scope: the primary subnet's, then each of Options.Subnets; nil for a subnet without a pool
 	leases     map[netip.Addr]*Lease // every address ever leased, including expired ones
 	byClient   map[clientKey]*Lease  // the client's most recent lease
 	offers     map[clientKey]offer   // addresses held between OFFER and REQUEST
@@ -70,6 +70,10 @@ func (p *pool) setRange(o Options) {
 	p.ranges = p.ranges[:0]
 	p.reservedIP = map[netip.Addr]phone.MAC{}
 	for _, sn := range o.all() {
+		if !sn.hasPool() {
+			p.ranges = append(p.ranges, nil) // keeps each later subnet at its scope
+			continue
+		}
 		start := addrU32(sn.PoolStart)
 		p.ranges = append(p.ranges, &prange{start: start, end: addrU32(sn.PoolEnd), cursor: start})
 		for _, r := range sn.Reservations {
@@ -92,35 +96,39 @@ func (p *pool) index(l *Lease) {
 }
 
 // inPool reports whether ip is in the pool of any subnet.
-func (p *pool) inPool(ip netip.Addr) bool {
+func (p *pool) inPool(ip netip.Addr) bool { return p.scopeOf(ip) >= 0 }
+
+// scopeOf is the scope whose pool holds ip, -1 for none.
+func (p *pool) scopeOf(ip netip.Addr) int {
 	if !ip.Is4() {
-		return false
+		return -1
 	}
 	n := addrU32(ip)
-	for _, r := range p.ranges {
-		if r.contains(n) {
-			return true
+	for i, r := range p.ranges {
+		if r != nil && r.contains(n) {
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
-// usage counts addresses of the pools that are held (bound or quarantined) at now.
-func (p *pool) usage(now time.Time) (used, total int) {
-	for _, r := range p.ranges {
-		total += r.size()
-	}
+// usage counts, by scope, the addresses of each pool that are held (bound
+// or quarantined) at now, and its reserved ones.
+func (p *pool) usage(now time.Time) []int {
+	used := make([]int, len(p.ranges))
 	for ip, l := range p.leases {
-		if p.inPool(ip) && l.Active(now) {
-			used++
+		if i := p.scopeOf(ip); i >= 0 && l.Active(now) {
+			used[i]++
 		}
 	}
 	for ip := range p.reservedIP {
-		if l, ok := p.leases[ip]; p.inPool(ip) && !(ok && l.Active(now)) {
-			used++ // reserved addresses are never handed out dynamically
+		if l, ok := p.leases[ip]; !(ok && l.Active(now)) {
+			if i := p.scopeOf(ip); i >= 0 {
+				used[i]++ // reserved addresses are never handed out dynamically
+			}
 		}
 	}
-	return used, total
+	return used
 }
 
 // freeFor reports whether ip may be given to client k (with hardware address mac) at now.
@@ -170,6 +178,9 @@ func (p *pool) candidate(k clientKey, mac phone.MAC, res *Reservation, requested
 		return res.IP, false, false, true
 	}
 	r := p.ranges[scope]
+	if r == nil {
+		return netip.Addr{}, false, false, false // subnetFor serves no subnet without a pool
+	}
 	in := func(ip netip.Addr) bool { return ip.Is4() && r.contains(addrU32(ip)) }
 	if o, ok := p.offers[k]; ok && now.Before(o.expires) && in(o.ip) && p.freeFor(o.ip, k, mac, now) {
 		return o.ip, false, o.probing, true

@@ -64,6 +64,7 @@ type Server struct {
 
 	lastExhausted atomic.Int64  // unix seconds of the last "pool exhausted" log line
 	noSubnet      atomic.Uint64 // requests dropped because no subnet served here matches them
+	notServed     atomic.Uint64 // requests for the LAN subnet, left unserved by a [dhcp] without a pool
 	lastNoSubnet  atomic.Int64  // unix seconds of the last "no subnet" log line
 	foreignMu     sync.Mutex
 	foreign       map[netip.Addr]bool // other servers we have already warned about
@@ -169,7 +170,13 @@ func (s *Server) Bind(ctx context.Context) error {
 			s.prober = p
 		}
 	}
-	if !o.AllowOtherServers && o.OtherServerWait > 0 {
+	switch {
+	case o.AllowOtherServers || o.OtherServerWait <= 0:
+	case !o.hasPool():
+		// The search looks on the LAN only, and without a pool there the
+		// LAN's own server is the expected set-up, not a rival.
+		s.log.Info("not looking for other DHCP servers at start: [dhcp] has no pool, so the LAN's own server is expected", "interface", o.Interface)
+	default:
 		sc, err := listenScout(o.Interface, o.Port+1)
 		if err != nil {
 			s.log.Warn("cannot look for other DHCP servers at start (client port in use); only passive detection is active", "port", o.Port+1, "err", err)
@@ -178,11 +185,11 @@ func (s *Server) Bind(ctx context.Context) error {
 		}
 	}
 	used, total := s.PoolUsage()
-	s.log.Info("dhcp bound", "interface", o.Interface, "port", o.Port, "pool", fmt.Sprintf("%v-%v", o.PoolStart, o.PoolEnd),
+	s.log.Info("dhcp bound", "interface", o.Interface, "port", o.Port, "pool", o.poolText(),
 		"leases_active", used, "pool_size", total, "conflict_probe", s.prober != nil)
 	for _, sn := range o.Subnets {
 		s.log.Info("dhcp subnet", "network", sn.Subnet, "interface", sn.Interface, "relayed", sn.Interface == "",
-			"pool", fmt.Sprintf("%v-%v", sn.PoolStart, sn.PoolEnd))
+			"pool", sn.poolText())
 	}
 	return nil
 }
@@ -490,21 +497,46 @@ func (s *Server) Apply(p *Prepared) {
 	}
 	s.opts.Store(&n)
 	s.mu.Unlock()
-	s.log.Info("dhcp options reloaded", "pool", fmt.Sprintf("%v-%v", n.PoolStart, n.PoolEnd))
+	s.log.Info("dhcp options reloaded", "pool", n.poolText())
 }
 
 // PoolUsage reports how many pool addresses are held (bound, quarantined or
-// reserved) and the pool size.
+// reserved) and the pool size, every subnet's together.
 func (s *Server) PoolUsage() (used, total int) {
+	for _, u := range s.SubnetUsage() {
+		used, total = used+u.Used, total+u.Size
+	}
+	return used, total
+}
+
+// SubnetUsage is one subnet's pool: its addresses held and its size.
+type SubnetUsage struct {
+	Subnet     netip.Prefix
+	Used, Size int
+}
+
+// SubnetUsage reports the pool of each subnet, the primary first, then
+// Options.Subnets in order; a subnet without a pool is left out.
+func (s *Server) SubnetUsage() []SubnetUsage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pool == nil {
-		for _, sn := range s.opts.Load().all() {
-			total += int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1
-		}
-		return 0, total
+	o := s.opts.Load() // swapped with the pool's ranges under mu (Apply)
+	var used []int
+	if s.pool != nil {
+		used = s.pool.usage(s.now())
 	}
-	return s.pool.usage(s.now())
+	var out []SubnetUsage
+	for i, sn := range o.all() {
+		if !sn.hasPool() {
+			continue
+		}
+		u := SubnetUsage{Subnet: sn.Subnet, Size: int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1}
+		if used != nil {
+			u.Used = used[i]
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // Leases returns the current lease table, sorted by address.

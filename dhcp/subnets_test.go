@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +52,11 @@ func TestSubnetFor(t *testing.T) {
 	o := p.Options()
 	relaysOnly := o
 	relaysOnly.ServerIP = a4("10.1.0.1") // the LAN subnet does not hold our address
+	pn, err := Prepare(func() Options { o := noLANPool(t.TempDir()); withSubnets(&o); return o }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPool := pn.Options() // [dhcp] without a pool: the LAN subnet is not served
 	tests := []struct {
 		name           string
 		o              *Options
@@ -73,6 +79,12 @@ func TestSubnetFor(t *testing.T) {
 		{"giaddr wins over ciaddr", &o, "10.30.0.1", "10.20.0.150", "eth0", "10.30.0.0/24"},
 		{"ciaddr in no subnet", &o, "", "192.168.9.9", "eth0", "in no subnet served here"},
 		{"renewing into a subnet for relays only", &relaysOnly, "", "10.77.0.150", "eth0", "10.77.0.0/24"},
+		{"no LAN pool: direct on the LAN", &noPool, "", "", "eth0", "arrived on eth0, whose subnet 10.77.0.0/24 is not served ([dhcp] has no pool)"},
+		{"no LAN pool: direct on the VLAN", &noPool, "", "", "eth0.20", "10.20.0.0/24"},
+		{"no LAN pool: relayed", &noPool, "10.30.0.1", "", "eth0", "10.30.0.0/24"},
+		{"no LAN pool: relayed from the LAN's subnet", &noPool, "10.77.0.2", "", "eth0", "whose subnet 10.77.0.0/24 is not served"},
+		{"no LAN pool: renewing a relayed lease", &noPool, "", "10.30.0.150", "eth0", "10.30.0.0/24"},
+		{"no LAN pool: ciaddr on the LAN", &noPool, "", "10.77.0.150", "eth0", "(ciaddr), whose subnet 10.77.0.0/24 is not served"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +95,10 @@ func TestSubnetFor(t *testing.T) {
 			if tt.ciaddr != "" {
 				ci = a4(tt.ciaddr)
 			}
-			sn, why := tt.o.subnetFor(gi, ci, tt.iface)
+			sn, why, unserved := tt.o.subnetFor(gi, ci, tt.iface)
+			if wantUnserved := strings.Contains(tt.want, "not served"); unserved != wantUnserved {
+				t.Errorf("subnetFor(%v, %v, %q): unserved = %v, want %v", gi, ci, tt.iface, unserved, wantUnserved)
+			}
 			got := why
 			if sn != nil {
 				got = sn.Subnet.String()
@@ -142,6 +157,116 @@ func TestPrepareSubnets(t *testing.T) {
 			}
 			t.Errorf("err = %v, want %s: ...%s...", err, tt.key, tt.msg)
 		})
+	}
+}
+
+// noLANPool is baseOptions without a pool of its own.
+func noLANPool(dir string) Options {
+	o := baseOptions(dir)
+	o.PoolStart, o.PoolEnd = netip.Addr{}, netip.Addr{}
+	return o
+}
+
+// TestPrepareNoLANPool: [dhcp] may leave its pool out when it has subnets
+// (the LAN is then not served), not otherwise, and then has no reservations.
+func TestPrepareNoLANPool(t *testing.T) {
+	res := []Reservation{{MAC: phone.MAC{0, 4, 0x13, 0x77, 0, 9}, IP: a4("10.77.0.9")}}
+	tests := []struct {
+		name   string
+		mutate func(o *Options)
+		key    string // the key of the error, "" for none
+		msg    string
+	}{
+		{"subnets", withSubnets, "", ""},
+		{"a relayed subnet alone", func(o *Options) { o.Subnets = []Options{relayedSubnet()} }, "", ""},
+		{"no subnets", func(*Options) {}, "pool", "DHCP needs a pool to serve from"},
+		{"no subnets, the hint", func(*Options) {}, "pool", "or leave it out and serve only [[dhcp.subnets]]"},
+		{"reservations", func(o *Options) { withSubnets(o); o.Reservations = res }, "reservations[0]", "[dhcp] has no pool, so the LAN subnet is not served"},
+		{"half a range", func(o *Options) { withSubnets(o); o.PoolStart = a4("10.77.0.100") }, "pool", "not an ascending IPv4 range"},
+		{"an entry still needs one", func(o *Options) { withSubnets(o); o.Subnets[0].Pool = "" }, "subnets[0].pool", "DHCP needs a pool"},
+		{"away from the LAN", func(o *Options) { withSubnets(o); o.ServerIP, o.Subnet = netip.Addr{}, netip.Prefix{} }, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := noLANPool(t.TempDir())
+			tt.mutate(&o)
+			p, err := Prepare(o)
+			if tt.key == "" {
+				if err != nil {
+					t.Fatalf("Prepare: %v", err)
+				}
+				if po := p.Options(); po.hasPool() {
+					t.Errorf("the primary got a pool %v-%v", po.PoolStart, po.PoolEnd)
+				}
+				return
+			}
+			for _, fe := range field.List(err) {
+				if fe.Key == tt.key && strings.Contains(fe.Msg, tt.msg) {
+					return
+				}
+			}
+			t.Errorf("err = %v, want %s: ...%s...", err, tt.key, tt.msg)
+		})
+	}
+}
+
+// TestNoLANPoolDORA: with no pool in [dhcp], a relayed DORA is served
+// from its subnet with the LAN address as server identifier, a DISCOVER
+// on the LAN is dropped and counted, and the usage counts the subnets'
+// pools only.
+func TestNoLANPoolDORA(t *testing.T) {
+	o := noLANPool(t.TempDir())
+	withSubnets(&o)
+	ts := startTestServer(t, o)
+	gi := dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1))
+	off := ts.do(discover("00:04:13:30:00:01", gi))
+	if off == nil || off.msg.MessageType() != dhcpv4.MessageTypeOffer || !p4("10.30.0.0/24").Contains(ipOf(off.msg)) {
+		t.Fatalf("relayed DISCOVER: %+v", off)
+	}
+	ack := ts.do(requestFor(off.msg, gi))
+	if ack == nil || ack.msg.MessageType() != dhcpv4.MessageTypeAck || ack.to != netip.MustParseAddrPort("10.30.0.1:67") {
+		t.Fatalf("relayed REQUEST: %+v", ack)
+	}
+	if got := addrOf(ack.msg.ServerIdentifier()); got != a4("10.77.0.1") {
+		t.Errorf("option 54 = %v, want the LAN address", got)
+	}
+	for _, req := range []*dhcpv4.DHCPv4{
+		discover("00:04:13:77:00:01"),
+		discover("00:04:13:77:00:02", dhcpv4.WithGatewayIP(net.IPv4(10, 77, 0, 2))),
+	} {
+		if r := ts.do(req); r != nil {
+			t.Errorf("a request for the LAN subnet got %v", r.msg.MessageType())
+		}
+	}
+	if n := ts.NotServed(); n != 2 {
+		t.Errorf("NotServed = %d, want 2", n)
+	}
+	if n := ts.NoSubnet(); n != 0 {
+		t.Errorf("NoSubnet = %d, want 0: the LAN's requests are not a misconfiguration", n)
+	}
+	if used, total := ts.PoolUsage(); used != 1 || total != 200 {
+		t.Errorf("PoolUsage = %d of %d, want 1 of the subnets' 200", used, total)
+	}
+	want := []SubnetUsage{{p4("10.20.0.0/24"), 0, 100}, {p4("10.30.0.0/24"), 1, 100}}
+	if got := ts.SubnetUsage(); !slices.Equal(got, want) {
+		t.Errorf("SubnetUsage = %v, want %v (no entry for the LAN)", got, want)
+	}
+}
+
+// TestSubnetUsage: each subnet's pool is counted apart, the primary first.
+func TestSubnetUsage(t *testing.T) {
+	ts := newTestServer(t, withSubnets)
+	ts.lease("00:04:13:77:00:01")
+	gi := dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1))
+	ts.lease("00:04:13:30:00:01", gi)
+	ts.lease("00:04:13:30:00:02", gi)
+	ts.lease("00:04:13:30:00:09", gi) // its reservation, outside the pool
+	want := []SubnetUsage{{p4("10.77.0.0/24"), 1, 100}, {p4("10.20.0.0/24"), 0, 100}, {p4("10.30.0.0/24"), 2, 100}}
+	if got := ts.SubnetUsage(); !slices.Equal(got, want) {
+		t.Errorf("SubnetUsage = %v, want %v", got, want)
+	}
+	if used, total := ts.PoolUsage(); used != 3 || total != 300 {
+		t.Errorf("PoolUsage = %d of %d, want 3 of 300", used, total)
 	}
 }
 
@@ -372,14 +497,14 @@ func BenchmarkSubnetFor(b *testing.B) {
 	gi := a4("10.86.0.2")
 	b.Run("relayed-last-of-8", func(b *testing.B) {
 		for b.Loop() {
-			if sn, _ := po.subnetFor(gi, netip.Addr{}, "eth0"); sn == nil {
+			if sn, _, _ := po.subnetFor(gi, netip.Addr{}, "eth0"); sn == nil {
 				b.Fatal("no subnet")
 			}
 		}
 	})
 	b.Run("direct-lan", func(b *testing.B) {
 		for b.Loop() {
-			if sn, _ := po.subnetFor(netip.Addr{}, netip.Addr{}, "eth0"); sn == nil {
+			if sn, _, _ := po.subnetFor(netip.Addr{}, netip.Addr{}, "eth0"); sn == nil {
 				b.Fatal("no subnet")
 			}
 		}

@@ -72,6 +72,9 @@ type Options struct {
 	// Firmware is the appliance's rollouts and phones, when its inventory
 	// could be read; nil: not checked.
 	Firmware *Firmware
+	// LANNotServed: the appliance's [dhcp] has no pool, so it serves only
+	// [[dhcp.subnets]] and the LAN's DHCP is another server's by design.
+	LANNotServed bool
 }
 
 // Mode is the recommended way to get phones to snomprov.
@@ -405,6 +408,10 @@ func (d *doctor) judgeDHCP(err error) {
 	}
 	if selfPort && len(foreign) > 0 {
 		for _, s := range foreign {
+			if s.AnswersSnom && d.o.LANNotServed {
+				d.add("dhcp", Info, fmt.Sprintf("%s serves this LAN; snomprov serves only its [[dhcp.subnets]] here ([dhcp] has no pool)", s.Name()), "")
+				break
+			}
 			if s.AnswersSnom {
 				d.add("dhcp", Problem, fmt.Sprintf("snomprov serves DHCP here and %s answers phones too", s.Name()),
 					"set [dhcp] enabled = false and use PnP or router-config, or stop the other server")

@@ -124,19 +124,24 @@ func TestNoModeWithoutDHCPCheck(t *testing.T) {
 func TestJudgeDHCP(t *testing.T) {
 	rival := DHCPServer{ServerID: netip.MustParseAddr("10.77.0.254"), AnswersSnom: true, AnswersPC: true, Snom: simulate.DHCPURL{Opt66: "http://10.77.0.9/", URL: "http://10.77.0.9/"}}
 	second := DHCPServer{ServerID: netip.MustParseAddr("10.77.0.253"), AnswersSnom: true}
+	selfPort := []PortOwner{{Proto: "udp", Port: 67, Self: true}}
 	tests := []struct {
-		name     string
-		servers  []DHCPServer
-		problems int
-		mention  string
+		name         string
+		servers      []DHCPServer
+		ports        []PortOwner
+		lanNotServed bool
+		problems     int
+		mention      string
 	}{
-		{"one rival sending phones elsewhere", []DHCPServer{rival}, 0, "sends phones to http://10.77.0.9/"},
-		{"two servers answer phones", []DHCPServer{rival, second}, 1, "2 DHCP servers answer phones"},
-		{"none", nil, 0, "no DHCP server answered"},
+		{"one rival sending phones elsewhere", []DHCPServer{rival}, nil, false, 0, "sends phones to http://10.77.0.9/"},
+		{"two servers answer phones", []DHCPServer{rival, second}, nil, false, 1, "2 DHCP servers answer phones"},
+		{"none", nil, nil, false, 0, "no DHCP server answered"},
+		{"snomprov serves DHCP beside a rival", []DHCPServer{rival}, selfPort, false, 1, "snomprov serves DHCP here and 10.77.0.254 answers phones too"},
+		{"snomprov serves only subnets beside the LAN's server", []DHCPServer{rival}, selfPort, true, 0, "snomprov serves only its [[dhcp.subnets]] here"},
 	}
 	for _, tt := range tests {
-		rep := Report{DHCPServers: tt.servers}
-		d := &doctor{o: Options{SelfURL: "http://10.77.0.1/"}, rep: &rep, local: map[netip.Addr]bool{}, selfHost: "10.77.0.1"}
+		rep := Report{DHCPServers: tt.servers, Ports: tt.ports}
+		d := &doctor{o: Options{SelfURL: "http://10.77.0.1/", LANNotServed: tt.lanNotServed}, rep: &rep, local: map[netip.Addr]bool{}, selfHost: "10.77.0.1"}
 		d.judgeDHCP(nil)
 		var all []string
 		for _, f := range rep.Findings {

@@ -281,17 +281,23 @@ func TestGauges(t *testing.T) {
 	r.Record(inventory.Observation{Event: inventory.Event{Step: inventory.StepPhone, Kind: "404"}})
 	stale := 24 * time.Hour
 	RegisterPhones(r.Registry(), store, func() time.Duration { return stale }, func() time.Time { return now })
-	used, total := 3, 100
-	RegisterPool(r.Registry(), func() (int, int) { return used, total })
+	used := 3
+	RegisterPool(r.Registry(), func() []PoolUsage {
+		return []PoolUsage{{Subnet: "10.77.0.0/24", Used: used, Size: 100}, {Subnet: "10.20.0.0/24", Used: 5, Size: 50}}
+	})
 	RegisterBuildInfo(r.Registry(), "1.2.3")
 	RegisterStart(r.Registry(), now)
 	shed := uint64(4)
 	RegisterPnPShed(r.Registry(), func() uint64 { return shed })
 	RegisterDHCPNoSubnet(r.Registry(), func() uint64 { return 7 })
+	RegisterDHCPNotServed(r.Registry(), func() uint64 { return 9 })
 
 	e := scrape(t, r)
 	if got, _ := e.value("snomprov_dhcp_no_subnet_total", map[string]string{}); got != 7 {
 		t.Errorf("no_subnet = %v, want 7", got)
+	}
+	if got, _ := e.value("snomprov_dhcp_not_served_total", map[string]string{}); got != 9 {
+		t.Errorf("not_served = %v, want 9", got)
 	}
 	if f := e.families["snomprov_pnp_notify_shed_total"]; f == nil || f.typ != "counter" {
 		t.Errorf("shed family = %+v, want a counter", f)
@@ -306,11 +312,21 @@ func TestGauges(t *testing.T) {
 			t.Errorf("phones{state=%q} = %v (present %v), want %v", st, got, ok, n)
 		}
 	}
-	if got, _ := e.value("snomprov_dhcp_pool_used", map[string]string{}); got != 3 {
-		t.Errorf("pool used = %v", got)
+	for _, tt := range []struct {
+		name, subnet string
+		want         float64
+	}{
+		{"snomprov_dhcp_pool_used", "10.77.0.0/24", 3},
+		{"snomprov_dhcp_pool_size", "10.77.0.0/24", 100},
+		{"snomprov_dhcp_pool_used", "10.20.0.0/24", 5},
+		{"snomprov_dhcp_pool_size", "10.20.0.0/24", 50},
+	} {
+		if got, ok := e.value(tt.name, map[string]string{"subnet": tt.subnet}); !ok || got != tt.want {
+			t.Errorf("%s{subnet=%q} = %v (present %v), want %v", tt.name, tt.subnet, got, ok, tt.want)
+		}
 	}
-	if got, _ := e.value("snomprov_dhcp_pool_size", map[string]string{}); got != 100 {
-		t.Errorf("pool size = %v", got)
+	if f := e.families["snomprov_dhcp_pool_used"]; f == nil || f.typ != "gauge" || len(f.series) != 2 {
+		t.Errorf("pool used family = %+v, want a gauge with a series per subnet", f)
 	}
 	if f := e.families["snomprov_build_info"]; f == nil || len(f.series) != 1 || f.series[0].labels["version"] != "1.2.3" {
 		t.Errorf("build info = %+v", f)
@@ -329,7 +345,7 @@ func TestGauges(t *testing.T) {
 	used = 7
 	stale = time.Hour * 100
 	e = scrape(t, r)
-	if got, _ := e.value("snomprov_dhcp_pool_used", map[string]string{}); got != 7 {
+	if got, _ := e.value("snomprov_dhcp_pool_used", map[string]string{"subnet": "10.77.0.0/24"}); got != 7 {
 		t.Errorf("pool used after change = %v", got)
 	}
 	if got, _ := e.value("snomprov_phones", map[string]string{"state": "stale"}); got != 0 {
@@ -445,7 +461,7 @@ func TestPromtoolAgrees(t *testing.T) {
 	}
 	store, _ := inventory.Open("", inventory.Options{})
 	RegisterPhones(r.Registry(), store, nil, nil)
-	RegisterPool(r.Registry(), func() (int, int) { return 1, 2 })
+	RegisterPool(r.Registry(), func() []PoolUsage { return []PoolUsage{{"10.77.0.0/24", 1, 2}, {"10.20.0.0/24", 0, 9}} })
 	RegisterPnPShed(r.Registry(), func() uint64 { return 3 })
 	RegisterDHCPNoSubnet(r.Registry(), func() uint64 { return 1 })
 	RegisterBuildInfo(r.Registry(), `v"1`)

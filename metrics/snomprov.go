@@ -75,18 +75,33 @@ func (r *Recorder) Registry() *Registry { return r.reg }
 // ServeHTTP answers a Prometheus scrape.
 func (r *Recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) { r.reg.ServeHTTP(w, req) }
 
-// RegisterPool exports the DHCP pool's usage. usage is called on every
-// scrape; when DHCP is off, do not register it.
-func RegisterPool(reg *Registry, usage func() (used, total int)) {
-	reg.GaugeFunc("snomprov_dhcp_pool_used", "Addresses of the DHCP pool currently leased or offered.", nil,
+// PoolUsage is one subnet's DHCP pool.
+type PoolUsage struct {
+	Subnet     string // its network, "10.20.0.0/24": the subnet label
+	Used, Size int
+}
+
+// RegisterPool exports the DHCP pools' usage, one series per subnet
+// labelled with its network (sum them for the whole server). usage is
+// called on every scrape; when DHCP is off, do not register it.
+func RegisterPool(reg *Registry, usage func() []PoolUsage) {
+	reg.GaugeFunc("snomprov_dhcp_pool_used", "Addresses of the subnet's DHCP pool currently leased, offered, quarantined or reserved.", []string{"subnet"},
 		func() []Sample {
-			used, _ := usage()
-			return []Sample{{Value: float64(used)}}
+			pools := usage()
+			out := make([]Sample, len(pools))
+			for i, p := range pools {
+				out[i] = Sample{Values: []string{p.Subnet}, Value: float64(p.Used)}
+			}
+			return out
 		})
-	reg.GaugeFunc("snomprov_dhcp_pool_size", "Addresses in the DHCP pool.", nil,
+	reg.GaugeFunc("snomprov_dhcp_pool_size", "Addresses in the subnet's DHCP pool.", []string{"subnet"},
 		func() []Sample {
-			_, total := usage()
-			return []Sample{{Value: float64(total)}}
+			pools := usage()
+			out := make([]Sample, len(pools))
+			for i, p := range pools {
+				out[i] = Sample{Values: []string{p.Subnet}, Value: float64(p.Size)}
+			}
+			return out
 		})
 }
 
@@ -96,6 +111,14 @@ func RegisterDHCPNoSubnet(reg *Registry, dropped func() uint64) {
 	reg.CounterFunc("snomprov_dhcp_no_subnet_total",
 		"DHCP requests dropped because no subnet served here matches their relay (giaddr) or the interface they came in on.", nil,
 		func() []Sample { return []Sample{{Value: float64(dropped())}} })
+}
+
+// RegisterDHCPNotServed exports the DHCP requests for the LAN subnet that
+// a [dhcp] without a pool leaves to another server (the router's clients).
+func RegisterDHCPNotServed(reg *Registry, ignored func() uint64) {
+	reg.CounterFunc("snomprov_dhcp_not_served_total",
+		"DHCP requests for the LAN subnet, left to another server because [dhcp] has no pool.", nil,
+		func() []Sample { return []Sample{{Value: float64(ignored())}} })
 }
 
 // RegisterPnPShed exports the NOTIFYs the PnP responder sent without

@@ -414,7 +414,7 @@ func (c *compiler) dhcp() {
 	if adv := cfg.Server.Advertise; prep != nil && adv.IsValid() && !lan.Known() {
 		// Without the LAN the server address is still known from the file.
 		po := prep.Options()
-		if a := adv.Unmap(); !a.Less(po.PoolStart) && !po.PoolEnd.Less(a) {
+		if a := adv.Unmap(); po.PoolStart.IsValid() && !a.Less(po.PoolStart) && !po.PoolEnd.Less(a) {
 			c.errs.Add("dhcp.pool", "the pool %v-%v contains this server's address %v (server.advertise); shrink the pool so it excludes it", po.PoolStart, po.PoolEnd, a)
 		}
 	}

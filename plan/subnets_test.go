@@ -93,6 +93,11 @@ func TestSubnetsCheck(t *testing.T) {
 			"test.toml:10:1: dhcp.subnets[0]: options, inherited from [dhcp]: option 132 has its own key while voice_vlan is set"}},
 		{"option 66 on the VLAN address, 67 not served", vlan20 + "update_server = \"http://10.20.0.1:8080/\"\nupdate_filename = \"nothing.bin\"\n", machine(), []string{
 			"test.toml:18:1: dhcp.subnets[0].update_filename: phones join option 66 and 67 into http://10.20.0.1:8080/nothing.bin, which this appliance does not serve"}},
+		{"no pool in [dhcp]: subnets only", "[http]\nlisten = \":8080\"\n" + dhcpOn + vlan20 + relayed30, machine(), nil},
+		{"no pool in [dhcp], but a reservation", "[http]\nlisten = \":8080\"\n" + dhcpOn + "[[dhcp.reservations]]\nmac = \"000413A11FA7\"\nip = \"10.0.0.50\"\n" + vlan20, machine(), []string{
+			"test.toml:5:1: dhcp.reservations[0]: [dhcp] has no pool, so the LAN subnet is not served and its reservations would never be handed out"}},
+		{"no pool and no subnets", "[http]\nlisten = \":8080\"\n" + dhcpOn, machine(), []string{
+			"test.toml:3:1: dhcp.pool: DHCP needs a pool to serve from"}},
 		{"away from the machine: interfaces not checked", strings.Replace(vlan20, "eth0.20", "eth0.99", 1), Runtime{}, nil},
 	}
 	for _, tt := range tests {

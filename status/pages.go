@@ -66,7 +66,13 @@ func (h *Handler) newPage(o *Options, title string) page {
 }
 
 type poolData struct {
-	On          bool
+	On      bool
+	Meters  []poolMeter
+	Several bool // each meter names its subnet
+}
+
+type poolMeter struct {
+	Subnet      string
 	Used, Total int
 	Percent     int
 	Low, High   int // <meter> thresholds: 75% and 90% of the pool
@@ -124,12 +130,16 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		sort.SliceStable(d.Health, func(i, j int) bool { return !d.Health[i].OK && d.Health[j].OK })
 	}
 	if o.PoolUsage != nil {
-		used, total, on := o.PoolUsage()
-		p := &poolData{On: on && total > 0, Used: used, Total: total}
-		if p.On {
-			p.Percent = used * 100 / total
-			p.Low, p.High = total*3/4, total*9/10
+		pools, on := o.PoolUsage()
+		p := &poolData{}
+		for _, pl := range pools {
+			if !on || pl.Total <= 0 {
+				continue
+			}
+			p.Meters = append(p.Meters, poolMeter{Subnet: pl.Subnet, Used: pl.Used, Total: pl.Total,
+				Percent: pl.Used * 100 / pl.Total, Low: pl.Total * 3 / 4, High: pl.Total * 9 / 10})
 		}
+		p.On, p.Several = len(p.Meters) > 0, len(p.Meters) > 1
 		d.Pool = p
 	}
 	d.Rollouts = rolloutsView(o)

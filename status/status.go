@@ -44,6 +44,12 @@ type Component struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// Pool is one subnet's DHCP pool: its addresses in use and its size.
+type Pool struct {
+	Subnet      string // its network, "10.20.0.0/24"
+	Used, Total int
+}
+
 // Options configure the handler. Every func may be nil: its box is then left
 // out of the page.
 type Options struct {
@@ -51,8 +57,9 @@ type Options struct {
 	// Preview returns the files the phone would get, secrets already masked.
 	// model may be empty (then the phone's [[phones]] entry decides).
 	Preview func(mac phone.MAC, model string) ([]File, error)
-	// PoolUsage reports the DHCP pool; ok is false when DHCP is off.
-	PoolUsage func() (used, total int, ok bool)
+	// PoolUsage reports the DHCP pool of each subnet, the primary first (a
+	// subnet without a pool is not listed); ok is false when DHCP is off.
+	PoolUsage func() (pools []Pool, ok bool)
 	// Health reports each server's state (bound, last error).
 	Health func() []Component
 	// AdminUser defaults to "admin". With AdminPassword empty the page is open.

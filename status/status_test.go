@@ -49,11 +49,20 @@ func fakePreview(mac phone.MAC, model string) ([]File, error) {
 	return out, err
 }
 
+func fixturePools() ([]Pool, bool) {
+	pools, ok := statusfixture.Pools()
+	out := make([]Pool, len(pools))
+	for i, p := range pools {
+		out[i] = Pool(p)
+	}
+	return out, ok
+}
+
 func fixtureOptions(t testing.TB) Options {
 	return Options{
 		Inventory: fixtureStore(t),
 		Preview:   fakePreview,
-		PoolUsage: statusfixture.PoolUsage,
+		PoolUsage: fixturePools,
 		Health: func() []Component {
 			return []Component{{Name: "http", OK: true, Detail: ":8080"}, {Name: "pnp", OK: false, Detail: "eth0: no multicast"}}
 		},
@@ -179,8 +188,19 @@ func TestListPageBoxes(t *testing.T) {
 		lacks    []string
 	}{
 		{"no pool, no health", func(o *Options) { o.PoolUsage, o.Health = nil, nil }, nil, []string{`id="pool"`, `id="health"`}},
-		{"dhcp off", func(o *Options) { o.PoolUsage = func() (int, int, bool) { return 0, 0, false } },
+		{"dhcp off", func(o *Options) { o.PoolUsage = func() ([]Pool, bool) { return nil, false } },
 			[]string{"DHCP is off"}, []string{"addresses in use"}},
+		{"one pool", nil, []string{"<h2>DHCP pool</h2>", "<p><b>37</b> of 100 addresses in use (37%)</p>",
+			`<meter min="0" max="100" low="75" high="90" optimum="0" value="37" data-subnet="10.77.0.0/24">37%</meter>`}, []string{"DHCP pools", `class="subnet"`}},
+		{"a pool per subnet, the primary first", func(o *Options) {
+			o.PoolUsage = func() ([]Pool, bool) {
+				return []Pool{{"10.77.0.0/24", 37, 100}, {"10.20.0.0/24", 45, 50}, {"10.30.0.0/24", 0, 0}}, true
+			}
+		}, []string{"<h2>DHCP pools</h2>",
+			`<p><span class="subnet">10.77.0.0/24</span>: <b>37</b> of 100 addresses in use (37%)</p>`,
+			`<p><span class="subnet">10.20.0.0/24</span>: <b>45</b> of 50 addresses in use (90%)</p>`,
+			`<meter min="0" max="50" low="37" high="45" optimum="0" value="45" data-subnet="10.20.0.0/24">90%</meter>`},
+			[]string{"10.30.0.0/24", "DHCP is off"}},
 		{"failing component first", nil, []string{`<li class="bad"><span class="mark">FAIL</span> <b>pnp</b>`}, nil},
 		{"empty inventory", func(o *Options) { o.Inventory = nil }, []string{"No phones seen yet", "snomprov doctor"}, []string{`id="phones"`}},
 	}
@@ -200,6 +220,9 @@ func TestListPageBoxes(t *testing.T) {
 				if strings.Contains(r.body, s) {
 					t.Errorf("page has %q", s)
 				}
+			}
+			if tc.name == "a pool per subnet, the primary first" && strings.Index(r.body, "10.77.0.0/24") > strings.Index(r.body, "10.20.0.0/24") {
+				t.Error("the primary's pool is not first")
 			}
 			if tc.name == "failing component first" && strings.Index(r.body, "<b>pnp</b>") > strings.Index(r.body, "<b>http</b>") {
 				t.Error("failed component not listed first")

@@ -112,6 +112,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d phones, %d models, %d files rendered; setting server URL %s)\n",
 		name, len(cfg.Phones), len(cfg.Models), files, redact.URL(p.SettingURL))
+	if p.DHCP != nil {
+		if o := p.DHCP.Options(); !o.ServesLAN() {
+			lan := "the LAN"
+			if o.Subnet.IsValid() {
+				lan += " (" + o.Subnet.String() + ")"
+			}
+			fmt.Fprintf(stdout, "note: DHCP serves only its %d [[dhcp.subnets]], not %s: [dhcp] has no pool, so the LAN's own server answers there\n", len(o.Subnets), lan)
+		}
+	}
 	if anyModel > 0 {
 		fmt.Fprintf(stdout, "note: %d phone(s) have no model; their type is taken from each request's User-Agent or path\n", anyModel)
 	}

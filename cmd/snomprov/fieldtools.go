@@ -138,6 +138,9 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		lan, _ := plan.ResolveLAN(cfg)
 		addr := lan.Advertise
 		o.SelfURL = cfg.SettingURL(addr)
+		// Without a pool [dhcp] serves only its subnets (dhcp.Prepare); with
+		// no subnets either, `check` reports the file's error.
+		o.LANNotServed = cfg.DHCP.Enabled && cfg.DHCP.Pool == "" && len(cfg.DHCP.Subnets) > 0
 		if cfg.HTTPS() {
 			o.HTTPSURL = plan.HTTPSURL(cfg, addr)
 			o.CertFile = cfg.HTTP.TLSCert

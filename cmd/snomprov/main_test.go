@@ -232,3 +232,30 @@ func TestRouterConfigKeaHA(t *testing.T) {
 		t.Errorf("without --standby: exit %d %q", code, errOut)
 	}
 }
+
+// TestCheckDHCPSubnetsOnly: check accepts a [dhcp] without a pool beside
+// [[dhcp.subnets]], and names a reservation there as a problem.
+func TestCheckDHCPSubnetsOnly(t *testing.T) {
+	dir := t.TempDir()
+	base := "[server]\nstate_dir = \"" + filepath.Join(dir, "state") + "\"\n[dhcp]\nenabled = true\n"
+	subnet := "[[dhcp.subnets]]\nnetwork = \"10.30.0.0/24\"\npool = \"10.30.0.100-10.30.0.199\"\n"
+	tests := []struct {
+		name, text string
+		code       int
+		want       string
+	}{
+		{"subnets only", base + subnet, exitOK, "note: DHCP serves only its 1 [[dhcp.subnets]], not the LAN (10.0.0.0/24)"},
+		{"a reservation without a pool", base + "[[dhcp.reservations]]\nmac = \"000413A11FA7\"\nip = \"10.0.0.50\"\n" + subnet, exitUsage,
+			":5:1: dhcp.reservations[0]: [dhcp] has no pool, so the LAN subnet is not served"},
+		{"no pool, no subnets", base, exitUsage, ":3:1: dhcp.pool: DHCP needs a pool to serve from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, dir, "c.toml", tt.text)
+			code, out, errOut := run(t, "check", "-config", p, "-interface", "eth0", "-network", "10.0.0.2/24")
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Errorf("exit %d, want %d with %q:\n%s%s", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+}

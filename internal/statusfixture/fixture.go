@@ -93,8 +93,14 @@ func Preview(mac phone.MAC, model string) ([]File, error) {
 	}, nil
 }
 
-// PoolUsage is the DHCP pool the overview shows: 37 of 100.
-func PoolUsage() (int, int, bool) { return 37, 100, true }
+// Pool is one subnet's DHCP pool, as status.Pool.
+type Pool struct {
+	Subnet      string
+	Used, Total int
+}
+
+// Pools are the DHCP pools the overview shows: the LAN's, 37 of 100.
+func Pools() ([]Pool, bool) { return []Pool{{Subnet: "10.77.0.0/24", Used: 37, Total: 100}}, true }
 
 // StaleAfter is the status.stale_after the fixture's states assume.
 const StaleAfter = 24 * time.Hour

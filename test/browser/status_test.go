@@ -36,7 +36,14 @@ func fixtureOptions(t *testing.T) status.Options {
 			}
 			return out, err
 		},
-		PoolUsage: statusfixture.PoolUsage,
+		PoolUsage: func() ([]status.Pool, bool) {
+			pools, ok := statusfixture.Pools()
+			out := make([]status.Pool, len(pools))
+			for i, p := range pools {
+				out[i] = status.Pool(p)
+			}
+			return out, ok
+		},
 		Health: func() []status.Component {
 			return []status.Component{{Name: "http", OK: true, Detail: ":8080"}, {Name: "pnp", OK: false, Detail: "eth0: no multicast"}}
 		},
