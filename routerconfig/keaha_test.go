@@ -3,11 +3,13 @@ package routerconfig
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,12 +77,13 @@ func keaHooksDir(t *testing.T) string {
 }
 
 // Two kea-dhcp4 from the generated pair on a simulated LAN: the primary
-// serves the phones; killed, the standby takes over and hands out the
-// phone options.
+// serves the phones, and a relayed subnet; killed, the standby takes over
+// and hands out the phone options, and serves the relayed subnet too.
 func TestKeaHAFailover(t *testing.T) {
 	t.Parallel()
 	kea := needTool(t, "kea-dhcp4")
 	needTool(t, "dhclient")
+	perfdhcp := needTool(t, "perfdhcp")
 	hooks := keaHooksDir(t)
 	l := lantest.New(t, lanSubnet)
 	srvs := []*lantest.Host{
@@ -90,7 +93,14 @@ func TestKeaHAFailover(t *testing.T) {
 	dir := t.TempDir()
 	ha := KeaHA{Primary: mustAddr("10.77.0.2"), Standby: mustAddr("10.77.0.3"),
 		PoolFirst: mustAddr("10.77.0.100"), PoolLast: mustAddr("10.77.0.150"), HooksDir: hooks,
-		HeartbeatDelay: time.Second, MaxResponseDelay: 3 * time.Second}
+		HeartbeatDelay: time.Second, MaxResponseDelay: 3 * time.Second, Subnets: []dhcp.Options{relayedSubnet()}}
+	// perfdhcp acts as the relay: its requests carry giaddr, its address
+	// in the relayed subnet (a second address on the LAN, so Kea's reply
+	// reaches it without a router).
+	relay := l.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.9/24"})
+	if out, err := relay.Run(context.Background(), "ip", "addr", "add", "10.30.0.1/24", "dev", "eth0"); err != nil {
+		t.Fatalf("relay address: %v\n%s", err, out)
+	}
 	var procs []*lantest.Process
 	for i, role := range []string{"primary", "standby"} {
 		sdir := filepath.Join(dir, role)
@@ -128,6 +138,7 @@ func TestKeaHAFailover(t *testing.T) {
 	if got.server != "10.77.0.2" || got.opt66 != testURL || got.opt67 != testFile {
 		t.Fatalf("with both up: %+v, want a lease from the primary 10.77.0.2 with options 66/67", got)
 	}
+	relayLease(t, relay, perfdhcp, "10.77.0.2", procs[0])
 
 	procs[0].Signal(unix.SIGKILL)
 	<-procs[0].Done()
@@ -138,6 +149,35 @@ func TestKeaHAFailover(t *testing.T) {
 	got = getLease(t, phone2, clients[1], dir)
 	if got.server != "10.77.0.3" || got.opt66 != testURL || got.opt67 != testFile || !strings.HasPrefix(got.ip, "10.77.0.") {
 		t.Fatalf("primary killed: %+v, want a lease from the standby 10.77.0.3 with options 66/67", got)
+	}
+	relayLease(t, relay, perfdhcp, "10.77.0.3", procs[1])
+}
+
+// relayLease has perfdhcp, as a relay in 10.30.0.0/24, lease an address
+// from the Kea server kea at addr: kea picks the relayed subnet by giaddr
+// and allocates one of its addresses. perfdhcp's own count is read for
+// the offer only: it exits (status 3, "drops") without waiting for an ACK
+// that comes after the HA lease update.
+func relayLease(t *testing.T, relay *lantest.Host, perfdhcp, addr string, kea *lantest.Process) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := relay.Run(ctx, perfdhcp, "-4", "-l", "10.30.0.1", "-R", "1", "-r", "1", "-n", "1", "-d", "5", "-W", "2000000", addr)
+	_, offers, _ := strings.Cut(out, "Statistics for: DISCOVER-OFFER")
+	var exit *exec.ExitError
+	if (err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 3)) || !strings.Contains(offers, "received packets: 1") {
+		t.Fatalf("perfdhcp relayed from 10.30.0.1 to %s: %v, want an offer\n%s", addr, err, out)
+	}
+	// Its own allocation, not a lease update from its partner.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if slices.ContainsFunc(strings.Split(kea.Output(), "\n"), func(l string) bool {
+			return strings.Contains(l, "DHCP4_LEASE_ALLOC") && strings.Contains(l, "lease 10.30.0.")
+		}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Kea at %s allocated no address of the relayed subnet 10.30.0.0/24", addr)
+		}
 	}
 }
 
