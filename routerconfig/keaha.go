@@ -209,7 +209,9 @@ func (ks *keaSubnets) add(ha KeaHA, id int, name string, o dhcp.Options) error {
 		sub["valid-lifetime"] = int(o.LeaseTime.Seconds())
 	}
 	if len(o.Reservations) > 0 {
-		sub["reservations"] = reservations(o.Reservations)
+		if sub["reservations"], err = reservations(name, network, o.Reservations); err != nil {
+			return err
+		}
 	}
 	where := "relayed: its relays must forward to both " + ha.Primary.String() + " and " + ha.Standby.String()
 	if o.Interface != "" {
@@ -303,15 +305,19 @@ func addrList(list []netip.Addr) string {
 	return strings.Join(s, ", ")
 }
 
-func reservations(list []dhcp.Reservation) []obj {
+func reservations(name string, network netip.Prefix, list []dhcp.Reservation) ([]obj, error) {
 	out := make([]obj, len(list))
 	for i, r := range list {
+		// --subnet may have moved the LAN's subnet away from [dhcp]'s.
+		if !network.Contains(r.IP) {
+			return nil, fmt.Errorf("%s.reservations[%d].ip: %s is outside the subnet %s", name, i, r.IP, network)
+		}
 		out[i] = obj{"hw-address": r.MAC.Colon(), "ip-address": r.IP.String()}
 		if r.Hostname != "" {
 			out[i]["hostname"] = r.Hostname
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (ha KeaHA) config(ks *keaSubnets, role string) obj {
@@ -319,7 +325,7 @@ func (ha KeaHA) config(ks *keaSubnets, role string) obj {
 		return obj{"name": name, "url": fmt.Sprintf("http://%s/", netip.AddrPortFrom(a, uint16(ha.Port))), "role": name, "auto-failover": true}
 	}
 	hooks := ha.HooksDir + "/"
-	return obj{"Dhcp4": obj{
+	d4 := obj{
 		"interfaces-config": obj{"interfaces": ks.interfaces},
 		"lease-database":    obj{"type": "memfile", "persist": true, "name": ha.LeaseFile},
 		"valid-lifetime":    43200,
@@ -348,7 +354,11 @@ func (ha KeaHA) config(ks *keaSubnets, role string) obj {
 		"subnet4":        ks.subnets,
 		"loggers": []obj{{"name": "kea-dhcp4", "severity": "INFO",
 			"output_options": []obj{{"output": "stdout"}}}},
-	}}
+	}
+	if ha.LAN.Authoritative {
+		d4["authoritative"] = true // as [dhcp] authoritative: NAK what it does not know
+	}
+	return obj{"Dhcp4": d4}
 }
 
 // snomTest is Kea's class test for a Snom phone: vendor class (option 60)

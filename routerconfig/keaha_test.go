@@ -118,7 +118,7 @@ func TestKeaHAFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		out, err := exec.CommandContext(ctx, kea, "-t", confPath).CombinedOutput()
+		out, err := srvs[i].Run(ctx, kea, "-t", confPath) // where its interface is
 		cancel()
 		if err != nil {
 			t.Fatalf("kea-dhcp4 -t rejects the %s config: %v\n%s\n%s", role, err, out, conf)
@@ -255,6 +255,7 @@ func TestKeaHAPairSubnets(t *testing.T) {
 		header  []string       // lines the header must say
 	}{
 		{"local", nil, []dhcp.Options{localSubnet()}, map[string]any{
+			"authoritative":                     nil,
 			"interfaces-config.interfaces":      []any{"eth0", "eth0.20"},
 			"subnet4.0.interface":               "eth0",
 			"subnet4.1.id":                      2.0,
@@ -295,8 +296,9 @@ func TestKeaHAPairSubnets(t *testing.T) {
 			"client-classes.1.option-data#133.data":              "35",
 		}, nil},
 		{"the LAN's own values", func(h *KeaHA) {
-			h.LAN = dhcp.Options{NTP: []netip.Addr{mustAddr("10.77.0.1")}, LeaseTime: 2 * time.Hour, Serve: dhcp.ServePhones, VendorOptions: true}
+			h.LAN = dhcp.Options{NTP: []netip.Addr{mustAddr("10.77.0.1")}, LeaseTime: 2 * time.Hour, Serve: dhcp.ServePhones, VendorOptions: true, Authoritative: true}
 		}, nil, map[string]any{
+			"authoritative":                                      true,
 			"subnet4.0.option-data#ntp-servers.data":             "10.77.0.1",
 			"subnet4.0.valid-lifetime":                           7200.0,
 			"client-classes.0.option-data#tftp-server-name.data": testURL,
@@ -369,6 +371,9 @@ func TestKeaHAPairSubnetRejects(t *testing.T) {
 		{"file name with a comma", func(o *dhcp.Options) { o.UpdateFilename = "a,b" }, "dhcp.subnets[0].update_filename"},
 		{"domain with a comma", func(o *dhcp.Options) { o.Domain = "a,b" }, "dhcp.subnets[0].domain"},
 		{"bad option value", func(o *dhcp.Options) { o.ExtraOptions = []dhcp.ExtraOption{{Code: 150, Type: "ipv4", Value: "nope"}} }, "dhcp.subnets[0].options[0]"},
+		{"reservation off the subnet", func(o *dhcp.Options) {
+			o.Reservations = []dhcp.Reservation{{MAC: phone.MAC{0, 4, 0x13, 0, 0, 1}, IP: mustAddr("10.31.0.5")}}
+		}, "dhcp.subnets[0].reservations[0].ip"},
 	} {
 		sn := relayedSubnet()
 		tc.edit(&sn)

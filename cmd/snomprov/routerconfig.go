@@ -65,7 +65,7 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	if *target == routerconfig.KeaHATarget {
 		ha.LAN = plan.DHCPOptions(cfg)
-		ha.LAN.Serve = cfg.DHCP.Serve
+		ha.LAN.Serve, ha.LAN.Authoritative = cfg.DHCP.Serve, cfg.DHCP.Authoritative
 		if ha.Subnets, err = keaSubnets(cfg, lan, lanErr); err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 }
 
 // keaHA writes the Kea hot-standby pair; pool, router and DNS default to
-// [dhcp]'s.
+// [dhcp]'s (ha.LAN and ha.Subnets carry the rest).
 func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, primary, standby, pool, out string, stdout io.Writer) error {
 	var err error
 	if ha.Primary, err = netip.ParseAddr(primary); err != nil {
