@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/snomprov/snomprov/dhcp"
+	"github.com/snomprov/snomprov/internal/netif"
 )
 
 // KeaHA is what a Kea hot-standby pair needs beyond Params: the two Kea
@@ -263,7 +264,7 @@ func subnetOptionData(name string, o dhcp.Options) ([]obj, error) {
 		opts = append(opts, obj{"name": "routers", "data": o.Router.String()})
 	}
 	if len(o.DNS) > 0 {
-		opts = append(opts, obj{"name": "domain-name-servers", "data": addrList(o.DNS)})
+		opts = append(opts, obj{"name": "domain-name-servers", "data": netif.JoinAddrs(o.DNS)})
 	}
 	if o.Domain != "" {
 		if err := checkValue(name+".domain", o.Domain, KeaHATarget); err != nil {
@@ -272,7 +273,7 @@ func subnetOptionData(name string, o dhcp.Options) ([]obj, error) {
 		opts = append(opts, obj{"name": "domain-name", "data": o.Domain})
 	}
 	if len(o.NTP) > 0 {
-		opts = append(opts, obj{"name": "ntp-servers", "data": addrList(o.NTP)})
+		opts = append(opts, obj{"name": "ntp-servers", "data": netif.JoinAddrs(o.NTP)})
 	}
 	if o.TimeOffset != nil {
 		opts = append(opts, obj{"name": "time-offset", "data": strconv.Itoa(int(o.TimeOffset.Seconds()))})
@@ -295,14 +296,6 @@ func hexOption(code int, v []byte, always bool) obj {
 		o["always-send"] = true
 	}
 	return o
-}
-
-func addrList(list []netip.Addr) string {
-	s := make([]string, len(list))
-	for i, a := range list {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 func reservations(name string, network netip.Prefix, list []dhcp.Reservation) ([]obj, error) {
