@@ -106,6 +106,10 @@ func prepareExtraOptions(list []ExtraOption, o *Options) ([]extraOption, field.E
 	return out, errs
 }
 
+// Wire is the option's value as it goes on the wire, for writing it into
+// another server's configuration (router-config's Kea pair).
+func (x ExtraOption) Wire() ([]byte, error) { return encodeOptionValue(x.Type, x.Value) }
+
 var errUnknownType = errors.New(fmt.Sprintf("unknown type: use one of %s", strings.Join(OptionTypes, ", ")))
 
 // encodeOptionValue turns the text of a value into its wire form (RFC 2132

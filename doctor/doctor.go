@@ -49,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snomprov/snomprov/internal/netif"
 	"github.com/snomprov/snomprov/rollout"
 	"github.com/snomprov/snomprov/simulate"
 )
@@ -299,17 +300,9 @@ func (d *doctor) checkInterface() (*net.Interface, bool) {
 		d.add("interface", Problem, name+" has no IPv4 address: phones cannot reach this appliance", "give "+name+" a static IPv4 address on the phones' LAN")
 	}
 	if d.rep.Multicast && len(d.rep.Addresses) > 0 {
-		d.add("interface", Info, fmt.Sprintf("%s is up, MULTICAST, IPv4 %s", name, joinAddrs(d.rep.Addresses)), "")
+		d.add("interface", Info, fmt.Sprintf("%s is up, MULTICAST, IPv4 %s", name, netif.JoinAddrs(d.rep.Addresses)), "")
 	}
 	return ifi, true
-}
-
-func joinAddrs(as []netip.Addr) string {
-	s := make([]string, len(as))
-	for i, a := range as {
-		s[i] = a.String()
-	}
-	return strings.Join(s, ", ")
 }
 
 func (d *doctor) checkPorts() {

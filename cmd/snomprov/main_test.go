@@ -259,3 +259,31 @@ func TestCheckDHCPSubnetsOnly(t *testing.T) {
 		})
 	}
 }
+
+// The [[dhcp.subnets]] reach the pair as serve compiles them. The LAN is
+// lo, so the compile runs the same on any machine; the subnets are relayed
+// (a local one needs its interface, see routerconfig's namespace test).
+func TestRouterConfigKeaHASubnets(t *testing.T) {
+	dir := t.TempDir()
+	base := "[server]\ninterface = \"lo\"\nadvertise = \"10.0.0.2\"\n[http]\nlisten = \":8080\"\n" +
+		"[dhcp]\npool = \"127.0.0.100-127.0.0.199\"\nntp = [\"10.0.0.1\"]\n"
+	args := []string{"router-config", "--for", "kea-ha", "--subnet", "10.0.0.0/24", "--pool", "10.0.0.100-10.0.0.199",
+		"--primary", "10.0.0.5", "--standby", "10.0.0.6", "-config"}
+	good := base + "[[dhcp.subnets]]\nnetwork = \"10.250.0.0/24\"\npool = \"10.250.0.100-10.250.0.199\"\nrouter = \"10.250.0.1\"\n" +
+		"[[dhcp.subnets]]\nnetwork = \"10.251.0.0/24\"\npool = \"10.251.0.10-10.251.0.20\"\nupdate_server = \"http://10.0.0.9/\"\n"
+	code, out, errOut := run(t, append(args, writeFile(t, dir, "good.toml", good))...)
+	if code != exitOK {
+		t.Fatalf("exit %d %q", code, errOut)
+	}
+	for _, want := range []string{`"subnet": "10.250.0.0/24"`, `"pool": "10.250.0.100 - 10.250.0.199"`, `"data": "10.250.0.1"`,
+		`"subnet": "10.251.0.0/24"`, `"data": "http://10.0.0.9/"`, `"data": "http://10.0.0.2:8080/"`,
+		`"name": "ntp-servers"`, "its relays must forward to both 10.0.0.5 and 10.0.0.6"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+	bad := base + "[[dhcp.subnets]]\nnetwork = \"10.250.0.0/24\"\npool = \"10.251.0.100-10.251.0.199\"\n"
+	if code, _, errOut := run(t, append(args, writeFile(t, dir, "bad.toml", bad))...); code == exitOK || !strings.Contains(errOut, "dhcp.subnets[0].pool") {
+		t.Errorf("a subnet's pool outside its network: exit %d %q, want an error naming dhcp.subnets[0].pool", code, errOut)
+	}
+}

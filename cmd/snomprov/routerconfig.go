@@ -64,6 +64,11 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("cannot tell this appliance's address (%v); set [server] advertise or [http] url", lanErr)
 	}
 	if *target == routerconfig.KeaHATarget {
+		ha.LAN = plan.DHCPOptions(cfg)
+		ha.LAN.Serve, ha.LAN.Authoritative = cfg.DHCP.Serve, cfg.DHCP.Authoritative
+		if ha.Subnets, err = keaSubnets(cfg, lan, lanErr); err != nil {
+			return err
+		}
 		return keaHA(cfg, p, ha, *primary, *standby, *pool, *out, stdout)
 	}
 	text, err := routerconfig.Generate(*target, p)
@@ -75,7 +80,7 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 }
 
 // keaHA writes the Kea hot-standby pair; pool, router and DNS default to
-// [dhcp]'s.
+// [dhcp]'s (ha.LAN and ha.Subnets carry the rest).
 func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, primary, standby, pool, out string, stdout io.Writer) error {
 	var err error
 	if ha.Primary, err = netip.ParseAddr(primary); err != nil {
@@ -107,4 +112,24 @@ func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, pri
 		fmt.Fprintln(stdout, "wrote", path)
 	}
 	return nil
+}
+
+// keaSubnets are the [[dhcp.subnets]] as serve compiles them on this
+// machine, each with its option 66 URL (a local subnet's names this
+// machine's address there), whether or not [dhcp] is enabled: the compile
+// is where those rules live.
+func keaSubnets(cfg *config.Config, lan plan.LAN, lanErr error) ([]dhcp.Options, error) {
+	if len(cfg.DHCP.Subnets) == 0 {
+		return nil, nil
+	}
+	if lanErr != nil {
+		return nil, fmt.Errorf("kea-ha reads [[dhcp.subnets]] against this machine's LAN, which was not found: %w", lanErr)
+	}
+	cfg.DHCP.Enabled = true // compile the subnets as serve would run them
+	p, err := plan.Compile(cfg, lan, plan.Runtime{InterfaceExists: plan.InterfaceExists, Interfaces: plan.Interfaces})
+	if err != nil {
+		return nil, configError{fmt.Errorf("kea-ha takes [[dhcp.subnets]] as serve runs them, with [dhcp] enabled: %w", err)}
+	}
+	defer p.Close()
+	return p.DHCP.Options().Subnets, nil
 }

@@ -140,3 +140,13 @@ func AllIPv4() (map[string][]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// JoinAddrs writes addresses as "a, b", the way messages and other DHCP
+// servers' configs (Kea's option data) list them.
+func JoinAddrs(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
