@@ -101,10 +101,12 @@ func (ha *KeaHA) fill(subnet netip.Prefix) error {
 		}
 	}
 	first, last := ha.PoolFirst, ha.PoolLast
-	if !first.Is4() || !last.Is4() || last.Less(first) {
+	switch {
+	case !first.IsValid() && !last.IsValid() && len(ha.Subnets) > 0:
+		// Subnets only: the LAN is its router's, as with serve.
+	case !first.Is4() || !last.Is4() || last.Less(first):
 		return fmt.Errorf("kea-ha needs a pool of IPv4 addresses, first to last: set [dhcp] pool or --pool")
-	}
-	if !subnet.Contains(first) || !subnet.Contains(last) {
+	case !subnet.Contains(first) || !subnet.Contains(last):
 		return fmt.Errorf("pool %s-%s is not inside the subnet %s", first, last, subnet)
 	}
 	if ha.Interface == "" {
@@ -163,8 +165,16 @@ func (ha KeaHA) subnets(p Params) (*keaSubnets, error) {
 	if ha.LAN.Serve == dhcp.ServePhones {
 		ks.notes = append(ks.notes, `dhcp.serve = "phones" is not carried over: the pair answers every client.`)
 	}
-	if err := ks.add(ha, 1, "dhcp", lan); err != nil {
-		return nil, err
+	if lan.PoolStart.IsValid() {
+		if err := ks.add(ha, 1, "dhcp", lan); err != nil {
+			return nil, err
+		}
+	} else {
+		// Without a LAN pool the pair serves only the subnets, like serve:
+		// the LAN keeps its own server. Kea still listens there, for the
+		// relays and for the HA peer.
+		ks.interfaces = append(ks.interfaces, lan.Interface)
+		ks.notes = append(ks.notes, fmt.Sprintf("The LAN %s is not served ([dhcp] has no pool): the pair serves only the subnets below.", lan.Subnet))
 	}
 	for i, o := range ha.Subnets {
 		if err := ks.add(ha, i+2, fmt.Sprintf("dhcp.subnets[%d]", i), o); err != nil {

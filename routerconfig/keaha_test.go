@@ -295,6 +295,13 @@ func TestKeaHAPairSubnets(t *testing.T) {
 			"client-classes.1.option-data#132.data":              "3230", // "20"
 			"client-classes.1.option-data#133.data":              "35",
 		}, nil},
+		{"subnets only: no LAN pool", func(h *KeaHA) { h.PoolFirst, h.PoolLast = netip.Addr{}, netip.Addr{} }, []dhcp.Options{relayedSubnet()}, map[string]any{
+			"interfaces-config.interfaces": []any{"eth0"},
+			"subnet4.0.id":                 2.0,
+			"subnet4.0.subnet":             "10.30.0.0/24",
+			"subnet4.1":                    nil,
+			"client-classes.0.name":        "snom-2",
+		}, []string{"The LAN 10.77.0.0/24 is not served ([dhcp] has no pool): the pair serves only the subnets below."}},
 		{"the LAN's own values", func(h *KeaHA) {
 			h.LAN = dhcp.Options{NTP: []netip.Addr{mustAddr("10.77.0.1")}, LeaseTime: 2 * time.Hour, Serve: dhcp.ServePhones, VendorOptions: true, Authoritative: true}
 		}, nil, map[string]any{
@@ -405,19 +412,24 @@ func TestKeaHAPairSubnetsLoad(t *testing.T) {
 			t.Fatalf("ip %v: %v\n%s", args, err, out)
 		}
 	}
-	p, ha := haPair(localSubnet(), relayedSubnet())
-	ha.HooksDir, ha.LeaseFile = hooks, filepath.Join(t.TempDir(), "leases4.csv")
-	pri, sb, err := KeaHAPair(p, ha)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for role, conf := range map[string]string{"primary": pri, "standby": sb} {
-		path := filepath.Join(t.TempDir(), "kea-dhcp4.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+	for _, lanPool := range []bool{true, false} { // false: subnets only
+		p, ha := haPair(localSubnet(), relayedSubnet())
+		ha.HooksDir, ha.LeaseFile = hooks, filepath.Join(t.TempDir(), "leases4.csv")
+		if !lanPool {
+			ha.PoolFirst, ha.PoolLast = netip.Addr{}, netip.Addr{}
+		}
+		pri, sb, err := KeaHAPair(p, ha)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if out, err := h.Run(ctx, kea, "-t", path); err != nil {
-			t.Errorf("kea-dhcp4 -t rejects the %s config: %v\n%s\n%s", role, err, out, conf)
+		for role, conf := range map[string]string{"primary": pri, "standby": sb} {
+			path := filepath.Join(t.TempDir(), "kea-dhcp4.conf")
+			if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := h.Run(ctx, kea, "-t", path); err != nil {
+				t.Errorf("kea-dhcp4 -t rejects the %s config (LAN pool %v): %v\n%s\n%s", role, lanPool, err, out, conf)
+			}
 		}
 	}
 }

@@ -92,8 +92,10 @@ func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, pri
 	if pool == "" {
 		pool = cfg.DHCP.Pool
 	}
-	if ha.PoolFirst, ha.PoolLast, err = dhcp.ParsePool(pool); err != nil {
-		return usageError{fmt.Sprintf("--pool %q: %v (or set [dhcp] pool)", pool, err)}
+	if pool != "" || len(ha.Subnets) == 0 { // subnets only: no LAN pool
+		if ha.PoolFirst, ha.PoolLast, err = dhcp.ParsePool(pool); err != nil {
+			return usageError{fmt.Sprintf("--pool %q: %v (or set [dhcp] pool)", pool, err)}
+		}
 	}
 	ha.Router, ha.DNS = cfg.DHCP.Router, cfg.DHCP.DNS
 	pri, sb, err := routerconfig.KeaHAPair(p, ha)
