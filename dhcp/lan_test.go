@@ -405,28 +405,37 @@ func TestLANNoPoolBesideOtherServer(t *testing.T) {
 		}
 		defer c.Close()
 		disc := discover("00:04:13:30:00:40", dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1)))
-		if _, err := c.WriteTo(disc.ToBytes(), &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}); err != nil {
+		m, err := relayedOffer(c, &net.UDPAddr{IP: net.IPv4(10, 77, 0, 1), Port: 67}, disc)
+		if err != nil {
 			return err
 		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				return fmt.Errorf("no relayed OFFER: %w", err)
-			}
-			m, err := dhcpv4.FromBytes(buf[:n])
-			if err != nil || m.TransactionID != disc.TransactionID || m.MessageType() != dhcpv4.MessageTypeOffer {
-				continue
-			}
-			if ip, sid := addrOf(m.YourIPAddr), addrOf(m.ServerIdentifier()); !p4("10.30.0.0/24").Contains(ip) || sid != a4("10.77.0.1") {
-				return fmt.Errorf("relayed OFFER of %v from %v", ip, sid)
-			}
-			return nil
+		if ip, sid := addrOf(m.YourIPAddr), addrOf(m.ServerIdentifier()); !p4("10.30.0.0/24").Contains(ip) || sid != a4("10.77.0.1") {
+			return fmt.Errorf("relayed OFFER of %v from %v", ip, sid)
 		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// relayedOffer sends d from the relay's socket c to the server and returns
+// the OFFER that answers it, skipping anything else that arrives.
+func relayedOffer(c *net.UDPConn, server *net.UDPAddr, d *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, error) {
+	if _, err := c.WriteTo(d.ToBytes(), server); err != nil {
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := c.ReadFrom(buf)
+		if err != nil {
+			return nil, fmt.Errorf("no relayed OFFER: %w", err)
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err == nil && m.TransactionID == d.TransactionID && m.MessageType() == dhcpv4.MessageTypeOffer {
+			return m, nil
+		}
 	}
 }
 
@@ -450,24 +459,14 @@ func TestLANGarbageAndRelay(t *testing.T) {
 			}
 		}
 		d := discover("00:04:13:77:00:30", dhcpv4.WithGatewayIP(net.IPv4(10, 77, 0, 2)))
-		if _, err := c.WriteTo(d.ToBytes(), srvAddr); err != nil {
+		m, err := relayedOffer(c, srvAddr, d)
+		if err != nil {
 			return err
 		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				return fmt.Errorf("no relayed OFFER: %w", err)
-			}
-			m, err := dhcpv4.FromBytes(buf[:n])
-			if err == nil && m.TransactionID == d.TransactionID && m.MessageType() == dhcpv4.MessageTypeOffer {
-				if !r.pool.inPool(addrOf(m.YourIPAddr)) {
-					return fmt.Errorf("offer %v", m.YourIPAddr)
-				}
-				return nil
-			}
+		if !r.pool.inPool(addrOf(m.YourIPAddr)) {
+			return fmt.Errorf("offer %v", m.YourIPAddr)
 		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
