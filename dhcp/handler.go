@@ -25,6 +25,7 @@ type exchange struct {
 	peer  netip.AddrPort
 	link  *link    // the interface it came in on; nil in unit tests (the LAN's)
 	opts  *Options // the server's options, then (admit) its subnet's
+	root  *Options // the server's options it was decided with (a reload swaps them)
 	now   time.Time
 	mtype dhcpv4.MessageType
 
@@ -82,7 +83,8 @@ func (s *Server) handle(b []byte, peer netip.AddrPort, l *link, out *outbox) {
 		s.log.Debug("ignoring malformed datagram", "from", peer, "len", len(b), "err", err)
 		return
 	}
-	ex := &exchange{req: req, peer: peer, link: l, opts: s.opts.Load(), now: s.now(), out: out}
+	opts := s.opts.Load()
+	ex := &exchange{req: req, peer: peer, link: l, opts: opts, root: opts, now: s.now(), out: out}
 	s.runChain(ex, 0)
 }
 
@@ -281,6 +283,12 @@ func (s *Server) discover(ex *exchange) bool {
 			ip, ex.probeIP = ex.probeIP, netip.Addr{}
 		} else {
 			s.mu.Lock()
+			if s.opts.Load() != ex.root {
+				// A reload came between: o.scope may name a pool range that
+				// is gone. The client's retransmission meets the new config.
+				s.mu.Unlock()
+				return false
+			}
 			ip, fresh, busy, ok = s.pool.candidate(ex.key, ex.mac, ex.reserved, requested, ex.now, o.scope)
 			if ok && !busy {
 				s.pool.hold(ex.key, ip, ex.now.Add(o.OfferTime), fresh && s.prober != nil)

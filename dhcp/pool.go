@@ -177,10 +177,10 @@ func (p *pool) candidate(k clientKey, mac phone.MAC, res *Reservation, requested
 	if res != nil {
 		return res.IP, false, false, true
 	}
-	r := p.ranges[scope]
-	if r == nil {
+	if scope >= len(p.ranges) || p.ranges[scope] == nil {
 		return netip.Addr{}, false, false, false // subnetFor serves no subnet without a pool
 	}
+	r := p.ranges[scope]
 	in := func(ip netip.Addr) bool { return ip.Is4() && r.contains(addrU32(ip)) }
 	if o, ok := p.offers[k]; ok && now.Before(o.expires) && in(o.ip) && p.freeFor(o.ip, k, mac, now) {
 		return o.ip, false, o.probing, true

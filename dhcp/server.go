@@ -473,6 +473,11 @@ func (s *Server) RestartNeeded(p *Prepared) error {
 	if n.Interface != cur.Interface || n.Port != cur.Port || n.StateDir != cur.StateDir {
 		return errors.New("changing the DHCP interface, port or state directory needs a restart of snomprov")
 	}
+	if n.hasPool() != cur.hasPool() && !n.AllowOtherServers {
+		// Bind searched for another server on the LAN only when it was to
+		// serve the LAN; serving it from now on needs that search first.
+		return errors.New("giving [dhcp] a pool, or taking it away, changes whether the LAN is served and needs a restart of snomprov (its start looks for other DHCP servers there)")
+	}
 	if a, b := n.interfaces(), cur.interfaces(); !sameSet(a, b) {
 		return fmt.Errorf("serving DHCP on other interfaces (dhcp.subnets interface: now %v, running on %v) needs a restart of snomprov", a[1:], b[1:])
 	}

@@ -449,6 +449,9 @@ func TestReloadSubnets(t *testing.T) {
 		"moved":   func(o *Options) { o.Subnets[0].Interface = "eth0.21" },
 		"added":   func(o *Options) { o.Subnets[1].Interface, o.Subnets[1].ServerIP = "eth0.30", a4("10.30.0.254") },
 		"removed": func(o *Options) { o.Subnets = o.Subnets[1:] },
+		"LAN pool taken away": func(o *Options) {
+			o.Pool, o.PoolStart, o.PoolEnd = "", netip.Addr{}, netip.Addr{}
+		},
 	} {
 		n := ts.Options()
 		n.Subnets = []Options{vlanSubnet(), relayedSubnet()}
@@ -460,6 +463,43 @@ func TestReloadSubnets(t *testing.T) {
 	}
 	if got := ts.Options().Subnets[1].PoolStart; got != a4("10.30.0.20") {
 		t.Errorf("a refused reload changed the pool to start at %v", got)
+	}
+}
+
+// TestReloadLANPoolWithOtherServers: with allow_other_servers the start-up
+// search decides nothing, so the LAN pool may come and go by a reload.
+func TestReloadLANPoolWithOtherServers(t *testing.T) {
+	ts := newTestServer(t, withSubnets)
+	o := ts.Options()
+	o.AllowOtherServers = true
+	o.Pool, o.PoolStart, o.PoolEnd = "", netip.Addr{}, netip.Addr{}
+	if err := ts.Reload(o); err != nil {
+		t.Fatalf("taking the LAN pool away: %v", err)
+	}
+	if r := ts.do(discover("00:04:13:77:00:05")); r != nil {
+		t.Errorf("a LAN DISCOVER after the pool went got %v", r.msg.MessageType())
+	}
+}
+
+// TestReloadBetweenDecisionAndPool: a DISCOVER decided with options that a
+// reload then replaced (its subnet's pool range gone) is dropped, not
+// offered from the wrong range or a crash; its retransmission meets the
+// new options.
+func TestReloadBetweenDecisionAndPool(t *testing.T) {
+	ts := newTestServer(t, withSubnets)
+	old := ts.opts.Load()
+	n := ts.Options()
+	n.Subnets = n.Subnets[:1] // the relayed subnet, the last scope, goes
+	if err := ts.Reload(n); err != nil {
+		t.Fatal(err)
+	}
+	req := discover("00:04:13:30:00:09", dhcpv4.WithGatewayIP(net.IPv4(10, 30, 0, 1)))
+	ts.runChain(&exchange{req: req, peer: netip.MustParseAddrPort("10.30.0.1:67"), opts: old, root: old, now: ts.now()}, 0)
+	ts.store.barrier()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.out) != 0 {
+		t.Errorf("a DISCOVER decided before the reload got %d replies", len(ts.out))
 	}
 }
 
