@@ -231,6 +231,14 @@ func TestRouterConfigKeaHA(t *testing.T) {
 	if code, _, errOut := run(t, args[:len(args)-2]...); code != exitUsage || !strings.Contains(errOut, "--standby") {
 		t.Errorf("without --standby: exit %d %q", code, errOut)
 	}
+	// What check refuses in [dhcp], kea-ha refuses too, at its key.
+	bad := writeFile(t, dir, "bad.toml", "[server]\nadvertise = \"10.0.0.2\"\n[dhcp]\npool = \"10.0.0.100-10.0.0.199\"\n"+
+		"[[dhcp.options]]\ncode = 66\ntype = \"string\"\nvalue = \"http://x/\"\n")
+	bargs := append([]string{}, args...)
+	bargs[2] = bad
+	if code, _, errOut := run(t, bargs...); code == exitOK || !strings.Contains(errOut, "dhcp.options[0]") {
+		t.Errorf("option 66 in [[dhcp.options]]: exit %d %q, want an error at dhcp.options[0]", code, errOut)
+	}
 }
 
 // TestCheckDHCPSubnetsOnly: check accepts a [dhcp] without a pool beside

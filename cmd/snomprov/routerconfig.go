@@ -64,12 +64,11 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("cannot tell this appliance's address (%v); set [server] advertise or [http] url", lanErr)
 	}
 	if *target == routerconfig.KeaHATarget {
-		ha.LAN = plan.DHCPOptions(cfg)
-		ha.LAN.Serve, ha.LAN.Authoritative = cfg.DHCP.Serve, cfg.DHCP.Authoritative
-		if ha.Subnets, err = keaSubnets(cfg, lan, lanErr); err != nil {
+		if ha.LAN, err = keaPrepared(cfg, lan, lanErr, *pool, p.Subnet); err != nil {
 			return err
 		}
-		return keaHA(cfg, p, ha, *primary, *standby, *pool, *out, stdout)
+		ha.Subnets, ha.LAN.Subnets = ha.LAN.Subnets, nil
+		return keaHA(p, ha, *primary, *standby, *out, stdout)
 	}
 	text, err := routerconfig.Generate(*target, p)
 	if err != nil {
@@ -79,9 +78,9 @@ func cmdRouterConfig(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// keaHA writes the Kea hot-standby pair; pool, router and DNS default to
-// [dhcp]'s (ha.LAN and ha.Subnets carry the rest).
-func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, primary, standby, pool, out string, stdout io.Writer) error {
+// keaHA writes the Kea hot-standby pair of the prepared ha.LAN and
+// ha.Subnets.
+func keaHA(p routerconfig.Params, ha routerconfig.KeaHA, primary, standby, out string, stdout io.Writer) error {
 	var err error
 	if ha.Primary, err = netip.ParseAddr(primary); err != nil {
 		return usageError{fmt.Sprintf("--primary %q: the primary Kea server's IPv4 address is required", primary)}
@@ -89,15 +88,8 @@ func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, pri
 	if ha.Standby, err = netip.ParseAddr(standby); err != nil {
 		return usageError{fmt.Sprintf("--standby %q: the standby Kea server's IPv4 address is required", standby)}
 	}
-	if pool == "" {
-		pool = cfg.DHCP.Pool
-	}
-	if pool != "" || len(ha.Subnets) == 0 { // subnets only: no LAN pool
-		if ha.PoolFirst, ha.PoolLast, err = dhcp.ParsePool(pool); err != nil {
-			return usageError{fmt.Sprintf("--pool %q: %v (or set [dhcp] pool)", pool, err)}
-		}
-	}
-	ha.Router, ha.DNS = cfg.DHCP.Router, cfg.DHCP.DNS
+	ha.PoolFirst, ha.PoolLast = ha.LAN.PoolStart, ha.LAN.PoolEnd // none: subnets only
+	ha.Router, ha.DNS = ha.LAN.Router, ha.LAN.DNS
 	pri, sb, err := routerconfig.KeaHAPair(p, ha)
 	if err != nil {
 		return usageError{err.Error()}
@@ -116,22 +108,36 @@ func keaHA(cfg *config.Config, p routerconfig.Params, ha routerconfig.KeaHA, pri
 	return nil
 }
 
-// keaSubnets are the [[dhcp.subnets]] as serve compiles them on this
-// machine, each with its option 66 URL (a local subnet's names this
-// machine's address there), whether or not [dhcp] is enabled: the compile
-// is where those rules live.
-func keaSubnets(cfg *config.Config, lan plan.LAN, lanErr error) ([]dhcp.Options, error) {
-	if len(cfg.DHCP.Subnets) == 0 {
-		return nil, nil
+// keaPrepared is [dhcp], its [[dhcp.subnets]] among them, as serve
+// compiles it, with [dhcp] enabled and --pool (if given) as its pool: the
+// compile is where their rules and each subnet's option 66 URL live, so
+// the pair hands out what snomprov would, and what check refuses, kea-ha
+// refuses too. It compiles against this machine's LAN when the phones'
+// subnet is that LAN's; otherwise (--subnet names another, or the LAN was
+// not found) as check does away from the machine, which a local subnet
+// cannot be (its URL names this machine's address on it).
+func keaPrepared(cfg *config.Config, lan plan.LAN, lanErr error, pool string, phones netip.Prefix) (dhcp.Options, error) {
+	rt := plan.Runtime{InterfaceExists: plan.InterfaceExists, Interfaces: plan.Interfaces}
+	if lanErr != nil || lan.Prefix.Masked() != phones {
+		for i, sn := range cfg.DHCP.Subnets {
+			if sn.Interface != "" {
+				why := fmt.Sprintf("--subnet %v is not this machine's LAN", phones)
+				if lanErr != nil {
+					why = fmt.Sprintf("this machine's LAN was not found (%v)", lanErr)
+				}
+				return dhcp.Options{}, fmt.Errorf("dhcp.subnets[%d]: kea-ha gives a local subnet the URL of this machine's address on %s, and %s: run it on the appliance without --subnet", i, sn.Interface, why)
+			}
+		}
+		lan, rt = plan.LAN{}, plan.Runtime{}
 	}
-	if lanErr != nil {
-		return nil, fmt.Errorf("kea-ha reads [[dhcp.subnets]] against this machine's LAN, which was not found: %w", lanErr)
+	cfg.DHCP.Enabled = true
+	if pool != "" {
+		cfg.DHCP.Pool = pool
 	}
-	cfg.DHCP.Enabled = true // compile the subnets as serve would run them
-	p, err := plan.Compile(cfg, lan, plan.Runtime{InterfaceExists: plan.InterfaceExists, Interfaces: plan.Interfaces})
+	p, err := plan.Compile(cfg, lan, rt)
 	if err != nil {
-		return nil, configError{fmt.Errorf("kea-ha takes [[dhcp.subnets]] as serve runs them, with [dhcp] enabled: %w", err)}
+		return dhcp.Options{}, configError{fmt.Errorf("kea-ha takes [dhcp] as serve runs it, enabled, with --pool as its pool if given: %w", err)}
 	}
 	defer p.Close()
-	return p.DHCP.Options().Subnets, nil
+	return p.DHCP.Options(), nil
 }
