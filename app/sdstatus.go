@@ -112,8 +112,11 @@ func (a *Appliance) statusUpdates(ctx context.Context) {
 // dhcpPool is [dhcp] pool for the status line and the log; without one
 // only [[dhcp.subnets]] are served.
 func dhcpPool(cfg *config.Config) string {
-	if cfg.DHCP.Pool == "" {
-		return strconv.Itoa(len(cfg.DHCP.Subnets)) + " subnets only, not the LAN"
+	if cfg.DHCP.SubnetsOnly() {
+		if n := len(cfg.DHCP.Subnets); n > 1 {
+			return strconv.Itoa(n) + " subnets only, not the LAN"
+		}
+		return "1 subnet only, not the LAN"
 	}
 	return cfg.DHCP.Pool
 }

@@ -190,7 +190,7 @@ func (s *servers) statusOptions(p *plan.Plan) status.Options {
 			subs := d.SubnetUsage()
 			out := make([]status.Pool, len(subs))
 			for i, u := range subs {
-				out[i] = status.Pool{Subnet: u.Subnet.String(), Used: u.Used, Total: u.Size}
+				out[i] = status.Pool{Subnet: u.Subnet.String(), LAN: u.LAN, Used: u.Used, Total: u.Size}
 			}
 			return out, true
 		}

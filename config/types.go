@@ -127,6 +127,11 @@ type DHCP struct {
 	Subnets []DHCPSubnet `toml:"subnets"`
 }
 
+// SubnetsOnly reports a [dhcp] that serves only its [[dhcp.subnets]] and
+// leaves the LAN to its own server: no pool of its own (dhcp.Prepare
+// accepts that only beside subnets).
+func (d *DHCP) SubnetsOnly() bool { return d.Pool == "" && len(d.Subnets) > 0 }
+
 // DHCPSubnetOptions are what one subnet hands out: the keys of [dhcp] and
 // of each [[dhcp.subnets]] entry alike.
 type DHCPSubnetOptions struct {

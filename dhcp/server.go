@@ -517,6 +517,7 @@ func (s *Server) PoolUsage() (used, total int) {
 // SubnetUsage is one subnet's pool: its addresses held and its size.
 type SubnetUsage struct {
 	Subnet     netip.Prefix
+	LAN        bool // [dhcp]'s own pool, not a [[dhcp.subnets]] entry's
 	Used, Size int
 }
 
@@ -535,7 +536,7 @@ func (s *Server) SubnetUsage() []SubnetUsage {
 		if !sn.hasPool() {
 			continue
 		}
-		u := SubnetUsage{Subnet: sn.Subnet, Size: int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1}
+		u := SubnetUsage{Subnet: sn.Subnet, LAN: i == 0, Size: int(addrU32(sn.PoolEnd)-addrU32(sn.PoolStart)) + 1}
 		if used != nil {
 			u.Used = used[i]
 		}

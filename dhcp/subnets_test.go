@@ -247,7 +247,7 @@ func TestNoLANPoolDORA(t *testing.T) {
 	if used, total := ts.PoolUsage(); used != 1 || total != 200 {
 		t.Errorf("PoolUsage = %d of %d, want 1 of the subnets' 200", used, total)
 	}
-	want := []SubnetUsage{{p4("10.20.0.0/24"), 0, 100}, {p4("10.30.0.0/24"), 1, 100}}
+	want := []SubnetUsage{{p4("10.20.0.0/24"), false, 0, 100}, {p4("10.30.0.0/24"), false, 1, 100}}
 	if got := ts.SubnetUsage(); !slices.Equal(got, want) {
 		t.Errorf("SubnetUsage = %v, want %v (no entry for the LAN)", got, want)
 	}
@@ -261,7 +261,7 @@ func TestSubnetUsage(t *testing.T) {
 	ts.lease("00:04:13:30:00:01", gi)
 	ts.lease("00:04:13:30:00:02", gi)
 	ts.lease("00:04:13:30:00:09", gi) // its reservation, outside the pool
-	want := []SubnetUsage{{p4("10.77.0.0/24"), 1, 100}, {p4("10.20.0.0/24"), 0, 100}, {p4("10.30.0.0/24"), 2, 100}}
+	want := []SubnetUsage{{p4("10.77.0.0/24"), true, 1, 100}, {p4("10.20.0.0/24"), false, 0, 100}, {p4("10.30.0.0/24"), false, 2, 100}}
 	if got := ts.SubnetUsage(); !slices.Equal(got, want) {
 		t.Errorf("SubnetUsage = %v, want %v", got, want)
 	}

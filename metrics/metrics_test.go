@@ -464,6 +464,7 @@ func TestPromtoolAgrees(t *testing.T) {
 	RegisterPool(r.Registry(), func() []PoolUsage { return []PoolUsage{{"10.77.0.0/24", 1, 2}, {"10.20.0.0/24", 0, 9}} })
 	RegisterPnPShed(r.Registry(), func() uint64 { return 3 })
 	RegisterDHCPNoSubnet(r.Registry(), func() uint64 { return 1 })
+	RegisterDHCPNotServed(r.Registry(), func() uint64 { return 2 })
 	RegisterBuildInfo(r.Registry(), `v"1`)
 	RegisterStart(r.Registry(), time.Now())
 	var b strings.Builder

@@ -85,7 +85,7 @@ type PoolUsage struct {
 // labelled with its network (sum them for the whole server). usage is
 // called on every scrape; when DHCP is off, do not register it.
 func RegisterPool(reg *Registry, usage func() []PoolUsage) {
-	reg.GaugeFunc("snomprov_dhcp_pool_used", "Addresses of the subnet's DHCP pool currently leased, offered, quarantined or reserved.", []string{"subnet"},
+	reg.GaugeFunc("snomprov_dhcp_pool_used", "Addresses of the subnet's DHCP pool currently leased, quarantined (declined) or reserved.", []string{"subnet"},
 		func() []Sample {
 			pools := usage()
 			out := make([]Sample, len(pools))

@@ -68,7 +68,8 @@ func (h *Handler) newPage(o *Options, title string) page {
 type poolData struct {
 	On      bool
 	Meters  []poolMeter
-	Several bool // each meter names its subnet
+	Several bool // more than one: the heading says pools
+	Named   bool // each meter names its subnet: several, or one that is not the LAN's
 }
 
 type poolMeter struct {
@@ -132,14 +133,17 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	if o.PoolUsage != nil {
 		pools, on := o.PoolUsage()
 		p := &poolData{}
+		lanMeter := false
 		for _, pl := range pools {
 			if !on || pl.Total <= 0 {
 				continue
 			}
+			lanMeter = lanMeter || pl.LAN
 			p.Meters = append(p.Meters, poolMeter{Subnet: pl.Subnet, Used: pl.Used, Total: pl.Total,
 				Percent: pl.Used * 100 / pl.Total, Low: pl.Total * 3 / 4, High: pl.Total * 9 / 10})
 		}
 		p.On, p.Several = len(p.Meters) > 0, len(p.Meters) > 1
+		p.Named = p.Several || (p.On && !lanMeter)
 		d.Pool = p
 	}
 	d.Rollouts = rolloutsView(o)

@@ -47,6 +47,7 @@ type Component struct {
 // Pool is one subnet's DHCP pool: its addresses in use and its size.
 type Pool struct {
 	Subnet      string // its network, "10.20.0.0/24"
+	LAN         bool   // the LAN's own pool ([dhcp]'s); a lone LAN meter needs no name
 	Used, Total int
 }
 

@@ -194,13 +194,16 @@ func TestListPageBoxes(t *testing.T) {
 			`<meter min="0" max="100" low="75" high="90" optimum="0" value="37" data-subnet="10.77.0.0/24">37%</meter>`}, []string{"DHCP pools", `class="subnet"`}},
 		{"a pool per subnet, the primary first", func(o *Options) {
 			o.PoolUsage = func() ([]Pool, bool) {
-				return []Pool{{"10.77.0.0/24", 37, 100}, {"10.20.0.0/24", 45, 50}, {"10.30.0.0/24", 0, 0}}, true
+				return []Pool{{Subnet: "10.77.0.0/24", LAN: true, Used: 37, Total: 100}, {Subnet: "10.20.0.0/24", Used: 45, Total: 50}, {Subnet: "10.30.0.0/24"}}, true
 			}
 		}, []string{"<h2>DHCP pools</h2>",
 			`<p><span class="subnet">10.77.0.0/24</span>: <b>37</b> of 100 addresses in use (37%)</p>`,
 			`<p><span class="subnet">10.20.0.0/24</span>: <b>45</b> of 50 addresses in use (90%)</p>`,
 			`<meter min="0" max="50" low="37" high="45" optimum="0" value="45" data-subnet="10.20.0.0/24">90%</meter>`},
 			[]string{"10.30.0.0/24", "DHCP is off"}},
+		{"one subnet's pool, none on the LAN: named", func(o *Options) {
+			o.PoolUsage = func() ([]Pool, bool) { return []Pool{{Subnet: "10.20.0.0/24", Used: 5, Total: 50}}, true }
+		}, []string{"<h2>DHCP pool</h2>", `<p><span class="subnet">10.20.0.0/24</span>: <b>5</b> of 50 addresses in use (10%)</p>`}, []string{"DHCP pools"}},
 		{"failing component first", nil, []string{`<li class="bad"><span class="mark">FAIL</span> <b>pnp</b>`}, nil},
 		{"empty inventory", func(o *Options) { o.Inventory = nil }, []string{"No phones seen yet", "snomprov doctor"}, []string{`id="phones"`}},
 	}

@@ -118,7 +118,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 			if o.Subnet.IsValid() {
 				lan += " (" + o.Subnet.String() + ")"
 			}
-			fmt.Fprintf(stdout, "note: DHCP serves only its %d [[dhcp.subnets]], not %s: [dhcp] has no pool, so the LAN's own server answers there\n", len(o.Subnets), lan)
+			how := "phones there find this appliance by PnP"
+			if !cfg.PnP.Enabled {
+				how = "PnP is off, so phones there need option 66 from that server (snomprov router-config)"
+			}
+			fmt.Fprintf(stdout, "note: DHCP serves only its %d [[dhcp.subnets]], not %s: [dhcp] has no pool, so the LAN's own server answers there; %s\n", len(o.Subnets), lan, how)
 		}
 	}
 	if anyModel > 0 {

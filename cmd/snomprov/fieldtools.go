@@ -140,7 +140,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		o.SelfURL = cfg.SettingURL(addr)
 		// Without a pool [dhcp] serves only its subnets (dhcp.Prepare); with
 		// no subnets either, `check` reports the file's error.
-		o.LANNotServed = cfg.DHCP.Enabled && cfg.DHCP.Pool == "" && len(cfg.DHCP.Subnets) > 0
+		o.LANNotServed = cfg.DHCP.Enabled && cfg.DHCP.SubnetsOnly()
 		if cfg.HTTPS() {
 			o.HTTPSURL = plan.HTTPSURL(cfg, addr)
 			o.CertFile = cfg.HTTP.TLSCert

@@ -253,6 +253,7 @@ func TestCheckDHCPSubnetsOnly(t *testing.T) {
 		want       string
 	}{
 		{"subnets only", base + subnet, exitOK, "note: DHCP serves only its 1 [[dhcp.subnets]], not the LAN (10.0.0.0/24)"},
+		{"subnets only, PnP off", base + "[pnp]\nenabled = false\n" + subnet, exitOK, "PnP is off, so phones there need option 66 from that server"},
 		{"a reservation without a pool", base + "[[dhcp.reservations]]\nmac = \"000413A11FA7\"\nip = \"10.0.0.50\"\n" + subnet, exitUsage,
 			":5:1: dhcp.reservations[0]: [dhcp] has no pool, so the LAN subnet is not served"},
 		{"no pool, no subnets", base, exitUsage, ":3:1: dhcp.pool: DHCP needs a pool to serve from"},

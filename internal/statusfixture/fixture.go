@@ -96,11 +96,14 @@ func Preview(mac phone.MAC, model string) ([]File, error) {
 // Pool is one subnet's DHCP pool, as status.Pool.
 type Pool struct {
 	Subnet      string
+	LAN         bool
 	Used, Total int
 }
 
 // Pools are the DHCP pools the overview shows: the LAN's, 37 of 100.
-func Pools() ([]Pool, bool) { return []Pool{{Subnet: "10.77.0.0/24", Used: 37, Total: 100}}, true }
+func Pools() ([]Pool, bool) {
+	return []Pool{{Subnet: "10.77.0.0/24", LAN: true, Used: 37, Total: 100}}, true
+}
 
 // StaleAfter is the status.stale_after the fixture's states assume.
 const StaleAfter = 24 * time.Hour
