@@ -375,7 +375,7 @@ func (c *compiler) pnp() {
 func (c *compiler) dhcp() {
 	cfg, lan := c.cfg, c.plan.LAN
 	d := cfg.DHCP
-	o := DHCPOptions(cfg)
+	o := subnetOptions(d.DHCPSubnetOptions, func(k string) bool { return cfg.IsSet("dhcp." + k) })
 	o.Interface, o.StateDir = lan.Interface, cfg.Server.StateDir
 	o.ConflictProbe, o.Serve = d.ConflictProbe.Duration, d.Serve
 	o.AllowOtherServers, o.Authoritative = d.AllowOtherServers, d.Authoritative
@@ -419,13 +419,6 @@ func (c *compiler) dhcp() {
 		}
 	}
 	c.updateFilename()
-}
-
-// DHCPOptions is [dhcp] translated into the DHCP server's options for the
-// LAN's subnet, before the LAN, the server-wide keys and [[dhcp.subnets]]
-// are added: what router-config writes for another DHCP server.
-func DHCPOptions(cfg *config.Config) dhcp.Options {
-	return subnetOptions(cfg.DHCP.DHCPSubnetOptions, func(k string) bool { return cfg.IsSet("dhcp." + k) })
 }
 
 // updateFilename: a phone joins option 66 and 67 into one URL; when that
