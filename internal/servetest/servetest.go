@@ -34,9 +34,17 @@ var (
 	buildOut  []byte
 )
 
+// BinaryEnv names a snomprov binary already built, which Binary then
+// returns instead of building one: test/vm passes the host's build into a
+// virtual machine, whose file system it cannot write.
+const BinaryEnv = "SNOMPROV_TEST_BINARY"
+
 // Binary builds cmd/snomprov once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv(BinaryEnv); p != "" {
+		return p
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "snomprov-test-")
 		if err != nil {

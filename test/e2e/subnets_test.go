@@ -51,7 +51,9 @@ dns = ["10.30.0.53"]
 // segment gives srv and ph a link of their own for subnet id: the VLAN
 // sub-interface eth0.<id> on both ends of their veths (802.1Q through the
 // LAN's bridge) or, on a kernel without 802.1Q, a veth pair "vl<id>"
-// between the two namespaces, which isolates the subnet the same way.
+// between the two namespaces, which isolates the subnet the same way
+// (test/vm runs this test on a kernel with 802.1Q, and fails if it took
+// the veth pairs).
 // srvAddr is the server's address there; the phone's end gets phMAC and no
 // address (a phone of its own on each subnet, so one client is not on two
 // subnets at once). It returns the interface name, the same on both ends.
