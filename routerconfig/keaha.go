@@ -20,21 +20,17 @@ import (
 type KeaHA struct {
 	Primary, Standby netip.Addr // each Kea server's address on the phones' LAN
 	Interface        string     // the interface Kea listens on; default eth0
-	PoolFirst        netip.Addr // the pool both share, inside Params.Subnet
-	PoolLast         netip.Addr
-	Router           netip.Addr // option 3; optional
-	DNS              []netip.Addr
-	Port             int    // the HA peers' HTTP port; default 8000
-	HooksDir         string // where libdhcp_ha.so and libdhcp_lease_cmds.so are; default Debian's (amd64)
-	LeaseFile        string // default /var/lib/kea/kea-leases4.csv
+	Port             int        // the HA peers' HTTP port; default 8000
+	HooksDir         string     // where libdhcp_ha.so and libdhcp_lease_cmds.so are; default Debian's (amd64)
+	LeaseFile        string     // default /var/lib/kea/kea-leases4.csv
 	// HeartbeatDelay and MaxResponseDelay: how often the peers check each
 	// other, and how long the standby waits before it takes over; default
 	// 10 s and 60 s (Kea's own defaults).
 	HeartbeatDelay, MaxResponseDelay time.Duration
-	// LAN is what else [dhcp] hands out on the phones' subnet (NTP, domain,
-	// time offset, lease time, voice VLAN, options, reservations), as
-	// plan.DHCPOptions translates it; its subnet, pool, router, DNS and
-	// options 66/67 are Params' and the fields above.
+	// LAN is [dhcp] on the phones' subnet as snomprov's compile prepares
+	// it: the pool both servers share (none: the pair serves only Subnets),
+	// router, DNS, NTP, domain, time offset, lease time, voice VLAN,
+	// options and reservations. Its network and options 66/67 are Params'.
 	LAN dhcp.Options
 	// Subnets are the [[dhcp.subnets]] as snomprov's compile prepares them
 	// (each with its own option 66 URL): each becomes one more subnet4
@@ -100,7 +96,7 @@ func (ha *KeaHA) fill(subnet netip.Prefix) error {
 			return fmt.Errorf("Kea server %s is not in the phones' subnet %s", a, subnet)
 		}
 	}
-	first, last := ha.PoolFirst, ha.PoolLast
+	first, last := ha.LAN.PoolStart, ha.LAN.PoolEnd
 	switch {
 	case !first.IsValid() && !last.IsValid() && len(ha.Subnets) > 0:
 		// Subnets only: the LAN is its router's, as with serve.
@@ -158,8 +154,6 @@ func (ks *keaSubnets) header() string {
 func (ha KeaHA) subnets(p Params) (*keaSubnets, error) {
 	lan := ha.LAN
 	lan.Interface, lan.Subnet = ha.Interface, p.Subnet.Masked()
-	lan.PoolStart, lan.PoolEnd = ha.PoolFirst, ha.PoolLast
-	lan.Router, lan.DNS = ha.Router, ha.DNS
 	lan.UpdateServer, lan.UpdateFilename = p.SettingURL, p.Filename
 	ks := &keaSubnets{}
 	if ha.LAN.Serve == dhcp.ServePhones {

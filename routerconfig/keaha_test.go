@@ -25,9 +25,14 @@ import (
 func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
+// lanPool is [dhcp] on lanSubnet with only its pool set.
+func lanPool() dhcp.Options {
+	return dhcp.Options{PoolStart: mustAddr("10.77.0.100"), PoolEnd: mustAddr("10.77.0.150")}
+}
+
 func TestKeaHAPairRejects(t *testing.T) {
 	p := Params{SettingURL: testURL, Subnet: mustPrefix(lanSubnet)}
-	good := KeaHA{Primary: mustAddr("10.77.0.2"), Standby: mustAddr("10.77.0.3"), PoolFirst: mustAddr("10.77.0.100"), PoolLast: mustAddr("10.77.0.150")}
+	good := KeaHA{Primary: mustAddr("10.77.0.2"), Standby: mustAddr("10.77.0.3"), LAN: lanPool()}
 	for _, tc := range []struct {
 		name string
 		edit func(*KeaHA)
@@ -35,8 +40,8 @@ func TestKeaHAPairRejects(t *testing.T) {
 	}{
 		{"same server twice", func(h *KeaHA) { h.Standby = h.Primary }, "two different IPv4 addresses"},
 		{"server off the subnet", func(h *KeaHA) { h.Standby = mustAddr("10.78.0.3") }, "not in the phones' subnet"},
-		{"pool off the subnet", func(h *KeaHA) { h.PoolLast = mustAddr("10.77.1.5") }, "not inside the subnet"},
-		{"no pool", func(h *KeaHA) { h.PoolFirst = netip.Addr{} }, "needs a pool"},
+		{"pool off the subnet", func(h *KeaHA) { h.LAN.PoolEnd = mustAddr("10.77.1.5") }, "not inside the subnet"},
+		{"no pool", func(h *KeaHA) { h.LAN.PoolStart = netip.Addr{} }, "needs a pool"},
 		{"takeover before heartbeat", func(h *KeaHA) { h.HeartbeatDelay, h.MaxResponseDelay = 5*time.Second, time.Second }, "must be longer"},
 	} {
 		ha := good
@@ -92,7 +97,7 @@ func TestKeaHAFailover(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ha := KeaHA{Primary: mustAddr("10.77.0.2"), Standby: mustAddr("10.77.0.3"),
-		PoolFirst: mustAddr("10.77.0.100"), PoolLast: mustAddr("10.77.0.150"), HooksDir: hooks,
+		LAN: lanPool(), HooksDir: hooks,
 		HeartbeatDelay: time.Second, MaxResponseDelay: 3 * time.Second, Subnets: []dhcp.Options{relayedSubnet()}}
 	// perfdhcp acts as the relay: its requests carry giaddr, its address
 	// in the relayed subnet (a second address on the LAN, so Kea's reply
@@ -185,7 +190,7 @@ func relayLease(t *testing.T, relay *lantest.Host, perfdhcp, addr string, kea *l
 func haPair(subnets ...dhcp.Options) (Params, KeaHA) {
 	return Params{SettingURL: testURL, Filename: testFile, Subnet: mustPrefix(lanSubnet)},
 		KeaHA{Primary: mustAddr("10.77.0.2"), Standby: mustAddr("10.77.0.3"),
-			PoolFirst: mustAddr("10.77.0.100"), PoolLast: mustAddr("10.77.0.150"), Subnets: subnets}
+			LAN: lanPool(), Subnets: subnets}
 }
 
 // localSubnet is a VLAN subnet as plan compiles it: our address on
@@ -295,7 +300,7 @@ func TestKeaHAPairSubnets(t *testing.T) {
 			"client-classes.1.option-data#132.data":              "3230", // "20"
 			"client-classes.1.option-data#133.data":              "35",
 		}, nil},
-		{"subnets only: no LAN pool", func(h *KeaHA) { h.PoolFirst, h.PoolLast = netip.Addr{}, netip.Addr{} }, []dhcp.Options{relayedSubnet()}, map[string]any{
+		{"subnets only: no LAN pool", func(h *KeaHA) { h.LAN.PoolStart, h.LAN.PoolEnd = netip.Addr{}, netip.Addr{} }, []dhcp.Options{relayedSubnet()}, map[string]any{
 			"interfaces-config.interfaces": []any{"eth0"},
 			"subnet4.0.id":                 2.0,
 			"subnet4.0.subnet":             "10.30.0.0/24",
@@ -303,9 +308,13 @@ func TestKeaHAPairSubnets(t *testing.T) {
 			"client-classes.0.name":        "snom-2",
 		}, []string{"The LAN 10.77.0.0/24 is not served ([dhcp] has no pool): the pair serves only the subnets below."}},
 		{"the LAN's own values", func(h *KeaHA) {
-			h.LAN = dhcp.Options{NTP: []netip.Addr{mustAddr("10.77.0.1")}, LeaseTime: 2 * time.Hour, Serve: dhcp.ServePhones, VendorOptions: true, Authoritative: true}
+			h.LAN.NTP, h.LAN.LeaseTime, h.LAN.Serve, h.LAN.VendorOptions, h.LAN.Authoritative = []netip.Addr{mustAddr("10.77.0.1")}, 2*time.Hour, dhcp.ServePhones, true, true
+			h.LAN.Router, h.LAN.DNS = mustAddr("10.77.0.254"), []netip.Addr{mustAddr("10.77.0.53")}
 		}, nil, map[string]any{
 			"authoritative":                                      true,
+			"subnet4.0.pools.0.pool":                             "10.77.0.100 - 10.77.0.150",
+			"subnet4.0.option-data#routers.data":                 "10.77.0.254",
+			"subnet4.0.option-data#domain-name-servers.data":     "10.77.0.53",
 			"subnet4.0.option-data#ntp-servers.data":             "10.77.0.1",
 			"subnet4.0.valid-lifetime":                           7200.0,
 			"client-classes.0.option-data#tftp-server-name.data": testURL,
@@ -416,7 +425,7 @@ func TestKeaHAPairSubnetsLoad(t *testing.T) {
 		p, ha := haPair(localSubnet(), relayedSubnet())
 		ha.HooksDir, ha.LeaseFile = hooks, filepath.Join(t.TempDir(), "leases4.csv")
 		if !lanPool {
-			ha.PoolFirst, ha.PoolLast = netip.Addr{}, netip.Addr{}
+			ha.LAN.PoolStart, ha.LAN.PoolEnd = netip.Addr{}, netip.Addr{}
 		}
 		pri, sb, err := KeaHAPair(p, ha)
 		if err != nil {

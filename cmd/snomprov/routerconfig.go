@@ -88,8 +88,6 @@ func keaHA(p routerconfig.Params, ha routerconfig.KeaHA, primary, standby, out s
 	if ha.Standby, err = netip.ParseAddr(standby); err != nil {
 		return usageError{fmt.Sprintf("--standby %q: the standby Kea server's IPv4 address is required", standby)}
 	}
-	ha.PoolFirst, ha.PoolLast = ha.LAN.PoolStart, ha.LAN.PoolEnd // none: subnets only
-	ha.Router, ha.DNS = ha.LAN.Router, ha.LAN.DNS
 	pri, sb, err := routerconfig.KeaHAPair(p, ha)
 	if err != nil {
 		return usageError{err.Error()}
