@@ -37,6 +37,16 @@
 #                     the storm leaves, so what remains of the PostgreSQL
 #                     storm's cost is the appliance's own (a database on
 #                     another host, on a machine with no CPU to spare)
+#        PROFILE=DIR  builds snomprov with -tags pprof and saves a CPU profile
+#                     of the appliance over the first 10 s of each storm
+#                     (DIR/cpu-N-RUN-INVENTORY.pprof; go tool pprof -diff_base)
+#        CPU_TAX=0.17 beside each file-store storm, a process that asks
+#                     for that share of one CPU (that much CPU time in every
+#                     250 ms, PostgreSQL's send gap, or all of it while it
+#                     gets less; pinned and niced as PostgreSQL is): a
+#                     control for what a database on the same CPUs costs
+#                     the storm. Its CPU-seconds go in the
+#                     PostgreSQL CPU column, marked "tax"
 #
 # Each snomprov row gives the phones' latencies from `simulate --json`:
 # the DHCP exchange (DISCOVER to ACK) and every HTTP GET of a settings or
@@ -81,6 +91,12 @@ BIN="$PWD/bin/snomprov"
 # shellcheck source=scripts/lanlib.sh
 . scripts/lanlib.sh
 LAN_WORK="$(mktemp -d /tmp/snomprov-boot.XXXXXX)"
+SERVE_BIN="$BIN" PPROF=127.0.0.1:18081 # the pprof listener, inside the server namespace
+if [ -n "${PROFILE:-}" ]; then
+  mkdir -p "$PROFILE"
+  SERVE_BIN="$LAN_WORK/pprof/snomprov" # named snomprov: the script finds its PID by name
+  CGO_ENABLED=0 go build -tags pprof -o "$SERVE_BIN" ./cmd/snomprov
+fi
 lan_init "spboot$$-"
 PG_PID="" PG_DIR=""
 pg_stop() {
@@ -223,7 +239,7 @@ $inventory
 CONF
   tracer=()
   [ -z "${STRACE:-}" ] || tracer=(strace -f -c -e trace="${STRACE_CALLS:-fsync,fdatasync}" -o "$LAN_WORK/strace-snomprov-$N-$run-$inv.log")
-  lan_exec srv "${tracer[@]}" "${PIN_APP[@]}" "$BIN" serve -config "$conf" >"$LAN_WORK/server-$N-$run-$inv.log" 2>&1 &
+  lan_exec srv "${tracer[@]}" "${PIN_APP[@]}" env SNOMPROV_PPROF="${PROFILE:+$PPROF}" "$SERVE_BIN" serve -config "$conf" >"$LAN_WORK/server-$N-$run-$inv.log" 2>&1 &
   sjob=$!
   lan_wait_log "$LAN_WORK/server-$N-$run-$inv.log" 'msg=ready' 10 || { cat "$LAN_WORK/server-$N-$run-$inv.log"; exit 1; }
   spid=$(for p in $(ip netns pids "${LAN_PREFIX}srv"); do [ "$(cat /proc/$p/comm)" = snomprov ] && echo "$p"; done | head -1)
@@ -235,9 +251,33 @@ CONF
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   read -r cpu0 steal0 < <(cpustat)
   scpu0=$(cpusecs "$spid") pgcpu0=$(cpusecs $(pgpids))
+  taxpid=""
+  if [ -n "${CPU_TAX:-}" ] && [ "$inv" = file ]; then
+    # It needs its CPU-seconds per period however busy the CPUs are, as a
+    # database needs them for each batch: it counts its own CPU time.
+    "${PIN_DB[@]}" python3 -c 'import sys, time
+busy = 0.25 * float(sys.argv[1])
+while True:
+    t, c = time.monotonic(), time.process_time()
+    while time.process_time() - c < busy:
+        pass
+    time.sleep(max(0, 0.25 - (time.monotonic() - t)))' "$CPU_TAX" &
+    taxpid=$!
+  fi
+  prof=""
+  if [ -n "${PROFILE:-}" ]; then
+    lan_exec srv curl -s -o "$PROFILE/cpu-$N-$run-$inv.pprof" "http://$PPROF/debug/pprof/profile?seconds=10" &
+    prof=$!
+  fi
   t0=$(date +%s.%N)
   read -r secs failed < <(storm "$N" "snomprov-$run-$inv")
+  [ -z "$prof" ] || wait "$prof"
   read -r cpu1 steal1 < <(cpustat)
+  taxcpu=""
+  if [ -n "$taxpid" ]; then
+    taxcpu=$(cpusecs "$taxpid")
+    kill "$taxpid"; wait "$taxpid" 2>/dev/null || true
+  fi
   indb="—" evs="—"
   if [ "$inv" = postgres ]; then
     backlog=$(metric snomprov_inventory_buffered_events) # waiting when the last phone is done
@@ -256,6 +296,7 @@ CONF
   scpu=$(printf '%.2f' "$(echo "$(cpusecs "$spid") - $scpu0" | bc)")
   pgcpu="—"
   [ "$inv" != postgres ] || pgcpu="$(printf '%.2f' "$(echo "$(cpusecs $(pgpids)) - $pgcpu0" | bc)") s"
+  [ -z "$taxcpu" ] || pgcpu="$(printf '%.2f' "$taxcpu") s tax"
   if [ "$PEERS" = 1 ]; then
     # The files the phones fetched, from snomprov itself, for nginx to serve.
     www="$LAN_WORK/www-$N"
