@@ -20,6 +20,9 @@
 #        sockets are open by then and keep the default). A diagnostic: it
 #        shows how much of a loss is bursts the load generator's one socket
 #        cannot absorb, where real phones each have their own
+#        CLIENT_THREADS=multi runs perfdhcp -g multi (a thread of its own
+#        receives; perfdhcp's own default on a machine with more than one CPU)
+#        instead of -g single, another diagnostic of the load generator's side
 #        PROFILE=DIR builds snomprov with -tags pprof and saves, per snomprov run,
 #        a CPU profile of the perfdhcp window and the allocations made in it
 #        (DIR/cpu-WL-RUN.pprof, DIR/allocs-WL-RUN.pprof: go tool pprof -diff_base)
@@ -200,6 +203,8 @@ stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/de
 PIN=(); [ -n "${TASKSET:-}" ] && PIN=(taskset -c "$TASKSET")
 CPIN=(); [ -n "${CLIENT_CPU:-}" ] && CPIN=(taskset -c "$CLIENT_CPU")
 XWAIT=(); [ -n "${EXIT_WAIT_US:-}" ] && XWAIT=(-W "$EXIT_WAIT_US")
+CLIENT_THREADS="${CLIENT_THREADS:-single}"
+case "$CLIENT_THREADS" in single | multi) ;; *) echo "bench/dhcp.sh: CLIENT_THREADS is single or multi" >&2; exit 2 ;; esac
 # cpu_ms: CPU time (user+system) the server used so far, in ms.
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14+$15)*1000/hz)}' "/proc/$SERVER_PID/stat" 2>/dev/null || echo 0; }
 # cpu_stat: total and steal jiffies of the machine (/proc/stat), for the steal share of a run.
@@ -241,7 +246,7 @@ for wl in $WORKLOADS; do
       # Snom MACs: snomprov treats the clients as phones and forces 66/67 into
       # every reply, as dnsmasq's dhcp-option-force and Kea's always-send do.
       [ -n "${CLIENT_RMEM:-}" ] && { RMEM_SAVED=$(cat /proc/sys/net/core/rmem_default); echo "$CLIENT_RMEM" >/proc/sys/net/core/rmem_default; }
-      nsx "$CLI" "${CPIN[@]}" perfdhcp -4 -g single -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" "${XWAIT[@]}" -x t "${target[@]}" >"$log" 2>&1 & pdh=$!
+      nsx "$CLI" "${CPIN[@]}" perfdhcp -4 -g "$CLIENT_THREADS" -b mac=00:04:13:00:00:00 -r "$rate" -R "$clients" -p "$per" "${XWAIT[@]}" -x t "${target[@]}" >"$log" 2>&1 & pdh=$!
       if [ -n "${CLIENT_RMEM:-}" ]; then
         sleep 0.3; echo "$RMEM_SAVED" >/proc/sys/net/core/rmem_default; RMEM_SAVED=""
         nsx "$CLI" ss -uamn | grep -o 'rb[0-9]*' | sort -u | tr '\n' ' ' >&2; echo >&2
