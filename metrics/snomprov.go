@@ -85,24 +85,20 @@ type PoolUsage struct {
 // labelled with its network (sum them for the whole server). usage is
 // called on every scrape; when DHCP is off, do not register it.
 func RegisterPool(reg *Registry, usage func() []PoolUsage) {
+	perSubnet := func(value func(PoolUsage) int) func() []Sample {
+		return func() []Sample {
+			pools := usage()
+			out := make([]Sample, len(pools))
+			for i, p := range pools {
+				out[i] = Sample{Values: []string{p.Subnet}, Value: float64(value(p))}
+			}
+			return out
+		}
+	}
 	reg.GaugeFunc("snomprov_dhcp_pool_used", "Addresses of the subnet's DHCP pool currently leased, quarantined (declined) or reserved.", []string{"subnet"},
-		func() []Sample {
-			pools := usage()
-			out := make([]Sample, len(pools))
-			for i, p := range pools {
-				out[i] = Sample{Values: []string{p.Subnet}, Value: float64(p.Used)}
-			}
-			return out
-		})
+		perSubnet(func(p PoolUsage) int { return p.Used }))
 	reg.GaugeFunc("snomprov_dhcp_pool_size", "Addresses in the subnet's DHCP pool.", []string{"subnet"},
-		func() []Sample {
-			pools := usage()
-			out := make([]Sample, len(pools))
-			for i, p := range pools {
-				out[i] = Sample{Values: []string{p.Subnet}, Value: float64(p.Size)}
-			}
-			return out
-		})
+		perSubnet(func(p PoolUsage) int { return p.Size }))
 }
 
 // RegisterDHCPNoSubnet exports the DHCP requests dropped because no
