@@ -308,15 +308,23 @@ func TestLANPortInUse(t *testing.T) {
 func TestLANPortInUseByDnsmasq(t *testing.T) {
 	need(t, "dnsmasq")
 	_, srv := newLAN(t)
-	d := t.TempDir()
-	p := srv.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--dhcp-range=10.77.0.100,10.77.0.200,1h",
-		"--dhcp-leasefile="+filepath.Join(d, "leases"), "--pid-file="+filepath.Join(d, "pid"), "--log-facility=-")
-	waitUDP(t, srv, 67)
+	p := startDnsmasq(t, srv, "--dhcp-range=10.77.0.100,10.77.0.200,1h")
 	s, _ := New(lanOptions(t), nil, nil)
 	err := srv.Do(func() error { return s.Bind(context.Background()) })
 	if err == nil || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("bind next to dnsmasq: %v\n%s", err, p.Output())
 	}
+}
+
+// startDnsmasq runs dnsmasq as a DHCP server on h's eth0 (no DNS; leases
+// and pid file in a temp dir) with args, and waits until it listens.
+func startDnsmasq(t *testing.T, h *lantest.Host, args ...string) *lantest.Process {
+	t.Helper()
+	d := t.TempDir()
+	p := h.Start("dnsmasq", append([]string{"-k", "--port=0", "--interface=eth0", "--bind-interfaces",
+		"--dhcp-leasefile=" + filepath.Join(d, "leases"), "--pid-file=" + filepath.Join(d, "pid"), "--log-facility=-"}, args...)...)
+	waitUDP(t, h, 67)
+	return p
 }
 
 func waitUDP(t *testing.T, h *lantest.Host, port int) {
@@ -332,10 +340,7 @@ func TestLANOtherServer(t *testing.T) {
 	need(t, "dnsmasq")
 	l, srv := newLAN(t)
 	rogue := l.AddHost("rogue", lantest.HostOptions{Addr: "10.77.0.2/24"})
-	d := t.TempDir()
-	rogue.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping", "--dhcp-range=10.77.0.210,10.77.0.220,1h",
-		"--dhcp-option-force=66,http://rogue.example/", "--dhcp-leasefile="+filepath.Join(d, "leases"), "--pid-file="+filepath.Join(d, "pid"), "--log-facility=-")
-	waitUDP(t, rogue, 67)
+	startDnsmasq(t, rogue, "--no-ping", "--dhcp-range=10.77.0.210,10.77.0.220,1h", "--dhcp-option-force=66,http://rogue.example/")
 
 	o := lanOptions(t)
 	o.OtherServerWait = 0 // the default check
@@ -376,10 +381,7 @@ func TestLANNoPoolBesideOtherServer(t *testing.T) {
 	need(t, "dnsmasq")
 	l, srv := newLAN(t)
 	router := l.AddHost("router", lantest.HostOptions{Addr: "10.77.0.2/24"})
-	d := t.TempDir()
-	router.Start("dnsmasq", "-k", "--port=0", "--interface=eth0", "--bind-interfaces", "--no-ping", "--dhcp-range=10.77.0.210,10.77.0.220,1h",
-		"--dhcp-leasefile="+filepath.Join(d, "leases"), "--pid-file="+filepath.Join(d, "pid"), "--log-facility=-")
-	waitUDP(t, router, 67)
+	startDnsmasq(t, router, "--no-ping", "--dhcp-range=10.77.0.210,10.77.0.220,1h")
 	// The relay sits in both: 10.77.0.3 on the LAN, 10.30.0.1 its relayed link.
 	relay := l.AddHost("relay", lantest.HostOptions{Addr: "10.77.0.3/24"})
 	run(t, relay, 5*time.Second, "ip", "addr", "add", "10.30.0.1/24", "dev", "eth0")
