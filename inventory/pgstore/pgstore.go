@@ -39,6 +39,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -329,6 +330,14 @@ func (s *Store) Record(o inventory.Observation) {
 	}
 	if o.IP.IsValid() && o.Event.IP == "" {
 		o.Event.IP = o.IP.String()
+	}
+	// PostgreSQL's text holds neither NUL nor invalid UTF-8, and one such
+	// string would fail its whole batch again at every try. Replaced here,
+	// before the memory store sees it, so both show the same text.
+	for _, f := range []*string{&o.Model, &o.Firmware, &o.Hostname, &o.FirmwareTarget, &o.Event.Detail, &o.Event.IP} {
+		if strings.IndexByte(*f, 0) >= 0 || !utf8.ValidString(*f) {
+			*f = strings.ReplaceAll(strings.ToValidUTF8(*f, "\uFFFD"), "\x00", "\uFFFD")
+		}
 	}
 	s.local.Record(o)
 	s.mu.Lock()

@@ -476,3 +476,121 @@ func TestActionIsNotSeen(t *testing.T) {
 		t.Errorf("phone = %+v", p)
 	}
 }
+
+// The database's view of the phones is the memory store's, over batches
+// that mix phones, identity fields said and unsaid, steps with several
+// events (ties in time included), events of no step, a phone seen only by
+// an installer's action, and text PostgreSQL cannot hold as it is; and
+// storing the same lines once more changes nothing.
+func TestDatabaseMatchesMemory(t *testing.T) {
+	pg := pgtest.Start(t)
+	s, err := Open(Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), BatchSize: 7, Interval: 20 * time.Millisecond, Gap: time.Millisecond}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent []record // every record the database took
+	s.crash = func(stage string, n int) error {
+		if stage == "after-commit" {
+			s.spoolMu.Lock()
+			sent = append(sent, s.unsent.front(n)...)
+			s.spoolMu.Unlock()
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	base := time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC)
+	models := []string{"", "snomD785", "snomD717"}
+	steps := []inventory.Step{inventory.StepDHCP, inventory.StepGeneral, "", inventory.StepPhone}
+	kinds := map[inventory.Step]inventory.Kind{inventory.StepDHCP: inventory.KindAck, inventory.StepGeneral: inventory.HTTPKind(200),
+		inventory.StepPhone: inventory.HTTPKind(404)}
+	for i := 0; i < 64; i++ {
+		st := steps[(i/8)%len(steps)]
+		o := inventory.Observation{MAC: testMAC(i % 4), Model: models[i%3], Hostname: []string{"", "desk-" + fmt.Sprint(i)}[i%2],
+			Event: inventory.Event{Time: base.Add(time.Duration(i/8) * time.Millisecond), // i and i+4: one phone, one step, one time
+				Step: st, Kind: kinds[st], OK: i%5 != 0, Detail: fmt.Sprintf("event %d", i)}}
+		if i%6 == 0 {
+			o.Firmware = fmt.Sprintf("10.1.%d.0", i)
+		}
+		if i%7 == 0 {
+			o.IP = netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})
+		}
+		if i%16 == 3 {
+			o.FirmwareTarget = "10.1.73.4"
+		}
+		s.Record(o)
+		if i%10 == 9 {
+			waitDrained(t, s) // batches end at different places
+		}
+	}
+	s.Record(inventory.Observation{MAC: testMAC(9), Hostname: "nul\x00here", Event: inventory.Event{Time: base, Step: inventory.StepAction,
+		Kind: inventory.KindResync, Detail: "bad \xff utf-8 and a \x00"}})
+	waitDrained(t, s)
+
+	db := pool(t, pg.URL())
+	got, err := Query(context.Background(), db, Filter{Site: "berlin"}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.localPhones()
+	if len(got) != len(want) {
+		t.Fatalf("database has %d phones, memory %d", len(got), len(want))
+	}
+	for i := range want {
+		if d := phoneDiff(got[i], want[i]); d != "" {
+			t.Errorf("phone %s: %s", want[i].MAC, d)
+		}
+	}
+	if h := got[len(got)-1].Hostname; h != "nul\uFFFDhere" {
+		t.Errorf("hostname with NUL stored as %q", h)
+	}
+
+	// A replay of everything, in one batch, as after a crash.
+	if err := s.store(context.Background(), sent); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Query(context.Background(), db, Filter{Site: "berlin"}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if d := phoneDiff(again[i], got[i]); d != "" {
+			t.Errorf("the replay changed phone %s: %s", got[i].MAC, d)
+		}
+	}
+}
+
+// phoneDiff says how two phones differ, times compared as instants.
+func phoneDiff(a, b inventory.Phone) string {
+	var d []string
+	if a.MAC != b.MAC || a.Site != b.Site || a.Model != b.Model || a.Firmware != b.Firmware || a.Hostname != b.Hostname ||
+		a.IP != b.IP || a.FirmwareTarget != b.FirmwareTarget {
+		d = append(d, fmt.Sprintf("identity %s/%s/%q/%q/%q/%q/%q vs %s/%s/%q/%q/%q/%q/%q", a.MAC, a.Site, a.Model, a.Firmware, a.Hostname, a.IP,
+			a.FirmwareTarget, b.MAC, b.Site, b.Model, b.Firmware, b.Hostname, b.IP, b.FirmwareTarget))
+	}
+	if !a.FirstSeen.Equal(b.FirstSeen) || !a.LastSeen.Equal(b.LastSeen) {
+		d = append(d, fmt.Sprintf("seen %v..%v vs %v..%v", a.FirstSeen, a.LastSeen, b.FirstSeen, b.LastSeen))
+	}
+	if len(a.Steps) != len(b.Steps) {
+		d = append(d, fmt.Sprintf("%d steps vs %d", len(a.Steps), len(b.Steps)))
+	}
+	for k, ra := range a.Steps {
+		if rb := b.Steps[k]; !ra.Time.Equal(rb.Time) || ra.OK != rb.OK || ra.Detail != rb.Detail {
+			d = append(d, fmt.Sprintf("step %s: %+v vs %+v", k, ra, rb))
+		}
+	}
+	if len(a.Events) != len(b.Events) {
+		d = append(d, fmt.Sprintf("%d events vs %d", len(a.Events), len(b.Events)))
+	} else {
+		for i, ea := range a.Events {
+			eb := b.Events[i]
+			if !ea.Time.Equal(eb.Time) || ea.Step != eb.Step || ea.Kind != eb.Kind || ea.OK != eb.OK || ea.Detail != eb.Detail || ea.IP != eb.IP {
+				d = append(d, fmt.Sprintf("event %d: %+v vs %+v", i, ea, eb))
+			}
+		}
+	}
+	return strings.Join(d, "; ")
+}
