@@ -194,5 +194,16 @@ func (s *Server) stopLocked() {
 	s.proc = nil
 }
 
+// PID is the postmaster's process ID, 0 while stopped; its children are
+// the backends (for benchmarks that count the server's CPU).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return 0
+	}
+	return s.proc.Process.Pid
+}
+
 // String names the server in messages.
 func (s *Server) String() string { return fmt.Sprintf("postgres in %s", s.dir) }

@@ -1,10 +1,11 @@
-// Package procstat reads a process's memory figures from /proc, for
-// benchmarks that report RSS.
+// Package procstat reads a process's memory and CPU figures from /proc,
+// for benchmarks that report them.
 package procstat
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -27,4 +28,53 @@ func MB(pid int, field string) float64 {
 		}
 	}
 	return 0
+}
+
+// CPUSeconds returns the CPU time (user + system) the processes have used
+// so far, in seconds; one that is gone or unreadable adds 0.
+func CPUSeconds(pids ...int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command name, field 2, is in parentheses and may hold
+		// spaces; utime and stime are fields 14 and 15.
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + s
+	}
+	return float64(ticks) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
+
+// Children returns pid and the PIDs of its direct children (of any of its
+// threads).
+func Children(pid int) []int {
+	out := []int{pid}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, path := range tasks {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }

@@ -2,7 +2,10 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
+	"slices"
 	"testing"
+	"time"
 )
 
 func TestMB(t *testing.T) {
@@ -17,5 +20,28 @@ func TestMB(t *testing.T) {
 	}
 	if v := MB(0, "NoSuchField"); v != 0 {
 		t.Errorf("unknown field = %v", v)
+	}
+}
+
+func TestCPUSecondsAndChildren(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	before := CPUSeconds(os.Getpid())
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+	}
+	if used := CPUSeconds(os.Getpid()) - before; used < 0.15 || used > 5 {
+		t.Errorf("a 300 ms busy loop used %.2f CPU-s", used)
+	}
+	if v := CPUSeconds(-1); v != 0 {
+		t.Errorf("no such process: %v", v)
+	}
+	cmd := exec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if got := Children(os.Getpid()); len(got) < 2 || got[0] != os.Getpid() || !slices.Contains(got, cmd.Process.Pid) {
+		t.Errorf("Children = %v, want this process and %d", got, cmd.Process.Pid)
 	}
 }
