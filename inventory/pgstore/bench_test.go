@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -105,4 +106,49 @@ func BenchmarkStormPostgres(b *testing.B) {
 		}
 		report(b, lat, total)
 	}
+}
+
+// BenchmarkStoreBatch: one send's transaction, a full batch of 1000
+// events of 250 phones, against PostgreSQL on this machine. Besides the
+// time per batch it reports this process's CPU per event (the appliance's
+// share: building and encoding the batch) and the database's.
+func BenchmarkStoreBatch(b *testing.B) {
+	pg := pgtest.Start(b)
+	s, err := Open(Options{URL: pg.URL(), Site: "bench", StateDir: b.TempDir()}, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.pool.Close()
+	if err := Migrate(context.Background(), s.pool); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 1000
+	recs := make([]record, batch)
+	next := func() {
+		for i := range recs {
+			o := obs(i%250, i/250)
+			o.Event.Time = time.Now()
+			recs[i] = record{Key: s.key(), Site: "bench", obs: o}
+		}
+	}
+	next()
+	if err := s.store(context.Background(), recs); err != nil { // warm: the statements prepared
+		b.Fatal(err)
+	}
+	dbCPU := func() float64 { return procstat.CPUSeconds(procstat.Children(pg.PID())...) }
+	b.ResetTimer()
+	var own, db float64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		next()
+		own0, db0 := procstat.CPUSeconds(os.Getpid()), dbCPU()
+		b.StartTimer()
+		if err := s.store(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+		own += procstat.CPUSeconds(os.Getpid()) - own0
+		db += dbCPU() - db0
+	}
+	b.ReportMetric(own/float64(b.N*batch)*1e9, "appliance-CPU-ns/event")
+	b.ReportMetric(db/float64(b.N*batch)*1e9, "db-CPU-ns/event")
 }

@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,11 +20,16 @@ import (
 // per-MAC settings files from the real binary (16 at a time, keep-alive),
 // with the file inventory and with the PostgreSQL one, in the same run.
 // Reports the storm's time, the requests' p50/p99 latency, the appliance's
-// peak RSS, and the CPU-seconds of the appliance and of the phones (this
-// process) until every event is stored; with PostgreSQL, also the time
-// until every event is in the database and the database's CPU-seconds.
+// peak RSS, and the CPU-seconds the appliance, the phones (this process)
+// and PostgreSQL used during the storm; with PostgreSQL, also the time
+// until every event is in the database and the database's CPU until then.
 //
 //	go test -run XXX -bench HTTPStormInventory -benchtime 1x ./test/e2e
+//
+// With a -tags pprof build in SNOMPROV_TEST_BINARY and SNOMPROV_PPROF set
+// (cmd/snomprov/pprof.go), each storm also saves a 2 s CPU profile of the
+// appliance from the storm's start, in SNOMPROV_BENCH_PROFILES (a
+// directory), as STORE-N.pprof, N counting the storms of the run.
 func BenchmarkHTTPStormInventory(b *testing.B) {
 	const phones, workers = 5000, 16
 	for _, store := range []string{"file", "postgres"} {
@@ -55,6 +64,7 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				}
 				appCPU0, dbCPU0, clientCPU0 := procstat.CPUSeconds(p.cmd.Process.Pid), dbCPU(), procstat.CPUSeconds(os.Getpid())
 				t0 := time.Now()
+				profiled := profileAppliance(b, store)
 				phoneStorm{addr: loopback(port), n: phones, workers: workers, macTag: "E",
 					paths: func(mac string) []string { return []string{"/snomD785.htm", "/snomD785-" + mac + ".htm"} },
 					done: func(_ int, path string, d time.Duration, status int, _ []byte, err error) {
@@ -66,24 +76,61 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 						}
 					}}.run()
 				storm := time.Since(t0)
+				// The CPU of the storm itself, at its end for both stores: the
+				// wait for the database below polls /metrics, whose phone
+				// counts cost the appliance CPU of their own.
+				b.ReportMetric(procstat.CPUSeconds(p.cmd.Process.Pid)-appCPU0, "appliance-CPU-s")
+				b.ReportMetric(procstat.CPUSeconds(os.Getpid())-clientCPU0, "phones-CPU-s")
 				if store == "postgres" {
+					b.ReportMetric(dbCPU()-dbCPU0, "db-CPU-s")
 					for scrapeMetric(b, port, "snomprov_inventory_written_events_total") < 2*phones {
 						time.Sleep(10 * time.Millisecond)
 					}
 					b.ReportMetric(time.Since(t0).Seconds(), "s-until-in-db")
-					b.ReportMetric(dbCPU()-dbCPU0, "db-CPU-s")
+					b.ReportMetric(dbCPU()-dbCPU0, "db-CPU-until-in-db-s")
 				}
-				// Until every event is stored: the appliance's share of the work.
-				b.ReportMetric(procstat.CPUSeconds(p.cmd.Process.Pid)-appCPU0, "appliance-CPU-s")
-				b.ReportMetric(procstat.CPUSeconds(os.Getpid())-clientCPU0, "phones-CPU-s")
 				sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 				b.ReportMetric(storm.Seconds(), "s-storm")
 				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+				<-profiled
 				b.ReportMetric(procstat.MB(p.cmd.Process.Pid, "VmHWM"), "appliance-peak-RSS-MB")
 				b.ReportMetric(procstat.MB(p.cmd.Process.Pid, "RssFile"), "appliance-RSS-file-MB")
 				p.stop(b)
 			}
 		})
 	}
+}
+
+var profiles atomic.Int32
+
+// profileAppliance starts fetching a 2 s CPU profile of the appliance when
+// SNOMPROV_PPROF and SNOMPROV_BENCH_PROFILES are set; the channel closes
+// when it is saved (at once when they are not).
+func profileAppliance(b *testing.B, store string) <-chan struct{} {
+	name := fmt.Sprintf("%s-%d", store, profiles.Add(1))
+	done := make(chan struct{})
+	addr, dir := os.Getenv("SNOMPROV_PPROF"), os.Getenv("SNOMPROV_BENCH_PROFILES")
+	if addr == "" || dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=2")
+		if err != nil {
+			b.Errorf("profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Errorf("profile: %d %v", resp.StatusCode, err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644); err != nil {
+			b.Error(err)
+		}
+	}()
+	return done
 }
