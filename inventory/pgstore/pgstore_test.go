@@ -594,3 +594,42 @@ func phoneDiff(a, b inventory.Phone) string {
 	}
 	return strings.Join(d, "; ")
 }
+
+// Records arriving faster than SpoolGather are written together, at most
+// one write per SpoolGather; a lone record is written at once; and every
+// record reaches the spool.
+func TestSpoolerGathersWhenBusy(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := start(t, Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir})
+	spoolLines := func() int {
+		b, _ := os.ReadFile(filepath.Join(dir, SpoolName))
+		return strings.Count(string(b), "\n")
+	}
+	waitLines := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); spoolLines() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d lines in the spool, want %d", spoolLines(), n)
+			}
+		}
+	}
+	time.Sleep(2 * SpoolGather)
+	s.Record(obs(0, 0))
+	waitLines(1)
+	if w := s.spoolWrites.Load(); w != 1 {
+		t.Fatalf("a lone record took %d writes", w)
+	}
+
+	const n = 200
+	t0 := time.Now()
+	for i := 1; i <= n; i++ {
+		s.Record(obs(i, 0))
+		time.Sleep(50 * time.Microsecond) // a storm: a record every few tens of µs
+	}
+	waitLines(n + 1)
+	elapsed := time.Since(t0)
+	// Without gathering, each record would be its own write.
+	if w, most := s.spoolWrites.Load()-1, uint64(elapsed/SpoolGather)+2; w > most {
+		t.Errorf("%d records over %v took %d writes, want at most %d", n, elapsed.Round(time.Millisecond), w, most)
+	}
+}
