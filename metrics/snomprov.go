@@ -164,7 +164,7 @@ func RegisterPhones(reg *Registry, src PhoneSource, staleAfter func() time.Durat
 // BufferStats is what a shared inventory reports of its write buffer.
 type BufferStats struct {
 	Buffered  int    // events not yet written to the database
-	Dropped   uint64 // events dropped because the buffer was full
+	Dropped   uint64 // events dropped: the buffer was full, or PostgreSQL rejected the event itself
 	Written   uint64 // events written
 	Connected bool   // the database answered the last write
 }
@@ -184,7 +184,7 @@ func RegisterInventoryBuffer(reg *Registry, stats func() BufferStats) {
 		})
 	reg.CounterFunc("snomprov_inventory_written_events_total", "Inventory events written to PostgreSQL.", nil,
 		func() []Sample { return []Sample{{Value: float64(stats().Written)}} })
-	reg.CounterFunc("snomprov_inventory_dropped_events_total", "Inventory events dropped because the buffer for PostgreSQL was full.", nil,
+	reg.CounterFunc("snomprov_inventory_dropped_events_total", "Inventory events dropped because the buffer for PostgreSQL was full or PostgreSQL rejected the event itself (see the log).", nil,
 		func() []Sample { return []Sample{{Value: float64(stats().Dropped)}} })
 }
 

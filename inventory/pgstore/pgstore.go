@@ -606,6 +606,14 @@ func (s *Store) send(ctx context.Context) error {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.store(tctx, batch)
 		cancel()
+		rejected := 0
+		if rejection(err) {
+			if n > 1 {
+				s.log.Warn("inventory: PostgreSQL rejects a batch for what an event in it holds; storing its events one at a time",
+					"events", n, "err", MaskURL(err.Error(), s.opts.URL))
+			}
+			rejected, err = s.storeEach(ctx, batch)
+		}
 		if errors.Is(err, errCrash) {
 			return err
 		}
@@ -628,11 +636,51 @@ func (s *Store) send(ctx context.Context) error {
 		s.spoolMu.Lock()
 		s.unsent.pop(n)
 		s.spoolMu.Unlock()
-		s.written.Add(uint64(n))
+		s.written.Add(uint64(n - rejected))
 		s.mu.Lock()
 		s.pending -= n
 		s.mu.Unlock()
 	}
+}
+
+// rejection reports whether the database refused a transaction for what
+// its rows hold (a data exception, a constraint it does not meet, a value
+// past a limit) rather than for being away or misconfigured: retrying the
+// same rows would fail the same way for ever.
+func rejection(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "54": // data exception, integrity constraint violation, program limit exceeded
+		return true
+	}
+	return false
+}
+
+// storeEach stores recs one transaction each, after the database rejected
+// them together: an event it rejects alone is dropped, counted and
+// logged, so that it cannot hold back every event behind it. It returns
+// how many were dropped; any other error stops it, and the whole batch is
+// tried again later (what was stored is skipped then by its key).
+func (s *Store) storeEach(ctx context.Context, recs []record) (rejected int, err error) {
+	for i := range recs {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.store(tctx, recs[i:i+1])
+		cancel()
+		if err == nil {
+			continue
+		}
+		if !rejection(err) {
+			return rejected, err
+		}
+		rejected++
+		s.dropped.Add(1)
+		s.log.Error("inventory: PostgreSQL rejects an event, dropped", "mac", recs[i].obs.MAC.String(), "key", recs[i].Key,
+			"step", recs[i].obs.Event.Step, "err", MaskURL(err.Error(), s.opts.URL))
+	}
+	return rejected, nil
 }
 
 // emptySpool truncates the spool once everything in it is stored; spoolMu

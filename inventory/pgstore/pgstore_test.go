@@ -633,3 +633,39 @@ func TestSpoolerGathersWhenBusy(t *testing.T) {
 		t.Errorf("%d records over %v took %d writes, want at most %d", n, elapsed.Round(time.Millisecond), w, most)
 	}
 }
+
+// An event the database rejects (here a constraint an administrator
+// added) is dropped and counted; the events of its batch and those after
+// it are stored as usual, instead of waiting behind it for ever.
+func TestRejectedEventDoesNotHoldTheRest(t *testing.T) {
+	pg := pgtest.Start(t)
+	s, _ := start(t, Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), Interval: 20 * time.Millisecond, Gap: time.Millisecond})
+	for deadline := time.Now().Add(10 * time.Second); !s.Stats().Connected; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not connected")
+		}
+	}
+	db := pool(t, pg.URL())
+	if _, err := db.Exec(context.Background(), `ALTER TABLE snomprov_events ADD CONSTRAINT no_poison CHECK (detail NOT LIKE 'poison%')`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		o := obs(i, 0)
+		if i == 4 {
+			o.Event.Detail = "poison"
+		}
+		s.Record(o)
+	}
+	waitDrained(t, s)
+	s.Record(obs(20, 0))
+	waitDrained(t, s)
+	counts := eventCounts(t, db)
+	for _, i := range []int{0, 1, 2, 3, 5, 6, 7, 8, 9, 20} {
+		if c := counts[fmt.Sprintf("berlin event 0 of phone %d", i)]; c != 1 {
+			t.Errorf("phone %d: %d events stored", i, c)
+		}
+	}
+	if st := s.Stats(); st.Dropped != 1 || st.Written != 10 {
+		t.Errorf("stats %+v, want 1 dropped and 10 written", st)
+	}
+}
