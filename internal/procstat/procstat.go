@@ -31,7 +31,10 @@ func MB(pid int, field string) float64 {
 }
 
 // CPUSeconds returns the CPU time (user + system) the processes have used
-// so far, in seconds; one that is gone or unreadable adds 0.
+// so far, with that of their children they have waited for, in seconds;
+// one that is gone or unreadable adds 0. (A server's children that exited
+// after a first reading, a PostgreSQL worker say, count in the second
+// through their parent.)
 func CPUSeconds(pids ...int) float64 {
 	var ticks int64
 	for _, pid := range pids {
@@ -40,18 +43,19 @@ func CPUSeconds(pids ...int) float64 {
 			continue
 		}
 		// The command name, field 2, is in parentheses and may hold
-		// spaces; utime and stime are fields 14 and 15.
+		// spaces; utime, stime, cutime and cstime are fields 14 to 17.
 		i := strings.LastIndexByte(string(data), ')')
 		if i < 0 {
 			continue
 		}
 		f := strings.Fields(string(data[i+1:]))
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
+		for _, v := range f[11:15] {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
 	}
 	return float64(ticks) / clockTicks
 }

@@ -317,8 +317,21 @@ func readSpool(r io.Reader) (recs []record, skipped int, err error) {
 
 func (o observationJSON) observation() inventory.Observation {
 	ip, _ := netip.ParseAddr(o.IP)
-	return inventory.Observation{MAC: o.MAC, Model: o.Model, Firmware: o.Firmware, Hostname: o.Hostname, IP: ip,
+	obs := inventory.Observation{MAC: o.MAC, Model: o.Model, Firmware: o.Firmware, Hostname: o.Hostname, IP: ip,
 		FirmwareTarget: o.FirmwareTarget, Event: o.Event}
+	storableText(&obs) // a spool an older build wrote
+	return obs
+}
+
+// storableText replaces what PostgreSQL's text cannot hold, NUL and
+// invalid UTF-8, with U+FFFD in o's strings: one such string would fail
+// its whole batch again at every try.
+func storableText(o *inventory.Observation) {
+	for _, f := range []*string{&o.Model, &o.Firmware, &o.Hostname, &o.FirmwareTarget, &o.Event.Detail, &o.Event.IP} {
+		if strings.IndexByte(*f, 0) >= 0 || !utf8.ValidString(*f) {
+			*f = strings.ReplaceAll(strings.ToValidUTF8(*f, "\uFFFD"), "\x00", "\uFFFD")
+		}
+	}
 }
 
 // Record queues an observation; it never waits for the disk or the
@@ -333,14 +346,7 @@ func (s *Store) Record(o inventory.Observation) {
 	if o.IP.IsValid() && o.Event.IP == "" {
 		o.Event.IP = o.IP.String()
 	}
-	// PostgreSQL's text holds neither NUL nor invalid UTF-8, and one such
-	// string would fail its whole batch again at every try. Replaced here,
-	// before the memory store sees it, so both show the same text.
-	for _, f := range []*string{&o.Model, &o.Firmware, &o.Hostname, &o.FirmwareTarget, &o.Event.Detail, &o.Event.IP} {
-		if strings.IndexByte(*f, 0) >= 0 || !utf8.ValidString(*f) {
-			*f = strings.ReplaceAll(strings.ToValidUTF8(*f, "\uFFFD"), "\x00", "\uFFFD")
-		}
-	}
+	storableText(&o) // before the memory store sees it, so both show the same text
 	s.local.Record(o)
 	s.mu.Lock()
 	if len(s.queue)+s.pending >= s.opts.MaxBuffered {
@@ -607,12 +613,8 @@ func (s *Store) send(ctx context.Context) error {
 		err := s.store(tctx, batch)
 		cancel()
 		rejected := 0
-		if rejection(err) {
-			if n > 1 {
-				s.log.Warn("inventory: PostgreSQL rejects a batch for what an event in it holds; storing its events one at a time",
-					"events", n, "err", MaskURL(err.Error(), s.opts.URL))
-			}
-			rejected, err = s.storeEach(ctx, batch)
+		if rejection(err) && n > 1 {
+			rejected, err = s.storeEach(ctx, batch, err)
 		}
 		if errors.Is(err, errCrash) {
 			return err
@@ -659,28 +661,48 @@ func rejection(err error) bool {
 	return false
 }
 
-// storeEach stores recs one transaction each, after the database rejected
-// them together: an event it rejects alone is dropped, counted and
-// logged, so that it cannot hold back every event behind it. It returns
-// how many were dropped; any other error stops it, and the whole batch is
-// tried again later (what was stored is skipped then by its key).
-func (s *Store) storeEach(ctx context.Context, recs []record) (rejected int, err error) {
+// systemicAfter is how many events storeEach lets the database refuse,
+// with none taken, before it decides that the table refuses them all.
+const systemicAfter = 16
+
+// storeEach stores recs one transaction each, after the database refused
+// them together (batchErr) for what they hold. When it takes some of them,
+// those it refuses alone are dropped, counted and logged, so that they
+// cannot hold back every event behind them. When it takes none (the first
+// systemicAfter, or all of fewer), the cause is the table rather than the
+// events, a changed schema say, and batchErr is returned: the events wait
+// as while the database is away. Any other error also stops it, and the
+// whole batch is tried again later (what was stored is skipped then by its
+// key, and nothing was counted yet).
+func (s *Store) storeEach(ctx context.Context, recs []record, batchErr error) (rejected int, err error) {
+	var refused []int
+	var why []error
+	stored := 0
 	for i := range recs {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.store(tctx, recs[i:i+1])
 		cancel()
-		if err == nil {
-			continue
+		switch {
+		case err == nil:
+			stored++
+		case !rejection(err):
+			return 0, err
+		default:
+			refused, why = append(refused, i), append(why, err)
+			if stored == 0 && len(refused) >= systemicAfter {
+				return 0, batchErr
+			}
 		}
-		if !rejection(err) {
-			return rejected, err
-		}
-		rejected++
-		s.dropped.Add(1)
-		s.log.Error("inventory: PostgreSQL rejects an event, dropped", "mac", recs[i].obs.MAC.String(), "key", recs[i].Key,
-			"step", recs[i].obs.Event.Step, "err", MaskURL(err.Error(), s.opts.URL))
 	}
-	return rejected, nil
+	if stored == 0 {
+		return 0, batchErr
+	}
+	for k, i := range refused {
+		s.dropped.Add(1)
+		s.log.Error("inventory: PostgreSQL refuses an event, dropped", "mac", recs[i].obs.MAC.String(), "key", recs[i].Key,
+			"step", recs[i].obs.Event.Step, "err", MaskURL(why[k].Error(), s.opts.URL))
+	}
+	return len(refused), nil
 }
 
 // emptySpool truncates the spool once everything in it is stored; spoolMu

@@ -596,60 +596,62 @@ func phoneDiff(a, b inventory.Phone) string {
 }
 
 // Records arriving faster than SpoolGather are written together, at most
-// one write per SpoolGather; a lone record is written at once; and every
+// one write per SpoolGather; a lone record is written by itself; and every
 // record reaches the spool.
 func TestSpoolerGathersWhenBusy(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := start(t, Options{URL: "host=/nonexistent user=x", Site: "a", StateDir: dir})
-	spoolLines := func() int {
-		b, _ := os.ReadFile(filepath.Join(dir, SpoolName))
-		return strings.Count(string(b), "\n")
-	}
-	waitLines := func(n int) {
+	waitFor := func(what string, ok func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); spoolLines() < n; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d lines in the spool, want %d", spoolLines(), n)
+				t.Fatalf("after 10 s: %s", what)
 			}
 		}
 	}
 	time.Sleep(2 * SpoolGather)
 	s.Record(obs(0, 0))
-	waitLines(1)
-	if w := s.spoolWrites.Load(); w != 1 {
-		t.Fatalf("a lone record took %d writes", w)
-	}
+	waitFor("the lone record written", func() bool { return s.spoolWrites.Load() == 1 })
 
-	const n = 200
+	// A storm: a record every 100 µs, paced by spinning, since a sleep that
+	// short lasts a millisecond or more.
+	const n = 400
 	t0 := time.Now()
 	for i := 1; i <= n; i++ {
 		s.Record(obs(i, 0))
-		time.Sleep(50 * time.Microsecond) // a storm: a record every few tens of µs
+		for next := t0.Add(time.Duration(i) * 100 * time.Microsecond); time.Now().Before(next); {
+		}
 	}
-	waitLines(n + 1)
 	elapsed := time.Since(t0)
-	// Without gathering, each record would be its own write.
+	waitFor("every record in the spool", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, SpoolName))
+		return strings.Count(string(b), "\n") == n+1
+	})
+	// Written as they came, they would take a write per few records.
 	if w, most := s.spoolWrites.Load()-1, uint64(elapsed/SpoolGather)+2; w > most {
 		t.Errorf("%d records over %v took %d writes, want at most %d", n, elapsed.Round(time.Millisecond), w, most)
 	}
 }
 
-// An event the database rejects (here a constraint an administrator
+// An event the database refuses (here for a constraint an administrator
 // added) is dropped and counted; the events of its batch and those after
-// it are stored as usual, instead of waiting behind it for ever.
-func TestRejectedEventDoesNotHoldTheRest(t *testing.T) {
+// it are stored as usual, instead of waiting behind it for ever. When the
+// database refuses every event (the constraint now fits none), that is
+// the table, not the events: they wait, none dropped, until it is fixed.
+func TestRefusedEventDoesNotHoldTheRest(t *testing.T) {
 	pg := pgtest.Start(t)
-	s, _ := start(t, Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), Interval: 20 * time.Millisecond, Gap: time.Millisecond})
-	for deadline := time.Now().Add(10 * time.Second); !s.Stats().Connected; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
+	s, _ := start(t, Options{URL: pg.URL(), Site: "berlin", StateDir: t.TempDir(), Interval: 20 * time.Millisecond, Gap: 300 * time.Millisecond})
+	s.Record(obs(99, 0)) // the first send: connected, migrated, and the next send 300 ms away
+	waitDrained(t, s)
+	db := pool(t, pg.URL())
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := db.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
 		}
 	}
-	db := pool(t, pg.URL())
-	if _, err := db.Exec(context.Background(), `ALTER TABLE snomprov_events ADD CONSTRAINT no_poison CHECK (detail NOT LIKE 'poison%')`); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 10; i++ {
+	exec(`ALTER TABLE snomprov_events ADD CONSTRAINT no_poison CHECK (detail NOT LIKE 'poison%')`)
+	for i := 0; i < 10; i++ { // within one Gap: one batch
 		o := obs(i, 0)
 		if i == 4 {
 			o.Event.Detail = "poison"
@@ -665,7 +667,25 @@ func TestRejectedEventDoesNotHoldTheRest(t *testing.T) {
 			t.Errorf("phone %d: %d events stored", i, c)
 		}
 	}
-	if st := s.Stats(); st.Dropped != 1 || st.Written != 10 {
-		t.Errorf("stats %+v, want 1 dropped and 10 written", st)
+	if st := s.Stats(); st.Dropped != 1 || st.Written != 11 {
+		t.Errorf("stats %+v, want 1 dropped and 11 written", st)
+	}
+
+	exec(`ALTER TABLE snomprov_events ADD CONSTRAINT none_fit CHECK (detail = 'never') NOT VALID`)
+	for i := 30; i < 60; i++ {
+		s.Record(obs(i, 0))
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Connected; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed send within 10 s")
+		}
+	}
+	if st := s.Stats(); st.Dropped != 1 || st.Buffered != 30 {
+		t.Fatalf("every event refused: stats %+v, want them buffered and none more dropped", st)
+	}
+	exec(`ALTER TABLE snomprov_events DROP CONSTRAINT none_fit`)
+	waitDrained(t, s)
+	if st := s.Stats(); st.Dropped != 1 || st.Written != 41 {
+		t.Errorf("after the fix: stats %+v, want 41 written", st)
 	}
 }
