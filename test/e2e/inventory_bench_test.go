@@ -29,7 +29,9 @@ import (
 // With a -tags pprof build in SNOMPROV_TEST_BINARY and SNOMPROV_PPROF set
 // (cmd/snomprov/pprof.go), each storm also saves a 2 s CPU profile of the
 // appliance from the storm's start, in SNOMPROV_BENCH_PROFILES (a
-// directory), as STORE-N.pprof, N counting the storms of the run.
+// directory), as STORE-N.pprof, N counting the storms of the run; with
+// SNOMPROV_BENCH_TRACE=1 an execution trace instead (STORE-N.trace, for
+// `go tool trace`, e.g. -pprof=sched for where goroutines waited to run).
 func BenchmarkHTTPStormInventory(b *testing.B) {
 	const phones, workers = 5000, 16
 	for _, store := range []string{"file", "postgres"} {
@@ -117,7 +119,11 @@ func profileAppliance(b *testing.B, store string) <-chan struct{} {
 	}
 	go func() {
 		defer close(done)
-		resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=2")
+		kind, ext := "profile", ".pprof"
+		if os.Getenv("SNOMPROV_BENCH_TRACE") == "1" {
+			kind, ext = "trace", ".trace"
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/" + kind + "?seconds=2")
 		if err != nil {
 			b.Errorf("profile: %v", err)
 			return
@@ -128,7 +134,7 @@ func profileAppliance(b *testing.B, store string) <-chan struct{} {
 			b.Errorf("profile: %d %v", resp.StatusCode, err)
 			return
 		}
-		if err := os.WriteFile(filepath.Join(dir, name+".pprof"), body, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name+ext), body, 0o644); err != nil {
 			b.Error(err)
 		}
 	}()
