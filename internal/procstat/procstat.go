@@ -82,3 +82,22 @@ func Children(pid int) []int {
 	}
 	return out
 }
+
+// RunQueueSeconds returns how long the threads of pid now alive have
+// waited on a CPU's run queue, runnable but not running, in seconds
+// (/proc/PID/task/*/schedstat, its second field); 0 when unreadable.
+func RunQueueSeconds(pid int) float64 {
+	paths, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var ns int64
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			ns += n
+		}
+	}
+	return float64(ns) / 1e9
+}

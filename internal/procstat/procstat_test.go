@@ -3,6 +3,7 @@ package procstat
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -45,5 +46,32 @@ func TestCPUSecondsAndChildren(t *testing.T) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	if got := Children(os.Getpid()); len(got) < 2 || got[0] != os.Getpid() || !slices.Contains(got, cmd.Process.Pid) {
 		t.Errorf("Children = %v, want this process and %d", got, cmd.Process.Pid)
+	}
+}
+
+// Two threads busy on more threads than CPUs wait on the run queue; the
+// figure only grows.
+func TestRunQueueSeconds(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc")
+	}
+	before := RunQueueSeconds(os.Getpid())
+	stop := make(chan struct{})
+	for i := 0; i < 2*runtime.NumCPU()+2; i++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	defer close(stop)
+	for deadline := time.Now().Add(30 * time.Second); RunQueueSeconds(os.Getpid()) <= before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no run-queue wait counted in 30 s (%v)", before)
+		}
 	}
 }

@@ -20,8 +20,9 @@ import (
 // per-MAC settings files from the real binary (16 at a time, keep-alive),
 // with the file inventory and with the PostgreSQL one, in the same run.
 // Reports the storm's time, the requests' p50/p99 latency, the appliance's
-// peak RSS, and the CPU-seconds the appliance, the phones (this process)
-// and PostgreSQL used during the storm; with PostgreSQL, also the time
+// peak RSS, the CPU-seconds the appliance, the phones (this process) and
+// PostgreSQL used during the storm, and how long the appliance's threads
+// waited for a CPU then; with PostgreSQL, also the time
 // until every event is in the database and the database's CPU until then.
 //
 //	go test -run XXX -bench HTTPStormInventory -benchtime 1x ./test/e2e
@@ -65,6 +66,7 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 					return procstat.CPUSeconds(procstat.Children(pg.PID())...)
 				}
 				appCPU0, dbCPU0, clientCPU0 := procstat.CPUSeconds(p.cmd.Process.Pid), dbCPU(), procstat.CPUSeconds(os.Getpid())
+				appWait0 := procstat.RunQueueSeconds(p.cmd.Process.Pid)
 				t0 := time.Now()
 				profiled := profileAppliance(b, store)
 				phoneStorm{addr: loopback(port), n: phones, workers: workers, macTag: "E",
@@ -82,6 +84,7 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				// wait for the database below polls /metrics, whose phone
 				// counts cost the appliance CPU of their own.
 				b.ReportMetric(procstat.CPUSeconds(p.cmd.Process.Pid)-appCPU0, "appliance-CPU-s")
+				b.ReportMetric(procstat.RunQueueSeconds(p.cmd.Process.Pid)-appWait0, "appliance-runqueue-s")
 				b.ReportMetric(procstat.CPUSeconds(os.Getpid())-clientCPU0, "phones-CPU-s")
 				if store == "postgres" {
 					b.ReportMetric(dbCPU()-dbCPU0, "db-CPU-s")
