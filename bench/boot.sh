@@ -5,8 +5,9 @@
 # LAN, against the peer stack a user would assemble instead: dnsmasq for
 # DHCP (option 66 = the setting URL), the Python reference PnP responder
 # (test/peers/pnp_responder_stub.py) and nginx serving the very files
-# snomprov served in its run. Records the time until every phone is done and
-# the servers' peak RSS (VmHWM). Both fsync their leases: snomprov before
+# snomprov served in its run. Records the time until every phone is done,
+# the servers' peak RSS (VmHWM), and how long snomprov's threads waited for
+# a CPU during the storm (the sum over its threads, so more than the storm). Both fsync their leases: snomprov before
 # each ACK (group commit), dnsmasq 2.90 on every rewrite of its lease file (STRACE=1 counts both).
 #
 #   sudo bench/boot.sh [N...]            (default: 100 500 1000)
@@ -192,6 +193,9 @@ cpusecs() {
   for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
   echo "scale=2; $t / $(getconf CLK_TCK)" | bc
 }
+# runqsecs PID: how long the process's threads have waited runnable for a
+# CPU so far, in s (/proc/PID/task/*/schedstat, second field, ns).
+runqsecs() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{t += $2} END {printf "%.3f", t / 1e9}'; }
 # pgpids: the postmaster and its children (the backends serving snomprov).
 pgpids() { [ -z "$PG_PID" ] || echo "$PG_PID" $(pgrep -P "$PG_PID"); }
 # cpustat: "total steal" jiffies of all CPUs, for the steal share of a storm.
@@ -250,7 +254,7 @@ CONF
   rss_idle=$(awk '/VmRSS/{print $2}' /proc/$spid/status 2>/dev/null || echo 0)
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   read -r cpu0 steal0 < <(cpustat)
-  scpu0=$(cpusecs "$spid") pgcpu0=$(cpusecs $(pgpids))
+  scpu0=$(cpusecs "$spid") pgcpu0=$(cpusecs $(pgpids)) runq0=$(runqsecs "$spid")
   taxpid=""
   if [ -n "${CPU_TAX:-}" ] && [ "$inv" = file ]; then
     # It needs its CPU-seconds per period however busy the CPUs are, as a
@@ -271,6 +275,7 @@ while True:
   fi
   t0=$(date +%s.%N)
   read -r secs failed < <(storm "$N" "snomprov-$run-$inv")
+  runq=$(printf '%.2f' "$(echo "$(runqsecs "$spid") - $runq0" | bc)") # the storm's, not the wait for the database's
   [ -z "$prof" ] || wait "$prof"
   read -r cpu1 steal1 < <(cpustat)
   taxcpu=""
@@ -312,7 +317,7 @@ while True:
   wait "$sjob" 2>/dev/null || true
   if [ -n "${STRACE:-}" ]; then echo "== snomprov, $inv inventory, $N phones"; cat "$LAN_WORK/strace-snomprov-$N-$run-$inv.log"; fi
   steal=$(echo "scale=1; 100 * ($steal1 - $steal0) / ($cpu1 - $cpu0)" | bc)
-  row="| snomprov, $inv inventory | $((per * GROUPS_)) | $(printf '%.2f' "$secs") s | $phones_ok | $failed | $dp50 / $dp99 ms | $hp50 / $hp99 ms | $indb | $evs | $scpu s | $pgcpu | $((rss_idle / 1024)) MB | $((rss_peak / 1024)) MB | $load | $steal % |"
+  row="| snomprov, $inv inventory | $((per * GROUPS_)) | $(printf '%.2f' "$secs") s | $phones_ok | $failed | $dp50 / $dp99 ms | $hp50 / $hp99 ms | $indb | $evs | $scpu s | $pgcpu | $((rss_idle / 1024)) MB | $((rss_peak / 1024)) MB | $load | $steal % | $runq s |"
   rows+=("$row")
   echo "$row"
 done
@@ -383,7 +388,7 @@ CONF
     echo "== dnsmasq, $N phones"; cat "$LAN_WORK/strace-dnsmasq-$N.log"
   fi
   steal=$(echo "scale=1; 100 * ($steal1 - $steal0) / ($cpu1 - $cpu0)" | bc)
-  row="| dnsmasq + Python PnP + nginx | $((per * GROUPS_)) | $(printf '%.2f' "$psecs") s | $pok | $pfailed | $pdp50 / $pdp99 ms | $php50 / $php99 ms | — | — | — | — | — | $(( (peak_d + peak_p + peak_n) / 1024 )) MB (dnsmasq $((peak_d / 1024)), PnP $((peak_p / 1024)), nginx $((peak_n / 1024))) | $load | $steal % |"
+  row="| dnsmasq + Python PnP + nginx | $((per * GROUPS_)) | $(printf '%.2f' "$psecs") s | $pok | $pfailed | $pdp50 / $pdp99 ms | $php50 / $php99 ms | — | — | — | — | — | $(( (peak_d + peak_p + peak_n) / 1024 )) MB (dnsmasq $((peak_d / 1024)), PnP $((peak_p / 1024)), nginx $((peak_n / 1024))) | $load | $steal % | — |"
   rows+=("$row")
   echo "$row"
 done
@@ -394,7 +399,7 @@ if [ -n "${KEEP_LOGS:-}" ]; then
   [ -z "$PG_DIR" ] || cp "$PG_DIR/postgres.log" "$KEEP_LOGS"/ 2>/dev/null || true
 fi
 {
-  echo "| stack | phones | time until all done | phones provisioned | simulate groups failed | DHCP p50 / p99 | HTTP GET p50 / p99 | every event in PostgreSQL | events/s to PostgreSQL | appliance CPU | PostgreSQL CPU | server RSS idle | peak RSS | load before | steal |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| stack | phones | time until all done | phones provisioned | simulate groups failed | DHCP p50 / p99 | HTTP GET p50 / p99 | every event in PostgreSQL | events/s to PostgreSQL | appliance CPU | PostgreSQL CPU | server RSS idle | peak RSS | load before | steal | appliance waiting for a CPU |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee -a "${BENCH_OUT:-/dev/null}"
