@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snomprov/snomprov/internal/procstat"
 )
 
 // Server is one PostgreSQL cluster; Stop and Start it to take it away from
@@ -194,15 +196,16 @@ func (s *Server) stopLocked() {
 	s.proc = nil
 }
 
-// PID is the postmaster's process ID, 0 while stopped; its children are
-// the backends (for benchmarks that count the server's CPU).
-func (s *Server) PID() int {
+// CPUSeconds is the CPU time the server has used so far: the postmaster's,
+// its backends', and that of the children it has reaped (procstat), for
+// benchmarks that count the database's share; 0 while stopped.
+func (s *Server) CPUSeconds() float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc == nil {
 		return 0
 	}
-	return s.proc.Process.Pid
+	return procstat.CPUSeconds(procstat.Children(s.proc.Process.Pid)...)
 }
 
 // String names the server in messages.

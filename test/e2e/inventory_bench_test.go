@@ -57,13 +57,11 @@ func BenchmarkHTTPStormInventory(b *testing.B) {
 				}
 				lat := make([]time.Duration, 0, 2*phones)
 				var mu sync.Mutex
-				// The database's CPU is its postmaster's and backends' (the
-				// appliance's connections stay open, so none exits mid-storm).
 				dbCPU := func() float64 {
 					if pg == nil {
 						return 0
 					}
-					return procstat.CPUSeconds(procstat.Children(pg.PID())...)
+					return pg.CPUSeconds()
 				}
 				appCPU0, dbCPU0, clientCPU0 := procstat.CPUSeconds(p.cmd.Process.Pid), dbCPU(), procstat.CPUSeconds(os.Getpid())
 				appWait0 := procstat.RunQueueSeconds(p.cmd.Process.Pid)
