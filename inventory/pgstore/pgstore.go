@@ -5,9 +5,8 @@
 // in-memory queue; a spooler goroutine writes what it takes from the queue
 // to a spool file in the state directory at once, or within SpoolGather
 // while busy (in the kernel's page cache it survives the process being
-// killed), and a sender sends its
-// records to PostgreSQL in transactions, at most once per Gap (both run
-// under Run); the spool is fsynced when the database did not take them, so
+// killed), and a sender sends its records to PostgreSQL in transactions,
+// at most once per Gap (both run under Run); the spool is fsynced when the database did not take them, so
 // a power cut loses at most the events of the last Gap, or of the last
 // 2 s while the database is away. While the database is slow or down, events
 // stay in the spool (bounded: past MaxBuffered new events are dropped, and
@@ -609,9 +608,7 @@ func (s *Store) send(ctx context.Context) error {
 		spool := s.spool
 		s.spoolMu.Unlock()
 
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.store(tctx, batch)
-		cancel()
+		err := s.storeBounded(ctx, batch)
 		rejected := 0
 		if rejection(err) && n > 1 {
 			rejected, err = s.storeEach(ctx, batch, err)
@@ -675,20 +672,20 @@ const systemicAfter = 16
 // whole batch is tried again later (what was stored is skipped then by its
 // key, and nothing was counted yet).
 func (s *Store) storeEach(ctx context.Context, recs []record, batchErr error) (rejected int, err error) {
-	var refused []int
-	var why []error
+	type refusal struct {
+		r   *record
+		err error
+	}
+	var refused []refusal
 	stored := 0
 	for i := range recs {
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.store(tctx, recs[i:i+1])
-		cancel()
-		switch {
+		switch err := s.storeBounded(ctx, recs[i:i+1]); {
 		case err == nil:
 			stored++
 		case !rejection(err):
 			return 0, err
 		default:
-			refused, why = append(refused, i), append(why, err)
+			refused = append(refused, refusal{&recs[i], err})
 			if stored == 0 && len(refused) >= systemicAfter {
 				return 0, batchErr
 			}
@@ -697,12 +694,23 @@ func (s *Store) storeEach(ctx context.Context, recs []record, batchErr error) (r
 	if stored == 0 {
 		return 0, batchErr
 	}
-	for k, i := range refused {
+	for _, f := range refused {
 		s.dropped.Add(1)
-		s.log.Error("inventory: PostgreSQL refuses an event, dropped", "mac", recs[i].obs.MAC.String(), "key", recs[i].Key,
-			"step", recs[i].obs.Event.Step, "err", MaskURL(why[k].Error(), s.opts.URL))
+		s.log.Error("inventory: PostgreSQL refuses an event, dropped", "mac", f.r.obs.MAC.String(), "key", f.r.Key,
+			"step", f.r.obs.Event.Step, "err", MaskURL(f.err.Error(), s.opts.URL))
 	}
 	return len(refused), nil
+}
+
+// storeTimeout bounds one transaction of send's, so that a database that
+// stops answering mid-way is given up on and tried again.
+const storeTimeout = 10 * time.Second
+
+// storeBounded is store within storeTimeout.
+func (s *Store) storeBounded(ctx context.Context, recs []record) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return s.store(ctx, recs)
 }
 
 // emptySpool truncates the spool once everything in it is stored; spoolMu
