@@ -7,8 +7,10 @@
 # (test/peers/pnp_responder_stub.py) and nginx serving the very files
 # snomprov served in its run. Records the time until every phone is done,
 # the servers' peak RSS (VmHWM), and how long snomprov's threads waited for
-# a CPU during the storm (the sum over its threads, so more than the storm). Both fsync their leases: snomprov before
-# each ACK (group commit), dnsmasq 2.90 on every rewrite of its lease file (STRACE=1 counts both).
+# a CPU during the storm (the sum over its threads, so more than the
+# storm). Both fsync their leases: snomprov before each ACK (group
+# commit), dnsmasq 2.90 on every rewrite of its lease file (STRACE=1
+# counts both).
 #
 #   sudo bench/boot.sh [N...]            (default: 100 500 1000)
 #   sudo PEERS=0 CONFLICT_PROBE=0s INVENTORY="file postgres" RUNS=3 bench/boot.sh 5000
