@@ -108,8 +108,12 @@ func (s *Server) data() string { return filepath.Join(s.dir, "data") }
 
 // URL is the connection string: the Unix socket, user snomprov, database
 // postgres.
-func (s *Server) URL() string {
-	return "host=" + s.dir + " port=5432 user=snomprov dbname=postgres sslmode=disable connect_timeout=5"
+func (s *Server) URL() string { return s.DatabaseURL("postgres") }
+
+// DatabaseURL is the connection string of database name, which the caller
+// creates (CREATE DATABASE, with a locale of its choice, say).
+func (s *Server) DatabaseURL(name string) string {
+	return "host=" + s.dir + " port=5432 user=snomprov dbname=" + name + " sslmode=disable connect_timeout=5"
 }
 
 // Start starts the server (again) and waits until it accepts connections.

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/snomprov/snomprov/internal/pgtest"
@@ -31,6 +33,29 @@ func testMAC(i int) phone.MAC {
 func obs(i, n int) inventory.Observation {
 	return inventory.Observation{MAC: testMAC(i), Model: "snomD785", IP: netip.MustParseAddr("10.77.0.10"),
 		Event: inventory.Event{Step: inventory.StepGeneral, Kind: inventory.HTTPKind(200), OK: true, Detail: fmt.Sprintf("event %d of phone %d", n, i)}}
+}
+
+// localeDatabase creates a database whose default locale is locale on
+// pg, unless it exists, and returns its URL; an error when this system
+// lacks the locale.
+func localeDatabase(pg *pgtest.Server, locale string) (string, error) {
+	ctx := context.Background()
+	p, err := Connect(ctx, pg.URL())
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	name := "locale_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToLower(locale))
+	if _, err := p.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()+
+		` TEMPLATE template0 ENCODING 'UTF8' LOCALE '`+strings.ReplaceAll(locale, "'", "''")+`'`); err != nil && !isDuplicateDatabase(err) {
+		return "", fmt.Errorf("a database in locale %s: %w", locale, err)
+	}
+	return pg.DatabaseURL(name), nil
+}
+
+func isDuplicateDatabase(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P04"
 }
 
 func pool(t *testing.T, url string) *pgxpool.Pool {
