@@ -182,6 +182,98 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// Version 2 makes the key columns compare as bytes, whatever the
+// database's locale: on a database an older snomprov filled under a libc
+// locale, the columns and their indexes get collation "C" and every row
+// reads back as before.
+func TestMigrateKeysCompareAsBytes(t *testing.T) {
+	pg := pgtest.Start(t)
+	url, err := localeDatabase(pg, "C.UTF-8") // a libc locale every Debian has
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pool(t, url)
+	ctx := context.Background()
+	if err := migrateTo(ctx, p, 1); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{URL: url, Site: "berlin", StateDir: t.TempDir()}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.pool.Close()
+	var recs []record
+	for i := 0; i < 20; i++ {
+		recs = append(recs, record{Key: s.key(), Site: "berlin", obs: obs(i%5, i)})
+	}
+	recs[0].obs.Event.Time = time.Now()
+	for i := range recs {
+		recs[i].obs.Event.Time = recs[0].obs.Event.Time.Add(time.Duration(i) * time.Millisecond)
+	}
+	if err := s.store(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	before, err := Query(ctx, p, Filter{}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := Migrate(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]string{
+		"snomprov_phones": {"site", "mac"},
+		"snomprov_steps":  {"site", "mac", "step"},
+		"snomprov_events": {"site", "event_key", "mac"},
+	}
+	for table, cols := range keys {
+		for _, col := range cols {
+			var coll string
+			if err := p.QueryRow(ctx, `SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
+				WHERE a.attrelid = $1::regclass AND a.attname = $2`, table, col).Scan(&coll); err != nil || coll != "C" {
+				t.Errorf("%s.%s: collation %q, %v; want C", table, col, coll, err)
+			}
+		}
+	}
+	// Every text column of every index compares as bytes too.
+	rows, err := p.Query(ctx, `SELECT i.indexrelid::regclass::text, coalesce(c.collname, '')
+		FROM pg_index i CROSS JOIN LATERAL unnest(i.indcollation::oid[]) AS k(coll)
+		LEFT JOIN pg_collation c ON c.oid = k.coll
+		WHERE i.indrelid::regclass::text LIKE 'snomprov\_%' AND k.coll <> 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var index, coll string
+		if err := rows.Scan(&index, &coll); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if coll != "C" {
+			t.Errorf("index %s: a text column in collation %q, want C", index, coll)
+		}
+	}
+	if rows.Err() != nil || n < 8 {
+		t.Fatalf("%d text index columns, %v; want the keys of four indexes and more", n, rows.Err())
+	}
+	after, err := Query(ctx, p, Filter{}, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) || len(after) != 5 {
+		t.Fatalf("after the migration:\n%v\nbefore:\n%v", after, before)
+	}
+	// The rows are still found by their keys: a replay stores nothing new.
+	if err := s.store(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	var events int
+	if err := p.QueryRow(ctx, `SELECT count(*) FROM snomprov_events`).Scan(&events); err != nil || events != len(recs) {
+		t.Fatalf("%d events after a replay, %v; want %d", events, err, len(recs))
+	}
+}
+
 // Two sites write into one database; reads show both and filter by site.
 func TestSitesShareOneDatabase(t *testing.T) {
 	pg := pgtest.Start(t)

@@ -59,6 +59,23 @@ var migrations = []string{
 		PRIMARY KEY (site, event_key)
 	);
 	CREATE INDEX snomprov_events_phone ON snomprov_events (site, mac, time);`,
+	// 2: the key columns compare as bytes. Under a database's default
+	// locale (en_US.UTF-8, de_DE.UTF-8: what pg_createcluster gives on
+	// most systems) every index comparison of a MAC or an event key went
+	// through the C library's collation, which doubled the database's CPU
+	// per event. The tables are not rewritten; their indexes are rebuilt
+	// once.
+	`ALTER TABLE snomprov_phones
+		ALTER COLUMN site TYPE text COLLATE "C",
+		ALTER COLUMN mac  TYPE text COLLATE "C";
+	ALTER TABLE snomprov_steps
+		ALTER COLUMN site TYPE text COLLATE "C",
+		ALTER COLUMN mac  TYPE text COLLATE "C",
+		ALTER COLUMN step TYPE text COLLATE "C";
+	ALTER TABLE snomprov_events
+		ALTER COLUMN site      TYPE text COLLATE "C",
+		ALTER COLUMN event_key TYPE text COLLATE "C",
+		ALTER COLUMN mac       TYPE text COLLATE "C";`,
 }
 
 // SchemaVersion is the schema version this build writes.
@@ -74,9 +91,15 @@ var ErrSchemaNewer = errors.New("the database schema is newer than this snomprov
 
 // Migrate brings the schema to SchemaVersion, in one transaction under an
 // advisory lock, recording each version applied.
-func Migrate(ctx context.Context, db interface {
+func Migrate(ctx context.Context, db beginner) error { return migrateTo(ctx, db, len(migrations)) }
+
+type beginner interface {
 	Begin(context.Context) (pgx.Tx, error)
-}) error {
+}
+
+// migrateTo brings the schema to version to (a test takes a database to
+// where an older snomprov left it).
+func migrateTo(ctx context.Context, db beginner, to int) error {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return err
@@ -97,7 +120,7 @@ func Migrate(ctx context.Context, db interface {
 	if cur > len(migrations) {
 		return fmt.Errorf("%w: version %d, this one knows up to %d: upgrade snomprov", ErrSchemaNewer, cur, len(migrations))
 	}
-	for v := cur + 1; v <= len(migrations); v++ {
+	for v := cur + 1; v <= to; v++ {
 		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
 			return fmt.Errorf("schema version %d: %w", v, err)
 		}
@@ -260,6 +283,24 @@ type Querier interface {
 // sorted by MAC then site. An event kind this build does not know (written
 // by a newer appliance) is shown as it is.
 func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventory.Phone, error) {
+	list, err := query(ctx, db, f, maxEvents, nil)
+	if stalePlan(err) {
+		// Another appliance migrated the schema since this connection
+		// prepared its statements: each of them fails once (pgx then
+		// forgets it), so this read goes without them.
+		list, err = query(ctx, db, f, maxEvents, []any{pgx.QueryExecModeDescribeExec})
+	}
+	return list, err
+}
+
+func stalePlan(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan must not change result type")
+}
+
+// query is Query, its statements run with opts (pgx's, before the
+// arguments) when there are any.
+func query(ctx context.Context, db Querier, f Filter, maxEvents int, opts []any) ([]inventory.Phone, error) {
 	mac := ""
 	if !f.MAC.IsZero() {
 		mac = f.MAC.String()
@@ -270,7 +311,7 @@ func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventor
 	var out []*inventory.Phone
 
 	rows, err := db.Query(ctx, `SELECT site, mac, model, firmware, hostname, ip, firmware_target, first_seen, last_seen
-		FROM snomprov_phones WHERE `+where, f.Site, mac)
+		FROM snomprov_phones WHERE `+where, append(opts, f.Site, mac)...)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +334,7 @@ func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventor
 		return nil, err
 	}
 
-	rows, err = db.Query(ctx, `SELECT site, mac, step, time, ok, detail FROM snomprov_steps WHERE `+where, f.Site, mac)
+	rows, err = db.Query(ctx, `SELECT site, mac, step, time, ok, detail FROM snomprov_steps WHERE `+where, append(opts, f.Site, mac)...)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +356,7 @@ func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventor
 	rows, err = db.Query(ctx, `SELECT site, mac, time, step, kind, ok, detail, ip FROM (
 			SELECT *, row_number() OVER (PARTITION BY site, mac ORDER BY time DESC, seq DESC) AS rn
 			FROM snomprov_events WHERE `+where+`) e
-		WHERE rn <= $3 ORDER BY site, mac, time, seq`, f.Site, mac, maxEvents)
+		WHERE rn <= $3 ORDER BY site, mac, time, seq`, append(opts, f.Site, mac, maxEvents)...)
 	if err != nil {
 		return nil, err
 	}
