@@ -40,6 +40,13 @@
 #                     the storm leaves, so what remains of the PostgreSQL
 #                     storm's cost is the appliance's own (a database on
 #                     another host, on a machine with no CPU to spare)
+#        PG_LOCALE=C  the cluster's locale (initdb --locale), e.g. en_US.UTF-8
+#                     as pg_createcluster gives on most systems; it must be
+#                     installed (locale -a)
+#        PG_IDLE=1    PostgreSQL in the SCHED_IDLE class: unlike PG_NICE,
+#                     which leaves it a small share, every other task
+#                     preempts it at once, so it runs only on a CPU that
+#                     would otherwise idle
 #        PROFILE=DIR  builds snomprov with -tags pprof and saves a CPU profile
 #                     of the appliance over the first 10 s of each storm
 #                     (DIR/cpu-N-RUN-INVENTORY.pprof; go tool pprof -diff_base)
@@ -80,6 +87,7 @@ if [ -n "${DB_CPU:-}" ]; then
   PIN_DB=(taskset -c "$DB_CPU") PIN_APP=(taskset -c "$app_cpus")
 fi
 [ -z "${PG_NICE:-}" ] || PIN_DB+=(nice -n "$PG_NICE")
+[ "${PG_IDLE:-0}" = 0 ] || PIN_DB+=(chrt --idle 0)
 command -v python3 >/dev/null || { echo "boot.sh: python3 is missing (bash .ci/install-deps.sh)" >&2; exit 2; }
 for inv in $INVENTORY; do
   case "$inv" in file | postgres) ;; *) echo "boot.sh: INVENTORY: $inv is neither file nor postgres" >&2; exit 2 ;; esac
@@ -122,7 +130,7 @@ pg_start() {
   chmod 755 "$PG_DIR"
   chown 65534:65534 "$PG_DIR"
   as_pg() { env -i PATH=/usr/bin:/bin HOME="$PG_DIR" LC_ALL=C setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-  as_pg "$bin/initdb" -D "$PG_DIR/data" -U snomprov --auth=trust -E UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1 ||
+  as_pg "$bin/initdb" -D "$PG_DIR/data" -U snomprov --auth=trust -E UTF8 --locale="${PG_LOCALE:-C}" >"$PG_DIR/initdb.log" 2>&1 ||
     { cat "$PG_DIR/initdb.log" >&2; exit 1; }
   # env and setpriv exec: $! is the postmaster's PID.
   "${PIN_DB[@]}" env -i PATH=/usr/bin:/bin HOME="$PG_DIR" LC_ALL=C setpriv --reuid=65534 --regid=65534 --clear-groups \
