@@ -1,5 +1,5 @@
 // Package vm runs a test of test/e2e inside a virtual machine (QEMU,
-// emulated when the machine has no KVM) on Debian's own kernel, for what
+// emulated; SNOMPROV_VM_ACCEL=kvm for KVM) on Debian's own kernel, for what
 // the machine's kernel cannot do: its 802.1Q VLANs. The machine has no
 // network device; the test builds its namespace LAN inside it, as on the
 // host. The host's root file system is the machine's, read-only over 9p,
