@@ -87,7 +87,7 @@ if [ -n "${DB_CPU:-}" ]; then
   PIN_DB=(taskset -c "$DB_CPU") PIN_APP=(taskset -c "$app_cpus")
 fi
 [ -z "${PG_NICE:-}" ] || PIN_DB+=(nice -n "$PG_NICE")
-[ "${PG_IDLE:-0}" = 0 ] || PIN_DB+=(chrt --idle 0)
+[ "${PG_IDLE:-0}" != 1 ] || PIN_DB+=(chrt --idle 0)
 command -v python3 >/dev/null || { echo "boot.sh: python3 is missing (bash .ci/install-deps.sh)" >&2; exit 2; }
 for inv in $INVENTORY; do
   case "$inv" in file | postgres) ;; *) echo "boot.sh: INVENTORY: $inv is neither file nor postgres" >&2; exit 2 ;; esac

@@ -41,7 +41,9 @@ def main(paths):
     total = {k: [] for k in FIGURES}
     for path in paths:
         rs = rows(path)
-        triples = [rs[i:i + 3] for i in range(0, len(rs) - 2, 3)]
+        if len(rs) % 3:
+            sys.exit(f"{path}: {len(rs)} snomprov rows, not whole triples")
+        triples = [rs[i:i + 3] for i in range(0, len(rs), 3)]
         for a, p, b in triples:
             if (a["inv"], p["inv"], b["inv"]) != ("file", "postgres", "file"):
                 sys.exit(f"{path}: rows are not file, postgres, file triples")

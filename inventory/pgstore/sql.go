@@ -64,8 +64,11 @@ var migrations = []string{
 	// most systems) every index comparison of a MAC or an event key went
 	// through the C library's collation, which doubled the database's CPU
 	// per event. The tables are not rewritten; their indexes are rebuilt
-	// once.
-	`ALTER TABLE snomprov_phones
+	// once; their statistics are taken again. The locks are taken first, in
+	// the order store writes the tables, so that a running appliance's
+	// send waits for the migration instead of deadlocking with it.
+	`LOCK TABLE snomprov_events, snomprov_phones, snomprov_steps IN ACCESS EXCLUSIVE MODE;
+	ALTER TABLE snomprov_phones
 		ALTER COLUMN site TYPE text COLLATE "C",
 		ALTER COLUMN mac  TYPE text COLLATE "C";
 	ALTER TABLE snomprov_steps
@@ -75,7 +78,8 @@ var migrations = []string{
 	ALTER TABLE snomprov_events
 		ALTER COLUMN site      TYPE text COLLATE "C",
 		ALTER COLUMN event_key TYPE text COLLATE "C",
-		ALTER COLUMN mac       TYPE text COLLATE "C";`,
+		ALTER COLUMN mac       TYPE text COLLATE "C";
+	ANALYZE snomprov_phones, snomprov_steps, snomprov_events;`,
 }
 
 // SchemaVersion is the schema version this build writes.
@@ -105,6 +109,12 @@ func migrateTo(ctx context.Context, db beginner, to int) error {
 		return err
 	}
 	defer tx.Rollback(ctx)
+	// A migration waits at most this long for a table another session
+	// holds (a dump, a long report) rather than stall every appliance's
+	// reads and writes behind its lock; Run tries again.
+	if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '5s'`); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrateLock)); err != nil {
 		return err
 	}
@@ -284,7 +294,7 @@ type Querier interface {
 // by a newer appliance) is shown as it is.
 func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventory.Phone, error) {
 	list, err := query(ctx, db, f, maxEvents, nil)
-	if stalePlan(err) {
+	if _, inTx := db.(pgx.Tx); stalePlan(err) && !inTx { // a transaction is aborted by then
 		// Another appliance migrated the schema since this connection
 		// prepared its statements: each of them fails once (pgx then
 		// forgets it), so this read goes without them.
@@ -295,7 +305,9 @@ func Query(ctx context.Context, db Querier, f Filter, maxEvents int) ([]inventor
 
 func stalePlan(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan must not change result type")
+	// By where the server raised it: the message is translated
+	// (lc_messages), the routine's name is not.
+	return errors.As(err, &pe) && pe.Code == "0A000" && pe.Routine == "RevalidateCachedQuery"
 }
 
 // query is Query, its statements run with opts (pgx's, before the
