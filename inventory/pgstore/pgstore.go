@@ -6,10 +6,10 @@
 // to a spool file in the state directory at once, or within SpoolGather
 // while busy (in the kernel's page cache it survives the process being
 // killed), and a sender sends its records to PostgreSQL in transactions,
-// at most once per Gap (both run under Run); the spool is fsynced when the database did not take them, so
-// a power cut loses at most the events of the last Gap, or of the last
-// 2 s while the database is away. While the database is slow or down, events
-// stay in the spool (bounded: past MaxBuffered new events are dropped, and
+// at most once per Gap (both run under Run); the spool is fsynced when the
+// database did not take them, so a power cut loses at most the events of
+// the last Gap, or of the last 2 s while the database is away. While the
+// database is slow or down, events stay in the spool (bounded: past MaxBuffered new events are dropped, and
 // counted) and are written when it is back. Every event carries a key made
 // of a random per-process boot id and a sequence number; the events table's
 // primary key (site, key) with ON CONFLICT DO NOTHING makes a replay of the

@@ -203,12 +203,11 @@ func TestMigrateKeysCompareAsBytes(t *testing.T) {
 	}
 	defer s.pool.Close()
 	var recs []record
+	t0 := time.Now()
 	for i := 0; i < 20; i++ {
-		recs = append(recs, record{Key: s.key(), Site: "berlin", obs: obs(i%5, i)})
-	}
-	recs[0].obs.Event.Time = time.Now()
-	for i := range recs {
-		recs[i].obs.Event.Time = recs[0].obs.Event.Time.Add(time.Duration(i) * time.Millisecond)
+		r := record{Key: s.key(), Site: "berlin", obs: obs(i%5, i)}
+		r.obs.Event.Time = t0.Add(time.Duration(i) * time.Millisecond)
+		recs = append(recs, r)
 	}
 	if err := s.store(ctx, recs); err != nil {
 		t.Fatal(err)

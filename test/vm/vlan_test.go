@@ -80,9 +80,6 @@ func TestVLANsInVM(t *testing.T) {
 		accel, cpu = "kvm", "host"
 	}
 	// No network device (-nic none): nothing the machine does leaves it.
-	// Without arch-capabilities: under KVM in a VM whose hypervisor does not
-	// let a guest set that MSR (firecracker's), "max" makes QEMU abort at
-	// start ("failed to set MSR 0x10a"); the guest kernel needs none of it.
 	q := exec.CommandContext(ctx, qemu,
 		"-machine", "q35,accel="+accel, "-cpu", cpu, "-smp", "2", "-m", "2048",
 		"-nographic", "-no-reboot", "-nic", "none", "-monitor", "none", "-serial", "stdio",
